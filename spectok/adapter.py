@@ -1,0 +1,609 @@
+"""The unit-aware adapter: anything spectrum-like → a padded `SpectrumBatch`.
+
+This is the only module of spectok that touches `astropy.units`. Everything
+downstream sees plain tensors:
+
+* wavelengths in vacuum Ångström (air converted with the IAU standard of
+  Morton 2000 when asked), ascending within each arm;
+* flux in one canonical unit per kind (f_λ in erg s⁻¹ cm⁻² Å⁻¹ for any
+  spectral flux density; counts and dimensionless fluxes as they are),
+  divided by a robust per-spectrum scale that is kept alongside;
+* a 1σ error per pixel, and a validity flag.
+
+Arms of a `~specutils.SpectrumList` keep their own pixels: they are laid end
+to end in order of wavelength, each padded to a whole number of patches, so
+no patch mixes two arms and nothing is resampled.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import astropy.units as u
+import numpy as np
+import torch
+from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+from astropy.utils.exceptions import AstropyUserWarning
+from specutils import Spectrum, SpectrumList
+from specutils.utils.wcs_utils import air_to_vac
+
+__all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "to_batch",
+           "iter_spectra", "wavelength_grid", "flux_in_unit", "SpectrumInputError",
+           "SpectrumInputWarning", "NoUncertaintyWarning", "FLAM"]
+
+FLAM = u.erg / u.s / u.cm**2 / u.AA
+"""Canonical unit of spectral flux density (f_λ)."""
+
+_COUNT_UNITS = (u.ct, u.electron, u.adu, u.ph)
+_MIN_RELATIVE_NOISE = 1e-3
+
+
+class SpectrumInputError(ValueError):
+    """A spectrum that spectok cannot use; the message names the spectrum and the problem."""
+
+
+class SpectrumInputWarning(AstropyUserWarning):
+    """Some spectra of a batch could not be used and were skipped."""
+
+
+class NoUncertaintyWarning(AstropyUserWarning):
+    """Spectra without uncertainties were given a constant noise level."""
+
+
+@dataclass
+class PreparedSpectrum:
+    """One spectrum after unit handling, before padding (numpy arrays, one per arm).
+
+    Attributes
+    ----------
+    label : str
+        How the spectrum is named in messages (its index and ``meta['id']``).
+    wavelength, flux, sigma, valid : list of `~numpy.ndarray`
+        Per arm: vacuum wavelength in Å (ascending), flux and 1σ error in
+        ``unit``, and usable pixels.
+    scale : float
+        Robust flux scale (median of |flux| over valid pixels) in ``unit``.
+    unit : `~astropy.units.Unit`
+        Canonical unit of ``flux`` and ``sigma``.
+    input_unit : `~astropy.units.Unit`
+        The flux unit the spectrum came in (what `~spectok.decode` returns).
+    has_uncertainty : bool
+        False when the noise level was estimated from the flux.
+    """
+
+    label: str
+    wavelength: list
+    flux: list
+    sigma: list
+    valid: list
+    scale: float
+    unit: u.UnitBase
+    input_unit: u.UnitBase
+    has_uncertainty: bool
+    id: object = None
+
+    def n_slots(self, patch_size):
+        """Pixel slots after padding each arm to a whole number of patches."""
+        return sum(-(-len(w) // patch_size) * patch_size for w in self.wavelength)
+
+
+@dataclass
+class SpectrumBatch:
+    """Padded tensors for a batch of spectra, ready for the model.
+
+    Attributes
+    ----------
+    log_wavelength : `~torch.Tensor`, (batch, pixels), float64
+        ln of vacuum wavelength in Å.
+    flux, sigma : `~torch.Tensor`, (batch, pixels), float32
+        Flux and 1σ error divided by ``scale`` (0 and 1 at unusable pixels).
+    spacing : `~torch.Tensor`, (batch, pixels), float32
+        ln λ step per pixel (the sampling).
+    valid, observed : `~torch.Tensor` of bool, (batch, pixels)
+        Usable pixels; real pixels (not padding).
+    scale : `~torch.Tensor`, (batch,), float64
+        Flux scale of each spectrum, in its canonical unit.
+    lengths : `~torch.Tensor`, (batch,), int64
+        Pixel slots used by each spectrum (a multiple of the patch size).
+    spectra : list of `PreparedSpectrum`
+        Per-spectrum units, labels and ids.
+    """
+
+    log_wavelength: torch.Tensor
+    flux: torch.Tensor
+    sigma: torch.Tensor
+    spacing: torch.Tensor
+    valid: torch.Tensor
+    observed: torch.Tensor
+    scale: torch.Tensor
+    lengths: torch.Tensor
+    spectra: list = field(default_factory=list)
+
+    def __len__(self):
+        return self.flux.shape[0]
+
+    def to(self, device):
+        """Return a copy with every tensor on ``device``."""
+        moved = {name: getattr(self, name).to(device) for name in
+                 ("log_wavelength", "flux", "sigma", "spacing", "valid", "observed",
+                  "scale", "lengths")}
+        return SpectrumBatch(**moved, spectra=self.spectra)
+
+    def model_inputs(self):
+        """The tensors `SpectralTokenizer.encode` takes, in its argument order."""
+        return (self.log_wavelength, self.flux, self.sigma, self.valid, self.observed,
+                self.spacing)
+
+
+# -- recognising inputs ------------------------------------------------------------
+
+def _is_pair(obj):
+    return (isinstance(obj, tuple) and len(obj) in (2, 3)
+            and all(isinstance(x, (u.Quantity, np.ndarray)) or hasattr(x, "array")
+                    for x in obj[:2]))
+
+
+def _is_single(obj):
+    return isinstance(obj, (Spectrum, SpectrumList)) or _is_pair(obj)
+
+
+def iter_spectra(data):
+    """Split the input of `~spectok.encode` into single spectra.
+
+    Parameters
+    ----------
+    data : spectrum-like or list of spectrum-like
+        A `~specutils.Spectrum`, a `~specutils.SpectrumList` (arms of one
+        object), a ``(wavelength, flux[, uncertainty])`` tuple of Quantities,
+        or a list of any of these.
+
+    Returns
+    -------
+    items : list
+        The single spectra.
+    single : bool
+        True when ``data`` was one spectrum rather than a list.
+
+    Raises
+    ------
+    SpectrumInputError
+        An empty list, or something that is not spectrum-like.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import iter_spectra
+    >>> pair = (np.linspace(4000, 5000, 50) * u.AA, np.ones(50) * u.Jy)
+    >>> items, single = iter_spectra([pair, pair])
+    >>> len(items), single
+    (2, False)
+    """
+    if _is_single(data):
+        return [data], True
+    if isinstance(data, (list, tuple)):
+        if len(data) == 0:
+            raise SpectrumInputError("no spectra given: the list is empty")
+        return list(data), False
+    raise SpectrumInputError(
+        f"cannot read a spectrum from {type(data).__name__}: give a specutils Spectrum, a "
+        "SpectrumList (arms of one object), a (wavelength, flux[, uncertainty]) tuple of "
+        "Quantities, or a list of these")
+
+
+# -- units -----------------------------------------------------------------------
+
+def _canonical_unit(unit, label):
+    """Canonical flux unit for ``unit``, or raise if it is not a flux."""
+    if isinstance(unit, u.LogUnit) or (hasattr(unit, "physical_unit")):
+        raise u.UnitConversionError(
+            f"{label}: flux is in magnitudes ({unit}); convert it to a linear flux density first")
+    for canonical in (FLAM, FLAM / u.sr):
+        if unit.is_equivalent(canonical, equivalencies=u.spectral_density(1 * u.AA)):
+            return canonical
+    if unit.physical_type == "dimensionless":
+        return u.dimensionless_unscaled
+    for base in _COUNT_UNITS:
+        if (unit / base).decompose().physical_type in ("dimensionless", "frequency"):
+            return unit
+    raise u.UnitConversionError(
+        f"{label}: flux unit {unit} ({unit.physical_type}) is not a flux: use a spectral flux "
+        "density (f_λ, f_ν, photon flux), counts or a dimensionless (normalised) flux")
+
+
+def _wavelength_angstrom(axis, label):
+    if not isinstance(axis, u.Quantity):
+        raise u.UnitConversionError(
+            f"{label}: the spectral axis has no unit; give it as an astropy Quantity "
+            "(e.g. wavelength * u.AA)")
+    try:
+        wave = u.Quantity(axis).to_value(u.AA, equivalencies=u.spectral())
+    except u.UnitConversionError:
+        raise u.UnitConversionError(
+            f"{label}: spectral axis unit {axis.unit} is not a wavelength, frequency, energy "
+            "or wavenumber") from None
+    if wave.ndim != 1:
+        raise SpectrumInputError(f"{label}: the spectral axis must be 1-D, got shape {wave.shape}")
+    if not np.all(np.isfinite(wave)):
+        raise SpectrumInputError(f"{label}: the spectral axis has {np.sum(~np.isfinite(wave))} "
+                                 "non-finite values")
+    if np.any(wave <= 0):
+        raise SpectrumInputError(f"{label}: the spectral axis has non-positive wavelengths")
+    return wave
+
+
+def _sigma_quantity(uncertainty, flux_unit, label):
+    """1σ error as a Quantity in ``flux_unit`` (inf where the error says 'no information')."""
+    if not isinstance(uncertainty, (StdDevUncertainty, VarianceUncertainty, InverseVariance)):
+        raise SpectrumInputError(
+            f"{label}: uncertainty of type {type(uncertainty).__name__} is not supported; use "
+            "StdDevUncertainty, VarianceUncertainty or InverseVariance (or a 1σ Quantity)")
+    array = np.asarray(uncertainty.array, dtype=float)
+    if isinstance(uncertainty, StdDevUncertainty):
+        sigma = array * (uncertainty.unit or flux_unit)
+    elif isinstance(uncertainty, VarianceUncertainty):
+        with np.errstate(invalid="ignore"):
+            sigma = np.sqrt(array * (uncertainty.unit or flux_unit**2))
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sigma = 1 / np.sqrt(np.where(array > 0, array, 0) * (uncertainty.unit or flux_unit**-2))
+    try:
+        return sigma.to(flux_unit)
+    except u.UnitConversionError:
+        raise u.UnitConversionError(
+            f"{label}: uncertainty unit {sigma.unit} does not match flux unit {flux_unit}") from None
+
+
+# -- one arm --------------------------------------------------------------------------
+
+def _arm_arrays(item, label):
+    """(wavelength Quantity, flux Quantity, uncertainty or None, mask or None) of one arm."""
+    if isinstance(item, Spectrum):
+        flux = item.flux
+        if flux.ndim != 1:
+            raise SpectrumInputError(
+                f"{label}: flux has shape {flux.shape}; spectok takes 1-D spectra. For a stack "
+                "of spectra on one grid pass a list, e.g. [spectrum[i] for i in range(n)]")
+        return u.Quantity(item.spectral_axis), flux, item.uncertainty, item.mask
+    wavelength, flux = item[0], item[1]
+    uncertainty = item[2] if len(item) == 3 else None
+    if not isinstance(flux, u.Quantity):
+        raise u.UnitConversionError(f"{label}: flux has no unit; give it as an astropy Quantity")
+    if flux.ndim != 1:
+        raise SpectrumInputError(
+            f"{label}: flux has shape {flux.shape}; spectok takes 1-D spectra. For a stack of "
+            "spectra on one grid pass a list of (wavelength, row) tuples")
+    if isinstance(uncertainty, u.Quantity):
+        uncertainty = StdDevUncertainty(uncertainty)
+    if isinstance(wavelength, u.Quantity) and wavelength.ndim == 1 \
+            and len(wavelength) == len(flux) + 1:
+        wavelength = 0.5 * (wavelength[1:] + wavelength[:-1])
+    return wavelength, flux, uncertainty, None
+
+
+def _prepare_arm(item, label, medium):
+    wavelength, flux, uncertainty, mask = _arm_arrays(item, label)
+    wave = _wavelength_angstrom(wavelength, label)
+    if len(wave) != len(flux):
+        raise SpectrumInputError(f"{label}: {len(wave)} wavelengths but {len(flux)} flux values")
+    if len(wave) < 2:
+        raise SpectrumInputError(f"{label}: a spectrum needs at least 2 pixels, got {len(wave)}")
+    step = np.diff(wave)
+    if np.any(step == 0):
+        raise SpectrumInputError(f"{label}: the spectral axis has {np.sum(step == 0)} duplicated "
+                                 "wavelengths")
+    if not (np.all(step > 0) or np.all(step < 0)):
+        raise SpectrumInputError(f"{label}: the spectral axis is not sorted (neither ascending "
+                                 "nor descending)")
+    sigma = None if uncertainty is None else _sigma_quantity(uncertainty, flux.unit, label)
+    if sigma is not None and sigma.shape != flux.shape:
+        raise SpectrumInputError(f"{label}: uncertainty has {sigma.size} values but flux has "
+                                 f"{flux.size}")
+    bad = np.zeros(len(wave), bool) if mask is None else np.asarray(mask) != 0
+    if bad.shape != wave.shape:
+        raise SpectrumInputError(f"{label}: mask has {bad.size} values but flux has {wave.size}")
+    if medium == "air":
+        wave = air_to_vac(wave * u.AA, scheme="inversion", method="Morton2000").to_value(u.AA)
+    order = slice(None, None, -1) if step[0] < 0 else slice(None)
+    return wave[order], flux[order], None if sigma is None else sigma[order], bad[order]
+
+
+# -- one spectrum -------------------------------------------------------------------
+
+def _label(item, index):
+    meta = getattr(item, "meta", None) or (item[0].meta if isinstance(item, SpectrumList)
+                                           and len(item) else {})
+    ident = meta.get("id") if isinstance(meta, dict) else None
+    name = "spectrum" if index is None else f"spectrum {index}"
+    return (f"{name} (id {ident!r})" if ident is not None else name), ident
+
+
+def _medium_of(item, medium, label):
+    if medium is None:
+        meta = getattr(item, "meta", None) or {}
+        if isinstance(item, SpectrumList) and len(item):
+            meta = item[0].meta
+        medium = meta.get("medium", "vacuum") if isinstance(meta, dict) else "vacuum"
+    if medium not in ("air", "vacuum"):
+        raise SpectrumInputError(f"{label}: medium must be 'air' or 'vacuum', got {medium!r}")
+    return medium
+
+
+def _der_snr_noise(flux):
+    """Noise level from the flux alone (DER_SNR, Stoehr et al. 2008)."""
+    if len(flux) < 5:
+        return 0.0
+    return 1.482602 / np.sqrt(6) * np.median(np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:]))
+
+
+def _active_patches(valids, patch_size):
+    """Patches (per arm, never straddling two) with at least half their real pixels valid."""
+    count = 0
+    for valid in valids:
+        n_valid = np.add.reduceat(valid.astype(int), np.arange(0, len(valid), patch_size))
+        n_real = np.minimum(patch_size, len(valid) - np.arange(0, len(valid), patch_size))
+        count += int(np.sum((n_valid > 0) & (2 * n_valid >= n_real)))
+    return count
+
+
+def prepare_spectrum(item, index=None, medium=None, patch_size=None):
+    """Convert one spectrum-like object to canonical units and arrays.
+
+    Parameters
+    ----------
+    item : `~specutils.Spectrum`, `~specutils.SpectrumList` or tuple
+        One spectrum: a Spectrum, the arms of one object, or a
+        ``(wavelength, flux[, uncertainty])`` tuple of Quantities (wavelength
+        may be bin edges, one longer than flux; uncertainty a 1σ Quantity or
+        an `~astropy.nddata.NDUncertainty`).
+    index : int, optional
+        Position in the caller's list, used to name the spectrum in errors.
+    medium : {None, "air", "vacuum"}
+        Medium of the wavelengths. `None` reads ``meta['medium']`` and
+        defaults to vacuum.
+    patch_size : int, optional
+        When given, also require at least one patch of this many pixels in
+        which half or more of the pixels are valid (the model can use
+        nothing else).
+
+    Returns
+    -------
+    `PreparedSpectrum`
+
+    Raises
+    ------
+    SpectrumInputError
+        No valid pixels (or, with ``patch_size``, no usable patch), mismatched lengths, unsorted, duplicated or
+        non-finite wavelengths, 2-D flux, fewer than 2 pixels, an empty
+        SpectrumList, or an unsupported uncertainty.
+    astropy.units.UnitConversionError
+        A spectral axis that is not spectral, or a flux that is not a flux.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import prepare_spectrum
+    >>> wave = np.linspace(400, 500, 100) * u.nm
+    >>> flux = np.full(100, 2.0) * u.mJy
+    >>> p = prepare_spectrum((wave, flux, 0.1 * flux))
+    >>> p.unit, round(p.wavelength[0][0], 6)
+    (Unit("erg / (Angstrom s cm2)"), 4000.0)
+    """
+    label, ident = _label(item, index)
+    medium = _medium_of(item, medium, label)
+    if isinstance(item, SpectrumList):
+        if len(item) == 0:
+            raise SpectrumInputError(f"{label}: the SpectrumList is empty")
+        arms = [_prepare_arm(arm, f"{label} arm {k}", medium) for k, arm in enumerate(item)]
+        arms.sort(key=lambda arm: arm[0][0])
+    else:
+        arms = [_prepare_arm(item, label, medium)]
+
+    input_unit = arms[0][1].unit
+    canonical = _canonical_unit(input_unit, label)
+    waves, fluxes, sigmas, valids = [], [], [], []
+    has_uncertainty = all(arm[2] is not None for arm in arms)
+    for wave, flux, sigma, bad in arms:
+        try:
+            factor = (1 * flux.unit).to_value(canonical, equivalencies=u.spectral_density(wave * u.AA))
+        except u.UnitConversionError:
+            raise u.UnitConversionError(
+                f"{label}: arms have incompatible flux units ({flux.unit} vs {input_unit})") from None
+        f = flux.value * factor
+        s = np.full_like(f, np.nan) if sigma is None else sigma.value * factor
+        valid = ~bad & np.isfinite(f)
+        if sigma is not None:
+            valid &= np.isfinite(s) & (s > 0)
+        waves.append(wave)
+        fluxes.append(f)
+        sigmas.append(s)
+        valids.append(valid)
+
+    all_valid = np.concatenate(valids)
+    if not all_valid.any():
+        all_flux = np.concatenate(fluxes)
+        all_sigma = np.concatenate(sigmas)
+        masked = sum(int(np.sum(arm[3])) for arm in arms)
+        raise SpectrumInputError(
+            f"{label}: no valid pixels ({len(all_valid)} pixels: {masked} masked, "
+            f"{np.sum(~np.isfinite(all_flux))} with non-finite flux, "
+            f"{np.sum(~(np.isfinite(all_sigma) & (all_sigma > 0))) if has_uncertainty else 0} "
+            "with zero, negative or non-finite uncertainty)")
+    if patch_size is not None and not _active_patches(valids, patch_size):
+        raise SpectrumInputError(
+            f"{label}: no usable patch: the {int(all_valid.sum())} valid pixels are so scattered "
+            f"that no patch of {patch_size} pixels has at least half of its pixels valid")
+    good_flux = np.abs(np.concatenate(fluxes)[all_valid])
+    scale = float(np.median(good_flux)) or float(np.mean(good_flux))
+    if scale == 0:
+        raise SpectrumInputError(f"{label}: flux is zero at every valid pixel")
+    if not has_uncertainty:
+        noise = [_der_snr_noise(f[v]) for f, v in zip(fluxes, valids)]
+        sigmas = [np.full_like(f, max(n, _MIN_RELATIVE_NOISE * scale))
+                  for f, n in zip(fluxes, noise)]
+    return PreparedSpectrum(label=label, wavelength=waves, flux=fluxes, sigma=sigmas,
+                            valid=valids, scale=scale, unit=canonical, input_unit=input_unit,
+                            has_uncertainty=has_uncertainty, id=ident)
+
+
+# -- padding ---------------------------------------------------------------------------
+
+def _pad_arm(wave, patch_size):
+    """Slot layout of one arm padded to whole patches: (ln λ, spacing, observed)."""
+    n = len(wave)
+    slots = -(-n // patch_size) * patch_size
+    log_wave = np.log(wave)
+    spacing = np.gradient(log_wave)
+    pad = slots - n
+    return (np.pad(log_wave, (0, pad), mode="edge"), np.pad(spacing, (0, pad), mode="edge"),
+            np.arange(slots) < n, pad)
+
+
+def to_batch(spectra, patch_size=32, medium=None, warn_missing_uncertainty=True):
+    """Convert spectra into one padded `SpectrumBatch`.
+
+    Parameters
+    ----------
+    spectra : list of spectrum-like or of `PreparedSpectrum`
+        The spectra (see `prepare_spectrum` for the accepted kinds).
+    patch_size : int
+        Each arm is padded to a multiple of this many pixels.
+    medium : {None, "air", "vacuum"}
+        Medium of the wavelengths of every spectrum (`None`: from each
+        spectrum's ``meta['medium']``, default vacuum).
+    warn_missing_uncertainty : bool
+        Emit one `NoUncertaintyWarning` when some spectra have no uncertainty.
+
+    Returns
+    -------
+    `SpectrumBatch`
+
+    Raises
+    ------
+    SpectrumInputError, astropy.units.UnitConversionError
+        As `prepare_spectrum`, naming the offending spectrum.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import to_batch
+    >>> wave = np.linspace(4000, 5000, 100) * u.AA
+    >>> flux = np.full(100, 3.0) * u.Jy
+    >>> batch = to_batch([(wave, flux, 0.1 * flux), (wave[:40], flux[:40], 0.1 * flux[:40])])
+    >>> tuple(batch.flux.shape), batch.lengths.tolist()
+    ((2, 128), [128, 64])
+    """
+    prepared = [s if isinstance(s, PreparedSpectrum) else prepare_spectrum(s, i, medium,
+                                                                           patch_size)
+                for i, s in enumerate(spectra)]
+    if not prepared:
+        raise SpectrumInputError("no spectra given: the list is empty")
+    missing = [p.label for p in prepared if not p.has_uncertainty]
+    if missing and warn_missing_uncertainty:
+        warnings.warn(f"{len(missing)} of {len(prepared)} spectra have no uncertainty "
+                      f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}); using a "
+                      "constant noise level per arm estimated from the flux (DER_SNR)",
+                      NoUncertaintyWarning, stacklevel=2)
+    lengths = [p.n_slots(patch_size) for p in prepared]
+    width = max(lengths)
+    shape = (len(prepared), width)
+    log_wave = np.zeros(shape)
+    spacing = np.zeros(shape, np.float32)
+    flux = np.zeros(shape, np.float32)
+    sigma = np.ones(shape, np.float32)
+    valid = np.zeros(shape, bool)
+    observed = np.zeros(shape, bool)
+    for row, p in enumerate(prepared):
+        start = 0
+        for wave, f, s, v in zip(p.wavelength, p.flux, p.sigma, p.valid):
+            lw, dl, obs, _ = _pad_arm(wave, patch_size)
+            stop = start + len(lw)
+            log_wave[row, start:stop], spacing[row, start:stop] = lw, dl
+            observed[row, start:stop] = obs
+            n = len(wave)
+            flux[row, start:start + n] = np.where(v, f / p.scale, 0)
+            sigma[row, start:start + n] = np.where(v, s / p.scale, 1)
+            valid[row, start:start + n] = v
+            start = stop
+        log_wave[row, start:] = log_wave[row, start - 1]
+        spacing[row, start:] = spacing[row, start - 1]
+    return SpectrumBatch(
+        log_wavelength=torch.from_numpy(log_wave), flux=torch.from_numpy(flux),
+        sigma=torch.from_numpy(sigma), spacing=torch.from_numpy(spacing),
+        valid=torch.from_numpy(valid), observed=torch.from_numpy(observed),
+        scale=torch.tensor([p.scale for p in prepared], dtype=torch.float64),
+        lengths=torch.tensor(lengths), spectra=prepared)
+
+
+# -- the way back: requested grids and output units ------------------------------------
+
+def wavelength_grid(wavelength, medium="vacuum"):
+    """ln λ and sampling of a grid on which to render a spectrum.
+
+    Parameters
+    ----------
+    wavelength : `~astropy.units.Quantity`
+        Strictly monotonic spectral axis in any spectral unit.
+    medium : {"vacuum", "air"}
+        Medium of ``wavelength``.
+
+    Returns
+    -------
+    log_wavelength : `~numpy.ndarray`
+        ln of vacuum wavelength in Å, in the order given.
+    spacing : `~numpy.ndarray`
+        ln λ step per pixel (positive).
+    wavelength_aa : `~numpy.ndarray`
+        Vacuum wavelength in Å, in the order given.
+
+    Raises
+    ------
+    SpectrumInputError, astropy.units.UnitConversionError
+        As for an input spectral axis.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import wavelength_grid
+    >>> log_wave, spacing, wave = wavelength_grid([1.0, 1.5, 2.0] * u.um)
+    >>> wave
+    array([10000., 15000., 20000.])
+    """
+    label = "requested wavelength grid"
+    wave = _wavelength_angstrom(wavelength, label)
+    if len(wave) < 2:
+        raise SpectrumInputError(f"{label}: needs at least 2 wavelengths, got {len(wave)}")
+    step = np.diff(wave)
+    if not (np.all(step > 0) or np.all(step < 0)):
+        raise SpectrumInputError(f"{label}: must be strictly ascending or descending")
+    if medium not in ("air", "vacuum"):
+        raise SpectrumInputError(f"{label}: medium must be 'air' or 'vacuum', got {medium!r}")
+    if medium == "air":
+        wave = air_to_vac(wave * u.AA, scheme="inversion", method="Morton2000").to_value(u.AA)
+    log_wave = np.log(wave)
+    return log_wave, np.abs(np.gradient(log_wave)), wave
+
+
+def flux_in_unit(values, canonical, unit, wavelength_aa):
+    """Turn numbers in a canonical flux unit back into ``unit``.
+
+    Parameters
+    ----------
+    values : array-like
+        Flux (or its error) in ``canonical`` units.
+    canonical, unit : `~astropy.units.Unit`
+        The canonical unit the adapter used, and the unit wanted.
+    wavelength_aa : `~numpy.ndarray`
+        Vacuum wavelength in Å of each value (for f_λ ↔ f_ν).
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import FLAM, flux_in_unit
+    >>> flux_in_unit(np.array([1e-17]), FLAM, u.Jy, np.array([5000.0])).unit
+    Unit("Jy")
+    """
+    return (np.asarray(values) * canonical).to(unit, equivalencies=u.spectral_density(
+        wavelength_aa * u.AA))

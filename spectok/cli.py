@@ -1,0 +1,157 @@
+"""The ``spectok`` command: ``info``, ``encode`` and ``train``."""
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+__all__ = ["main"]
+
+_OUTPUT_FORMATS = {".fits": "fits", ".fit": "fits", ".h5": "hdf5", ".hdf5": "hdf5",
+                   ".parquet": "parquet"}
+
+
+def _info(args):
+    import platform
+
+    import torch
+
+    import spectok
+    from spectok.encode import resolve_device
+    from spectok.model import available_models, load_model
+
+    print(f"spectok {spectok.__version__}")
+    print(f"python {platform.python_version()}, torch {torch.__version__}, "
+          f"device {resolve_device()} (cuda available: {torch.cuda.is_available()})")
+    print(f"default model: {spectok.conf.default_model}")
+    for name in available_models():
+        model = load_model(name)
+        n = sum(p.numel() for p in model.parameters())
+        c = model.config
+        print(f"  {name}: {n / 1e6:.2f} M parameters, width {c.width}, "
+              f"{c.encoder_depth}+{c.decoder_depth} blocks, patch {c.patch_size}, "
+              f"token {c.token_dim}")
+    return 0
+
+
+def _read_spectrum(path, fmt):
+    from specutils import Spectrum, SpectrumList
+    try:
+        spectrum = Spectrum.read(path, format=fmt) if fmt else Spectrum.read(path)
+    except Exception as first:  # noqa: BLE001 - specutils raises many kinds; try the list reader
+        try:
+            arms = SpectrumList.read(path, format=fmt) if fmt else SpectrumList.read(path)
+        except Exception:  # noqa: BLE001
+            raise OSError(f"{path}: specutils could not read it ({first}); "
+                          "give --format to choose a reader") from None
+        spectrum = arms[0] if len(arms) == 1 else arms
+    target = spectrum[0] if isinstance(spectrum, SpectrumList) else spectrum
+    target.meta.setdefault("id", Path(path).stem)
+    return spectrum
+
+
+def _encode(args):
+    import spectok
+
+    output = Path(args.output)
+    fmt = _OUTPUT_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        raise SystemExit(f"spectok encode: cannot tell the output format of {output}; use one "
+                         f"of {', '.join(sorted(_OUTPUT_FORMATS))}")
+    if not output.parent.exists():
+        raise SystemExit(f"spectok encode: output directory {output.parent} does not exist")
+    spectra = [_read_spectrum(path, args.format) for path in args.files]
+    result = spectok.encode(spectra, model=args.model, batch_size=args.batch_size,
+                            device=args.device, medium=args.medium, errors=args.errors,
+                            progress=None if args.progress else False)
+    table = result.to_table()
+    table["file"] = [str(args.files[i]) for i in result.indices]
+    if fmt == "hdf5":
+        table.write(output, format="hdf5", path="embeddings", overwrite=args.overwrite,
+                    serialize_meta=True)
+    else:
+        table.write(output, format=fmt, overwrite=args.overwrite)
+    skipped = f", skipped {len(result.skipped)}" if result.skipped else ""
+    print(f"wrote {len(table)} embeddings of width {table['embedding'].shape[1]} to "
+          f"{output}{skipped}")
+    return 0
+
+
+def _train(args):
+    from spectok.training import load_config, train
+
+    overrides = {}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.output_dir is not None:
+        overrides["output_dir"] = args.output_dir
+    config = load_config(args.config, **overrides)
+    train(config, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="spectok", description="Universal tokens and embeddings for 1-D spectra.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("info", help="version, shipped models, device")
+    info.set_defaults(run=_info)
+
+    encode = commands.add_parser("encode", help="encode spectrum files to embeddings")
+    encode.add_argument("files", nargs="+", help="spectrum files specutils can read")
+    encode.add_argument("-o", "--output", required=True,
+                        help="output table: .fits, .h5/.hdf5 or .parquet")
+    encode.add_argument("--format", help="specutils reader to use (e.g. 'tabular-fits')")
+    encode.add_argument("--model", help="shipped model name or path of a model .json")
+    encode.add_argument("--batch-size", type=int)
+    encode.add_argument("--device", help="'auto', 'cpu', 'cuda', …")
+    encode.add_argument("--medium", choices=["air", "vacuum"],
+                        help="medium of the wavelengths (default: vacuum)")
+    encode.add_argument("--errors", choices=["raise", "warn", "skip"], default="warn",
+                        help="what to do with a spectrum that cannot be encoded")
+    encode.add_argument("--overwrite", action="store_true")
+    encode.add_argument("--progress", action="store_true", help="show a progress bar")
+    encode.set_defaults(run=_encode)
+
+    train = commands.add_parser("train", help="pretrain a tokenizer from a TOML config")
+    train.add_argument("config", help="training configuration (TOML)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in the output directory")
+    train.add_argument("--steps", type=int, help="override the number of steps")
+    train.add_argument("--output-dir", help="override the output directory")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(run=_train)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``spectok`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status.
+
+    Examples
+    --------
+    >>> from spectok.cli import main
+    >>> main(["info"])  # doctest: +ELLIPSIS
+    spectok ...
+    0
+    """
+    args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        if getattr(args, "command", None) == "encode":
+            warnings.simplefilter("default")
+        return args.run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""`encode` and `decode`: spectra to tokens and back, batched by length."""
+
+import functools
+import warnings
+from contextlib import nullcontext
+
+import astropy.units as u
+import numpy as np
+import torch
+from astropy.nddata import StdDevUncertainty
+from specutils import Spectrum
+from tqdm.auto import tqdm
+
+from . import conf
+from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
+                      flux_in_unit, iter_spectra, prepare_spectrum, to_batch, wavelength_grid)
+from .model import SpectralTokenizer, load_model
+from .tokens import SpectralTokens, TokenBatch
+
+__all__ = ["encode", "decode", "get_model", "resolve_device"]
+
+_ERROR_MODES = ("raise", "warn", "skip")
+
+
+def resolve_device(device=None):
+    """Turn ``"auto"`` (or `None`: ``conf.device``) into a `torch.device`.
+
+    Examples
+    --------
+    >>> from spectok.encode import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    device = conf.device if device is None else device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(name, device):
+    return load_model(name, device=device)
+
+
+def get_model(model=None, device=None):
+    """The model to use: a `SpectralTokenizer`, a shipped name, or `None` for the default.
+
+    Parameters
+    ----------
+    model : `~spectok.model.SpectralTokenizer`, str or None
+        `None` means ``conf.default_model``. Named models are loaded once per
+        process and device.
+    device : str or `torch.device`, optional
+
+    Returns
+    -------
+    `~spectok.model.SpectralTokenizer`
+
+    Examples
+    --------
+    >>> from spectok.encode import get_model
+    >>> get_model().name
+    'spectok-small'
+    """
+    device = resolve_device(device)
+    if isinstance(model, SpectralTokenizer):
+        return model.to(device)
+    return _cached_model(str(model or conf.default_model), device)
+
+
+def _autocast(device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _prepare_all(items, medium, errors, patch_size=None):
+    prepared, skipped = [], []
+    for index, item in enumerate(items):
+        try:
+            prepared.append((index, prepare_spectrum(item, index, medium, patch_size)))
+        except (SpectrumInputError, u.UnitsError) as error:
+            if errors == "raise":
+                raise
+            skipped.append((index, str(error)))
+    if skipped and errors == "warn":
+        warnings.warn(f"skipped {len(skipped)} of {len(items)} spectra: "
+                      + "; ".join(message for _, message in skipped[:3]),
+                      SpectrumInputWarning, stacklevel=3)
+    return prepared, skipped
+
+
+def _unpack(prepared, encoded, model_name, patch_size):
+    """Split batched model output into `SpectralTokens`, dropping padding patches."""
+    tokens = encoded["tokens"].float().cpu().numpy()
+    embedding = encoded["embedding"].float().cpu().numpy()
+    centre = encoded["centre"].cpu().numpy()
+    log_spacing = encoded["log_spacing"].float().cpu().numpy()
+    active = encoded["active"].cpu().numpy()
+    results = []
+    for row, p in enumerate(prepared):
+        n = p.n_slots(patch_size) // patch_size
+        edges = []
+        for wave in p.wavelength:
+            padded = np.pad(wave, (0, -len(wave) % patch_size), constant_values=np.nan)
+            blocks = padded.reshape(-1, patch_size)
+            edges.append(np.stack([blocks[:, 0], np.nanmax(blocks, axis=1)], axis=1))
+        results.append(SpectralTokens(
+            tokens=tokens[row, :n], embedding=embedding[row],
+            patch_edges=np.concatenate(edges) * u.AA, valid=active[row, :n],
+            scale=p.scale * p.unit, flux_unit=p.input_unit,
+            patch_log_wavelength=centre[row, :n], patch_log_spacing=log_spacing[row, :n],
+            id=p.id, model=model_name))
+    return results
+
+
+def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, progress=None,
+           errors="raise"):
+    """Encode spectra on their native grids into tokens and embeddings.
+
+    Parameters
+    ----------
+    spectra : spectrum-like or list of spectrum-like
+        A `~specutils.Spectrum`, a `~specutils.SpectrumList` (the arms of one
+        object), a ``(wavelength, flux[, uncertainty])`` tuple of Quantities,
+        or a list of these. Any spectral unit, any flux density unit.
+    model : `~spectok.model.SpectralTokenizer` or str, optional
+        The model or a shipped model name (default ``conf.default_model``).
+    batch_size : int, optional
+        Spectra per forward pass (default ``conf.batch_size``). Spectra are
+        sorted by length first so that batches carry little padding.
+    device : {"auto", "cpu", "cuda", ...}, optional
+        Where to run (default ``conf.device``). On a GPU the model runs under
+        bf16 autocast.
+    medium : {None, "air", "vacuum"}, optional
+        Medium of the wavelengths; `None` reads each spectrum's
+        ``meta['medium']`` (default vacuum).
+    progress : bool, optional
+        Show a progress bar; `None` shows one when there are more than 10 batches.
+    errors : {"raise", "warn", "skip"}
+        What to do with a spectrum that cannot be used: raise its error, or
+        leave it out (with one warning, or silently) and list it in
+        `TokenBatch.skipped`.
+
+    Returns
+    -------
+    `~spectok.SpectralTokens` or `~spectok.TokenBatch`
+        One result for one spectrum, a batch (in input order) for a list.
+
+    Raises
+    ------
+    spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
+        A spectrum that cannot be used (with ``errors="raise"``); the message
+        names the spectrum and the problem.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> import spectok
+    >>> wave = np.linspace(4000, 7000, 3000) * u.AA
+    >>> flux = (1 + 0.1 * np.sin(wave.value / 50)) * u.Jy
+    >>> tokens = spectok.encode((wave, flux, 0.01 * flux))
+    >>> tokens.embedding.shape, tokens.n_patches
+    ((128,), 94)
+    """
+    if errors not in _ERROR_MODES:
+        raise ValueError(f"errors must be one of {_ERROR_MODES}, got {errors!r}")
+    items, single = iter_spectra(spectra)
+    device = resolve_device(device)
+    net = get_model(model, device)
+    patch_size = net.config.patch_size
+    batch_size = int(batch_size or conf.batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+
+    prepared, skipped = _prepare_all(items, medium, "raise" if single else errors, patch_size)
+    missing = sum(not p.has_uncertainty for _, p in prepared)
+    if missing:
+        warnings.warn(f"{missing} of {len(items)} spectra have no uncertainty; using a constant "
+                      "noise level per arm estimated from the flux (DER_SNR)",
+                      NoUncertaintyWarning, stacklevel=2)
+    order = sorted(range(len(prepared)), key=lambda k: prepared[k][1].n_slots(patch_size))
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    show = len(chunks) > 10 if progress is None else progress
+    results = [None] * len(prepared)
+    name = getattr(net, "name", "unnamed")
+    with torch.inference_mode(), _autocast(device):
+        for chunk in tqdm(chunks, disable=not show, desc="spectok.encode", unit="batch"):
+            group = [prepared[k][1] for k in chunk]
+            batch = to_batch(group, patch_size, warn_missing_uncertainty=False).to(device)
+            encoded = net.encode(*batch.model_inputs())
+            for k, result in zip(chunk, _unpack(group, encoded, name, patch_size)):
+                results[k] = result
+    if single:
+        return results[0]
+    return TokenBatch(results, np.array([index for index, _ in prepared], dtype=int), skipped)
+
+
+def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
+    """Render a spectrum from its tokens on any wavelength grid.
+
+    Parameters
+    ----------
+    tokens : `~spectok.SpectralTokens`
+        The output of `encode` for one spectrum.
+    wavelength : `~astropy.units.Quantity`
+        The grid to render on, in any spectral unit (strictly monotonic). It
+        may cover gaps and masked regions of the input (inpainting) or be
+        another instrument's grid.
+    model : `~spectok.model.SpectralTokenizer` or str, optional
+        Must be the model that made ``tokens`` (default: the one named in them).
+    medium : {"vacuum", "air"}
+        Medium of ``wavelength``.
+    device : str, optional
+        Where to run.
+
+    Returns
+    -------
+    `~specutils.Spectrum`
+        Flux in the unit of the encoded spectrum (scale restored), with the
+        model's own scatter as a `~astropy.nddata.StdDevUncertainty`.
+
+    Raises
+    ------
+    ValueError
+        ``model`` is not the model that made the tokens.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> import spectok
+    >>> wave = np.linspace(4000, 7000, 3000) * u.AA
+    >>> flux = np.full(3000, 2.0) * u.mJy
+    >>> tokens = spectok.encode((wave, flux, 0.01 * flux))
+    >>> rendered = spectok.decode(tokens, np.linspace(450, 650, 500) * u.nm)
+    >>> rendered.flux.unit, rendered.flux.shape
+    (Unit("mJy"), (500,))
+    """
+    device = resolve_device(device)
+    net = get_model(model or tokens.model, device)
+    if model is not None and getattr(net, "name", tokens.model) != tokens.model:
+        raise ValueError(f"these tokens were made by model {tokens.model!r}, not "
+                         f"{getattr(net, 'name', None)!r}")
+    log_wave, spacing, wave_aa = wavelength_grid(wavelength, medium)
+
+    def tensor(x, dtype=torch.float32):
+        return torch.as_tensor(np.asarray(x)[None], dtype=dtype, device=device)
+
+    with torch.inference_mode():
+        mean, log_scatter = net.decode(
+            tensor(tokens.tokens), tensor(tokens.patch_log_wavelength, torch.float64),
+            tensor(tokens.patch_log_spacing), tensor(tokens.valid, torch.bool),
+            tensor(log_wave, torch.float64), tensor(spacing))
+    scale = tokens.scale.value
+    flux = flux_in_unit(mean[0].cpu().numpy() * scale, tokens.scale.unit, tokens.flux_unit, wave_aa)
+    scatter = flux_in_unit(log_scatter[0].exp().cpu().numpy() * scale, tokens.scale.unit,
+                           tokens.flux_unit, wave_aa)
+    return Spectrum(spectral_axis=wavelength, flux=flux, uncertainty=StdDevUncertainty(scatter),
+                    meta={"medium": medium, "decoded_by": net.name if hasattr(net, "name") else ""})

@@ -1,0 +1,307 @@
+"""The spectok tokenizer: native-grid patches → transformer → tokens → any grid.
+
+Method, in the order the code follows:
+
+1. **Pixels.** Each pixel carries its normalised flux, the log of its
+   normalised error, a validity flag and sinusoidal features of ln λ. Invalid
+   pixels contribute zeros.
+2. **Patches.** Consecutive pixels (``patch_size`` of them, never straddling
+   two arms) are flattened and projected to the model width. A patch's
+   position embedding is built from sinusoids of its mean ln λ and from its
+   sampling (the mean ln λ step per pixel), so the model knows where it is and
+   how finely it is sampled. A patch takes part in attention only when at
+   least half of its pixels are valid.
+3. **Encoder.** Pre-LN transformer blocks whose attention carries a learned
+   bias ``-slope·|Δ ln λ|``: local and global heads, identical at any redshift.
+4. **Tokens and embedding.** A linear bottleneck turns each patch state into a
+   token; attention pooling over the active patches gives one embedding.
+5. **Decoder.** Tokens (plus position) pass through decoder blocks; then any
+   requested wavelength, embedded from its ln λ and sampling, attends to them
+   and predicts the normalised flux there and a model scatter (log σ).
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias,
+                     LogWavelengthFeatures, TransformerBlock)
+
+__all__ = ["TokenizerConfig", "SpectralTokenizer", "CONFIGS", "patch_geometry"]
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Hyper-parameters of a `SpectralTokenizer`.
+
+    Parameters
+    ----------
+    patch_size : int
+        Pixels per patch.
+    width : int
+        Transformer width.
+    n_heads : int
+        Attention heads (divides ``width``).
+    encoder_depth, decoder_depth : int
+        Number of transformer blocks in the encoder and decoder.
+    token_dim : int
+        Size of each per-patch token (the bottleneck).
+    mlp_ratio : int
+        Hidden size of the feed-forward layers, in units of ``width``.
+    pixel_frequencies : int
+        Sinusoid frequencies per pixel, periods ``pixel_periods`` in ln λ.
+    position_frequencies : int
+        Sinusoid frequencies of a patch's position, periods ``position_periods``.
+    pixel_periods, position_periods : tuple of float
+        Shortest and longest period in ln λ.
+
+    Examples
+    --------
+    >>> from spectok.model import CONFIGS
+    >>> CONFIGS["base"].width, CONFIGS["base"].encoder_depth, CONFIGS["base"].n_heads
+    (512, 6, 8)
+    """
+
+    patch_size: int = 32
+    width: int = 128
+    n_heads: int = 4
+    encoder_depth: int = 4
+    decoder_depth: int = 2
+    token_dim: int = 32
+    mlp_ratio: int = 4
+    pixel_frequencies: int = 8
+    position_frequencies: int = 16
+    pixel_periods: tuple = (3e-5, 3.0)
+    position_periods: tuple = (1e-3, 10.0)
+
+    def to_dict(self):
+        """Return the configuration as a JSON-serialisable dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build a configuration from `to_dict` output; unknown keys are an error."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown tokenizer configuration keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+CONFIGS = {
+    "tiny": TokenizerConfig(width=32, n_heads=2, encoder_depth=1, decoder_depth=1,
+                            token_dim=8, mlp_ratio=2),
+    "small": TokenizerConfig(),
+    "base": TokenizerConfig(width=512, n_heads=8, encoder_depth=6, decoder_depth=6,
+                            token_dim=64),
+}
+
+
+def _patch_mean(values, weight):
+    """Weighted mean over the last axis of ``(batch, patches, patch_size)`` arrays."""
+    return (values * weight).sum(-1) / weight.sum(-1).clamp(min=1)
+
+
+def _patches(x, patch_size):
+    """Reshape ``(batch, pixels, ...)`` into ``(batch, patches, patch_size, ...)``."""
+    batch, n_pixels = x.shape[:2]
+    if n_pixels % patch_size:
+        raise ValueError(f"{n_pixels} pixels is not a multiple of the patch size {patch_size}")
+    return x.reshape(batch, n_pixels // patch_size, patch_size, *x.shape[2:])
+
+
+def patch_geometry(log_wavelength, valid, observed, spacing, patch_size):
+    """Per-patch centre (mean ln λ), log10 sampling and activity.
+
+    Parameters
+    ----------
+    log_wavelength : `~torch.Tensor`, shape (batch, pixels), float64
+        ln of vacuum wavelength in Å.
+    valid, observed : `~torch.Tensor` of bool, shape (batch, pixels)
+        Usable pixels; real (not padding) pixels.
+    spacing : `~torch.Tensor`, shape (batch, pixels)
+        ln λ step per pixel.
+    patch_size : int
+        Pixels per patch.
+
+    Returns
+    -------
+    centre, log_spacing : `~torch.Tensor`, shape (batch, patches)
+    active : `~torch.Tensor` of bool, shape (batch, patches)
+        At least half of the patch's real pixels are valid.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.model import patch_geometry
+    >>> valid = torch.tensor([[True] * 4 + [False] * 3 + [True]])
+    >>> patch_geometry(torch.zeros(1, 8, dtype=torch.float64), valid,
+    ...                torch.ones(1, 8, dtype=torch.bool), torch.ones(1, 8), 4)[2]
+    tensor([[ True, False]])
+    """
+    obs = _patches(observed, patch_size).double()
+    centre = _patch_mean(_patches(log_wavelength, patch_size), obs)
+    log_spacing = _patch_mean(_patches(spacing, patch_size).double(), obs).clamp(min=1e-12).log10()
+    n_valid = _patches(valid, patch_size).sum(-1)
+    active = (n_valid > 0) & (2 * n_valid >= obs.sum(-1))
+    return centre, log_spacing.float(), active
+
+
+class SpectralTokenizer(nn.Module):
+    """Transformer that turns a spectrum on its native grid into tokens and back.
+
+    Parameters
+    ----------
+    config : `TokenizerConfig`
+        Hyper-parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.model import CONFIGS, SpectralTokenizer
+    >>> model = SpectralTokenizer(CONFIGS["tiny"]).eval()
+    >>> n = 64
+    >>> log_wave = torch.linspace(8.2, 8.3, n, dtype=torch.float64)[None]
+    >>> ones = torch.ones(1, n)
+    >>> out = model.encode(log_wave, ones, 0.01 * ones, ones.bool(), ones.bool(),
+    ...                    torch.full((1, n), 1.6e-3))
+    >>> out["tokens"].shape, out["embedding"].shape
+    (torch.Size([1, 2, 8]), torch.Size([1, 32]))
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        c = config
+        self.pixel_features = LogWavelengthFeatures(c.pixel_frequencies, *c.pixel_periods)
+        self.position_features = LogWavelengthFeatures(c.position_frequencies, *c.position_periods)
+        pixel_width = 3 + self.pixel_features.n_features
+        self.patch_projection = nn.Linear(c.patch_size * pixel_width, c.width)
+        self.position_embedding = nn.Sequential(
+            nn.Linear(self.position_features.n_features + 1, c.width), nn.GELU(),
+            nn.Linear(c.width, c.width))
+        self.encoder_bias = nn.ModuleList(DistanceBias(c.n_heads) for _ in range(c.encoder_depth))
+        self.encoder = nn.ModuleList(TransformerBlock(c.width, c.n_heads, c.mlp_ratio)
+                                     for _ in range(c.encoder_depth))
+        self.encoder_norm = nn.LayerNorm(c.width)
+        self.to_token = nn.Linear(c.width, c.token_dim)
+        self.pooling = AttentionPooling(c.width, c.n_heads)
+
+        self.from_token = nn.Linear(c.token_dim, c.width)
+        self.decoder_bias = nn.ModuleList(DistanceBias(c.n_heads) for _ in range(c.decoder_depth))
+        self.decoder = nn.ModuleList(TransformerBlock(c.width, c.n_heads, c.mlp_ratio)
+                                     for _ in range(c.decoder_depth))
+        query_width = self.pixel_features.n_features + self.position_features.n_features + 1
+        self.query_embedding = nn.Sequential(nn.Linear(query_width, c.width), nn.GELU(),
+                                             nn.Linear(c.width, c.width))
+        self.query_bias = DistanceBias(c.n_heads)
+        self.readout = CrossAttentionBlock(c.width, c.n_heads, mlp_ratio=2)
+        self.readout_norm = nn.LayerNorm(c.width)
+        self.head = nn.Linear(c.width, 2)
+
+    # -- patches -----------------------------------------------------------------
+
+    def _patches(self, x):
+        return _patches(x, self.config.patch_size)
+
+    def _position(self, log_wavelength, log_spacing):
+        features = torch.cat([self.position_features(log_wavelength),
+                              log_spacing.unsqueeze(-1).float()], dim=-1)
+        return self.position_embedding(features)
+
+    def patch_geometry(self, log_wavelength, valid, observed, spacing):
+        """Per-patch geometry of a batch; see `patch_geometry`."""
+        return patch_geometry(log_wavelength, valid, observed, spacing, self.config.patch_size)
+
+    # -- encoder -----------------------------------------------------------------
+
+    def encode(self, log_wavelength, flux, sigma, valid, observed, spacing, hide=None):
+        """Encode normalised spectra into tokens and an embedding.
+
+        Parameters
+        ----------
+        log_wavelength : `~torch.Tensor`, shape (batch, pixels), float64
+            ln of vacuum wavelength in Å; the pixel count is a multiple of
+            ``patch_size`` and no patch straddles two arms.
+        flux, sigma : `~torch.Tensor`, shape (batch, pixels)
+            Flux and its 1σ error, both divided by the spectrum's flux scale.
+        valid, observed : `~torch.Tensor` of bool, shape (batch, pixels)
+            Usable pixels; real (not padding) pixels.
+        spacing : `~torch.Tensor`, shape (batch, pixels)
+            ln λ step per pixel.
+        hide : `~torch.Tensor` of bool, shape (batch, patches), optional
+            Patches to hide from the encoder (masked-patch modelling).
+
+        Returns
+        -------
+        dict
+            ``tokens`` (batch, patches, token_dim), ``embedding`` (batch, width),
+            ``centre`` and ``log_spacing`` (batch, patches), and ``active``
+            (batch, patches): patches that took part in attention.
+        """
+        centre, log_spacing, active = self.patch_geometry(log_wavelength, valid, observed, spacing)
+        if hide is not None:
+            active = active & ~hide
+        if not active.any(-1).all():
+            raise ValueError("every spectrum needs at least one patch with valid pixels")
+        pixels = torch.cat([
+            flux.float().unsqueeze(-1),
+            sigma.float().clamp(min=1e-6).log10().clamp(-6, 3).unsqueeze(-1),
+            torch.ones_like(flux, dtype=torch.float32).unsqueeze(-1),
+            self.pixel_features(log_wavelength),
+        ], dim=-1) * valid.unsqueeze(-1)
+        x = self.patch_projection(self._patches(pixels).flatten(2))
+        x = x + self._position(centre, log_spacing)
+        relative = (centre - centre[:, :1]).float()
+        for bias, block in zip(self.encoder_bias, self.encoder):
+            x = block(x, bias(relative, relative, active))
+        x = self.encoder_norm(x)
+        return {"tokens": self.to_token(x), "embedding": self.pooling(x, active),
+                "centre": centre, "log_spacing": log_spacing, "active": active}
+
+    # -- decoder -----------------------------------------------------------------
+
+    def decode(self, tokens, centre, log_spacing, active, log_wavelength, spacing):
+        """Predict normalised flux at any wavelengths from tokens.
+
+        Parameters
+        ----------
+        tokens : `~torch.Tensor`, shape (batch, patches, token_dim)
+        centre, log_spacing : `~torch.Tensor`, shape (batch, patches)
+            Patch geometry, as returned by `encode`.
+        active : `~torch.Tensor` of bool, shape (batch, patches)
+            Patches the decoder may use.
+        log_wavelength : `~torch.Tensor`, shape (batch, queries), float64
+            ln of the requested vacuum wavelengths in Å.
+        spacing : `~torch.Tensor`, shape (batch, queries)
+            ln λ step of the requested grid (its sampling).
+
+        Returns
+        -------
+        mean, log_scatter : `~torch.Tensor`, shape (batch, queries)
+            Predicted normalised flux and the log of the model's own scatter.
+        """
+        memory = self.from_token(tokens) + self._position(centre, log_spacing)
+        origin = centre[:, :1]
+        relative = (centre - origin).float()
+        for bias, block in zip(self.decoder_bias, self.decoder):
+            memory = block(memory, bias(relative, relative, active))
+        query = self.query_embedding(torch.cat([
+            self.pixel_features(log_wavelength),
+            self.position_features(log_wavelength),
+            spacing.double().clamp(min=1e-12).log10().float().unsqueeze(-1),
+        ], dim=-1))
+        bias = self.query_bias((log_wavelength - origin).float(), relative, active)
+        out = self.head(self.readout_norm(self.readout(query, memory, bias)))
+        return out[..., 0], out[..., 1]
+
+    def forward(self, log_wavelength, flux, sigma, valid, observed, spacing, hide=None,
+                query_log_wavelength=None, query_spacing=None):
+        """Encode, then decode at the input pixels or at ``query_log_wavelength``."""
+        encoded = self.encode(log_wavelength, flux, sigma, valid, observed, spacing, hide)
+        if query_log_wavelength is None:
+            query_log_wavelength, query_spacing = log_wavelength, spacing
+        mean, log_scatter = self.decode(encoded["tokens"], encoded["centre"],
+                                        encoded["log_spacing"], encoded["active"],
+                                        query_log_wavelength, query_spacing)
+        return encoded, mean, log_scatter

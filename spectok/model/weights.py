@@ -1,0 +1,175 @@
+"""Weights on disk: safetensors tensors plus a JSON description with a sha256.
+
+A model called ``NAME`` is two files side by side: ``NAME.safetensors`` (the
+tensors, which cannot carry code) and ``NAME.json`` (the tokenizer
+configuration and the sha256 of the tensor file). Loading checks the hash
+before reading a single tensor. Nothing is ever unpickled.
+"""
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from .tokenizer import SpectralTokenizer, TokenizerConfig
+
+__all__ = ["save_model", "load_model", "available_models", "WeightsError"]
+
+_FORMAT_VERSION = 1
+
+
+class WeightsError(OSError):
+    """A model could not be found, or its files do not match their description."""
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _shipped_directory():
+    return Path(resources.files("spectok") / "data")
+
+
+def available_models():
+    """Names of the models shipped with spectok.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from spectok.model import available_models
+    >>> "spectok-small" in available_models()
+    True
+    """
+    return sorted(p.stem for p in _shipped_directory().glob("*.json")
+                  if p.with_suffix(".safetensors").exists())
+
+
+def save_model(model, path, metadata=None):
+    """Write a model as ``PATH.safetensors`` plus ``PATH.json``.
+
+    Both files are written to temporary names and renamed, so a crash never
+    leaves a half-written model under the final name.
+
+    Parameters
+    ----------
+    model : `~spectok.model.SpectralTokenizer`
+        The model to save.
+    path : str or `~pathlib.Path`
+        Destination without suffix, e.g. ``"runs/my-model"``.
+    metadata : dict, optional
+        JSON-serialisable facts to keep in the description (training data, steps…).
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The path of the JSON description.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spectok.model import CONFIGS, SpectralTokenizer, save_model, load_model
+    >>> model = SpectralTokenizer(CONFIGS["tiny"])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     description = save_model(model, pathlib.Path(tmp) / "mine")
+    ...     again = load_model(description)
+    >>> again.config == model.config
+    True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors_path = path.with_name(path.name + ".safetensors")
+    description_path = path.with_name(path.name + ".json")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    partial = tensors_path.with_name(tensors_path.name + ".partial")
+    save_file(state, partial)
+    description = {
+        "format_version": _FORMAT_VERSION,
+        "name": path.name,
+        "config": model.config.to_dict(),
+        "sha256": _sha256(partial),
+        "metadata": metadata or {},
+    }
+    os.replace(partial, tensors_path)
+    partial = description_path.with_name(description_path.name + ".partial")
+    partial.write_text(json.dumps(description, indent=2) + "\n")
+    os.replace(partial, description_path)
+    return description_path
+
+
+def _resolve(name_or_path):
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".json" or candidate.with_name(candidate.name + ".json").exists():
+        return candidate if candidate.suffix == ".json" else candidate.with_name(candidate.name + ".json")
+    shipped = _shipped_directory() / f"{name_or_path}.json"
+    if shipped.exists():
+        return shipped
+    raise WeightsError(f"unknown model {str(name_or_path)!r}: not a shipped model "
+                       f"(available: {', '.join(available_models()) or 'none'}) "
+                       "and no such .json description on disk")
+
+
+def load_model(name_or_path="spectok-small", device="cpu"):
+    """Load a model by shipped name or by the path of its JSON description.
+
+    Parameters
+    ----------
+    name_or_path : str or `~pathlib.Path`
+        A name from `available_models`, or a path to ``NAME.json`` (or ``NAME``)
+        written by `save_model`.
+    device : str or `torch.device`
+        Where to put the model.
+
+    Returns
+    -------
+    `~spectok.model.SpectralTokenizer`
+        The model, in evaluation mode.
+
+    Raises
+    ------
+    WeightsError
+        Unknown name, missing tensor file, a tensor file whose sha256 does
+        not match its description (tampered or corrupted), or an invalid
+        configuration in the description.
+
+    Examples
+    --------
+    >>> from spectok.model import load_model
+    >>> model = load_model("spectok-small")
+    >>> model.config.patch_size
+    32
+    """
+    description_path = _resolve(name_or_path)
+    try:
+        description = json.loads(description_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise WeightsError(f"cannot read model description {description_path}: {error}") from None
+    if description.get("format_version") != _FORMAT_VERSION:
+        raise WeightsError(f"{description_path}: unsupported format_version "
+                           f"{description.get('format_version')!r} (expected {_FORMAT_VERSION})")
+    tensors_path = description_path.with_suffix(".safetensors")
+    if not tensors_path.exists():
+        raise WeightsError(f"missing weights file {tensors_path} for {description_path.name}")
+    actual = _sha256(tensors_path)
+    if actual != description.get("sha256"):
+        raise WeightsError(f"{tensors_path} does not match its description: sha256 {actual} "
+                           f"!= {description.get('sha256')}; the file is corrupted or was modified")
+    try:
+        config = TokenizerConfig.from_dict(description["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f"{description_path}: invalid tokenizer configuration "
+                           f"({type(error).__name__}: {error})") from None
+    model = SpectralTokenizer(config)
+    model.load_state_dict(load_file(tensors_path))
+    model.name = description.get("name", description_path.stem)
+    model.metadata = description.get("metadata", {})
+    return model.to(device).eval()

@@ -1,0 +1,160 @@
+"""Result objects of `spectok.encode`: `SpectralTokens` (one) and `TokenBatch` (many)."""
+
+from dataclasses import dataclass, field
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+
+__all__ = ["SpectralTokens", "TokenBatch"]
+
+
+@dataclass
+class SpectralTokens:
+    """Tokens and embedding of one spectrum.
+
+    Attributes
+    ----------
+    tokens : `~numpy.ndarray`, shape (n_patches, token_dim)
+        One continuous token per patch of the native grid.
+    embedding : `~numpy.ndarray`, shape (width,)
+        The pooled embedding of the whole spectrum.
+    patch_edges : `~astropy.units.Quantity`, shape (n_patches, 2)
+        First and last vacuum wavelength of the real pixels of each patch.
+    valid : `~numpy.ndarray` of bool, shape (n_patches,)
+        Patches that took part in attention (at least half their pixels usable).
+    scale : `~astropy.units.Quantity`
+        The spectrum's flux scale (median of |flux|), kept so amplitude is not
+        lost: the tokens themselves do not depend on it.
+    flux_unit : `~astropy.units.Unit`
+        The unit the spectrum came in; `~spectok.decode` returns flux in it.
+    patch_log_wavelength, patch_log_spacing : `~numpy.ndarray`, shape (n_patches,)
+        Patch geometry used by the decoder: mean ln(λ/Å) and log10 of the
+        ln λ step per pixel.
+    id : object
+        ``meta['id']`` of the input spectrum, if it had one.
+    model : str
+        Name of the model that made the tokens.
+    """
+
+    tokens: np.ndarray
+    embedding: np.ndarray
+    patch_edges: u.Quantity
+    valid: np.ndarray
+    scale: u.Quantity
+    flux_unit: u.UnitBase
+    patch_log_wavelength: np.ndarray
+    patch_log_spacing: np.ndarray
+    id: object = None
+    model: str = ""
+
+    @property
+    def n_patches(self):
+        """Number of patches (and tokens)."""
+        return len(self.tokens)
+
+    def to_table(self):
+        """One row per patch: wavelength range, validity and the token.
+
+        Returns
+        -------
+        `~astropy.table.Table`
+
+        Examples
+        --------
+        >>> import spectok
+        >>> tokens = spectok.encode(spectok.datasets.example_spectrum())
+        >>> table = tokens.to_table()
+        >>> table.colnames
+        ['patch', 'wavelength_min', 'wavelength_max', 'valid', 'token']
+        """
+        table = Table({
+            "patch": np.arange(self.n_patches),
+            "wavelength_min": self.patch_edges[:, 0],
+            "wavelength_max": self.patch_edges[:, 1],
+            "valid": self.valid,
+            "token": self.tokens,
+        })
+        table.meta.update({"id": self.id, "model": self.model, "scale": str(self.scale)})
+        return table
+
+    def __repr__(self):
+        lo, hi = self.patch_edges[0, 0], self.patch_edges[-1, 1]
+        return (f"<SpectralTokens {self.n_patches} tokens × {self.tokens.shape[1]} "
+                f"({self.valid.sum()} valid), embedding {self.embedding.shape[0]}, "
+                f"{lo:.1f} – {hi:.1f}, model {self.model!r}>")
+
+
+@dataclass
+class TokenBatch:
+    """Tokens and embeddings of many spectra, in input order.
+
+    Attributes
+    ----------
+    items : list of `SpectralTokens`
+        One per encoded spectrum.
+    indices : `~numpy.ndarray` of int
+        Position in the input of each item (differs from ``range(len(items))``
+        only when spectra were skipped).
+    skipped : list of (int, str)
+        Input position and error message of each spectrum that could not be
+        encoded (with ``errors="skip"`` or ``"warn"``).
+    """
+
+    items: list
+    indices: np.ndarray
+    skipped: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    @property
+    def embedding(self):
+        """Embeddings stacked into an array of shape (n_spectra, width)."""
+        if not self.items:
+            return np.empty((0, 0), np.float32)
+        return np.stack([item.embedding for item in self.items])
+
+    @property
+    def tokens(self):
+        """Per-spectrum token arrays (their lengths differ)."""
+        return [item.tokens for item in self.items]
+
+    @property
+    def ids(self):
+        """``meta['id']`` of each encoded spectrum (None where absent)."""
+        return [item.id for item in self.items]
+
+    def to_table(self):
+        """One row per spectrum: input index, id, flux scale and the embedding.
+
+        Returns
+        -------
+        `~astropy.table.Table`
+
+        Examples
+        --------
+        >>> import spectok
+        >>> s = spectok.datasets.example_spectrum()
+        >>> spectok.encode([s, s]).to_table().colnames
+        ['index', 'id', 'scale', 'unit', 'n_patches', 'embedding']
+        """
+        return Table({
+            "index": self.indices,
+            "id": [str(i) if i is not None else "" for i in self.ids],
+            "scale": [item.scale.value for item in self.items],
+            "unit": [item.scale.unit.to_string() for item in self.items],
+            "n_patches": [item.n_patches for item in self.items],
+            "embedding": self.embedding,
+        }, meta={"model": self.items[0].model if self.items else "",
+                 "skipped": [int(i) for i, _ in self.skipped]})
+
+    def __repr__(self):
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return f"<TokenBatch {len(self)} spectra{skipped}>"

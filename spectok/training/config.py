@@ -1,0 +1,173 @@
+"""Training configuration, read from a TOML file."""
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..model import CONFIGS, TokenizerConfig
+
+__all__ = ["SourceConfig", "TrainingConfig", "load_config"]
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One source of the pretraining mixture.
+
+    Parameters
+    ----------
+    name : str
+        A source known to `spectok.training.data.SOURCES` (``"miles"``,
+        ``"spex"``, ``"galaxies"``, …).
+    weight : float
+        Relative frequency with which a training step draws from this source.
+    instruments : list of str
+        Instrument presets (`spectok.datasets.INSTRUMENTS`) to observe
+        through; ``"native"`` means the spectrum as published.
+    snr : tuple of float
+        Range of the signal-to-noise ratio per pixel (drawn log-uniformly).
+    redshift : tuple of float
+        Range of redshifts (drawn uniformly); both views share one redshift.
+    """
+
+    name: str
+    weight: float = 1.0
+    instruments: tuple = ("sdss",)
+    snr: tuple = (10.0, 100.0)
+    redshift: tuple = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that defines a training run.
+
+    Parameters
+    ----------
+    model : str or dict
+        A preset name from `spectok.model.CONFIGS`, or a dict of
+        `~spectok.model.TokenizerConfig` fields (``preset`` picks the base).
+    name : str
+        Name of the trained model (the file stem of the saved weights).
+    output_dir : str
+        Where checkpoints, the CSV log and the final model go.
+    steps, batch_size : int
+        Optimiser steps; global batch size (split evenly across ranks).
+    learning_rate, weight_decay, warmup_steps, min_learning_ratio, grad_clip : float
+        AdamW with linear warm-up then cosine decay to ``min_learning_ratio``
+        times the peak; gradients clipped to this norm.
+    hide_fraction : float
+        Fraction of patches hidden from the encoder (masked-patch modelling).
+    noise_floor : float
+        Added in quadrature to normalised errors in the reconstruction loss.
+    reconstruction_weight, consistency_weight, temperature : float
+        Weights of the loss terms and the InfoNCE temperature.
+    max_query_pixels : int
+        Pixels per spectrum at which the decoder is queried in training (a
+        random subset; all pixels when the spectrum is shorter).
+    seed : int
+        Seeds the data stream and the initial weights.
+    log_every, validate_every, checkpoint_every, validation_batches : int
+        Intervals in steps, and the size of the fixed validation set.
+    num_workers : int
+        DataLoader worker processes per rank.
+    sources : tuple of `SourceConfig`
+    """
+
+    model: object = "small"
+    name: str = "spectok-custom"
+    output_dir: str = "runs/spectok-custom"
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_learning_ratio: float = 0.05
+    grad_clip: float = 1.0
+    hide_fraction: float = 0.3
+    noise_floor: float = 0.005
+    reconstruction_weight: float = 1.0
+    consistency_weight: float = 0.2
+    temperature: float = 0.1
+    max_query_pixels: int = 512
+    seed: int = 0
+    log_every: int = 10
+    validate_every: int = 200
+    checkpoint_every: int = 100
+    validation_batches: int = 8
+    num_workers: int = 0
+    sources: tuple = field(default_factory=lambda: (SourceConfig("miles"),))
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if not self.sources:
+            raise ValueError("the training mixture needs at least one source")
+
+    def tokenizer_config(self):
+        """The `~spectok.model.TokenizerConfig` of the model to train."""
+        if isinstance(self.model, str):
+            if self.model not in CONFIGS:
+                raise ValueError(f"unknown model preset {self.model!r}; known: {sorted(CONFIGS)}")
+            return CONFIGS[self.model]
+        values = dict(self.model)
+        base = CONFIGS[values.pop("preset", "small")]
+        return TokenizerConfig.from_dict({**base.to_dict(), **values})
+
+    def to_dict(self):
+        """A JSON-serialisable copy (stored with checkpoints and the model)."""
+        values = asdict(self)
+        values["sources"] = [asdict(s) for s in self.sources]
+        return values
+
+
+def load_config(path, **overrides):
+    """Read a `TrainingConfig` from a TOML file.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        TOML file: top-level keys are `TrainingConfig` fields, ``[[sources]]``
+        tables are `SourceConfig` fields, ``[model]`` may override the preset.
+    **overrides
+        Fields to replace (e.g. ``steps=10`` for a quick check).
+
+    Returns
+    -------
+    `TrainingConfig`
+
+    Raises
+    ------
+    ValueError
+        Unknown keys, with their names.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spectok.training import load_config
+    >>> text = 'steps = 5\\n[[sources]]\\nname = "miles"\\ninstruments = ["sdss", "lamost"]\\n'
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = pathlib.Path(tmp) / "run.toml"
+    ...     _ = path.write_text(text)
+    ...     config = load_config(path)
+    >>> config.steps, config.sources[0].instruments
+    (5, ('sdss', 'lamost'))
+    """
+    values = tomllib.loads(Path(path).read_text())
+    values.update(overrides)
+    known = {f.name for f in fields(TrainingConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
+    source_fields = {f.name for f in fields(SourceConfig)}
+    sources = []
+    for table in values.get("sources", ()):
+        if isinstance(table, SourceConfig):
+            sources.append(table)
+            continue
+        bad = set(table) - source_fields
+        if bad:
+            raise ValueError(f"{path}: unknown source options {sorted(bad)}")
+        sources.append(SourceConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in table.items()}))
+    if sources:
+        values["sources"] = tuple(sources)
+    return TrainingConfig(**values)

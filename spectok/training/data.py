@@ -1,0 +1,292 @@
+"""The pretraining data stream: a weighted mixture of sources seen through instruments.
+
+Every training example is one object seen twice: two *views* through two
+instrument presets (or its published spectrum), with their own grid,
+resolution, noise and coverage, sharing one redshift. A step draws one
+source and one pair of instruments, so every batch holds spectra of similar
+length (bucketing without a sort) and little padding.
+
+The stream is a pure function of ``(seed, step, example index)``: the same
+global batch is produced whether one process or many draw it, and a resumed
+run continues the exact stream without saving any data-loader state.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from specutils import Spectrum, SpectrumList
+
+from ..adapter import SpectrumInputError, prepare_spectrum, to_batch
+from ..model import patch_geometry
+from .objectives import hide_patches
+
+__all__ = ["Source", "SOURCES", "build_sources", "TrainingStream", "make_view"]
+
+_VALIDATION_STREAM = 1
+_MAX_REDRAWS = 20
+
+
+@dataclass
+class Source:
+    """A population of objects to train on.
+
+    Parameters
+    ----------
+    name : str
+        Name used in logs.
+    draw : callable
+        ``draw(rng) -> Spectrum | SpectrumList``: one object's spectrum
+        (rest frame, as high-resolution as the source has).
+    weight : float
+        Relative frequency of this source in the mixture.
+    instruments : tuple of str
+        Instrument presets to observe through; ``"native"`` keeps the spectrum
+        as published.
+    snr : tuple of float
+        Log-uniform range of the signal-to-noise ratio per pixel.
+    redshift : tuple of float
+        Uniform range of redshift.
+    """
+
+    name: str
+    draw: object
+    weight: float = 1.0
+    instruments: tuple = ("sdss",)
+    snr: tuple = (10.0, 100.0)
+    redshift: tuple = (0.0, 0.0)
+
+
+def _choose_from(spectra):
+    def draw(rng):
+        return spectra[rng.integers(len(spectra))]
+    return draw
+
+
+def _miles_training_stars():
+    from ..datasets import benchmark_split, load_miles
+    miles = load_miles()
+    train, _ = benchmark_split("miles", miles.labels)
+    return [miles.spectra[i] for i in train]
+
+
+def _spex_training_sources():
+    from ..datasets import benchmark_split, load_spex
+    spex = load_spex()
+    train, _ = benchmark_split("spex", spex.labels)
+    return [spex.spectra[i] for i in train]
+
+
+def _stellar_templates():
+    from ..datasets import load_stellar_templates
+    return load_stellar_templates().spectra
+
+
+def _model_atmospheres():
+    from ..datasets import load_model_atmospheres
+    return load_model_atmospheres().spectra
+
+
+def _ssp_templates():
+    from ..datasets import load_ssp_templates
+    return load_ssp_templates().spectra
+
+
+def _galaxies():
+    from ..datasets import galaxy_spectrum, load_ssp_templates
+    templates = load_ssp_templates().spectra
+    return lambda rng: galaxy_spectrum(templates, rng)[0]
+
+
+SOURCES = {
+    "miles": lambda: _choose_from(_miles_training_stars()),
+    "spex": lambda: _choose_from(_spex_training_sources()),
+    "stellar_templates": lambda: _choose_from(_stellar_templates()),
+    "model_atmospheres": lambda: _choose_from(_model_atmospheres()),
+    "ssp": lambda: _choose_from(_ssp_templates()),
+    "galaxies": _galaxies,
+}
+"""Sources the training configuration can name, each a factory of a ``draw(rng)`` function.
+
+Only the training side of each benchmark split is used (MILES by star, SpeX
+by source), so the benchmark's test objects are never seen in pretraining.
+"""
+
+
+def build_sources(source_configs):
+    """Turn `~spectok.training.SourceConfig` entries into `Source` objects (loading data).
+
+    Raises
+    ------
+    ValueError
+        A source name that `SOURCES` does not know.
+    """
+    sources = []
+    for config in source_configs:
+        if config.name not in SOURCES:
+            raise ValueError(f"unknown training source {config.name!r}; known: {sorted(SOURCES)}")
+        sources.append(Source(config.name, SOURCES[config.name](), config.weight,
+                              tuple(config.instruments), tuple(config.snr),
+                              tuple(config.redshift)))
+    return sources
+
+
+def _trim(spectrum, min_pixels):
+    """Drop masked pixels at the ends of each arm, and arms with too few pixels left."""
+    arms = list(spectrum) if isinstance(spectrum, SpectrumList) else [spectrum]
+    kept = []
+    for arm in arms:
+        good = np.flatnonzero(~np.asarray(arm.mask, bool)) if arm.mask is not None \
+            else np.arange(len(arm.flux))
+        if len(good) >= min_pixels:
+            kept.append(arm[good[0]:good[-1] + 1])
+    if not kept:
+        raise SpectrumInputError("the instrument does not cover this object")
+    return kept[0] if len(kept) == 1 else SpectrumList(kept)
+
+
+def make_view(spectrum, instrument, snr, redshift, rng, min_pixels=64):
+    """One view of an object: observed through ``instrument`` and trimmed to its coverage.
+
+    Parameters
+    ----------
+    spectrum : `~specutils.Spectrum` or `~specutils.SpectrumList`
+        The object's spectrum.
+    instrument : str
+        An instrument preset, or ``"native"`` for the spectrum as it is.
+    snr, redshift : float
+        Signal-to-noise ratio per pixel and redshift of the observation.
+    rng : `numpy.random.Generator`
+    min_pixels : int
+        Arms with fewer unmasked pixels are dropped.
+
+    Returns
+    -------
+    `~specutils.Spectrum` or `~specutils.SpectrumList`
+
+    Raises
+    ------
+    spectok.adapter.SpectrumInputError
+        The instrument sees fewer than ``min_pixels`` pixels of the object.
+    """
+    if instrument == "native":
+        return spectrum
+    from ..datasets import observe
+    try:
+        observed = observe(spectrum, instrument, snr=snr, redshift=redshift, rng=rng)
+    except ValueError as error:
+        raise SpectrumInputError(str(error)) from None
+    return _trim(observed, min_pixels)
+
+
+def _mask_bad_region(prepared, rng, probability=0.3, max_fraction=0.1):
+    """Mark a random stretch of pixels unusable, as detector defects and sky lines do."""
+    if rng.random() >= probability:
+        return
+    arm = rng.integers(len(prepared.valid))
+    valid = prepared.valid[arm]
+    width = int(rng.uniform(0.01, max_fraction) * len(valid))
+    if width == 0 or valid.sum() - width < 2 * valid.size // 3:
+        return
+    start = rng.integers(0, len(valid) - width + 1)
+    valid[start:start + width] = False
+
+
+def _query(valid, n_query, rng):
+    """Indices of up to ``n_query`` valid pixels per row, padded; and which are real."""
+    index = np.zeros((len(valid), n_query), np.int64)
+    real = np.zeros((len(valid), n_query), bool)
+    for row, (v, r) in enumerate(zip(valid, rng)):
+        candidates = np.flatnonzero(v)
+        chosen = candidates if len(candidates) <= n_query else \
+            np.sort(r.choice(candidates, n_query, replace=False))
+        index[row, :len(chosen)] = chosen
+        real[row, :len(chosen)] = True
+    return torch.from_numpy(index), torch.from_numpy(real)
+
+
+def _view_tensors(prepared, rngs, config, patch_size, generators):
+    batch = to_batch(prepared, patch_size, warn_missing_uncertainty=False)
+    _, _, active = patch_geometry(batch.log_wavelength, batch.valid, batch.observed,
+                                  batch.spacing, patch_size)
+    hide = torch.stack([hide_patches(a[None], config.hide_fraction, g)[0]
+                        for a, g in zip(active, generators)])
+    query, query_valid = _query(batch.valid.numpy(), config.max_query_pixels, rngs)
+    return {"inputs": batch.model_inputs(), "hide": hide, "query": query,
+            "query_valid": query_valid}
+
+
+class TrainingStream(torch.utils.data.IterableDataset):
+    """Batches of paired views for steps ``start_step`` … ``stop_step - 1``.
+
+    Parameters
+    ----------
+    sources : list of `Source`
+    config : `~spectok.training.TrainingConfig`
+        Uses ``seed``, ``batch_size``, ``hide_fraction`` and ``max_query_pixels``.
+    patch_size : int
+    rank, world_size : int
+        This process takes examples ``rank * b … (rank + 1) * b - 1`` of each
+        global batch, ``b = batch_size // world_size``.
+    start_step, stop_step : int
+    validation : bool
+        Draw from a separate stream (the fixed validation set).
+
+    Notes
+    -----
+    With DataLoader workers, worker ``w`` of ``n`` makes the batches of steps
+    ``w, w + n, …``; the DataLoader's round-robin returns them in step order.
+    """
+
+    def __init__(self, sources, config, patch_size, *, rank=0, world_size=1, start_step=0,
+                 stop_step=None, validation=False):
+        super().__init__()
+        self.sources = sources
+        self.config = config
+        self.patch_size = patch_size
+        self.rank, self.world_size = rank, world_size
+        self.start_step = start_step
+        self.stop_step = config.steps if stop_step is None else stop_step
+        self.stream = _VALIDATION_STREAM if validation else 0
+        weights = np.array([s.weight for s in sources], float)
+        self.probabilities = weights / weights.sum()
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        for step in range(self.start_step, self.stop_step):
+            if (step - self.start_step) % n_workers == worker:
+                yield self.batch(step)
+
+    def _example(self, source, instruments, step, index):
+        rng = np.random.default_rng([self.config.seed, self.stream, step, index])
+        for _ in range(_MAX_REDRAWS):
+            spectrum = source.draw(rng)
+            redshift = rng.uniform(*source.redshift)
+            views = []
+            try:
+                for instrument in instruments:
+                    snr = float(np.exp(rng.uniform(*np.log(source.snr))))
+                    view = make_view(spectrum, instrument, snr, redshift, rng)
+                    prepared = prepare_spectrum(view)
+                    _mask_bad_region(prepared, rng)
+                    views.append(prepared)
+            except SpectrumInputError:
+                continue
+            return views, rng
+        raise RuntimeError(f"source {source.name!r} gave no object that {instruments} can "
+                           f"observe in {_MAX_REDRAWS} draws")
+
+    def batch(self, step):
+        """The two views of this rank's share of the global batch of ``step``."""
+        rng = np.random.default_rng([self.config.seed, self.stream, step])
+        source = self.sources[rng.choice(len(self.sources), p=self.probabilities)]
+        instruments = tuple(rng.choice(source.instruments, 2))
+        local = self.config.batch_size // self.world_size
+        indices = range(self.rank * local, (self.rank + 1) * local)
+        examples = [self._example(source, instruments, step, i) for i in indices]
+        generators = [torch.Generator().manual_seed(int(np.random.SeedSequence(
+            [self.config.seed, self.stream, step, i]).generate_state(1)[0])) for i in indices]
+        rngs = [r for _, r in examples]
+        return tuple(_view_tensors([views[k] for views, _ in examples], rngs, self.config,
+                                   self.patch_size, generators) for k in range(2))

@@ -1,0 +1,261 @@
+"""The training loop: one process, or many under ``torchrun`` (DDP)."""
+
+import csv
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from ..model import SpectralTokenizer, save_model
+from .data import TrainingStream, build_sources
+from .objectives import consistency_loss, gaussian_nll
+
+__all__ = ["train", "TrainingObjective", "latest_checkpoint", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_LOG_FIELDS = ["step", "learning_rate", "loss", "reconstruction", "consistency", "grad_norm",
+               "spectra_per_second", "wall_seconds", "val_loss", "val_reconstruction",
+               "val_consistency"]
+
+
+class TrainingObjective(nn.Module):
+    """The full pretraining loss of a tokenizer on a pair of views.
+
+    Wrapping the loss in a module lets `~torch.nn.parallel.DistributedDataParallel`
+    see one forward call per step for both views.
+
+    Parameters
+    ----------
+    model : `~spectok.model.SpectralTokenizer`
+    config : `~spectok.training.TrainingConfig`
+    """
+
+    def __init__(self, model, config):
+        super().__init__()
+        self.model = model
+        self.config = config
+
+    def _view(self, view):
+        log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
+        query = view["query"]
+
+        def pick(t):
+            return t.gather(1, query)
+
+        encoded, mean, log_scatter = self.model(
+            log_wave, flux, sigma, valid, observed, spacing, hide=view["hide"],
+            query_log_wavelength=pick(log_wave), query_spacing=pick(spacing))
+        nll = gaussian_nll(mean, log_scatter, pick(flux), pick(sigma),
+                           pick(valid) & view["query_valid"], self.config.noise_floor)
+        return nll, encoded["embedding"]
+
+    def forward(self, view_a, view_b):
+        nll_a, embedding_a = self._view(view_a)
+        nll_b, embedding_b = self._view(view_b)
+        reconstruction = 0.5 * (nll_a + nll_b)
+        consistency = consistency_loss(embedding_a, embedding_b, self.config.temperature)
+        loss = (self.config.reconstruction_weight * reconstruction
+                + self.config.consistency_weight * consistency)
+        return loss, reconstruction.detach(), consistency.detach()
+
+
+def _learning_rate_factor(config):
+    def factor(step):
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return config.min_learning_ratio + (1 - config.min_learning_ratio) * cosine
+    return factor
+
+
+def _distributed_setup():
+    """(rank, world_size, device), initialising torch.distributed under torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        return rank, world_size, torch.device("cuda", local_rank)
+    return rank, world_size, torch.device("cpu")
+
+
+def latest_checkpoint(output_dir):
+    """Path of the last complete checkpoint in ``output_dir``, or `None`.
+
+    Checkpoints are written to a temporary name and renamed, so a file with
+    the final name is always complete.
+    """
+    path = Path(output_dir) / CHECKPOINT_NAME
+    return path if path.exists() else None
+
+
+def _save_checkpoint(path, objective, optimizer, scheduler, step, config):
+    state = {
+        "model": objective.model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": step,
+        "config": json.dumps(config.to_dict()),
+        "torch_rng": torch.get_rng_state(),
+    }
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _to_device(view, device):
+    return {key: tuple(t.to(device) for t in value) if isinstance(value, tuple)
+            else value.to(device) for key, value in view.items()}
+
+
+def _mean_over_ranks(values, device):
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+        tensor /= dist.get_world_size()
+    return tensor.tolist()
+
+
+def _validate(objective, batches, device, autocast):
+    totals = [0.0, 0.0, 0.0]
+    objective.eval()
+    with torch.no_grad(), autocast():
+        for view_a, view_b in batches:
+            loss, reconstruction, consistency = objective(_to_device(view_a, device),
+                                                          _to_device(view_b, device))
+            for k, value in enumerate((loss, reconstruction, consistency)):
+                totals[k] += float(value) / len(batches)
+    objective.train()
+    return _mean_over_ranks(totals, device)
+
+
+def train(config, *, resume=False, progress=True, sources=None):
+    """Pretrain a tokenizer; the same call runs on one CPU or under ``torchrun``.
+
+    Parameters
+    ----------
+    config : `~spectok.training.TrainingConfig`
+        The run (see `~spectok.training.load_config` for the TOML form).
+    resume : bool
+        Continue from the checkpoint in ``config.output_dir`` (exactly: same
+        parameters, optimiser and scheduler state, and data stream).
+    progress : bool
+        Show a progress bar (rank 0 only).
+    sources : list of `~spectok.training.data.Source`, optional
+        Pre-built sources instead of ``config.sources`` (tests, custom data).
+
+    Returns
+    -------
+    `~spectok.model.SpectralTokenizer`
+        The trained model; rank 0 also writes it with
+        `~spectok.model.save_model` to ``output_dir/name``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``resume=True`` but there is no checkpoint.
+    PermissionError
+        The output directory is not writable (checked before any work).
+    """
+    rank, world_size, device = _distributed_setup()
+    if config.batch_size % world_size:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
+                         f"{world_size} processes")
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(output_dir, os.W_OK):
+        raise PermissionError(f"output directory {output_dir} is not writable")
+
+    torch.manual_seed(config.seed)
+    model = SpectralTokenizer(config.tokenizer_config()).to(device)
+    objective = TrainingObjective(model, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _learning_rate_factor(config))
+    start = 0
+    checkpoint_path = output_dir / CHECKPOINT_NAME
+    if resume:
+        if latest_checkpoint(output_dir) is None:
+            raise FileNotFoundError(f"no checkpoint to resume from in {output_dir}")
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["step"])
+
+    wrapped = (DistributedDataParallel(objective, device_ids=[device] if device.type == "cuda"
+                                       else None) if world_size > 1 else objective)
+    sources = build_sources(config.sources) if sources is None else sources
+    patch_size = model.config.patch_size
+    stream = TrainingStream(sources, config, patch_size, rank=rank, world_size=world_size,
+                            start_step=start, stop_step=config.steps)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=config.num_workers,
+                                         persistent_workers=False)
+    validation = list(TrainingStream(sources, config, patch_size, rank=rank,
+                                     world_size=world_size, start_step=0,
+                                     stop_step=config.validation_batches, validation=True))
+
+    def autocast():
+        return (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else nullcontext())
+
+    log_path = output_dir / "log.csv"
+    if rank == 0 and not (resume and log_path.exists()):
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(_LOG_FIELDS)
+    bar = tqdm(total=config.steps, initial=start, disable=not progress or rank != 0,
+               desc="spectok.train", unit="step")
+    started, window = time.time(), time.time()
+    objective.train()
+    step = start
+    for step, (view_a, view_b) in enumerate(loader, start=start):
+        with autocast():
+            loss, reconstruction, consistency = wrapped(_to_device(view_a, device),
+                                                        _to_device(view_b, device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        done = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        validate = done % config.validate_every == 0 or done == config.steps
+        if done % config.log_every == 0 or validate:
+            values = _mean_over_ranks([float(loss), float(reconstruction), float(consistency)],
+                                      device)
+            row = {"step": done, "learning_rate": scheduler.get_last_lr()[0],
+                   "loss": values[0], "reconstruction": values[1], "consistency": values[2],
+                   "grad_norm": float(grad_norm),
+                   "spectra_per_second": config.batch_size * config.log_every
+                   / max(time.time() - window, 1e-9),
+                   "wall_seconds": time.time() - started}
+            window = time.time()
+            if validate:
+                row.update(zip(("val_loss", "val_reconstruction", "val_consistency"),
+                               _validate(objective, validation, device, autocast)))
+            if rank == 0:
+                with open(log_path, "a", newline="") as f:
+                    csv.DictWriter(f, _LOG_FIELDS).writerow(row)
+        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
+            _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config)
+    bar.close()
+    if rank == 0 and step + 1 >= config.steps:
+        save_model(model, output_dir / config.name,
+                   metadata={"training": config.to_dict(), "steps": config.steps})
+    if dist.is_initialized():
+        dist.barrier()
+    return model.eval()

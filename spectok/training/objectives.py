@@ -1,0 +1,147 @@
+"""Training objectives: Gaussian reconstruction, masked patches, cross-instrument consistency."""
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["gaussian_nll", "reduced_chi2", "hide_patches", "consistency_loss"]
+
+
+def _per_spectrum_mean(values, weight):
+    return (values * weight).sum(-1) / weight.sum(-1).clamp(min=1)
+
+
+def gaussian_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0):
+    """Gaussian negative log-likelihood of the data given the decoder's prediction.
+
+    Per pixel, with total variance ``v = σ² + floor² + s²`` (data error, a
+    noise floor, and the model's predicted scatter ``s``)::
+
+        (y − ŷ)² / v + ln(v / (σ² + floor²))
+
+    which is the paper's χ² term when ``s = 0`` and otherwise lets the
+    decoder say where it cannot reproduce the data. Averaged over the valid
+    pixels of each spectrum, then over spectra (so that a data-parallel run
+    on equal local batches gives the same gradient as one process).
+
+    Parameters
+    ----------
+    mean, log_scatter : `~torch.Tensor`, (batch, pixels)
+        Decoder output in normalised flux units.
+    flux, sigma : `~torch.Tensor`, (batch, pixels)
+        Normalised data and 1σ errors.
+    valid : `~torch.Tensor` of bool, (batch, pixels)
+    noise_floor : float
+        Added in quadrature to ``sigma`` (normalised units), so that nearly
+        noiseless models do not dominate the loss.
+
+    Returns
+    -------
+    `~torch.Tensor`
+        Scalar loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.training import gaussian_nll
+    >>> y = torch.ones(1, 4); s = torch.full((1, 4), 0.1)
+    >>> float(gaussian_nll(y + 0.1, torch.full((1, 4), -30.0), y, s, y.bool()))
+    1.0
+    """
+    data_var = sigma.float() ** 2 + noise_floor ** 2
+    total_var = data_var + torch.exp(2 * log_scatter.float())
+    per_pixel = (flux - mean.float()) ** 2 / total_var + torch.log(total_var / data_var)
+    return _per_spectrum_mean(per_pixel, valid.float()).mean()
+
+
+def reduced_chi2(mean, flux, sigma, valid):
+    """Reduced χ² of a reconstruction against the data errors alone, per spectrum.
+
+    Returns
+    -------
+    `~torch.Tensor`, (batch,)
+        Mean of ``(y − ŷ)² / σ²`` over each spectrum's valid pixels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.training import reduced_chi2
+    >>> y = torch.ones(1, 4)
+    >>> reduced_chi2(y + 0.2, y, torch.full((1, 4), 0.1), y.bool())
+    tensor([4.0000])
+    """
+    return _per_spectrum_mean((flux - mean.float()) ** 2 / sigma.float() ** 2, valid.float())
+
+
+def hide_patches(active, fraction, generator=None):
+    """Choose patches to hide from the encoder (masked-patch modelling).
+
+    Each active patch is hidden with probability ``fraction``, but every
+    spectrum keeps at least one visible active patch.
+
+    Parameters
+    ----------
+    active : `~torch.Tensor` of bool, (batch, patches)
+        Patches that would take part in attention.
+    fraction : float
+        Probability of hiding a patch, in [0, 1).
+    generator : `torch.Generator`, optional
+        For reproducible draws.
+
+    Returns
+    -------
+    `~torch.Tensor` of bool, (batch, patches)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.training import hide_patches
+    >>> hide = hide_patches(torch.ones(2, 10, dtype=torch.bool), 0.99)
+    >>> bool((~hide).any(-1).all())
+    True
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"the hidden fraction must be in [0, 1), got {fraction}")
+    draw = torch.rand(active.shape, generator=generator)
+    hide = (draw < fraction) & active
+    keep = torch.where(active, draw, torch.full_like(draw, -1.0)).argmax(-1)
+    hide[torch.arange(len(hide)), keep] = False
+    return hide
+
+
+def consistency_loss(embedding_a, embedding_b, temperature=0.1):
+    """Symmetric InfoNCE between two views of the same objects.
+
+    Row ``i`` of ``embedding_a`` and of ``embedding_b`` are one object seen
+    through two instruments; every other row is a negative. A contrastive
+    term is chosen over a non-contrastive one because the quantity users care
+    about is retrieval (is the twin the nearest neighbour?), which InfoNCE
+    optimises directly, and its negatives prevent collapse without extra
+    variance terms. Under `torch.distributed`, embeddings are gathered from
+    all ranks so the negatives and the gradient are those of the global batch.
+
+    Parameters
+    ----------
+    embedding_a, embedding_b : `~torch.Tensor`, (batch, width)
+    temperature : float
+
+    Returns
+    -------
+    `~torch.Tensor`
+        Scalar loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.training import consistency_loss
+    >>> e = torch.eye(4)
+    >>> float(consistency_loss(e, e)) < float(consistency_loss(e, e.roll(1, 0)))
+    True
+    """
+    a = F.normalize(embedding_a.float(), dim=-1)
+    b = F.normalize(embedding_b.float(), dim=-1)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.distributed.nn.functional import all_gather
+        a, b = torch.cat(all_gather(a)), torch.cat(all_gather(b))
+    logits = a @ b.T / temperature
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
