@@ -209,8 +209,12 @@ def _view_tensors(prepared, rngs, config, patch_size, generators):
     batch = to_batch(prepared, patch_size, warn_missing_uncertainty=False)
     _, _, active = patch_geometry(batch.log_wavelength, batch.valid, batch.observed,
                                   batch.spacing, patch_size)
-    hide = torch.stack([hide_patches(a[None], config.hide_fraction, g)[0]
-                        for a, g in zip(active, generators)])
+    # Draw each spectrum's hidden patches over its own patches only, so that the
+    # draw does not depend on how much padding the batch happens to have.
+    hide = torch.zeros_like(active)
+    for row, (length, generator) in enumerate(zip(batch.lengths.tolist(), generators)):
+        n = length // patch_size
+        hide[row, :n] = hide_patches(active[row:row + 1, :n], config.hide_fraction, generator)[0]
     query, query_valid = _query(batch.valid.numpy(), config.max_query_pixels, rngs)
     return {"inputs": batch.model_inputs(), "hide": hide, "query": query,
             "query_valid": query_valid}

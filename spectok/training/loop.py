@@ -116,7 +116,7 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config):
 
 
 def _to_device(view, device):
-    return {key: tuple(t.to(device) for t in value) if isinstance(value, tuple)
+    return {key: tuple(t.to(device) for t in value) if isinstance(value, (tuple, list))
             else value.to(device) for key, value in view.items()}
 
 
@@ -227,6 +227,7 @@ def train(config, *, resume=False, progress=True, sources=None):
                                                         _to_device(view_b, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        loss = loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()

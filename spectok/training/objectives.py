@@ -117,7 +117,8 @@ def consistency_loss(embedding_a, embedding_b, temperature=0.1):
     about is retrieval (is the twin the nearest neighbour?), which InfoNCE
     optimises directly, and its negatives prevent collapse without extra
     variance terms. Under `torch.distributed`, embeddings are gathered from
-    all ranks so the negatives and the gradient are those of the global batch.
+    all ranks so that the negatives and the gradient are those of the global
+    batch: a run on N processes matches one process with the same global batch.
 
     Parameters
     ----------
@@ -139,9 +140,31 @@ def consistency_loss(embedding_a, embedding_b, temperature=0.1):
     """
     a = F.normalize(embedding_a.float(), dim=-1)
     b = F.normalize(embedding_b.float(), dim=-1)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        from torch.distributed.nn.functional import all_gather
-        a, b = torch.cat(all_gather(a)), torch.cat(all_gather(b))
+    world = _world_size()
+    if world > 1:
+        a, b = _gather_keeping_local_gradient(a), _gather_keeping_local_gradient(b)
     logits = a @ b.T / temperature
     target = torch.arange(len(a), device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    # Each rank back-propagates only through its own rows, and DDP averages the
+    # gradients over ranks: scale the gradient (not the value) by the world size.
+    return loss * world - loss.detach() * (world - 1)
+
+
+def _world_size():
+    distributed = torch.distributed
+    return distributed.get_world_size() if (distributed.is_available()
+                                            and distributed.is_initialized()) else 1
+
+
+def _gather_keeping_local_gradient(x):
+    """All ranks' rows in rank order; only this rank's rows carry a gradient.
+
+    The collective runs in the forward pass only, so it cannot interleave with
+    the gradient all-reduce that DDP runs during the backward pass.
+    """
+    distributed = torch.distributed
+    parts = [torch.empty_like(x) for _ in range(distributed.get_world_size())]
+    distributed.all_gather(parts, x.detach().contiguous())
+    parts[distributed.get_rank()] = x
+    return torch.cat(parts)
