@@ -15,6 +15,7 @@ to end in order of wavelength, each padded to a whole number of patches, so
 no patch mixes two arms and nothing is resampled.
 """
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -80,6 +81,87 @@ class PreparedSpectrum:
     input_unit: u.UnitBase
     has_uncertainty: bool
     id: object = None
+
+    @classmethod
+    def from_arrays(cls, wavelength, flux, sigma, mask, unit, *, input_unit=None,
+                    label="spectrum", id=None, patch_size=None):
+        """Assemble a prepared spectrum from plain arrays, one per arm.
+
+        This is the unit-free second half of `prepare_spectrum`, for callers
+        that already hold vacuum wavelengths in Å and flux in a canonical unit
+        (simulators, survey readers): it flags invalid pixels, measures the
+        flux scale, and estimates a noise level where there is no error.
+
+        Parameters
+        ----------
+        wavelength, flux : list of `~numpy.ndarray`
+            Per arm: vacuum wavelength in Å (strictly ascending) and flux in ``unit``.
+        sigma : list of `~numpy.ndarray` or None
+            Per arm 1σ error in ``unit`` (`None` for an arm without errors:
+            then every arm gets a constant DER_SNR noise level).
+        mask : list of `~numpy.ndarray` of bool
+            Per arm, True for pixels known to be bad.
+        unit : `~astropy.units.Unit`
+            Canonical unit of ``flux`` and ``sigma``.
+        input_unit : `~astropy.units.Unit`, optional
+            Unit `~spectok.decode` should return (default ``unit``).
+        label : str
+            How to name the spectrum in errors.
+        id : object, optional
+        patch_size : int, optional
+            Also require one patch of this size with at least half its pixels valid.
+
+        Returns
+        -------
+        `PreparedSpectrum`
+
+        Raises
+        ------
+        SpectrumInputError
+            No valid pixels, no usable patch, or zero flux everywhere.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spectok.adapter import FLAM, PreparedSpectrum
+        >>> wave = np.linspace(4000, 5000, 64)
+        >>> p = PreparedSpectrum.from_arrays([wave], [np.full(64, 2e-17)], [np.full(64, 1e-18)],
+        ...                                  [np.zeros(64, bool)], FLAM)
+        >>> p.scale, int(p.valid[0].sum())
+        (2e-17, 64)
+        """
+        has_uncertainty = all(s is not None for s in sigma)
+        sigma = [np.full_like(f, np.nan) if s is None else s for f, s in zip(flux, sigma)]
+        valid = []
+        for f, s, bad in zip(flux, sigma, mask):
+            good = ~np.asarray(bad, bool) & np.isfinite(f)
+            if has_uncertainty:
+                good &= np.isfinite(s) & (s > 0)
+            valid.append(good)
+        all_valid = np.concatenate(valid)
+        if not all_valid.any():
+            all_flux, all_sigma = np.concatenate(flux), np.concatenate(sigma)
+            masked = sum(int(np.sum(bad)) for bad in mask)
+            bad_sigma = np.sum(~(np.isfinite(all_sigma) & (all_sigma > 0))) if has_uncertainty else 0
+            raise SpectrumInputError(
+                f"{label}: no valid pixels ({len(all_valid)} pixels: {masked} masked, "
+                f"{np.sum(~np.isfinite(all_flux))} with non-finite flux, {bad_sigma} with zero, "
+                "negative or non-finite uncertainty)")
+        if patch_size is not None and not _active_patches(valid, patch_size):
+            raise SpectrumInputError(
+                f"{label}: no usable patch: the {int(all_valid.sum())} valid pixels are so "
+                f"scattered that no patch of {patch_size} pixels has at least half of its "
+                "pixels valid")
+        good_flux = np.abs(np.concatenate(flux)[all_valid])
+        scale = float(np.median(good_flux)) or float(np.mean(good_flux))
+        if scale == 0:
+            raise SpectrumInputError(f"{label}: flux is zero at every valid pixel")
+        if not has_uncertainty:
+            sigma = [np.full_like(f, max(_der_snr_noise(f[v]), _MIN_RELATIVE_NOISE * scale))
+                     for f, v in zip(flux, valid)]
+        return cls(label=label, wavelength=list(wavelength), flux=list(flux), sigma=sigma,
+                   valid=valid, scale=scale, unit=unit, input_unit=input_unit or unit,
+                   has_uncertainty=has_uncertainty, id=id)
 
     def n_slots(self, patch_size):
         """Pixel slots after padding each arm to a whole number of patches."""
@@ -192,10 +274,18 @@ def iter_spectra(data):
 # -- units -----------------------------------------------------------------------
 
 def _canonical_unit(unit, label):
-    """Canonical flux unit for ``unit``, or raise if it is not a flux."""
+    """Canonical flux unit for ``unit``, or raise if it is not a flux (naming ``label``)."""
+    canonical = _classify_flux_unit(unit)
+    if isinstance(canonical, str):
+        raise u.UnitConversionError(f"{label}: {canonical}")
+    return canonical
+
+
+@functools.lru_cache(maxsize=256)
+def _classify_flux_unit(unit):
+    """Canonical unit for a flux unit, or a message saying why it is not a flux."""
     if isinstance(unit, u.LogUnit) or (hasattr(unit, "physical_unit")):
-        raise u.UnitConversionError(
-            f"{label}: flux is in magnitudes ({unit}); convert it to a linear flux density first")
+        return f"flux is in magnitudes ({unit}); convert it to a linear flux density first"
     for canonical in (FLAM, FLAM / u.sr):
         if unit.is_equivalent(canonical, equivalencies=u.spectral_density(1 * u.AA)):
             return canonical
@@ -204,9 +294,21 @@ def _canonical_unit(unit, label):
     for base in _COUNT_UNITS:
         if (unit / base).decompose().physical_type in ("dimensionless", "frequency"):
             return unit
-    raise u.UnitConversionError(
-        f"{label}: flux unit {unit} ({unit.physical_type}) is not a flux: use a spectral flux "
-        "density (f_λ, f_ν, photon flux), counts or a dimensionless (normalised) flux")
+    return (f"flux unit {unit} ({unit.physical_type}) is not a flux: use a spectral flux "
+            "density (f_λ, f_ν, photon flux), counts or a dimensionless (normalised) flux")
+
+
+def _conversion_factor(unit, canonical, wave, label, input_unit):
+    """Multiplier per pixel (or a scalar) from ``unit`` to ``canonical`` at vacuum Å ``wave``."""
+    try:
+        return unit.to(canonical)
+    except u.UnitConversionError:
+        pass
+    try:
+        return (1 * unit).to_value(canonical, equivalencies=u.spectral_density(wave * u.AA))
+    except u.UnitConversionError:
+        raise u.UnitConversionError(
+            f"{label}: arms have incompatible flux units ({unit} vs {input_unit})") from None
 
 
 def _wavelength_angstrom(axis, label):
@@ -371,9 +473,10 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
     Raises
     ------
     SpectrumInputError
-        No valid pixels (or, with ``patch_size``, no usable patch), mismatched lengths, unsorted, duplicated or
-        non-finite wavelengths, 2-D flux, fewer than 2 pixels, an empty
-        SpectrumList, or an unsupported uncertainty.
+        No valid pixels (or, with ``patch_size``, no usable patch),
+        mismatched lengths, unsorted, duplicated or non-finite wavelengths,
+        2-D flux, fewer than 2 pixels, an empty SpectrumList, or an
+        unsupported uncertainty.
     astropy.units.UnitConversionError
         A spectral axis that is not spectral, or a flux that is not a flux.
 
@@ -384,7 +487,7 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
     >>> wave = np.linspace(400, 500, 100) * u.nm
     >>> flux = np.full(100, 2.0) * u.mJy
     >>> p = prepare_spectrum((wave, flux, 0.1 * flux))
-    >>> p.unit, round(p.wavelength[0][0], 6)
+    >>> p.unit, round(float(p.wavelength[0][0]), 6)
     (Unit("erg / (Angstrom s cm2)"), 4000.0)
     """
     label, ident = _label(item, index)
@@ -399,49 +502,14 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
 
     input_unit = arms[0][1].unit
     canonical = _canonical_unit(input_unit, label)
-    waves, fluxes, sigmas, valids = [], [], [], []
-    has_uncertainty = all(arm[2] is not None for arm in arms)
-    for wave, flux, sigma, bad in arms:
-        try:
-            factor = (1 * flux.unit).to_value(canonical, equivalencies=u.spectral_density(wave * u.AA))
-        except u.UnitConversionError:
-            raise u.UnitConversionError(
-                f"{label}: arms have incompatible flux units ({flux.unit} vs {input_unit})") from None
-        f = flux.value * factor
-        s = np.full_like(f, np.nan) if sigma is None else sigma.value * factor
-        valid = ~bad & np.isfinite(f)
-        if sigma is not None:
-            valid &= np.isfinite(s) & (s > 0)
-        waves.append(wave)
-        fluxes.append(f)
-        sigmas.append(s)
-        valids.append(valid)
-
-    all_valid = np.concatenate(valids)
-    if not all_valid.any():
-        all_flux = np.concatenate(fluxes)
-        all_sigma = np.concatenate(sigmas)
-        masked = sum(int(np.sum(arm[3])) for arm in arms)
-        raise SpectrumInputError(
-            f"{label}: no valid pixels ({len(all_valid)} pixels: {masked} masked, "
-            f"{np.sum(~np.isfinite(all_flux))} with non-finite flux, "
-            f"{np.sum(~(np.isfinite(all_sigma) & (all_sigma > 0))) if has_uncertainty else 0} "
-            "with zero, negative or non-finite uncertainty)")
-    if patch_size is not None and not _active_patches(valids, patch_size):
-        raise SpectrumInputError(
-            f"{label}: no usable patch: the {int(all_valid.sum())} valid pixels are so scattered "
-            f"that no patch of {patch_size} pixels has at least half of its pixels valid")
-    good_flux = np.abs(np.concatenate(fluxes)[all_valid])
-    scale = float(np.median(good_flux)) or float(np.mean(good_flux))
-    if scale == 0:
-        raise SpectrumInputError(f"{label}: flux is zero at every valid pixel")
-    if not has_uncertainty:
-        noise = [_der_snr_noise(f[v]) for f, v in zip(fluxes, valids)]
-        sigmas = [np.full_like(f, max(n, _MIN_RELATIVE_NOISE * scale))
-                  for f, n in zip(fluxes, noise)]
-    return PreparedSpectrum(label=label, wavelength=waves, flux=fluxes, sigma=sigmas,
-                            valid=valids, scale=scale, unit=canonical, input_unit=input_unit,
-                            has_uncertainty=has_uncertainty, id=ident)
+    fluxes, sigmas = [], []
+    for wave, flux, sigma, _ in arms:
+        factor = _conversion_factor(flux.unit, canonical, wave, label, input_unit)
+        fluxes.append(flux.value * factor)
+        sigmas.append(None if sigma is None else sigma.value * factor)
+    return PreparedSpectrum.from_arrays(
+        [arm[0] for arm in arms], fluxes, sigmas, [arm[3] for arm in arms], canonical,
+        input_unit=input_unit, label=label, id=ident, patch_size=patch_size)
 
 
 # -- padding ---------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""Train/test splits that keep groups (a source, a galaxy, a star) on one side."""
+
+import numpy as np
+
+__all__ = ["train_test_split_by", "benchmark_split", "BENCHMARK_SPLITS"]
+
+
+def train_test_split_by(labels, key, test_size=0.25, seed=0):
+    """Split rows into train and test so that no value of ``key`` is on both sides.
+
+    Rows sharing a value of ``key`` (several spectra of one SpeX source, two
+    spaxels of one MaNGA galaxy) form a group, and whole groups are drawn
+    into the test set with `sklearn.model_selection.GroupShuffleSplit`. The
+    split depends only on the column values and ``seed``.
+
+    Parameters
+    ----------
+    labels : `~astropy.table.Table`, mapping or `pandas.DataFrame`
+        Anything indexable by column name; ``labels[key]`` gives one value
+        per row.
+    key : str
+        Column holding the group of each row, e.g. ``"source_key"``.
+    test_size : float or int, optional
+        Fraction of the *groups* (float in (0, 1)) or number of groups
+        (int) put in the test set. Default 0.25.
+    seed : int, optional
+        Random seed; the same seed gives the same split.
+
+    Returns
+    -------
+    train_indices, test_indices : `~numpy.ndarray` of int
+        Sorted row indices; together they cover every row exactly once.
+
+    Raises
+    ------
+    KeyError
+        If ``labels`` has no column ``key``.
+    ValueError
+        If ``key`` has missing (masked or NaN) values, if there are fewer
+        than two groups, or if ``test_size`` is out of range.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> from spectok.datasets import train_test_split_by
+    >>> t = Table({"id": list("abcdef"), "source": [1, 1, 2, 3, 3, 4]})
+    >>> train, test = train_test_split_by(t, "source", test_size=0.5, seed=1)
+    >>> sorted(set(t["source"][train]) & set(t["source"][test]))
+    []
+    >>> len(train) + len(test)
+    6
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    names = getattr(labels, "colnames", None)
+    if names is None:
+        names = list(labels.keys()) if hasattr(labels, "keys") else []
+    if key not in names:
+        raise KeyError(f"no column {key!r} to split by; available columns: {list(names)}")
+    column = labels[key]
+    if np.ma.isMaskedArray(column):
+        n_masked = int(np.ma.getmaskarray(column).sum())
+        if n_masked:
+            raise ValueError(f"column {key!r} has {n_masked} masked values; "
+                             "fill or drop those rows first")
+        values = np.asarray(column.data)
+    else:
+        values = np.asarray(column)
+    if values.ndim != 1:
+        raise ValueError(f"column {key!r} must be one value per row, got shape {values.shape}")
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        raise ValueError(f"column {key!r} has {int(np.isnan(values).sum())} NaN values; "
+                         "fill or drop those rows first")
+    if values.dtype.kind == "O":
+        values = values.astype(str)
+    _, groups = np.unique(values, return_inverse=True)
+    n_groups = int(groups.max()) + 1 if groups.size else 0
+    if n_groups < 2:
+        raise ValueError(f"column {key!r} has {n_groups} distinct value(s); "
+                         "need at least two groups to split")
+    if isinstance(test_size, (float, np.floating)):
+        if not 0 < test_size < 1:
+            raise ValueError(f"test_size as a fraction must be in (0, 1), got {test_size}")
+    elif isinstance(test_size, (int, np.integer)):
+        if not 1 <= test_size < n_groups:
+            raise ValueError(f"test_size as a count must be in [1, {n_groups - 1}], "
+                             f"got {test_size}")
+    else:
+        raise ValueError(f"test_size must be a float or an int, got {test_size!r}")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+    train, test = next(splitter.split(np.zeros(len(groups)), groups=groups))
+    return np.sort(train).astype(np.intp), np.sort(test).astype(np.intp)
+
+
+#: The group column and test fraction of each benchmark split. Pretraining uses
+#: only the training side, so the benchmark's test objects are never seen.
+BENCHMARK_SPLITS = {
+    "miles": ("name", 0.25),
+    "spex": ("source_key", 0.25),
+}
+
+
+def benchmark_split(name, labels, seed=0):
+    """The standard train/test split of a benchmark dataset (by star, by source).
+
+    Parameters
+    ----------
+    name : str
+        A key of `BENCHMARK_SPLITS` (``"miles"``: by star name; ``"spex"``: by
+        SpeX source).
+    labels : `~astropy.table.Table`
+        The dataset's labels.
+    seed : int, optional
+        The benchmark uses 0.
+
+    Returns
+    -------
+    train_indices, test_indices : `~numpy.ndarray` of int
+
+    Raises
+    ------
+    KeyError
+        An unknown benchmark name.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> from spectok.datasets import benchmark_split
+    >>> labels = Table({"id": ["a", "b", "c", "d"], "name": ["x", "x", "y", "z"]})
+    >>> train, test = benchmark_split("miles", labels)
+    >>> len(train) + len(test)
+    4
+    """
+    if name not in BENCHMARK_SPLITS:
+        raise KeyError(f"no benchmark split {name!r}; known: {sorted(BENCHMARK_SPLITS)}")
+    key, test_size = BENCHMARK_SPLITS[name]
+    return train_test_split_by(labels, key, test_size=test_size, seed=seed)

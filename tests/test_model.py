@@ -1,0 +1,211 @@
+"""The network itself: shapes, patch activity, hiding, padding, gradients, config."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from spectok.model import (CONFIGS, Attention, DistanceBias, LogWavelengthFeatures,
+                           SpectralTokenizer, TokenizerConfig)
+
+P = CONFIGS["tiny"].patch_size
+
+
+def _inputs(batch=2, n_pixels=3 * P, seed=0):
+    """Model inputs for ``batch`` fully valid spectra of ``n_pixels`` each."""
+    generator = torch.Generator().manual_seed(seed)
+    start = 8.2 + 0.05 * torch.arange(batch, dtype=torch.float64)[:, None]
+    log_wave = start + 1e-4 * torch.arange(n_pixels, dtype=torch.float64)
+    flux = 1 + 0.1 * torch.randn(batch, n_pixels, generator=generator)
+    sigma = torch.full((batch, n_pixels), 0.02)
+    valid = torch.ones(batch, n_pixels, dtype=torch.bool)
+    spacing = torch.full((batch, n_pixels), 1e-4)
+    return [log_wave, flux, sigma, valid, valid.clone(), spacing]
+
+
+def test_encode_shapes(tiny_model):
+    c = tiny_model.config
+    encoded = tiny_model.encode(*_inputs(2, 3 * P))
+    assert encoded["tokens"].shape == (2, 3, c.token_dim)
+    assert encoded["embedding"].shape == (2, c.width)
+    assert encoded["centre"].shape == (2, 3) and encoded["centre"].dtype == torch.float64
+    assert encoded["log_spacing"].shape == (2, 3)
+    assert encoded["active"].shape == (2, 3) and encoded["active"].dtype == torch.bool
+    assert encoded["active"].all()
+    assert torch.isfinite(encoded["tokens"]).all() and torch.isfinite(encoded["embedding"]).all()
+    log_wave = _inputs(2, 3 * P)[0]
+    torch.testing.assert_close(encoded["centre"], log_wave.reshape(2, 3, P).mean(-1))
+    torch.testing.assert_close(encoded["log_spacing"], torch.full((2, 3), -4.0))
+
+
+def test_forward_shapes(tiny_model):
+    inputs = _inputs(2, 2 * P)
+    encoded, mean, log_scatter = tiny_model(*inputs)
+    assert mean.shape == log_scatter.shape == (2, 2 * P)
+    query = inputs[0][:, :17] + 1e-5
+    _, mean, log_scatter = tiny_model(*inputs, query_log_wavelength=query,
+                                      query_spacing=torch.full((2, 17), 1e-4))
+    assert mean.shape == log_scatter.shape == (2, 17)
+    assert torch.isfinite(mean).all() and torch.isfinite(log_scatter).all()
+
+
+def test_pixels_must_fill_whole_patches(tiny_model):
+    with pytest.raises(ValueError, match="not a multiple of the patch size"):
+        tiny_model.encode(*_inputs(1, P + 3))
+
+
+@pytest.mark.parametrize("n_valid, active", [(P // 2 - 1, False), (P // 2, True), (0, False),
+                                             (P, True)])
+def test_patch_needs_half_its_pixels(tiny_model, n_valid, active):
+    inputs = _inputs(1, 2 * P)
+    inputs[3][0, :P] = torch.arange(P) < n_valid
+    assert tiny_model.encode(*inputs)["active"][0].tolist() == [active, True]
+
+
+@pytest.mark.parametrize("n_valid, active", [(3, False), (4, True)])
+def test_partial_patch_counts_real_pixels_only(tiny_model, n_valid, active):
+    """The last patch of a 40-pixel spectrum has 8 real pixels: 4 valid is half."""
+    inputs = _inputs(1, 2 * P)
+    inputs[4][0, 40:] = False               # observed
+    inputs[3][0, 40:] = False               # valid
+    inputs[3][0, P:40] = torch.arange(8) < n_valid
+    assert tiny_model.encode(*inputs)["active"][0].tolist() == [True, active]
+
+
+def test_inactive_patch_does_not_influence_others(tiny_model):
+    inputs = _inputs(1, 3 * P)
+    inputs[3][0, P:2 * P - 5] = False       # patch 1: 5 of 32 pixels valid, so inactive
+    before = tiny_model.encode(*inputs)
+    assert before["active"][0].tolist() == [True, False, True]
+    inputs[1][0, 2 * P - 5:2 * P] += 10.0   # change its few valid pixels
+    after = tiny_model.encode(*inputs)
+    torch.testing.assert_close(after["tokens"][:, [0, 2]], before["tokens"][:, [0, 2]])
+    torch.testing.assert_close(after["embedding"], before["embedding"])
+    assert not torch.allclose(after["tokens"][:, 1], before["tokens"][:, 1])
+
+
+def test_invalid_pixel_values_are_ignored(tiny_model):
+    inputs = _inputs(1, 2 * P)
+    inputs[3][0, 5:9] = False
+    before = tiny_model.encode(*inputs)
+    inputs[1][0, 5:9] = 1e6
+    inputs[2][0, 5:9] = 0.0
+    after = tiny_model.encode(*inputs)
+    assert torch.equal(after["tokens"], before["tokens"])
+    assert torch.equal(after["embedding"], before["embedding"])
+
+
+def test_hide_removes_patches_from_attention(tiny_model):
+    inputs = _inputs(2, 4 * P)
+    plain = tiny_model.encode(*inputs)
+    hide = torch.zeros(2, 4, dtype=torch.bool)
+    hide[0, 1] = True
+    hidden = tiny_model.encode(*inputs, hide=hide)
+    assert hidden["active"].tolist() == [[True, False, True, True], [True] * 4]
+    for key in ("tokens", "embedding"):
+        assert torch.isfinite(hidden[key]).all()
+    # the other patches of spectrum 0 no longer see patch 1
+    assert not torch.allclose(hidden["tokens"][0, [0, 2, 3]], plain["tokens"][0, [0, 2, 3]],
+                              atol=1e-6)
+    assert not torch.allclose(hidden["embedding"][0], plain["embedding"][0], atol=1e-6)
+    # spectrum 1 is untouched
+    torch.testing.assert_close(hidden["tokens"][1], plain["tokens"][1])
+    torch.testing.assert_close(hidden["embedding"][1], plain["embedding"][1])
+    # and the decoder runs on what is left
+    _, mean, log_scatter = tiny_model(*inputs, hide=hide)
+    assert torch.isfinite(mean).all() and torch.isfinite(log_scatter).all()
+
+
+def test_hiding_everything_is_an_error(tiny_model):
+    with pytest.raises(ValueError, match="at least one patch with valid pixels"):
+        tiny_model.encode(*_inputs(1, 2 * P), hide=torch.ones(1, 2, dtype=torch.bool))
+
+
+def test_rows_are_independent_and_padding_is_inert(tiny_model):
+    """A spectrum's result does not depend on its neighbours or on its padding."""
+    alone = tiny_model.encode(*_inputs(1, 2 * P))
+    inputs = _inputs(1, 2 * P)
+    padded = []
+    for k, x in enumerate(inputs):
+        extra = x[:, -1:].expand(1, 2 * P).clone()
+        if k in (3, 4):                     # valid, observed: padding is neither
+            extra[:] = False
+        if k == 1:
+            extra[:] = 123.0                # junk flux in the padding
+        padded.append(torch.cat([x, extra], dim=1))
+    neighbour = _inputs(1, 4 * P, seed=3)
+    batch = [torch.cat([a, b]) for a, b in zip(padded, neighbour)]
+    together = tiny_model.encode(*batch)
+    torch.testing.assert_close(together["tokens"][0, :2], alone["tokens"][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(together["embedding"][0], alone["embedding"][0], atol=1e-5, rtol=0)
+    assert together["active"][0].tolist() == [True, True, False, False]
+
+
+def test_gradients_flow():
+    torch.manual_seed(0)
+    model = SpectralTokenizer(CONFIGS["tiny"]).train()
+    inputs = _inputs(2, 3 * P)
+    inputs[4][1, 2 * P + 7:] = False        # spectrum 1 is shorter: padding in its last patch
+    inputs[3][1, 2 * P + 7:] = False
+    inputs[3][0, 10:20] = False             # and some bad pixels
+    hide = torch.zeros(2, 3, dtype=torch.bool)
+    hide[0, 2] = True
+    encoded, mean, log_scatter = model(*inputs, hide=hide)
+    flux, sigma, valid = inputs[1], inputs[2], inputs[3]
+    variance = sigma**2 + (2 * log_scatter).exp()
+    nll = ((flux - mean) ** 2 / variance + variance.log()) * valid
+    loss = nll.sum() / valid.sum() + 1e-3 * encoded["embedding"].pow(2).mean()
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+    assert any(parameter.grad.abs().sum() > 0 for parameter in model.parameters())
+    assert model.patch_projection.weight.grad.abs().sum() > 0
+
+
+# -- building blocks -------------------------------------------------------------------
+
+
+def test_wavelength_features():
+    features = LogWavelengthFeatures(4, 1e-3, 1.0)
+    log_wave = torch.linspace(8.0, 9.0, 11, dtype=torch.float64)[None]
+    out = features(log_wave)
+    assert out.shape == (1, 11, 8) and out.dtype == torch.float32
+    assert out.abs().max() <= 1.0
+    torch.testing.assert_close(out[..., :4] ** 2 + out[..., 4:] ** 2, torch.ones(1, 11, 4))
+    # the longest period is 1 in ln λ
+    torch.testing.assert_close(features(log_wave + 1.0), out, atol=1e-5, rtol=0)
+
+
+def test_distance_bias_depends_on_differences_only():
+    bias = DistanceBias(4)
+    position = torch.tensor([[0.0, 0.1, 0.5]])
+    active = torch.tensor([[True, True, False]])
+    out = bias(position, position, active)
+    assert out.shape == (1, 4, 3, 3)
+    torch.testing.assert_close(bias(position + 0.7, position + 0.7, active), out)
+    assert torch.isinf(out[..., 2]).all() and torch.isfinite(out[..., :2]).all()
+    assert (out[..., 0, 0] == 0).all()
+
+
+def test_attention_width_must_divide():
+    with pytest.raises(ValueError, match="not divisible by n_heads"):
+        Attention(30, 4)
+
+
+def test_config_round_trip():
+    for config in CONFIGS.values():
+        values = json.loads(json.dumps(config.to_dict()))
+        assert TokenizerConfig.from_dict(values) == config
+    assert CONFIGS["base"].width == 512 and CONFIGS["base"].n_heads == 8
+    with pytest.raises(ValueError, match=r"unknown tokenizer configuration keys: \['depth'\]"):
+        TokenizerConfig.from_dict({"depth": 3})
+
+
+def test_tiny_model_is_tiny(tiny_model):
+    n_parameters = sum(p.numel() for p in tiny_model.parameters())
+    assert n_parameters < 200_000
+    assert not tiny_model.training
+    assert math.isclose(tiny_model.pixel_features.n_features, 2 * CONFIGS["tiny"].pixel_frequencies)

@@ -1,0 +1,132 @@
+"""Weights on disk: safetensors + JSON with sha256, never a pickle."""
+
+import hashlib
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import spectok
+from spectok.model import (CONFIGS, SpectralTokenizer, WeightsError, available_models,
+                           load_model, save_model)
+
+
+@pytest.fixture
+def saved(tiny_model, tmp_path):
+    """A tiny model saved under ``tmp_path/mine``; returns the JSON path."""
+    return save_model(tiny_model, tmp_path / "mine", metadata={"steps": 0, "data": ["synthetic"]})
+
+
+def test_save_writes_two_files_with_hash(saved, tiny_model):
+    tensors = saved.with_suffix(".safetensors")
+    assert saved.name == "mine.json" and tensors.exists()
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["mine.json", "mine.safetensors"]
+    description = json.loads(saved.read_text())
+    assert description["sha256"] == hashlib.sha256(tensors.read_bytes()).hexdigest()
+    assert description["config"] == tiny_model.config.to_dict()
+    assert description["name"] == "mine"
+    assert description["metadata"] == {"steps": 0, "data": ["synthetic"]}
+
+
+def test_round_trip_is_bit_exact(saved, tiny_model, pair):
+    loaded = load_model(saved)
+    assert loaded.config == tiny_model.config
+    assert not loaded.training
+    assert loaded.name == "mine" and loaded.metadata["steps"] == 0
+    original, again = tiny_model.state_dict(), loaded.state_dict()
+    assert original.keys() == again.keys()
+    for key in original:
+        assert torch.equal(original[key], again[key]), key
+    a = spectok.encode(pair, model=tiny_model)
+    b = spectok.encode(pair, model=loaded)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+
+
+def test_load_by_path_without_suffix(saved):
+    assert load_model(saved.with_suffix("")).name == "mine"
+    assert load_model(str(saved)).name == "mine"
+
+
+def test_tampered_weights_refused(saved):
+    tensors = saved.with_suffix(".safetensors")
+    data = bytearray(tensors.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tensors.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match its description: sha256"):
+        load_model(saved)
+
+
+def test_missing_weights_file(saved):
+    saved.with_suffix(".safetensors").unlink()
+    with pytest.raises(WeightsError, match="missing weights file .*mine.safetensors"):
+        load_model(saved)
+
+
+def test_unknown_model_name_lists_available():
+    with pytest.raises(WeightsError, match="unknown model 'no-such-model'") as info:
+        load_model("no-such-model")
+    for name in available_models():
+        assert name in str(info.value)
+    assert "available:" in str(info.value)
+
+
+def test_unknown_config_keys_refused(saved):
+    description = json.loads(saved.read_text())
+    description["config"]["n_layers"] = 12
+    saved.write_text(json.dumps(description))
+    with pytest.raises(WeightsError, match=r"mine.json: invalid tokenizer configuration .*"
+                       r"unknown tokenizer configuration keys: \['n_layers'\]"):
+        load_model(saved)
+
+
+def test_bad_description_refused(saved):
+    description = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**description, "format_version": 99}))
+    with pytest.raises(WeightsError, match="unsupported format_version 99"):
+        load_model(saved)
+    saved.write_text("{not json")
+    with pytest.raises(WeightsError, match="cannot read model description"):
+        load_model(saved)
+
+
+def test_mismatched_config_refused(saved):
+    """Tensors of one architecture under another configuration do not load silently."""
+    description = json.loads(saved.read_text())
+    description["config"]["width"] = 64
+    saved.write_text(json.dumps(description))
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_model(saved)
+
+
+def test_loading_never_unpickles(saved, monkeypatch, pair, tiny_model):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("unpickling is not allowed")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+    monkeypatch.setattr(torch.serialization, "load", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    loaded = load_model(saved)
+    np.testing.assert_array_equal(spectok.encode(pair, model=loaded).embedding,
+                                  spectok.encode(pair, model=tiny_model).embedding)
+
+
+def test_save_overwrites_atomically(saved, tmp_path):
+    torch.manual_seed(1)
+    other = SpectralTokenizer(CONFIGS["tiny"])
+    save_model(other, tmp_path / "mine")
+    assert not list(tmp_path.glob("*.partial"))
+    loaded = load_model(saved)
+    assert torch.equal(loaded.to_token.weight, other.to_token.weight)
+
+
+def test_shipped_model_listed_and_loads():
+    """Smoke test of the shipped weights; their numbers will change, so none are checked."""
+    assert "spectok-small" in available_models()
+    model = load_model("spectok-small")
+    assert isinstance(model, SpectralTokenizer) and not model.training
+    assert model.name == "spectok-small"
