@@ -83,14 +83,16 @@ class PreparedSpectrum:
     id: object = None
 
     @classmethod
-    def from_arrays(cls, wavelength, flux, sigma, mask, unit, *, input_unit=None,
-                    label="spectrum", id=None, patch_size=None):
+    def from_arrays(cls, wavelength, flux, sigma, mask, unit, *, label="spectrum", id=None,
+                    patch_size=None):
         """Assemble a prepared spectrum from plain arrays, one per arm.
 
-        This is the unit-free second half of `prepare_spectrum`, for callers
-        that already hold vacuum wavelengths in Å and flux in a canonical unit
-        (simulators, survey readers): it flags invalid pixels, measures the
-        flux scale, and estimates a noise level where there is no error.
+        This is the second half of `prepare_spectrum`, for callers that
+        already hold vacuum wavelengths in Å as arrays (simulators, survey
+        readers), which avoids building Quantity and Spectrum objects: it
+        converts the flux to the canonical unit, flags invalid pixels,
+        measures the flux scale, and estimates a noise level where there is
+        no error.
 
         Parameters
         ----------
@@ -102,9 +104,7 @@ class PreparedSpectrum:
         mask : list of `~numpy.ndarray` of bool
             Per arm, True for pixels known to be bad.
         unit : `~astropy.units.Unit`
-            Canonical unit of ``flux`` and ``sigma``.
-        input_unit : `~astropy.units.Unit`, optional
-            Unit `~spectok.decode` should return (default ``unit``).
+            Unit of ``flux`` and ``sigma``; `~spectok.decode` returns flux in it.
         label : str
             How to name the spectrum in errors.
         id : object, optional
@@ -119,6 +119,8 @@ class PreparedSpectrum:
         ------
         SpectrumInputError
             No valid pixels, no usable patch, or zero flux everywhere.
+        astropy.units.UnitConversionError
+            ``unit`` is not a flux.
 
         Examples
         --------
@@ -130,8 +132,12 @@ class PreparedSpectrum:
         >>> p.scale, int(p.valid[0].sum())
         (2e-17, 64)
         """
+        canonical = _canonical_unit(unit, label)
+        factors = [_conversion_factor(unit, canonical, w, label, unit) for w in wavelength]
+        flux = [np.asarray(f, float) * k for f, k in zip(flux, factors)]
         has_uncertainty = all(s is not None for s in sigma)
-        sigma = [np.full_like(f, np.nan) if s is None else s for f, s in zip(flux, sigma)]
+        sigma = [np.full_like(f, np.nan) if s is None else np.asarray(s, float) * k
+                 for f, s, k in zip(flux, sigma, factors)]
         valid = []
         for f, s, bad in zip(flux, sigma, mask):
             good = ~np.asarray(bad, bool) & np.isfinite(f)
@@ -160,7 +166,7 @@ class PreparedSpectrum:
             sigma = [np.full_like(f, max(_der_snr_noise(f[v]), _MIN_RELATIVE_NOISE * scale))
                      for f, v in zip(flux, valid)]
         return cls(label=label, wavelength=list(wavelength), flux=list(flux), sigma=sigma,
-                   valid=valid, scale=scale, unit=unit, input_unit=input_unit or unit,
+                   valid=valid, scale=scale, unit=canonical, input_unit=unit,
                    has_uncertainty=has_uncertainty, id=id)
 
     def n_slots(self, patch_size):
@@ -501,15 +507,14 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
         arms = [_prepare_arm(item, label, medium)]
 
     input_unit = arms[0][1].unit
-    canonical = _canonical_unit(input_unit, label)
     fluxes, sigmas = [], []
     for wave, flux, sigma, _ in arms:
-        factor = _conversion_factor(flux.unit, canonical, wave, label, input_unit)
+        factor = _conversion_factor(flux.unit, input_unit, wave, label, input_unit)
         fluxes.append(flux.value * factor)
         sigmas.append(None if sigma is None else sigma.value * factor)
     return PreparedSpectrum.from_arrays(
-        [arm[0] for arm in arms], fluxes, sigmas, [arm[3] for arm in arms], canonical,
-        input_unit=input_unit, label=label, id=ident, patch_size=patch_size)
+        [arm[0] for arm in arms], fluxes, sigmas, [arm[3] for arm in arms], input_unit,
+        label=label, id=ident, patch_size=patch_size)
 
 
 # -- padding ---------------------------------------------------------------------------

@@ -11,17 +11,18 @@ global batch is produced whether one process or many draw it, and a resumed
 run continues the exact stream without saving any data-loader state.
 """
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from specutils import Spectrum, SpectrumList
 
-from ..adapter import SpectrumInputError, prepare_spectrum, to_batch
+from ..adapter import PreparedSpectrum, SpectrumInputError, prepare_spectrum, to_batch
 from ..model import patch_geometry
 from .objectives import hide_patches
 
-__all__ = ["Source", "SOURCES", "build_sources", "TrainingStream", "make_view"]
+__all__ = ["Source", "SOURCES", "build_sources", "TrainingStream"]
 
 _VALIDATION_STREAM = 1
 _MAX_REDRAWS = 20
@@ -36,8 +37,10 @@ class Source:
     name : str
         Name used in logs.
     draw : callable
-        ``draw(rng) -> Spectrum | SpectrumList``: one object's spectrum
-        (rest frame, as high-resolution as the source has).
+        ``draw(rng, redshift) -> Spectrum | SpectrumList``: one object's
+        spectrum in its rest frame, as high-resolution as the source has (the
+        redshift it will be observed at is given so that, e.g., galaxies are
+        not older than the Universe then).
     weight : float
         Relative frequency of this source in the mixture.
     instruments : tuple of str
@@ -57,9 +60,27 @@ class Source:
     redshift: tuple = (0.0, 0.0)
 
 
+class _Object:
+    """One object of a source, with its arrays converted once and reused for every view."""
+
+    def __init__(self, spectrum):
+        self.spectrum = spectrum
+
+    @functools.cached_property
+    def model(self):
+        from ..datasets import ModelArrays
+        return ModelArrays.from_spectrum(self.spectrum)
+
+    @functools.cached_property
+    def native(self):
+        return prepare_spectrum(self.spectrum)
+
+
 def _choose_from(spectra):
-    def draw(rng):
-        return spectra[rng.integers(len(spectra))]
+    objects = [_Object(s) for s in spectra]
+
+    def draw(rng, redshift):
+        return objects[rng.integers(len(objects))]
     return draw
 
 
@@ -95,7 +116,7 @@ def _ssp_templates():
 def _galaxies():
     from ..datasets import galaxy_spectrum, load_ssp_templates
     templates = load_ssp_templates().spectra
-    return lambda rng: galaxy_spectrum(templates, rng)[0]
+    return lambda rng, redshift: _Object(galaxy_spectrum(templates, rng, redshift=redshift)[0])
 
 
 SOURCES = {
@@ -106,7 +127,7 @@ SOURCES = {
     "ssp": lambda: _choose_from(_ssp_templates()),
     "galaxies": _galaxies,
 }
-"""Sources the training configuration can name, each a factory of a ``draw(rng)`` function.
+"""Sources the training configuration can name, each a factory of a ``draw(rng, redshift)`` function.
 
 Only the training side of each benchmark split is used (MILES by star, SpeX
 by source), so the benchmark's test objects are never seen in pretraining.
@@ -131,38 +152,13 @@ def build_sources(source_configs):
     return sources
 
 
-def _trim(spectrum, min_pixels):
-    """Drop masked pixels at the ends of each arm, and arms with too few pixels left."""
-    arms = list(spectrum) if isinstance(spectrum, SpectrumList) else [spectrum]
-    kept = []
-    for arm in arms:
-        good = np.flatnonzero(~np.asarray(arm.mask, bool)) if arm.mask is not None \
-            else np.arange(len(arm.flux))
-        if len(good) >= min_pixels:
-            kept.append(arm[good[0]:good[-1] + 1])
-    if not kept:
-        raise SpectrumInputError("the instrument does not cover this object")
-    return kept[0] if len(kept) == 1 else SpectrumList(kept)
+def _as_object(drawn):
+    return drawn if isinstance(drawn, _Object) else _Object(drawn)
 
 
-def make_view(spectrum, instrument, snr, redshift, rng, min_pixels=64):
-    """One view of an object: observed through ``instrument`` and trimmed to its coverage.
-
-    Parameters
-    ----------
-    spectrum : `~specutils.Spectrum` or `~specutils.SpectrumList`
-        The object's spectrum.
-    instrument : str
-        An instrument preset, or ``"native"`` for the spectrum as it is.
-    snr, redshift : float
-        Signal-to-noise ratio per pixel and redshift of the observation.
-    rng : `numpy.random.Generator`
-    min_pixels : int
-        Arms with fewer unmasked pixels are dropped.
-
-    Returns
-    -------
-    `~specutils.Spectrum` or `~specutils.SpectrumList`
+def _view(obj, instrument, snr, redshift, rng, patch_size, min_pixels=64):
+    """One view of an object as a `PreparedSpectrum`: observed through ``instrument``
+    (or as published, for ``"native"``) and trimmed to the instrument's coverage.
 
     Raises
     ------
@@ -170,26 +166,44 @@ def make_view(spectrum, instrument, snr, redshift, rng, min_pixels=64):
         The instrument sees fewer than ``min_pixels`` pixels of the object.
     """
     if instrument == "native":
-        return spectrum
-    from ..datasets import observe
+        return obj.native
+    from ..datasets import get_instrument, observe_arrays
+    inst = get_instrument(instrument)
     try:
-        observed = observe(spectrum, instrument, snr=snr, redshift=redshift, rng=rng)
+        observed = observe_arrays(obj.model, inst, snr=snr, redshift=redshift, rng=rng)
     except ValueError as error:
         raise SpectrumInputError(str(error)) from None
-    return _trim(observed, min_pixels)
+    waves, fluxes, sigmas, masks = [], [], [], []
+    for arm, (flux, ivar, mask, _) in zip(inst.arms, observed):
+        good = np.flatnonzero(~mask)
+        if len(good) < min_pixels:
+            continue
+        keep = slice(good[0], good[-1] + 1)
+        waves.append(arm._centres[keep])
+        fluxes.append(flux[keep])
+        with np.errstate(divide="ignore"):
+            sigmas.append(1 / np.sqrt(ivar[keep]))
+        masks.append(mask[keep])
+    if not waves:
+        raise SpectrumInputError(f"{instrument} sees too little of this object")
+    return PreparedSpectrum.from_arrays(waves, fluxes, sigmas, masks, obj.model.unit,
+                                        patch_size=patch_size)
 
 
 def _mask_bad_region(prepared, rng, probability=0.3, max_fraction=0.1):
-    """Mark a random stretch of pixels unusable, as detector defects and sky lines do."""
+    """A copy with a random stretch of pixels unusable, as detector defects and sky lines do."""
     if rng.random() >= probability:
-        return
+        return prepared
     arm = rng.integers(len(prepared.valid))
     valid = prepared.valid[arm]
     width = int(rng.uniform(0.01, max_fraction) * len(valid))
     if width == 0 or valid.sum() - width < 2 * valid.size // 3:
-        return
+        return prepared
     start = rng.integers(0, len(valid) - width + 1)
-    valid[start:start + width] = False
+    masked = valid.copy()
+    masked[start:start + width] = False
+    return dataclasses.replace(prepared, valid=[masked if k == arm else v
+                                                for k, v in enumerate(prepared.valid)])
 
 
 def _query(valid, n_query, rng):
@@ -265,16 +279,14 @@ class TrainingStream(torch.utils.data.IterableDataset):
     def _example(self, source, instruments, step, index):
         rng = np.random.default_rng([self.config.seed, self.stream, step, index])
         for _ in range(_MAX_REDRAWS):
-            spectrum = source.draw(rng)
             redshift = rng.uniform(*source.redshift)
+            obj = _as_object(source.draw(rng, redshift))
             views = []
             try:
                 for instrument in instruments:
                     snr = float(np.exp(rng.uniform(*np.log(source.snr))))
-                    view = make_view(spectrum, instrument, snr, redshift, rng)
-                    prepared = prepare_spectrum(view)
-                    _mask_bad_region(prepared, rng)
-                    views.append(prepared)
+                    view = _view(obj, instrument, snr, redshift, rng, self.patch_size)
+                    views.append(_mask_bad_region(view, rng))
             except SpectrumInputError:
                 continue
             return views, rng

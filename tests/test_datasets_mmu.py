@@ -1,0 +1,246 @@
+"""Tests of spectok.datasets.mmu: MMU-layout HDF5 shards, written and streamed back."""
+
+from collections import Counter
+
+import astropy.units as u
+import h5py
+import numpy as np
+import pytest
+from astropy.nddata import InverseVariance, StdDevUncertainty
+from astropy.table import Table
+from specutils import Spectrum, SpectrumList
+from torch.utils.data import DataLoader
+
+import spectok.datasets.mmu as mmu
+from spectok.datasets import MMUSpectra, read_mmu_shard, write_mmu_shard
+
+FLAM = u.erg / (u.s * u.cm**2 * u.AA)
+
+
+def _identity(item):
+    return item
+
+
+def _to_arrays(spectrum, row):
+    """Spectra cannot be pickled: workers hand back plain arrays."""
+    return {"flux": spectrum.flux.value, "wavelength": spectrum.spectral_axis.value,
+            "mask": spectrum.mask, **row}
+
+
+def make_spectrum(rng, n, start=3600.0):
+    lam = start * 10 ** (1e-4 * np.arange(n))
+    flux = rng.normal(1.0, 0.1, n)
+    ivar = rng.uniform(50, 100, n)
+    ivar[rng.integers(0, n, 3)] = 0.0  # no data
+    mask = np.zeros(n, bool)
+    mask[rng.integers(0, n, 2)] = True  # flagged
+    return Spectrum(spectral_axis=lam * u.AA, flux=flux * FLAM,
+                    uncertainty=InverseVariance(ivar * FLAM**-2), mask=mask,
+                    meta={"lsf_sigma": np.full(n, 0.9) * u.AA})
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Three shards of 3, 4 and 5 objects with spectra of different lengths."""
+    folder = tmp_path_factory.mktemp("mmu")
+    rng = np.random.default_rng(0)
+    truth = {}
+    paths = []
+    for k, n_obj in enumerate((3, 4, 5)):
+        spectra, ids, zs = [], [], []
+        for j in range(n_obj):
+            s = make_spectrum(rng, int(rng.integers(40, 80)))
+            oid = f"obj-{k}-{j}"
+            spectra.append(s)
+            ids.append(oid)
+            zs.append(rng.uniform(0, 1))
+            truth[oid] = (s, zs[-1])
+        catalog = Table({"object_id": ids, "Z": zs, "flag": np.arange(n_obj) % 2 == 0,
+                         "mag": rng.normal(20, 1, (n_obj, 3))})
+        path = folder / f"healpix={k}" / "001-of-001.hdf5"
+        path.parent.mkdir()
+        write_mmu_shard(path, spectra, catalog)
+        paths.append(path)
+    return folder, paths, truth
+
+
+def test_layout_is_the_mmu_one(shards):
+    _, paths, _ = shards
+    with h5py.File(paths[2], "r") as f:
+        for name in ("spectrum_flux", "spectrum_lambda", "spectrum_ivar", "spectrum_lsf_sigma",
+                     "spectrum_mask", "object_id", "Z", "flag", "mag"):
+            assert name in f
+        assert f["spectrum_flux"].ndim == 2 and f["spectrum_flux"].shape[0] == 5
+        assert f["spectrum_flux"].shape == f["spectrum_lambda"].shape
+        lam = f["spectrum_lambda"][:]
+        assert np.any(lam == 0)  # padded rows
+        assert np.all(f["spectrum_mask"][:][lam == 0])
+        assert np.all(f["spectrum_ivar"][:][lam == 0] == 0)
+        assert u.Unit(f["spectrum_flux"].attrs["unit"]) == FLAM
+
+
+def test_round_trip_values(shards):
+    _, paths, truth = shards
+    items = read_mmu_shard(paths[1])
+    assert len(items) == 4
+    for spectrum, row in items:
+        original, z = truth[row["object_id"]]
+        assert isinstance(row["object_id"], str)
+        assert row["Z"] == pytest.approx(z, rel=1e-12)
+        assert isinstance(row["flag"], bool)
+        assert row["mag"].shape == (3,)
+        n = original.flux.size
+        assert spectrum.flux.size == n  # padding dropped
+        assert spectrum.flux.unit == FLAM
+        np.testing.assert_allclose(spectrum.spectral_axis.value, original.spectral_axis.value,
+                                   rtol=1e-6)  # float32 storage
+        np.testing.assert_allclose(spectrum.flux.value, original.flux.value, rtol=1e-6)
+        ivar0 = original.uncertainty.array
+        expected_mask = original.mask | (ivar0 <= 0)
+        np.testing.assert_array_equal(spectrum.mask, expected_mask)
+        assert isinstance(spectrum.uncertainty, InverseVariance)
+        np.testing.assert_allclose(spectrum.uncertainty.array[~expected_mask],
+                                   ivar0[~expected_mask], rtol=1e-6)
+        assert np.all(spectrum.uncertainty.array[expected_mask] == 0)
+        np.testing.assert_allclose(spectrum.meta["mmu_lsf_sigma"], 0.9, rtol=1e-6)
+        assert spectrum.meta["object_id"] == row["object_id"]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_each_object_read_exactly_once_over_ranks_and_workers(shards, num_workers):
+    folder, _, truth = shards
+    seen = Counter()
+    for rank in range(2):
+        data = MMUSpectra(folder, rank=rank, world_size=2, transform=_to_arrays)
+        loader = DataLoader(data, batch_size=None, num_workers=num_workers,
+                            collate_fn=_identity, multiprocessing_context="fork"
+                            if num_workers else None, timeout=60 if num_workers else 0)
+        for item in loader:
+            seen[item["object_id"]] += 1
+            original, _ = truth[item["object_id"]]
+            np.testing.assert_allclose(item["flux"], original.flux.value, rtol=1e-6)
+    assert set(seen) == set(truth)
+    assert all(count == 1 for count in seen.values())
+
+
+def test_shard_assignment_is_a_partition(shards):
+    folder, paths, _ = shards
+    data = MMUSpectra(folder, shuffle=True, seed=3)
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        slots = [data.shards_for(r, 2, w, 2) for r in range(2) for w in range(2)]
+        flat = [p for slot in slots for p in slot]
+        assert sorted(flat) == sorted(str(p) for p in paths)
+    with pytest.raises(ValueError, match="bad position"):
+        data.shards_for(2, 2)
+
+
+def test_rank_comes_from_torch_distributed(shards, monkeypatch):
+    folder, paths, _ = shards
+    monkeypatch.setattr(mmu, "_distributed_rank", lambda: (1, 3))
+    ids = [row["object_id"] for _, row in MMUSpectra(folder)]
+    assert ids == [f"obj-1-{j}" for j in range(4)]
+
+
+def test_invalid_pixels_are_masked(tmp_path):
+    path = tmp_path / "bad.hdf5"
+    lam = np.array([[4000.0, 4001.0, 4002.0, 4003.0, 0.0, 0.0]])
+    with h5py.File(path, "w") as f:
+        f["spectrum_lambda"] = lam
+        f["spectrum_flux"] = np.array([[1.0, np.nan, 1.0, 1.0, 0.0, 0.0]])
+        f["spectrum_ivar"] = np.array([[1.0, 1.0, 0.0, -1.0, 0.0, 0.0]])
+        f["object_id"] = np.array([7])
+    (spectrum, row), = read_mmu_shard(path, flux_unit="1e-17 erg / (s cm2 Angstrom)")
+    assert row == {"object_id": 7}
+    assert spectrum.flux.size == 4
+    np.testing.assert_array_equal(spectrum.mask, [False, True, True, True])
+    assert np.all(np.isfinite(spectrum.flux.value))
+    assert spectrum.flux.unit == u.Unit("1e-17 erg / (s cm2 Angstrom)")
+    assert "mmu_lsf_sigma" not in spectrum.meta
+
+
+def test_concatenated_arms_become_a_spectrumlist(tmp_path):
+    b = np.arange(3600.0, 5800.8, 0.8)
+    r = np.arange(5760.0, 7620.8, 0.8)
+    lam = np.concatenate([b, r])[None]
+    path = tmp_path / "desi.hdf5"
+    with h5py.File(path, "w") as f:
+        f["spectrum_lambda"] = lam
+        f["spectrum_flux"] = np.ones_like(lam)
+        f["spectrum_ivar"] = np.ones_like(lam)
+    (spectrum, _), = read_mmu_shard(path)
+    assert isinstance(spectrum, SpectrumList) and len(spectrum) == 2
+    assert spectrum[0].flux.size == b.size and spectrum[1].flux.size == r.size
+
+
+def test_group_layout_with_configurable_names(tmp_path):
+    path = tmp_path / "grouped.hdf5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("spectrum")
+        g["flux"] = np.ones((2, 5))
+        g["lambda"] = np.tile(np.arange(5000.0, 5005.0), (2, 1))
+        g["ivar"] = np.ones((2, 5))
+        g["mask"] = np.zeros((2, 5), bool)
+        f["object_id"] = np.array([b"a", b"b"])
+    columns = {"flux": "spectrum/flux", "wavelength": "spectrum/lambda",
+               "ivar": "spectrum/ivar", "mask": "spectrum/mask"}
+    ids = [row["object_id"] for _, row in MMUSpectra(path, columns=columns)]
+    assert ids == ["a", "b"]
+    with pytest.raises(ValueError, match="unknown column roles"):
+        MMUSpectra(path, columns={"fluxx": "x"})
+
+
+def test_fnu_and_stddev_are_converted_on_write(tmp_path):
+    lam = np.linspace(4000.0, 5000.0, 20) * u.AA
+    fnu = np.full(20, 3.0) * u.mJy
+    s = Spectrum(spectral_axis=lam, flux=fnu, uncertainty=StdDevUncertainty(np.full(20, 0.3)))
+    path = tmp_path / "fnu.hdf5"
+    write_mmu_shard(path, [s])
+    (back, _), = read_mmu_shard(path)
+    expected = fnu.to(FLAM, equivalencies=u.spectral_density(lam))
+    np.testing.assert_allclose(back.flux.to_value(FLAM), expected.value, rtol=1e-6)
+    snr = back.flux.value * np.sqrt(back.uncertainty.array)
+    np.testing.assert_allclose(snr, 10.0, rtol=1e-5)
+
+
+def test_truncated_file_error_names_the_file(shards, tmp_path):
+    _, paths, _ = shards
+    data = paths[0].read_bytes()
+    broken = tmp_path / "broken.hdf5"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match="broken.hdf5"):
+        list(MMUSpectra(broken))
+    with pytest.raises(OSError, match="broken.hdf5"):
+        read_mmu_shard(broken)
+
+
+def test_missing_columns_and_paths(tmp_path):
+    path = tmp_path / "nolambda.hdf5"
+    with h5py.File(path, "w") as f:
+        f["spectrum_flux"] = np.ones((1, 3))
+        f["spectrum_ivar"] = np.ones((1, 3))
+    with pytest.raises(KeyError, match="nolambda.hdf5.*spectrum_lambda"):
+        read_mmu_shard(path)
+    with pytest.raises(FileNotFoundError, match="no such shard"):
+        MMUSpectra(tmp_path / "missing.hdf5")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no .hdf5"):
+        MMUSpectra(empty)
+    with pytest.raises(ValueError, match="both rank and world_size"):
+        MMUSpectra(path, rank=0)
+
+
+def test_catalog_columns_selection_and_write_errors(shards, tmp_path):
+    _, paths, _ = shards
+    (spectrum, row), *_ = read_mmu_shard(paths[0], catalog_columns=["Z"])
+    assert list(row) == ["Z"]
+    with pytest.raises(KeyError, match="redshift"):
+        read_mmu_shard(paths[0], catalog_columns=["redshift"])
+    s = Spectrum(spectral_axis=[1.0, 2.0] * u.AA, flux=[1.0, 1.0] * FLAM)
+    with pytest.raises(ValueError, match="rows"):
+        write_mmu_shard(tmp_path / "x.hdf5", [s, s], {"object_id": [1]})
+    with pytest.raises(ValueError, match="clashes"):
+        write_mmu_shard(tmp_path / "x.hdf5", [s], {"spectrum_flux": [1]})
+    with pytest.raises(ValueError, match="at least one"):
+        write_mmu_shard(tmp_path / "x.hdf5", [])
