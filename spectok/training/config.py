@@ -63,6 +63,9 @@ class TrainingConfig:
     max_query_pixels : int
         Pixels per spectrum at which the decoder is queried in training (a
         random subset; all pixels when the spectrum is shorter).
+    max_view_pixels : int
+        Longer observed views are cut to a random window of this many
+        consecutive pixels (bounds the quadratic attention cost of a step).
     seed : int
         Seeds the data stream and the initial weights.
     log_every, validate_every, checkpoint_every, validation_batches : int
@@ -88,6 +91,7 @@ class TrainingConfig:
     consistency_weight: float = 0.2
     temperature: float = 0.1
     max_query_pixels: int = 512
+    max_view_pixels: int = 4096
     seed: int = 0
     log_every: int = 10
     validate_every: int = 200

@@ -156,7 +156,7 @@ def _as_object(drawn):
     return drawn if isinstance(drawn, _Object) else _Object(drawn)
 
 
-def _view(obj, instrument, snr, redshift, rng, patch_size, min_pixels=64):
+def _view(obj, instrument, snr, redshift, rng, patch_size, max_pixels, min_pixels=64):
     """One view of an object as a `PreparedSpectrum`: observed through ``instrument``
     (or as published, for ``"native"``) and trimmed to the instrument's coverage.
 
@@ -166,7 +166,7 @@ def _view(obj, instrument, snr, redshift, rng, patch_size, min_pixels=64):
         The instrument sees fewer than ``min_pixels`` pixels of the object.
     """
     if instrument == "native":
-        return obj.native
+        return obj.native  # published spectra here are short (SpeX: ~560 pixels)
     from ..datasets import get_instrument, observe_arrays
     inst = get_instrument(instrument)
     try:
@@ -186,8 +186,30 @@ def _view(obj, instrument, snr, redshift, rng, patch_size, min_pixels=64):
         masks.append(mask[keep])
     if not waves:
         raise SpectrumInputError(f"{instrument} sees too little of this object")
+    waves, fluxes, sigmas, masks = _crop(rng, max_pixels, waves, fluxes, sigmas, masks)
     return PreparedSpectrum.from_arrays(waves, fluxes, sigmas, masks, obj.model.unit,
                                         patch_size=patch_size)
+
+
+def _crop(rng, max_pixels, *arrays_per_arm):
+    """Keep a random window of at most ``max_pixels`` consecutive pixels across the arms.
+
+    Attention costs grow with the square of the number of patches; a window
+    bounds the cost of a step and also teaches the model partial coverage.
+    """
+    lengths = np.array([len(a) for a in arrays_per_arm[0]])
+    total = lengths.sum()
+    if total <= max_pixels:
+        return arrays_per_arm
+    start = rng.integers(0, total - max_pixels + 1)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    cropped = [[] for _ in arrays_per_arm]
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        a, b = max(lo, start) - lo, min(hi, start + max_pixels) - lo
+        if b - a >= 2:
+            for out, arrays in zip(cropped, arrays_per_arm):
+                out.append(arrays[k][a:b])
+    return cropped
 
 
 def _mask_bad_region(prepared, rng, probability=0.3, max_fraction=0.1):
@@ -285,7 +307,8 @@ class TrainingStream(torch.utils.data.IterableDataset):
             try:
                 for instrument in instruments:
                     snr = float(np.exp(rng.uniform(*np.log(source.snr))))
-                    view = _view(obj, instrument, snr, redshift, rng, self.patch_size)
+                    view = _view(obj, instrument, snr, redshift, rng, self.patch_size,
+                                 self.config.max_view_pixels)
                     views.append(_mask_bad_region(view, rng))
             except SpectrumInputError:
                 continue
