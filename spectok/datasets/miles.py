@@ -9,6 +9,7 @@ the full ``paramsMILES_v9.1.txt`` table.
 """
 
 import functools
+import math
 import re
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 from .dataset import SpectrumDataset
 from .fetch import DATA_WHEELS, _open_zip, list_members, read_member
 from .templates import _header_wavelength, _quiet_fits_headers, _read_fits_bytes
+
+_FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 
 __all__ = ["load_miles"]
 
@@ -103,7 +106,10 @@ def _miles():
                 flux=flux * u.dimensionless_unscaled, spectral_axis=wave * u.AA,
                 mask=mask if mask.any() else None,
                 meta={"id": f"m{mid}", "medium": "air", "instrument": "MILES (INT/IDS)",
-                      "fwhm_angstrom": fwhm, "source": member}))
+                      "fwhm_angstrom": fwhm, "source": member,
+                      # Gaussian σ of the library's own resolution, which observe()
+                      # removes in quadrature from an instrument's LSF.
+                      "lsf_sigma": fwhm / _FWHM_PER_SIGMA * u.AA}))
             ids.append(mid)
 
     missing = [m for m in ids if m not in params]
