@@ -24,7 +24,7 @@ SOURCE_CODE = textwrap.dedent("""
     from specutils import Spectrum
     from spectok.training import Source
 
-    def draw(rng):
+    def draw(rng, redshift):
         n = int(rng.integers(150, 300))
         start = rng.uniform(4000, 5000)
         wave = start * np.exp(np.arange(n) * 2e-4)
@@ -236,3 +236,14 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     # Summation order differs between one and two processes (~1e-7 relative in the
     # gradients); Adam's normalised steps of size lr = 1e-3 turn that into ~1e-5.
     assert_same_parameters(parameters(single), parameters(ddp), atol=5e-5)
+
+
+def test_half_written_checkpoint_is_never_loaded(tmp_path):
+    config = tiny_config(tmp_path, steps=3, checkpoint_every=1)
+    (tmp_path / (CHECKPOINT_NAME + ".partial")).write_bytes(b"half a checkpoint")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(config, resume=True, progress=False, sources=TOY_SOURCES)
+    first = train(config, progress=False, sources=TOY_SOURCES)
+    (tmp_path / (CHECKPOINT_NAME + ".partial")).write_bytes(b"a crash while saving step 4")
+    resumed = train(config, resume=True, progress=False, sources=TOY_SOURCES)
+    assert_same_parameters(parameters(first), parameters(resumed), atol=0)
