@@ -62,7 +62,7 @@ class PreparedSpectrum:
         Per arm: vacuum wavelength in Å (ascending), flux and 1σ error in
         ``unit``, and usable pixels.
     scale : float
-        Robust flux scale (median of |flux| over valid pixels) in ``unit``.
+        Robust flux scale (median of ``|flux|`` over valid pixels) in ``unit``.
     unit : `~astropy.units.Unit`
         Canonical unit of ``flux`` and ``sigma``.
     input_unit : `~astropy.units.Unit`
@@ -217,7 +217,7 @@ class SpectrumBatch:
         return SpectrumBatch(**moved, spectra=self.spectra)
 
     def model_inputs(self):
-        """The tensors `SpectralTokenizer.encode` takes, in its argument order."""
+        """The tensors `~spectok.model.SpectralTokenizer.encode` takes, in its argument order."""
         return (self.log_wavelength, self.flux, self.sigma, self.valid, self.observed,
                 self.spacing)
 
@@ -338,6 +338,15 @@ def _wavelength_angstrom(axis, label):
     return wave
 
 
+def _air_to_vacuum(wave, label):
+    """Vacuum wavelengths (Å) from air ones with the IAU standard (Morton 2000)."""
+    if wave.min() < 2000:
+        raise SpectrumInputError(
+            f"{label}: air wavelengths below 2000 Å ({wave.min():.1f} Å) have no air-to-vacuum "
+            "conversion (air does not transmit there); give vacuum wavelengths")
+    return air_to_vac(wave * u.AA, scheme="inversion", method="Morton2000").to_value(u.AA)
+
+
 def _sigma_quantity(uncertainty, flux_unit, label):
     """1σ error as a Quantity in ``flux_unit`` (inf where the error says 'no information')."""
     if not isinstance(uncertainty, (StdDevUncertainty, VarianceUncertainty, InverseVariance)):
@@ -409,7 +418,7 @@ def _prepare_arm(item, label, medium):
     if bad.shape != wave.shape:
         raise SpectrumInputError(f"{label}: mask has {bad.size} values but flux has {wave.size}")
     if medium == "air":
-        wave = air_to_vac(wave * u.AA, scheme="inversion", method="Morton2000").to_value(u.AA)
+        wave = _air_to_vacuum(wave, label)
     order = slice(None, None, -1) if step[0] < 0 else slice(None)
     return wave[order], flux[order], None if sigma is None else sigma[order], bad[order]
 
@@ -650,7 +659,7 @@ def wavelength_grid(wavelength, medium="vacuum"):
     if medium not in ("air", "vacuum"):
         raise SpectrumInputError(f"{label}: medium must be 'air' or 'vacuum', got {medium!r}")
     if medium == "air":
-        wave = air_to_vac(wave * u.AA, scheme="inversion", method="Morton2000").to_value(u.AA)
+        wave = _air_to_vacuum(wave, label)
     log_wave = np.log(wave)
     return log_wave, np.abs(np.gradient(log_wave)), wave
 

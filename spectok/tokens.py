@@ -24,7 +24,7 @@ class SpectralTokens:
     valid : `~numpy.ndarray` of bool, shape (n_patches,)
         Patches that took part in attention (at least half their pixels usable).
     scale : `~astropy.units.Quantity`
-        The spectrum's flux scale (median of |flux|), kept so amplitude is not
+        The spectrum's flux scale (median of ``|flux|``), kept so amplitude is not
         lost: the tokens themselves do not depend on it.
     flux_unit : `~astropy.units.Unit`
         The unit the spectrum came in; `~spectok.decode` returns flux in it.

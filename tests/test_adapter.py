@@ -422,3 +422,9 @@ def test_flux_in_unit_round_trip():
     back = flux_in_unit(flam, FLAM, u.Jy, wave)
     assert back.unit == u.Jy
     np.testing.assert_allclose(back.value, jy.value, rtol=1e-12)
+
+
+def test_air_wavelengths_below_2000_angstrom_are_refused(make_pair):
+    wave, flux, sigma = make_pair(lo=1500, hi=2500)
+    with pytest.raises(SpectrumInputError, match="spectrum 0: air wavelengths below 2000"):
+        prepare_spectrum((wave, flux, sigma), index=0, medium="air")

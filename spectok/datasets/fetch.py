@@ -77,7 +77,7 @@ def wheel_cache_dir():
     """Folder where fetched wheels are kept.
 
     It is ``spectok/wheels`` inside the astropy cache directory
-    (`astropy.config.paths.get_cache_dir`, which honours
+    (`astropy.config.get_cache_dir`, which honours
     ``ASTROPY_CACHE_DIR`` / ``XDG_CACHE_HOME``). The folder is created if
     it is missing.
 

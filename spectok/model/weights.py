@@ -124,8 +124,8 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     Parameters
     ----------
     name_or_path : str or `~pathlib.Path`
-        A name from `available_models`, or a path to ``NAME.json`` (or ``NAME``)
-        written by `save_model`.
+        A name from `~spectok.model.available_models`, or a path to ``NAME.json`` (or ``NAME``)
+        written by `~spectok.model.save_model`.
     device : str or `torch.device`
         Where to put the model.
 

@@ -16,7 +16,7 @@ class SourceConfig:
     Parameters
     ----------
     name : str
-        A source known to `spectok.training.data.SOURCES` (``"miles"``,
+        A source known to `spectok.training.SOURCES` (``"miles"``,
         ``"spex"``, ``"galaxies"``, …).
     weight : float
         Relative frequency with which a training step draws from this source.
