@@ -91,6 +91,30 @@ def _train(args):
     return 0
 
 
+def _bench(args):
+    from spectok.benchmarks import TASKS, format_report, run_benchmark
+
+    tasks = None
+    if args.tasks:
+        tasks = [t.strip() for item in args.tasks for t in item.split(",") if t.strip()]
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            raise SystemExit(f"spectok bench: unknown task(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(TASKS)}")
+    output = Path(args.output) if args.output else None
+    if output is not None and not output.parent.exists():
+        raise SystemExit(f"spectok bench: output directory {output.parent} does not exist")
+    report = run_benchmark(model=args.model, tasks=tasks, quick=args.quick, seed=args.seed,
+                           num_threads=args.threads)
+    text = format_report(report)
+    print(text)
+    if output is not None:
+        output.write_text(text + "\n")
+        report.table.write(output.with_suffix(".ecsv"), format="ascii.ecsv", overwrite=True)
+        print(f"wrote {output} and {output.with_suffix('.ecsv')}")
+    return 0
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="spectok", description="Universal tokens and embeddings for 1-D spectra.")
@@ -123,6 +147,21 @@ def _parser():
     train.add_argument("--output-dir", help="override the output directory")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
+
+    bench = commands.add_parser("bench", help="benchmark a model against two baselines")
+    bench.add_argument("--model", help="shipped model name or path of a model .json "
+                       "(default: the shipped model)")
+    bench.add_argument("--tasks", nargs="+", metavar="TASK",
+                       help="tasks to run (default: all): stellar_parameters, spectral_types, "
+                            "redshift, cross_instrument, reconstruction")
+    bench.add_argument("--quick", action="store_true",
+                       help="small subsets (a smoke test; the numbers are noisy)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--threads", type=int,
+                       help="torch threads (default: torch's; 1 is faster on a busy machine)")
+    bench.add_argument("-o", "--output", help="also write the markdown report here "
+                       "(and the table beside it as .ecsv)")
+    bench.set_defaults(run=_bench)
     return parser
 
 

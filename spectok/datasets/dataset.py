@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from astropy.table import Table
 
 __all__ = ["SpectrumDataset"]
@@ -32,7 +33,8 @@ class SpectrumDataset:
     --------
     >>> import astropy.units as u
     >>> import numpy as np
-    >>> from astropy.table import Table
+    >>> import numpy as np
+from astropy.table import Table
     >>> from specutils import Spectrum
     >>> from spectok.datasets import SpectrumDataset
     >>> s = Spectrum(spectral_axis=np.linspace(4000, 5000, 100) * u.AA,
@@ -60,7 +62,7 @@ class SpectrumDataset:
 
     def __getitem__(self, index):
         """Return ``(spectrum, label_row)`` for an integer, or a sub-dataset for a slice or index array."""
-        if isinstance(index, (int,)) or hasattr(index, "__index__"):
+        if isinstance(index, (int, np.integer)):
             return self.spectra[index], self.labels[index]
         rows = range(len(self))[index] if isinstance(index, slice) else list(index)
         return SpectrumDataset([self.spectra[i] for i in rows], self.labels[list(rows)],

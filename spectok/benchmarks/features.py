@@ -1,0 +1,334 @@
+"""What the benchmark compares: spectok embeddings and two honest baselines.
+
+Each method turns spectra into features for the probes and reconstructs
+spectra for the χ² task:
+
+* `EmbeddingMethod` — a spectok model's pooled embeddings and its decoder
+  (used for the model under test and for the *untrained* baseline: the same
+  architecture with random, seeded weights, which tells what pretraining buys);
+* `FluxPCAMethod` — the classic approach: flux divided by its median,
+  resampled onto a fixed log-λ grid per task, and the leading principal
+  components of the training spectra; missing pixels are handled by a
+  least-squares fit of the components to the pixels that are there ("gappy"
+  PCA, Connolly & Szalay 1999), which also reconstructs spectra.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+
+__all__ = ["EmbeddingMethod", "FluxPCAMethod", "log_grid", "resample_to_grid",
+           "choose_hidden_patches"]
+
+
+def log_grid(lo, hi, step=1e-4):
+    """A log10-uniform wavelength grid in Å (``step`` in dex, SDSS uses 1e-4).
+
+    Examples
+    --------
+    >>> from spectok.benchmarks import log_grid
+    >>> grid = log_grid(4000.0, 4100.0, 1e-3)
+    >>> len(grid), float(grid[0])
+    (11, 4000.0)
+    """
+    n = int(np.floor(np.log10(hi / lo) / step)) + 1
+    return lo * 10.0 ** (step * np.arange(n))
+
+
+def _prepare(spectra, patch_size=None):
+    from ..adapter import prepare_spectrum
+
+    return [prepare_spectrum(s, i, None, patch_size) for i, s in enumerate(spectra)]
+
+
+def _flat(prepared, hidden=None):
+    """Concatenated (wavelength Å, flux / scale, valid, sigma / scale), sorted by wavelength."""
+    wave = np.concatenate(prepared.wavelength)
+    flux = np.concatenate(prepared.flux) / prepared.scale
+    sigma = np.concatenate(prepared.sigma) / prepared.scale
+    valid = np.concatenate(prepared.valid)
+    if hidden is not None:
+        valid = valid & ~np.concatenate(hidden)
+    order = np.argsort(wave, kind="stable")
+    return wave[order], flux[order], valid[order], sigma[order], order
+
+
+def resample_to_grid(prepared, grid, hidden=None):
+    """Normalised flux of one prepared spectrum, linearly interpolated onto ``grid``.
+
+    Grid points outside the valid pixels, or in a gap between valid pixels
+    wider than three native pixels, are NaN.
+
+    Parameters
+    ----------
+    prepared : `~spectok.adapter.PreparedSpectrum`
+    grid : `~numpy.ndarray`
+        Vacuum wavelengths in Å, ascending.
+    hidden : list of `~numpy.ndarray` of bool, optional
+        Per arm, pixels to treat as missing.
+
+    Returns
+    -------
+    `~numpy.ndarray`, shape (len(grid),)
+    """
+    wave, flux, valid, _, _ = _flat(prepared, hidden)
+    w, f = wave[valid], flux[valid]
+    out = np.full(len(grid), np.nan)
+    if len(w) < 2:
+        return out
+    keep = np.concatenate([[True], np.diff(w) > 0])
+    w, f = w[keep], f[keep]
+    log_w = np.log(w)
+    typical = np.median(np.diff(np.log(wave[np.concatenate([[True], np.diff(wave) > 0])])))
+    idx = np.searchsorted(w, grid)
+    inside = (idx > 0) & (idx < len(w))
+    gap = np.full(len(grid), np.inf)
+    gap[inside] = log_w[idx[inside]] - log_w[idx[inside] - 1]
+    exact = np.zeros(len(grid), bool)
+    exact[idx < len(w)] = w[idx[idx < len(w)]] == grid[idx < len(w)]
+    covered = (inside & (gap <= 3.0 * typical + 1e-12)) | exact
+    out[covered] = np.interp(grid[covered], w, f)
+    return out
+
+
+def choose_hidden_patches(prepared, fraction=0.1, patch_size=32, seed=0):
+    """Pick a fraction of each spectrum's usable patches to hide (inpainting test).
+
+    Patches are laid out as the model lays them out: blocks of
+    ``patch_size`` pixels per arm; a patch is usable when at least half its
+    pixels are valid. Each spectrum with two or more usable patches gets
+    ``max(1, round(fraction · n_usable))`` hidden, always leaving one visible.
+
+    Parameters
+    ----------
+    prepared : list of `~spectok.adapter.PreparedSpectrum`
+    fraction : float
+    patch_size : int
+    seed : int
+
+    Returns
+    -------
+    patches : list of `~numpy.ndarray` of int
+        Indices of the hidden patches (in the model's patch numbering).
+    pixels : list of list of `~numpy.ndarray` of bool
+        Per spectrum, per arm: the pixels in hidden patches.
+    """
+    rng = np.random.default_rng(seed)
+    patches, pixels = [], []
+    for p in prepared:
+        usable, offset, blocks = [], 0, []
+        for valid in p.valid:
+            starts = np.arange(0, len(valid), patch_size)
+            n_valid = np.add.reduceat(valid.astype(int), starts)
+            n_real = np.minimum(patch_size, len(valid) - starts)
+            active = (n_valid > 0) & (2 * n_valid >= n_real)
+            usable.extend(offset + np.flatnonzero(active))
+            blocks.append((offset, len(valid)))
+            offset += len(starts)
+        usable = np.array(usable, dtype=int)
+        k = max(1, int(round(fraction * len(usable)))) if len(usable) >= 2 else 0
+        k = min(k, len(usable) - 1) if len(usable) else 0
+        chosen = np.sort(rng.choice(usable, size=k, replace=False)) if k else np.empty(0, int)
+        patches.append(chosen)
+        masks = []
+        for start, n in blocks:
+            local = chosen[(chosen >= start) & (chosen < start + -(-n // patch_size))] - start
+            mask = np.zeros(n, bool)
+            for j in local:
+                mask[j * patch_size:(j + 1) * patch_size] = True
+            masks.append(mask)
+        pixels.append(masks)
+    return patches, pixels
+
+
+def _reduced_chi2(residual_sq, mask):
+    n = mask.sum()
+    return float(residual_sq[mask].mean()) if n else np.nan
+
+
+class EmbeddingMethod:
+    """Features and reconstructions from a spectok model.
+
+    Parameters
+    ----------
+    model : `~spectok.model.SpectralTokenizer`
+    name : str
+        Column name in the report.
+    batch_size : int
+        Spectra per forward pass.
+    cache : dict, optional
+        Shared store of embeddings by spectrum (see `transform`).
+    """
+
+    kind = "embedding"
+
+    def __init__(self, model, name, batch_size=32, cache=None):
+        self.model = model
+        self.name = name
+        self.batch_size = batch_size
+        self.cache = {} if cache is None else cache
+
+    def fit(self, spectra):
+        """Nothing to learn: the model is frozen. Returns self."""
+        return self
+
+    def transform(self, spectra):
+        """Pooled embeddings, shape (n, width), float64.
+
+        Embeddings are cached per spectrum object (which the cache keeps
+        alive, so its ``id`` cannot be reused), so a spectrum used by several
+        tasks is encoded once.
+        """
+        from ..adapter import NoUncertaintyWarning
+        from ..encode import encode
+
+        spectra = list(spectra)
+        missing = list({id(s): s for s in spectra if id(s) not in self.cache}.values())
+        if missing:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NoUncertaintyWarning)  # MILES has no errors
+                result = encode(missing, model=self.model, batch_size=self.batch_size,
+                                device="cpu", progress=False)
+            for spectrum, embedding in zip(missing, result.embedding):
+                self.cache[id(spectrum)] = (spectrum, embedding.astype(np.float64))
+        if not spectra:
+            return np.empty((0, self.model.config.width))
+        return np.stack([self.cache[id(s)][1] for s in spectra])
+
+    def reconstruction_chi2(self, prepared, hidden_patches):
+        """Median-ready reduced χ² per spectrum: all pixels, and hidden-patch pixels.
+
+        Parameters
+        ----------
+        prepared : list of `~spectok.adapter.PreparedSpectrum`
+        hidden_patches : list of `~numpy.ndarray` of int
+            From `choose_hidden_patches`.
+
+        Returns
+        -------
+        chi2_all, chi2_hidden : `~numpy.ndarray`
+            Reduced χ² of the reconstruction against the data errors, over
+            all valid pixels (nothing hidden) and over the valid pixels of
+            hidden patches (those patches withheld from the encoder).
+        """
+        from ..adapter import to_batch
+
+        net = self.model
+        size = net.config.patch_size
+        order = sorted(range(len(prepared)), key=lambda k: prepared[k].n_slots(size))
+        chi2_all = np.full(len(prepared), np.nan)
+        chi2_hidden = np.full(len(prepared), np.nan)
+        net.eval()
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            batch = to_batch([prepared[k] for k in chunk], size, warn_missing_uncertainty=False)
+            inputs = batch.model_inputs()
+            hide = torch.zeros(len(chunk), batch.flux.shape[1] // size, dtype=torch.bool)
+            for row, k in enumerate(chunk):
+                hide[row, torch.as_tensor(hidden_patches[k], dtype=torch.long)] = True
+            with torch.inference_mode():
+                _, mean_all, _ = net(*inputs)
+                _, mean_hid, _ = net(*inputs, hide=hide)
+            valid = batch.valid.numpy()
+            flux, sigma = batch.flux.numpy(), batch.sigma.numpy()
+            hidden_pixels = hide.repeat_interleave(size, dim=1).numpy()
+            r_all = ((flux - mean_all.float().numpy()) / sigma) ** 2
+            r_hid = ((flux - mean_hid.float().numpy()) / sigma) ** 2
+            for row, k in enumerate(chunk):
+                chi2_all[k] = _reduced_chi2(r_all[row], valid[row])
+                chi2_hidden[k] = _reduced_chi2(r_hid[row], valid[row] & hidden_pixels[row])
+        return chi2_all, chi2_hidden
+
+
+class FluxPCAMethod:
+    """The classic baseline: resampled normalised flux and its principal components.
+
+    Parameters
+    ----------
+    grid : `~numpy.ndarray`
+        Vacuum wavelengths in Å (fixed per task).
+    n_components : int
+        Components kept (at most the number of training spectra minus one).
+    name : str
+        Column name in the report.
+
+    Notes
+    -----
+    Coefficients are the posterior mean of probabilistic PCA given the
+    pixels that are there: ``(BᵀB + s² Λ⁻¹) c = Bᵀ(x - μ)`` over the seen
+    pixels, with Λ the component variances and s² the per-pixel variance
+    left over by the kept components. With every pixel present this is the
+    usual projection, slightly shrunk.
+    """
+
+    kind = "flux_pca"
+
+    def __init__(self, grid, n_components=64, name="flux_pca"):
+        self.grid = np.asarray(grid, dtype=float)
+        self.n_components = n_components
+        self.name = name
+
+    def _matrix(self, prepared, hidden=None):
+        return np.stack([resample_to_grid(p, self.grid, None if hidden is None else hidden[i])
+                         for i, p in enumerate(prepared)])
+
+    def fit(self, spectra):
+        """Fit the mean spectrum and components on training spectra. Returns self."""
+        from sklearn.decomposition import PCA
+
+        matrix = self._matrix(_prepare(spectra))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            fill = np.nanmean(matrix, axis=0)
+        fill = np.where(np.isfinite(fill), fill, 1.0)
+        matrix = np.where(np.isnan(matrix), fill, matrix)
+        k = max(1, min(self.n_components, len(matrix) - 1, matrix.shape[1]))
+        self.pca_ = PCA(n_components=k, svd_solver="full").fit(matrix)
+        self.fill_ = fill
+        return self
+
+    def _coefficients(self, matrix):
+        mean, components = self.pca_.mean_, self.pca_.components_
+        noise = max(float(self.pca_.noise_variance_), 1e-12)
+        penalty = noise / np.maximum(self.pca_.explained_variance_, 1e-30)
+        gram = components @ components.T
+        out = np.zeros((len(matrix), len(components)))
+        for i, row in enumerate(matrix):
+            seen = np.isfinite(row)
+            if not seen.any():
+                continue
+            if seen.mean() > 0.5:  # cheaper to remove the unseen pixels from the full Gram matrix
+                unseen = components[:, ~seen]
+                lhs = gram - unseen @ unseen.T
+            else:
+                basis = components[:, seen]
+                lhs = basis @ basis.T
+            rhs = components[:, seen] @ (row[seen] - mean[seen])
+            out[i] = np.linalg.solve(lhs + np.diag(penalty), rhs)
+        return out
+
+    def transform(self, spectra):
+        """Gappy-PCA coefficients, shape (n, n_components)."""
+        return self._coefficients(self._matrix(_prepare(spectra)))
+
+    def reconstruction_chi2(self, prepared, hidden_pixels):
+        """Reduced χ² of the PCA reconstruction, as `EmbeddingMethod.reconstruction_chi2`.
+
+        The reconstruction on the grid is interpolated back to the native
+        pixels; only pixels inside the grid's wavelength range count.
+        """
+        chi2_all = np.full(len(prepared), np.nan)
+        chi2_hidden = np.full(len(prepared), np.nan)
+        for hide, target in ((None, chi2_all), (hidden_pixels, chi2_hidden)):
+            matrix = self._matrix(prepared, hide)
+            model = self.pca_.mean_ + self._coefficients(matrix) @ self.pca_.components_
+            for i, p in enumerate(prepared):
+                wave, flux, valid, sigma, order = _flat(p)
+                rec = np.interp(wave, self.grid, model[i])
+                use = valid & (wave >= self.grid[0]) & (wave <= self.grid[-1])
+                if hide is not None:
+                    use &= np.concatenate(hide[i])[order]
+                target[i] = (float(np.mean(((flux[use] - rec[use]) / sigma[use]) ** 2))
+                             if use.any() else np.nan)
+        return chi2_all, chi2_hidden

@@ -1,0 +1,149 @@
+"""The benchmark's result: a table of metrics per task, spectok beside its baselines."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.table import Table
+
+__all__ = ["BenchmarkReport", "format_report", "METHODS"]
+
+#: Report columns, in order: the model under test and the two baselines.
+METHODS = ("spectok", "untrained", "flux_pca")
+
+_METHOD_TITLES = {"spectok": "spectok", "untrained": "untrained (random weights)",
+                  "flux_pca": "flux + PCA"}
+
+
+def _empty_table():
+    table = Table(names=("task", "metric", "unit", "better", "n") + METHODS,
+                  dtype=(str, str, str, str, int) + (float,) * len(METHODS))
+    table["better"].description = ("how to read the metric: 'lower', 'higher', or "
+                                   "'≈x' for closest to x")
+    return table
+
+
+@dataclass
+class BenchmarkReport:
+    """Metrics of one benchmark run.
+
+    Attributes
+    ----------
+    table : `~astropy.table.Table`
+        One row per metric: ``task``, ``metric``, ``unit``, ``better``
+        (``"lower"``, ``"higher"`` or ``"≈0.68"``-style targets), ``n``
+        (test samples) and one float column per method (`METHODS`).
+    meta : dict
+        Model name, seed, quick flag, tasks, seconds per task and notes
+        (paragraphs printed under the table).
+    """
+
+    table: Table = field(default_factory=_empty_table)
+    meta: dict = field(default_factory=dict)
+
+    def add(self, task, metric, values, unit="", better="lower", n=0):
+        """Append one metric; ``values`` maps method name to number (missing → NaN)."""
+        self.table.add_row([task, metric, unit, better, int(n)]
+                           + [float(values.get(m, np.nan)) for m in METHODS])
+
+    def rows(self, task):
+        """The rows of one task, as a `~astropy.table.Table`."""
+        return self.table[self.table["task"] == task]
+
+    def value(self, task, metric, method="spectok"):
+        """One number of the report.
+
+        Raises
+        ------
+        KeyError
+            No such task and metric.
+        """
+        match = (self.table["task"] == task) & (self.table["metric"] == metric)
+        if not match.any():
+            raise KeyError(f"no metric {metric!r} for task {task!r}")
+        return float(self.table[method][match][0])
+
+    def to_markdown(self):
+        """The report as a markdown table (see `format_report`)."""
+        return format_report(self)
+
+    def __str__(self):
+        return self.to_markdown()
+
+
+def _format_value(value):
+    if not np.isfinite(value):
+        return "–" if np.isnan(value) else ("∞" if value > 0 else "-∞")
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01 or value == 0:
+        return f"{value:.3f}" if magnitude < 1 else f"{value:.2f}"
+    return f"{value:.2g}"
+
+
+def _best(row):
+    values = np.array([row[m] for m in METHODS], dtype=float)
+    finite = np.isfinite(values)
+    if finite.sum() < 2:
+        return None
+    better = row["better"]
+    if better == "lower":
+        score = values
+    elif better == "higher":
+        score = -values
+    elif better.startswith("≈"):
+        score = np.abs(values - float(better[1:]))
+    else:
+        return None
+    score = np.where(finite, score, np.inf)
+    return int(np.argmin(score)) if np.sum(score == score.min()) == 1 else None
+
+
+def format_report(report):
+    """A markdown table of a benchmark report, best value per row in bold.
+
+    Parameters
+    ----------
+    report : `BenchmarkReport`
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from spectok.benchmarks import BenchmarkReport, format_report
+    >>> report = BenchmarkReport(meta={"model": "demo", "seed": 0, "quick": True})
+    >>> report.add("stellar_parameters", "Teff RMSE", {"spectok": 80.0, "untrained": 300.0,
+    ...            "flux_pca": 150.0}, unit="K", n=200)
+    >>> print(format_report(report))  # doctest: +NORMALIZE_WHITESPACE
+    spectok benchmark: model demo, seed 0, quick
+    <BLANKLINE>
+    | task | metric | unit | better | n | spectok | untrained (random weights) | flux + PCA |
+    |---|---|---|---|---:|---:|---:|---:|
+    | stellar_parameters | Teff RMSE | K | lower | 200 | **80.0** | 300 | 150 |
+    """
+    meta = report.meta
+    mode = "quick" if meta.get("quick") else "full"
+    lines = [f"spectok benchmark: model {meta.get('model', '?')}, seed {meta.get('seed', '?')}, "
+             f"{mode}", ""]
+    header = ["task", "metric", "unit", "better", "n"] + [_METHOD_TITLES[m] for m in METHODS]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|---|---|---|---|---:|" + "---:|" * len(METHODS))
+    for row in report.table:
+        best = _best(row)
+        cells = [_format_value(row[m]) for m in METHODS]
+        if best is not None:
+            cells[best] = f"**{cells[best]}**"
+        lines.append("| " + " | ".join([row["task"], row["metric"], row["unit"], row["better"],
+                                         str(row["n"])] + cells) + " |")
+    for note in meta.get("notes", ()):
+        lines += ["", note]
+    timings = meta.get("seconds")
+    if timings:
+        total = sum(timings.values())
+        lines += ["", "Seconds per task: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+                  + f" (total {total:.0f})."]
+    return "\n".join(lines)

@@ -1,0 +1,429 @@
+"""The benchmark tasks. Each takes a `BenchmarkContext` and adds rows to its report.
+
+Splits are by object and are the ones pretraining respected
+(`~spectok.datasets.benchmark_split`: MILES by star, SpeX by source), so no
+test object was seen in pretraining. Simulated galaxies are drawn from
+seeds that pretraining never used.
+"""
+
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from ..probes import RedshiftProbe, SpectralClassProbe, StellarParameterProbe
+from .features import (EmbeddingMethod, FluxPCAMethod, _prepare, choose_hidden_patches,
+                       log_grid)
+from .report import BenchmarkReport
+
+__all__ = ["TASKS", "BenchmarkContext", "twin_ranks", "nmad"]
+
+#: Galaxy instruments the redshift probe is trained and tested on.
+GALAXY_INSTRUMENTS = ("sdss", "desi", "lamost")
+#: Instruments through which the MILES test stars are observed for the consistency task.
+STAR_INSTRUMENTS = ("sdss", "lamost", "gaia_xp")
+_GALAXY_Z = (0.0, 1.2)  # every SSP library still overlaps LAMOST's red end at z = 1.2
+_GALAXY_SEED = 7_000_000  # simulated benchmark galaxies: far from any pretraining seed
+_STAR_SNR = 30.0
+
+_SIZES = {
+    # None: every available object
+    False: {"miles_train": None, "miles_test": None, "spex_train": None, "spex_test": None,
+            "galaxy_train": 150, "galaxy_test": 60, "twin_stars": None, "pca_stars": 150,
+            "reconstruction": 24},
+    True: {"miles_train": 80, "miles_test": 24, "spex_train": 100, "spex_test": 30,
+           "galaxy_train": 10, "galaxy_test": 6, "twin_stars": 10, "pca_stars": 10,
+           "reconstruction": 3},
+}
+
+_GRIDS = {
+    "miles": (3545.0, 7405.0, 1e-4),      # MILES in vacuum: 3541.5-7411.6 Å
+    "stars_optical": (3700.0, 7400.0, 1e-4),
+    "spex": (6600.0, 25000.0, 1.06e-3),    # the prism's ~560 log-spaced pixels
+    "galaxies": (3700.0, 9000.0, 1e-4),   # common to SDSS, DESI and LAMOST
+}
+
+
+def nmad(values):
+    """Normalised median absolute deviation, 1.4826 · median |x - median x|.
+
+    Examples
+    --------
+    >>> from spectok.benchmarks import nmad
+    >>> round(nmad([0.0, 1.0, 2.0, 3.0, 100.0]), 3)
+    1.483
+    """
+    values = np.asarray(values, dtype=float)
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def twin_ranks(a, b):
+    """Rank of each object's twin among all candidates, by cosine similarity.
+
+    Row ``i`` of ``a`` and of ``b`` are one object seen two ways; for each
+    row of ``a`` every row of ``b`` is a candidate, and the rank of the true
+    twin is 1 + the number of candidates more similar than it.
+
+    Parameters
+    ----------
+    a, b : array-like, shape (n, d)
+
+    Returns
+    -------
+    `~numpy.ndarray` of int, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.benchmarks import twin_ranks
+    >>> a = np.eye(3)
+    >>> twin_ranks(a, a).tolist(), twin_ranks(a, a[[1, 0, 2]]).tolist()
+    ([1, 1, 1], [2, 2, 1])
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-30)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-30)
+    similarity = a @ b.T
+    twin = np.diag(similarity)
+    return 1 + np.sum(similarity > twin[:, None], axis=1)
+
+
+class _Data:
+    """Loads (once) and subsets everything the tasks share."""
+
+    def __init__(self, quick, seed):
+        self.quick = quick
+        self.seed = seed
+        self.sizes = _SIZES[bool(quick)]
+        self._cache = {}
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def subset(self, indices, size, salt):
+        indices = np.asarray(indices)
+        if size is None or len(indices) <= size:
+            return indices
+        rng = np.random.default_rng([self.seed, salt])
+        return np.sort(rng.choice(indices, size=size, replace=False))
+
+    # -- real data ---------------------------------------------------------------------
+    def miles(self):
+        from ..datasets import load_miles
+        return self._cached("miles", load_miles)
+
+    def spex(self):
+        from ..datasets import load_spex
+        return self._cached("spex", load_spex)
+
+    def miles_split(self, complete=True):
+        """Train/test indices into `miles` (benchmark split on the full table)."""
+        from ..datasets import benchmark_split
+
+        def make():
+            labels = self.miles().labels
+            train, test = benchmark_split("miles", labels)
+            ok = ~(np.ma.getmaskarray(labels["teff"]) | np.ma.getmaskarray(labels["logg"])
+                   | np.ma.getmaskarray(labels["feh"]))
+            return train, test, ok
+        train, test, ok = self._cached("miles_split", make)
+        if complete:
+            train, test = train[ok[train]], test[ok[test]]
+        return train, test
+
+    def spex_split(self):
+        from ..datasets import benchmark_split
+
+        def make():
+            labels = self.spex().labels
+            train, test = benchmark_split("spex", labels)
+            ok = (~np.ma.getmaskarray(labels["spectral_class"])
+                  & ~np.ma.getmaskarray(labels["spt"]))
+            train, test = train[ok[train]], test[ok[test]]
+            return (self.subset(train, self.sizes["spex_train"], 11),
+                    self.subset(test, self.sizes["spex_test"], 12))
+        return self._cached("spex_split", make)
+
+    def desi(self):
+        from ..datasets import load_desi_examples
+        return self._cached("desi", load_desi_examples)
+
+    def manga(self):
+        from ..datasets import load_manga_examples
+
+        def make():
+            ds = load_manga_examples()
+            return ds[[int(i) for i in np.flatnonzero(np.asarray(ds.labels["usable"]))]]
+        return self._cached("manga", make)
+
+    # -- simulations ---------------------------------------------------------------------
+    def templates(self):
+        from ..datasets import load_ssp_templates
+        return self._cached("ssp", lambda: load_ssp_templates().spectra)
+
+    def galaxies(self, part, instrument):
+        """Simulated galaxies; the test sets of all instruments are the same galaxies."""
+        from ..datasets import simulate_galaxies
+
+        k = GALAXY_INSTRUMENTS.index(instrument) if instrument in GALAXY_INSTRUMENTS else 9
+        seed = _GALAXY_SEED + 1000 * self.seed + (k if part == "train" else 500)
+        n = self.sizes[f"galaxy_{part}"]
+        return self._cached(("galaxies", part, instrument), lambda: simulate_galaxies(
+            n, instrument, z=_GALAXY_Z, seed=seed, templates=self.templates()))
+
+    def star_views(self, part, instrument):
+        """MILES stars observed through an instrument (test: the twin stars)."""
+        from ..datasets import observe
+
+        def make():
+            train, test = self.miles_split(complete=False)
+            if part == "test":
+                rows = self.subset(test, self.sizes["twin_stars"], 21)
+            else:
+                rows = self.subset(train, self.sizes["pca_stars"], 22)
+            spectra = self.miles().spectra
+            k = STAR_INSTRUMENTS.index(instrument)
+            return [observe(spectra[i], instrument, snr=_STAR_SNR,
+                            rng=[self.seed, 31, k, int(i)]) for i in rows]
+        return self._cached(("stars", part, instrument), make)
+
+
+class BenchmarkContext:
+    """Everything a task needs: the model, the baselines, data and the report.
+
+    Parameters
+    ----------
+    model : `~spectok.model.SpectralTokenizer`
+        The model under test.
+    quick : bool
+        Use small subsets (seconds instead of minutes).
+    seed : int
+        Seed of subsets, simulations, probes and the untrained baseline.
+    """
+
+    def __init__(self, model, quick=False, seed=0):
+        from ..model import SpectralTokenizer
+
+        self.model = model.eval()
+        self.quick = bool(quick)
+        self.seed = int(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(10_000 + self.seed)  # not the seed a test model may use
+            untrained = SpectralTokenizer(model.config).eval()
+        untrained.name = "untrained"
+        self.untrained = untrained
+        self.data = _Data(self.quick, self.seed)
+        self._caches = {"spectok": {}, "untrained": {}}
+        self.report = BenchmarkReport(meta={
+            "model": getattr(model, "name", "unnamed"), "seed": self.seed, "quick": self.quick,
+            "seconds": {}})
+
+    def methods(self, grid_name):
+        """The model under test, the untrained baseline and flux+PCA on a task's grid."""
+        return [EmbeddingMethod(self.model, "spectok", cache=self._caches["spectok"]),
+                EmbeddingMethod(self.untrained, "untrained", cache=self._caches["untrained"]),
+                FluxPCAMethod(log_grid(*_GRIDS[grid_name]), name="flux_pca")]
+
+    def features(self, grid_name, train, *others, need_train=True):
+        """Per method: (features of ``train`` or None, [features of each of ``others``]).
+
+        ``train`` is what flux + PCA learns its components from; with
+        ``need_train=False`` its features are not computed.
+        """
+        out = {}
+        for method in self.methods(grid_name):
+            method.fit(train)
+            out[method.name] = (method.transform(train) if need_train else None,
+                                [method.transform(spectra) for spectra in others])
+        return out
+
+
+def _coverage(truth, lower, upper):
+    return float(np.mean((truth >= lower) & (truth <= upper)))
+
+
+def stellar_parameters(ctx):
+    """Teff, log g and [Fe/H] of MILES stars (split by star)."""
+    data = ctx.data
+    train, test = data.miles_split()
+    train = data.subset(train, data.sizes["miles_train"], 1)
+    test = data.subset(test, data.sizes["miles_test"], 2)
+    miles = data.miles()
+    labels = miles.labels
+    y = np.column_stack([np.asarray(labels[c].filled(np.nan), dtype=float)
+                         for c in ("teff", "logg", "feh")])
+    spectra = miles.spectra
+    feats = ctx.features("miles", [spectra[i] for i in train], [spectra[i] for i in test])
+    names = (("Teff", "K"), ("log g", "dex"), ("[Fe/H]", "dex"))
+    results = {}
+    for method, (x_train, (x_test,)) in feats.items():
+        probe = StellarParameterProbe(random_state=ctx.seed).fit(x_train, y[train])
+        pred = probe.predict(x_test)
+        truth = y[test]
+        res = {}
+        for k, (name, _) in enumerate(names):
+            err = pred[:, k] - truth[:, k]
+            res[f"{name} RMSE"] = float(np.sqrt(np.mean(err ** 2)))
+            res[f"{name} MAE"] = float(np.mean(np.abs(err)))
+        for alpha in (0.68, 0.95):
+            lower, upper = probe.predict_interval(x_test, alpha)
+            res[f"{alpha:.0%} interval coverage"] = _coverage(truth, lower, upper)
+        results[method] = res
+    for name, unit in names:
+        for stat in ("RMSE", "MAE"):
+            metric = f"{name} {stat}"
+            ctx.report.add("stellar_parameters", metric, {m: r[metric] for m, r in results.items()},
+                           unit=unit, better="lower", n=len(test))
+    for alpha in (0.68, 0.95):
+        metric = f"{alpha:.0%} interval coverage"
+        ctx.report.add("stellar_parameters", metric, {m: r[metric] for m, r in results.items()},
+                       better=f"≈{alpha}", n=len(test))
+
+
+def spectral_types(ctx):
+    """M/L/T class and numeric subtype of SpeX near-infrared spectra (split by source)."""
+    data = ctx.data
+    train, test = data.spex_split()
+    spex = data.spex()
+    labels = spex.labels
+    classes = np.asarray(labels["spectral_class"].filled(""))
+    spt = np.asarray(labels["spt"].filled(np.nan), dtype=float)
+    feats = ctx.features("spex", [spex.spectra[i] for i in train],
+                         [spex.spectra[i] for i in test])
+    accuracy, rmse, set_size = {}, {}, {}
+    for method, (x_train, (x_test,)) in feats.items():
+        clf = SpectralClassProbe(random_state=ctx.seed).fit(x_train, classes[train])
+        accuracy[method] = float(np.mean(clf.predict(x_test) == classes[test]))
+        set_size[method] = float(clf.predict_set(x_test, 0.9).sum(axis=1).mean())
+        reg = StellarParameterProbe(targets=("spt",), random_state=ctx.seed)
+        reg.fit(x_train, spt[train])
+        rmse[method] = float(np.sqrt(np.mean((reg.predict(x_test) - spt[test]) ** 2)))
+    ctx.report.add("spectral_types", "M/L/T accuracy", accuracy, better="higher", n=len(test))
+    ctx.report.add("spectral_types", "90% prediction set size", set_size, unit="classes",
+                   better="lower", n=len(test))
+    ctx.report.add("spectral_types", "subtype RMSE", rmse, unit="subtypes", better="lower",
+                   n=len(test))
+
+
+def _spectra_and_z(datasets):
+    spectra, z = [], []
+    for ds in datasets:
+        spectra.extend(ds.spectra)
+        z.extend(np.asarray(ds.labels["z"], dtype=float))
+    return spectra, np.array(z)
+
+
+def redshift(ctx):
+    """Galaxy redshift: trained on simulations, tested on simulations and real DESI/MaNGA."""
+    data = ctx.data
+    train_spectra, z_train = _spectra_and_z(data.galaxies("train", i) for i in GALAXY_INSTRUMENTS)
+    test_spectra, z_test = _spectra_and_z(data.galaxies("test", i) for i in GALAXY_INSTRUMENTS)
+    desi, manga = data.desi(), data.manga()
+    z_desi = np.asarray(desi.labels["z"], dtype=float)
+    z_manga = np.asarray(manga.labels["z"], dtype=float)
+    feats = ctx.features("galaxies", train_spectra, test_spectra, desi.spectra, manga.spectra)
+    rows = {"σ_NMAD of Δz/(1+z), simulated": {}, "outliers |Δz|/(1+z) > 0.15": {},
+            "68% interval coverage": {}, "median |Δz|/(1+z), DESI": {},
+            "median |Δz|/(1+z), MaNGA": {}}
+    for method, (x_train, (x_test, x_desi, x_manga)) in feats.items():
+        probe = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
+        dz = (probe.predict(x_test) - z_test) / (1 + z_test)
+        rows["σ_NMAD of Δz/(1+z), simulated"][method] = nmad(dz)
+        rows["outliers |Δz|/(1+z) > 0.15"][method] = float(np.mean(np.abs(dz) > 0.15))
+        lower, upper = probe.predict_interval(x_test, 0.68)
+        rows["68% interval coverage"][method] = _coverage(z_test, lower, upper)
+        for name, x, z in (("DESI", x_desi, z_desi), ("MaNGA", x_manga, z_manga)):
+            rows[f"median |Δz|/(1+z), {name}"][method] = float(
+                np.median(np.abs(probe.predict(x) - z) / (1 + z)))
+    n = {"median |Δz|/(1+z), DESI": len(z_desi), "median |Δz|/(1+z), MaNGA": len(z_manga)}
+    for metric, values in rows.items():
+        better = "≈0.68" if "coverage" in metric else "lower"
+        ctx.report.add("redshift", metric, values, better=better, n=n.get(metric, len(z_test)))
+
+
+def cross_instrument(ctx):
+    """Is an object's nearest neighbour seen through another instrument its twin?"""
+    data = ctx.data
+    pairs = [(a, b) for i, a in enumerate(STAR_INSTRUMENTS) for b in STAR_INSTRUMENTS[i + 1:]]
+    pca_train = [s for inst in STAR_INSTRUMENTS for s in data.star_views("train", inst)]
+    views = [data.star_views("test", inst) for inst in STAR_INSTRUMENTS]
+    star_feats = ctx.features("stars_optical", pca_train, *views, need_train=False)
+    gal_train = [s for inst in GALAXY_INSTRUMENTS for s in data.galaxies("train", inst).spectra]
+    gal_views = [data.galaxies("test", inst).spectra for inst in ("sdss", "desi")]
+    gal_feats = ctx.features("galaxies", gal_train, *gal_views, need_train=False)
+    results = {}
+    for method in star_feats:
+        _, star_x = star_feats[method]
+        for a, b in pairs:
+            ranks = twin_ranks(star_x[STAR_INSTRUMENTS.index(a)], star_x[STAR_INSTRUMENTS.index(b)])
+            results.setdefault(("MILES stars", a, b), {})[method] = ranks
+        _, gal_x = gal_feats[method]
+        results.setdefault(("galaxies", "sdss", "desi"), {})[method] = twin_ranks(*gal_x)
+    for (what, a, b), by_method in results.items():
+        n = len(next(iter(by_method.values())))
+        ctx.report.add("cross_instrument", f"{what} {a}↔{b}: median twin rank",
+                       {m: float(np.median(r)) for m, r in by_method.items()},
+                       better="lower", n=n)
+        ctx.report.add("cross_instrument", f"{what} {a}↔{b}: top-1 rate",
+                       {m: float(np.mean(r == 1)) for m, r in by_method.items()},
+                       better="higher", n=n)
+
+
+def reconstruction(ctx):
+    """Reduced χ² of reconstructions against the data errors, and of inpainted patches."""
+    data = ctx.data
+    size = data.sizes["reconstruction"]
+    spex = data.spex()
+    spex_train, spex_test = data.spex_split()
+    star_test = data.star_views("test", "sdss")
+    gal_train = [s for inst in GALAXY_INSTRUMENTS for s in data.galaxies("train", inst).spectra]
+    gal_test = [s for inst in GALAXY_INSTRUMENTS for s in data.galaxies("test", inst).spectra]
+    domains = [
+        ("stars, optical (MILES test via SDSS)", "stars_optical",
+         data.star_views("train", "sdss"), star_test),
+        ("stars, near-IR (SpeX test)", "spex", [spex.spectra[i] for i in spex_train],
+         [spex.spectra[i] for i in spex_test]),
+        ("galaxies, simulated", "galaxies", gal_train, gal_test),
+        ("galaxies, real (DESI + MaNGA)", "galaxies", gal_train,
+         list(data.desi().spectra) + list(data.manga().spectra)),
+    ]
+    patch_size = ctx.model.config.patch_size
+    for k, (domain, grid_name, train, test) in enumerate(domains):
+        rows = data.subset(np.arange(len(test)), size, 40 + k)
+        prepared = _prepare([test[i] for i in rows], patch_size)
+        hidden = choose_hidden_patches(prepared, 0.1, patch_size, seed=[ctx.seed, k])
+        recon, inpaint = {}, {}
+        for method in ctx.methods(grid_name):
+            method.fit(train)
+            chi2_all, chi2_hidden = method.reconstruction_chi2(
+                prepared, hidden[0] if method.kind == "embedding" else hidden[1])
+            recon[method.name] = float(np.nanmedian(chi2_all))
+            inpaint[method.name] = float(np.nanmedian(chi2_hidden))
+        ctx.report.add("reconstruction", f"median χ²_ν, {domain}", recon, better="≈1",
+                       n=len(rows))
+        ctx.report.add("reconstruction", f"median χ²_ν of hidden 10%, {domain}", inpaint,
+                       better="≈1", n=len(rows))
+
+
+#: The tasks, by name, in the order they run.
+TASKS = {
+    "stellar_parameters": stellar_parameters,
+    "spectral_types": spectral_types,
+    "redshift": redshift,
+    "cross_instrument": cross_instrument,
+    "reconstruction": reconstruction,
+}
+
+
+def _run_task(ctx, name):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        from ..adapter import NoUncertaintyWarning
+        warnings.simplefilter("ignore", NoUncertaintyWarning)
+        TASKS[name](ctx)
+    ctx.report.meta["seconds"][name] = time.perf_counter() - start
+

@@ -1,0 +1,124 @@
+"""Split-conformal calibration: turn held-out scores into intervals and prediction sets.
+
+A probe keeps a calibration fraction of its training set out of the fit,
+scores those samples (absolute residual for a regressor, one minus the
+probability of the true class for a classifier) and keeps the sorted
+scores. For a new sample the ⌈(n + 1) α⌉-th smallest of the n scores is
+the threshold that covers the truth with probability at least α, whatever
+the distribution, as long as the new sample is exchangeable with the
+calibration ones (Vovk et al. 2005; Lei et al. 2018, JASA 113, 1094).
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["conformal_quantile", "calibration_split", "NotCalibratedError"]
+
+
+class NotCalibratedError(ValueError):
+    """A probe was fitted without a calibration set, so it has no intervals."""
+
+
+def _check_alpha(alpha):
+    alpha = float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha is the coverage probability and must be in (0, 1), got {alpha}")
+    return alpha
+
+
+def conformal_quantile(scores, alpha):
+    """The split-conformal threshold for coverage ``alpha``.
+
+    Parameters
+    ----------
+    scores : array-like, shape (n,) or (n, k)
+        Non-conformity scores of the calibration samples (one column per
+        output, each thresholded on its own).
+    alpha : float
+        Coverage probability in (0, 1), e.g. 0.68 or 0.95.
+
+    Returns
+    -------
+    threshold : float or `~numpy.ndarray` of shape (k,)
+        The ⌈(n + 1) α⌉-th smallest score; infinite when ``n`` is too small
+        for that rank to exist (``(n + 1) α > n``).
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` is not in (0, 1).
+    NotCalibratedError
+        If there are no scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.probes import conformal_quantile
+    >>> conformal_quantile(np.arange(1, 100), 0.9)  # the 90th of 99 scores
+    np.float64(90.0)
+    >>> conformal_quantile([1.0, 2.0], 0.95)
+    np.float64(inf)
+    """
+    alpha = _check_alpha(alpha)
+    scores = np.sort(np.asarray(scores, dtype=float), axis=0)
+    n = scores.shape[0]
+    if n == 0:
+        raise NotCalibratedError("no calibration scores: the probe was fitted with "
+                                 "calibration_fraction=0 or on too few samples to hold any out")
+    rank = math.ceil((n + 1) * alpha - 1e-9)
+    if rank > n:
+        return np.full(scores.shape[1:], np.inf)[()] if scores.ndim > 1 else np.float64(np.inf)
+    return scores[rank - 1]
+
+
+def calibration_split(n_samples, fraction, random_state, groups=None):
+    """Indices of the fitting and calibration parts of a training set.
+
+    Parameters
+    ----------
+    n_samples : int
+        Size of the training set.
+    fraction : float
+        Share held out for calibration, in [0, 1). Nothing is held out when
+        that would leave fewer than one sample on either side.
+    random_state : `numpy.random.RandomState`
+        Source of the permutation.
+    groups : array-like of int, optional
+        Class of each sample: the split is then made per class (stratified),
+        and a class with one member stays on the fitting side.
+
+    Returns
+    -------
+    fit_indices, calibration_indices : `~numpy.ndarray` of int
+        Sorted; together they cover every sample once.
+
+    Raises
+    ------
+    ValueError
+        If ``fraction`` is not in [0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.probes import calibration_split
+    >>> fit, cal = calibration_split(10, 0.2, np.random.RandomState(0))
+    >>> len(fit), len(cal)
+    (8, 2)
+    """
+    fraction = float(fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"calibration_fraction must be in [0, 1), got {fraction}")
+    if groups is None:
+        groups = np.zeros(n_samples, dtype=int)
+    groups = np.asarray(groups)
+    calibration = []
+    for value in np.unique(groups):
+        members = np.flatnonzero(groups == value)
+        n_cal = int(math.floor(fraction * len(members) + 0.5)) if len(members) > 1 else 0
+        n_cal = min(n_cal, len(members) - 1)
+        if n_cal > 0:
+            calibration.append(random_state.permutation(members)[:n_cal])
+    calibration = np.sort(np.concatenate(calibration)) if calibration else np.empty(0, int)
+    fit = np.setdiff1d(np.arange(n_samples), calibration)
+    return fit.astype(np.intp), calibration.astype(np.intp)

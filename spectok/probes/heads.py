@@ -1,0 +1,127 @@
+"""The small models ("heads") a probe fits on standardised embeddings.
+
+Three kinds, each for regression and classification:
+
+``"ridge"``
+    Linear: `~sklearn.linear_model.RidgeCV` (the L2 strength chosen by
+    efficient leave-one-out over 10⁻³–10⁴) for regression, L2-penalised
+    `~sklearn.linear_model.LogisticRegression` for classes (the probabilistic
+    counterpart of a ridge classifier).
+``"knn"``
+    `~sklearn.neighbors.KNeighborsRegressor` / ``KNeighborsClassifier``,
+    15 neighbours weighted by inverse distance, brute-force search (exact,
+    and nothing but arrays to store).
+``"mlp"``
+    `~sklearn.neural_network.MLPRegressor` / ``MLPClassifier``, one hidden
+    layer of 256 ReLU units, weight decay 10⁻³, Adam with early stopping on
+    a 10 % validation split when there are at least 100 samples.
+
+Every parameter can be overridden with a probe's ``head_params``.
+"""
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = ["HEADS", "make_head", "fit_head"]
+
+#: The heads a probe can use.
+HEADS = ("ridge", "knn", "mlp")
+
+_RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
+
+
+def make_head(head, task, n_samples, random_state=None, params=None):
+    """Build an unfitted head.
+
+    Parameters
+    ----------
+    head : {"ridge", "knn", "mlp"}
+        Which kind of model.
+    task : {"regression", "classification"}
+        What it will be fitted to.
+    n_samples : int
+        Number of samples it will see (caps the number of neighbours and
+        switches early stopping on or off).
+    random_state : int, optional
+        Seed of the MLP's initialisation and validation split.
+    params : dict, optional
+        Overrides for the estimator's parameters.
+
+    Returns
+    -------
+    estimator : `~sklearn.base.BaseEstimator`
+        An unfitted scikit-learn estimator.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``head`` or ``task``, or a parameter the estimator does not have.
+
+    Examples
+    --------
+    >>> from spectok.probes import make_head
+    >>> make_head("knn", "regression", n_samples=3)
+    KNeighborsRegressor(algorithm='brute', n_neighbors=3, weights='distance')
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if task not in ("regression", "classification"):
+        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    regression = task == "regression"
+    n_samples = max(int(n_samples), 1)
+    if head == "ridge":
+        if regression:
+            from sklearn.linear_model import RidgeCV
+            estimator = RidgeCV(alphas=_RIDGE_ALPHAS)
+        else:
+            from sklearn.linear_model import LogisticRegression
+            estimator = LogisticRegression(C=1.0, max_iter=5000)
+    elif head == "knn":
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+        cls = KNeighborsRegressor if regression else KNeighborsClassifier
+        estimator = cls(n_neighbors=min(15, n_samples), weights="distance", algorithm="brute")
+    else:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+        cls = MLPRegressor if regression else MLPClassifier
+        estimator = cls(hidden_layer_sizes=(256,), alpha=1e-3, learning_rate_init=1e-3,
+                        max_iter=400, early_stopping=n_samples >= 100, n_iter_no_change=20,
+                        random_state=random_state)
+    if params:
+        params = dict(params)
+        if head == "knn" and "n_neighbors" in params:
+            params["n_neighbors"] = min(int(params["n_neighbors"]), n_samples)
+        try:
+            estimator.set_params(**params)
+        except ValueError as error:
+            raise ValueError(f"head_params for the {head!r} head: {error}") from None
+    return estimator
+
+
+def fit_head(estimator, X, y):
+    """Fit a head with one BLAS thread, without the MLP's `ConvergenceWarning`.
+
+    The heads multiply small matrices many times (an MLP epoch on a few
+    hundred samples); with several BLAS threads on a busy machine, thread
+    hand-offs cost far more than the arithmetic (30× slower measured on a
+    loaded 2-core machine), so fitting uses one BLAS thread. An MLP that
+    stops at ``max_iter`` is still a usable probe (its ``n_iter_`` says
+    where it stopped); the warning would only be noise in a pipeline that
+    fits many probes.
+
+    Parameters
+    ----------
+    estimator : `~sklearn.base.BaseEstimator`
+    X, y : array-like
+
+    Returns
+    -------
+    estimator
+        The fitted estimator.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X, y)

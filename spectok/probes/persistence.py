@@ -1,0 +1,318 @@
+"""Saving and loading probes without pickle: safetensors arrays + a JSON description.
+
+A probe file is one safetensors file. Its arrays hold every numeric array
+of the probe and of the estimators inside it; its header metadata holds a
+JSON tree describing the objects: for each estimator, the public name of
+its class, its constructor parameters and its fitted attributes, with
+arrays referred to by key. Loading reads that JSON, checks every class
+against a fixed list of trusted types, builds each object with its
+constructor and sets its attributes. Nothing in the file is ever executed
+or unpickled: a pickle, or a description naming any other type, is refused
+with a `ProbeFileError`.
+"""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["save_probe", "load_probe", "trusted_types", "ProbeFileError",
+           "ProbeVersionWarning"]
+
+_FORMAT = "spectok-probe"
+_FORMAT_VERSION = 1
+
+#: Attributes that fitted estimators carry but prediction never needs, and
+#: that are not plain data (a random generator, an optimizer's state).
+_SKIPPED_ATTRIBUTES = {"_random_state", "_optimizer"}
+
+
+class ProbeFileError(ValueError):
+    """A file that is not a probe written by `save_probe`, or holds an untrusted type."""
+
+
+class ProbeVersionWarning(UserWarning):
+    """A probe file was written with another version of scikit-learn or spectok."""
+
+
+def _trusted_types():
+    from sklearn.decomposition import PCA
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import LabelBinarizer, StandardScaler
+
+    from .classification import SpectralClassProbe
+    from .regression import RedshiftProbe, StellarParameterProbe
+
+    sklearn_types = {
+        "sklearn.decomposition": [PCA],
+        "sklearn.impute": [SimpleImputer],
+        "sklearn.linear_model": [LogisticRegression, Ridge, RidgeCV],
+        "sklearn.neighbors": [KNeighborsClassifier, KNeighborsRegressor],
+        "sklearn.neural_network": [MLPClassifier, MLPRegressor],
+        "sklearn.pipeline": [Pipeline],
+        "sklearn.preprocessing": [LabelBinarizer, StandardScaler],
+    }
+    types = {f"{module}.{cls.__name__}": cls
+             for module, classes in sklearn_types.items() for cls in classes}
+    types.update({f"spectok.probes.{cls.__name__}": cls
+                  for cls in (RedshiftProbe, StellarParameterProbe, SpectralClassProbe)})
+    return types
+
+
+def trusted_types():
+    """The public names of the only types a probe file may hold.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from spectok.probes import trusted_types
+    >>> "sklearn.linear_model.RidgeCV" in trusted_types()
+    True
+    """
+    return sorted(_trusted_types())
+
+
+def _type_name(obj):
+    for name, cls in _trusted_types().items():
+        if type(obj) is cls:
+            return name
+    return None
+
+
+class _Writer:
+    def __init__(self):
+        self.arrays = {}
+
+    def array(self, value, where):
+        value = np.asarray(value)
+        if value.dtype.kind in "biuf":
+            key = f"a{len(self.arrays)}"
+            self.arrays[key] = np.ascontiguousarray(value)
+            return {"t": "array", "key": key}
+        if value.dtype.kind in "UO" and all(isinstance(v, (str, np.str_, int, np.integer,
+                                                           float, np.floating, bool))
+                                            for v in value.ravel()):
+            return {"t": "text_array", "dtype": value.dtype.kind, "shape": list(value.shape),
+                    "v": [v.item() if isinstance(v, np.generic) else v for v in value.ravel()]}
+        raise TypeError(f"{where}: cannot store an array of dtype {value.dtype}")
+
+    def node(self, value, where):
+        if value is None or isinstance(value, (bool, str)):
+            return {"t": "py", "v": value}
+        if isinstance(value, (int, float)) and not isinstance(value, np.generic):
+            return {"t": "py", "v": value}
+        if isinstance(value, np.generic):
+            return {"t": "scalar", "dtype": value.dtype.str, "v": value.item()}
+        if isinstance(value, np.ndarray):
+            return self.array(value, where)
+        if isinstance(value, (list, tuple)):
+            return {"t": type(value).__name__,
+                    "v": [self.node(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError(f"{where}: dict keys must be strings")
+            return {"t": "dict", "v": {k: self.node(v, f"{where}.{k}") for k, v in value.items()}}
+        name = _type_name(value)
+        if name is None:
+            raise TypeError(f"{where}: cannot store an object of type "
+                            f"{type(value).__module__}.{type(value).__qualname__}; "
+                            "probe files hold only trusted estimator types and plain data")
+        params = value.get_params(deep=False)
+        state = {k: v for k, v in vars(value).items()
+                 if k not in params and k not in _SKIPPED_ATTRIBUTES}
+        return {"t": "estimator", "class": name,
+                "params": self.node(params, f"{where}({name}).params"),
+                "state": self.node(state, f"{where}({name}).state")}
+
+
+class _Reader:
+    def __init__(self, arrays, path):
+        self.arrays = arrays
+        self.path = path
+        self.trusted = _trusted_types()
+
+    def fail(self, message):
+        raise ProbeFileError(f"{self.path}: {message}")
+
+    def node(self, node):
+        if not isinstance(node, dict) or "t" not in node:
+            self.fail("malformed description")
+        kind = node["t"]
+        if kind == "py":
+            value = node.get("v")
+            if value is not None and not isinstance(value, (bool, int, float, str)):
+                self.fail(f"unexpected value {value!r}")
+            return value
+        if kind == "scalar":
+            return np.dtype(self._dtype(node["dtype"])).type(node["v"])
+        if kind == "array":
+            if node.get("key") not in self.arrays:
+                self.fail(f"missing array {node.get('key')!r}")
+            return self.arrays[node["key"]].copy()
+        if kind == "text_array":
+            if node.get("dtype") not in ("U", "O"):
+                self.fail(f"unexpected text array dtype {node.get('dtype')!r}")
+            values = node["v"]
+            if not all(isinstance(v, (str, int, float, bool)) for v in values):
+                self.fail("text arrays hold only strings and numbers")
+            array = np.array(values, dtype=object if node["dtype"] == "O" else None)
+            return array.reshape(node["shape"])
+        if kind in ("list", "tuple"):
+            items = [self.node(v) for v in node["v"]]
+            return items if kind == "list" else tuple(items)
+        if kind == "dict":
+            return {str(k): self.node(v) for k, v in node["v"].items()}
+        if kind == "estimator":
+            name = node.get("class")
+            if name not in self.trusted:
+                self.fail(f"refusing to load untrusted type {name!r}; probe files may only "
+                          f"hold these types: {', '.join(sorted(self.trusted))}")
+            cls = self.trusted[name]
+            params = self.node(node["params"])
+            state = self.node(node["state"])
+            if not isinstance(params, dict) or not isinstance(state, dict):
+                self.fail(f"malformed description of {name}")
+            try:
+                obj = cls(**params)
+            except TypeError as error:
+                self.fail(f"cannot rebuild {name}: {error}")
+            for key, value in state.items():
+                if key.startswith("__"):
+                    self.fail(f"{name}: refusing to set attribute {key!r}")
+                setattr(obj, key, value)
+            return obj
+        self.fail(f"unknown node type {kind!r}")
+
+    def _dtype(self, text):
+        dtype = np.dtype(text)
+        if dtype.kind not in "biuf":
+            self.fail(f"unexpected scalar dtype {text!r}")
+        return dtype
+
+
+def _versions():
+    import sklearn
+
+    from .. import __version__
+
+    return {"sklearn": sklearn.__version__, "spectok": __version__}
+
+
+def save_probe(probe, path):
+    """Write a fitted probe (or scikit-learn head) to a safetensors file.
+
+    Parameters
+    ----------
+    probe : `RedshiftProbe`, `StellarParameterProbe`, `SpectralClassProbe` or a trusted estimator
+        Any object of `trusted_types`, fitted or not.
+    path : str or `~pathlib.Path`
+        Destination (``.safetensors`` is the natural suffix); written
+        atomically.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If the probe holds an object that is not plain data or a trusted type.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from spectok.probes import RedshiftProbe, load_probe, save_probe
+    >>> X = np.random.default_rng(0).normal(size=(50, 3))
+    >>> probe = RedshiftProbe(head="ridge").fit(X, np.abs(X[:, 0]))
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "redshift.safetensors"
+    >>> loaded = load_probe(save_probe(probe, path))
+    >>> bool(np.allclose(loaded.predict(X), probe.predict(X)))
+    True
+    """
+    from safetensors.numpy import save_file
+
+    writer = _Writer()
+    tree = writer.node(probe, type(probe).__name__)
+    path = Path(path)
+    metadata = {"format": _FORMAT, "format_version": str(_FORMAT_VERSION),
+                "versions": json.dumps(_versions()), "probe": json.dumps(tree)}
+    partial = path.with_name(path.name + ".partial")
+    save_file(writer.arrays, str(partial), metadata=metadata)
+    partial.replace(path)
+    return path
+
+
+def load_probe(path):
+    """Read a probe written by `save_probe`, never running code from the file.
+
+    Every object in the file must be of one of `trusted_types`; it is built
+    with its constructor from JSON parameters, and its fitted attributes
+    (numbers, strings, arrays, lists and dicts of these, and other trusted
+    objects) are set on it. Pickles are refused.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+
+    Returns
+    -------
+    probe
+        The estimator, as saved.
+
+    Raises
+    ------
+    ProbeFileError
+        The file is not a safetensors probe file (for example a pickle), its
+        description is malformed, or it names a type that is not trusted.
+    FileNotFoundError
+        There is no such file.
+
+    Warns
+    -----
+    ProbeVersionWarning
+        The file was written with another scikit-learn version (its
+        estimators may then behave differently).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no probe file {path}")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80":
+        raise ProbeFileError(f"{path} looks like a Python pickle; spectok never loads pickles "
+                             "(they can run arbitrary code). Save probes with probe.save().")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            arrays = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ProbeFileError(f"{path} is not a safetensors probe file ({error}); probes are "
+                             "read only from files written by probe.save()") from None
+    if metadata.get("format") != _FORMAT:
+        raise ProbeFileError(f"{path} is a safetensors file but not a spectok probe "
+                             f"(format {metadata.get('format')!r})")
+    if metadata.get("format_version") != str(_FORMAT_VERSION):
+        raise ProbeFileError(f"{path}: unsupported probe format version "
+                             f"{metadata.get('format_version')!r} (expected {_FORMAT_VERSION})")
+    try:
+        tree = json.loads(metadata["probe"])
+        written = json.loads(metadata.get("versions", "{}"))
+    except (KeyError, json.JSONDecodeError) as error:
+        raise ProbeFileError(f"{path}: unreadable probe description ({error})") from None
+    current = _versions()
+    if written.get("sklearn") != current["sklearn"]:
+        warnings.warn(f"{path} was written with scikit-learn {written.get('sklearn')}, this is "
+                      f"{current['sklearn']}; refit the probe if its predictions look wrong",
+                      ProbeVersionWarning, stacklevel=2)
+    return _Reader(arrays, path).node(tree)

@@ -1,0 +1,155 @@
+"""Tests of spectok.benchmarks and ``spectok bench``.
+
+The pieces are tested on synthetic spectra; the whole benchmark runs once in
+quick mode on the tiny model, which needs the published data wheels
+(``remote_data``).
+"""
+
+import astropy.units as u
+import numpy as np
+import pytest
+import torch
+from astropy.nddata import StdDevUncertainty
+from astropy.table import Table
+from specutils import Spectrum
+
+from spectok.adapter import prepare_spectrum
+from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod,
+                                FluxPCAMethod, choose_hidden_patches, format_report, log_grid,
+                                nmad, resample_to_grid, run_benchmark, twin_ranks)
+from spectok.cli import main
+from spectok.model import CONFIGS, SpectralTokenizer
+
+
+def test_twin_ranks_and_nmad():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20, 8))
+    assert np.all(twin_ranks(a, a) == 1)
+    assert np.all(twin_ranks(a, 3 * a + 1e-3 * rng.normal(size=a.shape)) == 1)  # scale-free
+    shuffled = twin_ranks(a, a[::-1])
+    assert shuffled.min() >= 1 and shuffled.max() <= 20 and np.median(shuffled) > 1
+    assert nmad(np.r_[np.zeros(10), 100.0]) == 0.0
+
+
+def test_resample_to_grid():
+    wave = np.concatenate([np.linspace(4000, 4500, 201), np.linspace(4700, 5000, 101)])
+    flux = 1.0 + (wave - 4000) / 1000
+    mask = np.zeros(wave.size, bool)
+    mask[100:120] = True  # 4250-4297.5 Å
+    spectrum = Spectrum(spectral_axis=wave * u.AA, flux=flux * u.one, mask=mask,
+                        uncertainty=StdDevUncertainty(0.01 * flux))
+    prepared = prepare_spectrum(spectrum)
+    grid = log_grid(3900.0, 5100.0, 5e-4)
+    out = resample_to_grid(prepared, grid) * prepared.scale
+    inside = ((grid > 4000) & (grid < 4245)) | ((grid > 4300) & (grid < 4500))
+    np.testing.assert_allclose(out[inside], 1.0 + (grid[inside] - 4000) / 1000, rtol=1e-9)
+    assert np.isnan(out[grid < 4000]).all() and np.isnan(out[grid > 5000]).all()
+    assert np.isnan(out[(grid > 4252) & (grid < 4295)]).all()  # masked pixels
+    assert np.isnan(out[(grid > 4505) & (grid < 4695)]).all()  # between the two ranges
+    hidden = [np.zeros(wave.size, bool)]
+    hidden[0][250:] = True
+    assert np.isnan(resample_to_grid(prepared, grid, hidden)[grid > 4850]).all()  # 4847 Å on
+
+
+def test_choose_hidden_patches(make_pair):
+    prepared = [prepare_spectrum(make_pair(n=n, seed=n), patch_size=32) for n in (40, 300, 640)]
+    patches, pixels = choose_hidden_patches(prepared, 0.1, 32, seed=0)
+    assert [len(p) for p in patches] == [1, 1, 2]  # 2, 10 and 20 usable patches
+    for p, chosen, masks in zip(prepared, patches, pixels):
+        assert masks[0].shape == p.flux[0].shape
+        assert masks[0].sum() == sum(min(32, len(p.flux[0]) - 32 * k) for k in chosen)
+    again, _ = choose_hidden_patches(prepared, 0.1, 32, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(patches, again))
+    one_patch = prepare_spectrum(make_pair(n=20), patch_size=32)
+    assert len(choose_hidden_patches([one_patch], 0.5)[0][0]) == 0  # never hide everything
+
+
+def test_methods_on_synthetic_spectra(tiny_model, make_pair):
+    train = [make_pair(n=200, seed=s, relative_error=0.01) for s in range(30)]
+    test = [make_pair(n=200, seed=100 + s, relative_error=0.01) for s in range(6)]
+    grid = log_grid(4000.0, 5000.0, 2e-4)
+    pca = FluxPCAMethod(grid, n_components=8).fit(train)
+    assert pca.transform(test).shape == (6, 8)
+    model = EmbeddingMethod(tiny_model, "tiny")
+    assert model.transform(test).shape == (6, tiny_model.config.width)
+    assert len(model.cache) == 6
+    prepared = [prepare_spectrum(s, patch_size=32) for s in test]
+    patches, pixels = choose_hidden_patches(prepared, 0.2, 32, seed=1)
+    for method, hidden in ((model, patches), (pca, pixels)):
+        chi2_all, chi2_hidden = method.reconstruction_chi2(prepared, hidden)
+        assert chi2_all.shape == chi2_hidden.shape == (6,)
+        assert np.all(np.isfinite(chi2_all)) and np.all(np.isfinite(chi2_hidden))
+    # the spectra differ only by their noise: PCA reproduces them to about the noise
+    assert np.median(pca.reconstruction_chi2(prepared, pixels)[0]) < 5
+
+
+def test_report_format():
+    report = BenchmarkReport(meta={"model": "m", "seed": 3, "quick": False,
+                                   "seconds": {"redshift": 12.0}})
+    report.add("redshift", "coverage", {"spectok": 0.70, "untrained": 0.5, "flux_pca": 0.9},
+               better="≈0.68", n=10)
+    report.add("redshift", "NMAD", {"spectok": 0.05, "flux_pca": 0.02}, n=10)
+    report.add("redshift", "rate", {m: 0.5 for m in METHODS}, better="higher", n=10)
+    text = format_report(report)
+    lines = text.splitlines()
+    assert lines[0] == "spectok benchmark: model m, seed 3, full"
+    assert "| **0.700** | 0.500 | 0.900 |" in lines[4]
+    assert "| 0.050 | – | **0.020** |" in lines[5]
+    assert "**" not in lines[6]  # a tie has no winner
+    assert "total 12" in lines[-1]
+    assert report.value("redshift", "NMAD", "flux_pca") == 0.02
+    with pytest.raises(KeyError):
+        report.value("redshift", "nope")
+    assert str(report) == text
+
+
+def test_unknown_task():
+    with pytest.raises(ValueError, match="unknown benchmark task"):
+        run_benchmark(tasks=["stellar_parameters", "astrology"])
+    with pytest.raises(SystemExit, match="unknown task"):
+        main(["bench", "--tasks", "astrology"])
+
+
+@pytest.fixture(scope="module")
+def quick_report():
+    torch.manual_seed(0)
+    tiny = SpectralTokenizer(CONFIGS["tiny"]).eval()
+    return run_benchmark(tiny, quick=True, seed=0, num_threads=1)
+
+
+@pytest.mark.remote_data
+def test_quick_benchmark(quick_report):
+    table = quick_report.table
+    assert list(dict.fromkeys(table["task"])) == list(TASKS)
+    assert table.colnames == ["task", "metric", "unit", "better", "n", *METHODS]
+    counts = {task: int(np.sum(table["task"] == task)) for task in TASKS}
+    assert counts == {"stellar_parameters": 8, "spectral_types": 3, "redshift": 5,
+                      "cross_instrument": 8, "reconstruction": 8}
+    for method in METHODS:
+        assert np.all(np.isfinite(table[method])), method
+    assert np.all(table["n"] > 0)
+    coverage = table[[("coverage" in m) or ("rate" in m) or ("accuracy" in m)
+                      for m in table["metric"]]]
+    for method in METHODS:
+        assert np.all((coverage[method] >= 0) & (coverage[method] <= 1))
+    assert np.all(quick_report.rows("cross_instrument")["spectok"] >= 0)
+    # the untrained baseline has its own weights, not the model's
+    assert not np.allclose(table["spectok"], table["untrained"])
+    assert set(quick_report.meta["seconds"]) == set(TASKS)
+    text = format_report(quick_report)
+    assert text.count("\n| ") == len(table) + 1
+    assert quick_report.meta["quick"] is True
+    assert quick_report.meta["torch_threads"] == 1
+    assert "Methods:" in text
+
+
+@pytest.mark.remote_data
+def test_bench_command(tmp_path, capsys):
+    output = tmp_path / "report.md"
+    assert main(["bench", "--quick", "--tasks", "stellar_parameters", "--threads", "1",
+                 "-o", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "Teff RMSE" in printed and "spectok-small" in printed
+    assert output.read_text().startswith("spectok benchmark: model spectok-small")
+    table = Table.read(tmp_path / "report.ecsv")
+    assert set(table["task"]) == {"stellar_parameters"}

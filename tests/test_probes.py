@@ -1,0 +1,253 @@
+"""Tests of spectok.probes: scikit-learn conformance, conformal coverage, persistence."""
+
+import json
+import pickle
+
+import astropy.units as u
+import numpy as np
+import pytest
+import sklearn
+from astropy.table import QTable
+from safetensors.numpy import save_file
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import spectok
+from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftProbe,
+                            SpectralClassProbe, SpectrumEmbedder, StellarParameterProbe,
+                            calibration_split, conformal_quantile, load_probe, make_head,
+                            save_probe, trusted_types)
+
+
+# -- scikit-learn conformance --------------------------------------------------------------
+# The array-input probes pass every check. StellarParameterProbe is checked with one
+# target: the checks feed 1-D (or 5-column) y, and a probe with the default three
+# named targets rightly refuses that; its multi-output path is tested below.
+# SpectrumEmbedder is not checked: it takes spectra, not numeric arrays (see its docstring).
+@parametrize_with_checks([RedshiftProbe(), StellarParameterProbe(targets=("teff",)),
+                          SpectralClassProbe()])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# -- conformal calibration ------------------------------------------------------------------
+
+def _regression_problem(n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    noise = rng.standard_t(5, size=n) * (0.05 + 0.05 * np.abs(X[:, 1]))
+    z = np.exp(0.3 * X[:, 0] - 0.1 * X[:, 2] + noise) - 0.3
+    return X, z
+
+
+@pytest.mark.parametrize("probe", [RedshiftProbe(head="ridge"),
+                                   StellarParameterProbe(targets=("logg",), head="ridge")])
+def test_interval_coverage(probe):
+    X, y = _regression_problem(8000, seed=1)
+    train, test = slice(0, 4000), slice(4000, None)
+    probe.fit(X[train], y[train])
+    assert probe.n_calibration_ == 800
+    for alpha, tolerance in ((0.68, 0.05), (0.95, 0.03)):
+        lower, upper = probe.predict_interval(X[test], alpha=alpha)
+        covered = np.mean((y[test] >= lower) & (y[test] <= upper))
+        assert abs(covered - alpha) < tolerance, (alpha, covered)
+    lower68, upper68 = probe.predict_interval(X[test], 0.68)
+    lower95, upper95 = probe.predict_interval(X[test], 0.95)
+    assert np.all(lower95 <= lower68) and np.all(upper95 >= upper68)
+
+
+def test_multi_output_intervals_and_units():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(3000, 5))
+    teff = 5500 * np.exp(0.15 * X[:, 0] + 0.02 * rng.normal(size=3000))
+    logg = 4.0 + 0.4 * X[:, 1] + 0.05 * rng.normal(size=3000)
+    feh = 0.3 * X[:, 2] + 0.05 * rng.normal(size=3000)
+    y = np.column_stack([teff, logg, feh])
+    probe = StellarParameterProbe(head="ridge").fit(X[:2000], y[:2000])
+    assert probe.units_ == {"teff": "K", "logg": "dex(cm / s2)", "feh": "dex"}
+    assert probe.target_names_ == ["teff", "logg", "feh"]
+    pred = probe.predict(X[2000:])
+    assert pred.shape == (1000, 3)
+    assert 4000 < np.median(pred[:, 0]) < 7000  # back in K, not log10 K
+    lower, upper = probe.predict_interval(X[2000:], 0.68)
+    covered = ((y[2000:] >= lower) & (y[2000:] <= upper)).mean(axis=0)
+    assert np.all(np.abs(covered - 0.68) < 0.06), covered
+    # Teff intervals are symmetric in log10 Teff, hence wider above the prediction
+    assert np.all(upper[:, 0] - pred[:, 0] > pred[:, 0] - lower[:, 0])
+
+    table = probe.predict(X[:4], as_quantity=True)
+    assert isinstance(table, QTable)
+    assert table["teff"].unit == u.K
+    assert table["logg"].unit == u.dex(u.cm / u.s ** 2)
+    np.testing.assert_allclose(table["teff"].value, probe.predict(X[:4])[:, 0])
+    low_q, high_q = probe.predict_interval(X[:4], 0.95, as_quantity=True)
+    assert np.all(low_q["feh"] < high_q["feh"])
+
+
+def test_stellar_targets_must_match_y():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="shape"):
+        StellarParameterProbe(head="ridge").fit(X, X[:, :2] + 5)
+    with pytest.raises(ValueError, match="Teff must be positive"):
+        StellarParameterProbe(head="ridge").fit(X, np.column_stack([X[:, 0], X[:, 1], X[:, 2]]))
+
+
+def test_redshift_must_exceed_minus_one():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(ValueError, match="> -1"):
+        RedshiftProbe().fit(X, np.full(30, -1.5))
+
+
+def test_classifier_prediction_sets_cover():
+    rng = np.random.default_rng(3)
+    n = 6000
+    X = rng.normal(size=(n, 4))
+    score = X[:, 0] + 0.8 * rng.normal(size=n)  # overlapping classes
+    y = np.array(["M", "L", "T"])[np.digitize(score, [-0.5, 0.5])]
+    probe = SpectralClassProbe(head="ridge").fit(X[:3000], y[:3000])
+    assert list(probe.classes_) == ["L", "M", "T"]
+    proba = probe.predict_proba(X[3000:])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    for alpha in (0.68, 0.9):
+        sets = probe.predict_set(X[3000:], alpha)
+        truth = np.searchsorted(probe.classes_, y[3000:])
+        covered = sets[np.arange(len(truth)), truth].mean()
+        assert abs(covered - alpha) < 0.04, (alpha, covered)
+    assert probe.predict_set(X[3000:], 0.9).sum() >= probe.predict_set(X[3000:], 0.68).sum()
+
+
+def test_not_calibrated_and_bad_alpha():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    probe = RedshiftProbe(head="ridge", calibration_fraction=0).fit(X, np.abs(X[:, 0]))
+    assert probe.n_calibration_ == 0
+    with pytest.raises(NotCalibratedError, match="calibration"):
+        probe.predict_interval(X)
+    calibrated = RedshiftProbe(head="ridge").fit(X, np.abs(X[:, 0]))
+    for alpha in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="coverage"):
+            calibrated.predict_interval(X, alpha=alpha)
+    clf = SpectralClassProbe(calibration_fraction=0).fit(X, X[:, 0] > 0)
+    with pytest.raises(NotCalibratedError):
+        clf.predict_set(X)
+
+
+def test_conformal_quantile_rank():
+    scores = np.arange(1.0, 20.0)  # 19 scores
+    assert conformal_quantile(scores, 0.5) == 10.0  # ceil(20 * 0.5) = 10th
+    assert conformal_quantile(scores, 0.95) == 19.0
+    assert np.isinf(conformal_quantile(scores[:5], 0.9))
+    np.testing.assert_array_equal(conformal_quantile(np.column_stack([scores, 2 * scores]), 0.5),
+                                  [10.0, 20.0])
+
+
+def test_calibration_split_is_stratified_and_complete():
+    groups = np.repeat([0, 1, 2], [50, 10, 1])
+    fit, cal = calibration_split(len(groups), 0.2, np.random.RandomState(0), groups=groups)
+    assert sorted(np.concatenate([fit, cal]).tolist()) == list(range(len(groups)))
+    assert np.bincount(groups[cal], minlength=3).tolist() == [10, 2, 0]
+    with pytest.raises(ValueError, match="calibration_fraction"):
+        calibration_split(10, 1.0, np.random.RandomState(0))
+
+
+def test_heads_are_validated():
+    X = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="head must be one of"):
+        RedshiftProbe(head="forest").fit(X, np.ones(10))
+    with pytest.raises(ValueError, match="head_params"):
+        make_head("ridge", "regression", 10, params={"no_such_parameter": 1})
+    assert make_head("knn", "classification", 4, params={"n_neighbors": 50}).n_neighbors == 4
+
+
+# -- persistence ---------------------------------------------------------------------------
+
+def _fitted(kind, head):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(150, 5))
+    if kind is SpectralClassProbe:
+        return X, kind(head=head).fit(X, np.where(X[:, 0] > 0, "star", "galaxy"))
+    if kind is StellarParameterProbe:
+        y = np.column_stack([5000 + 500 * X[:, 0], 4 + 0.2 * X[:, 1], 0.1 * X[:, 2]])
+        return X, kind(head=head).fit(X, y)
+    return X, kind(head=head).fit(X, np.abs(X[:, 0]))
+
+
+@pytest.mark.parametrize("kind", [RedshiftProbe, StellarParameterProbe, SpectralClassProbe])
+@pytest.mark.parametrize("head", HEADS)
+def test_save_load_round_trip(kind, head, tmp_path):
+    X, probe = _fitted(kind, head)
+    path = probe.save(tmp_path / "probe.safetensors")
+    loaded = kind.load(path)
+    assert type(loaded) is kind
+    assert loaded.get_params() == probe.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), probe.predict(X))
+    if kind is SpectralClassProbe:
+        np.testing.assert_array_equal(loaded.predict_proba(X), probe.predict_proba(X))
+        np.testing.assert_array_equal(loaded.predict_set(X, 0.9), probe.predict_set(X, 0.9))
+        assert loaded.classes_.tolist() == probe.classes_.tolist()
+    else:
+        for a, b in zip(loaded.predict_interval(X, 0.9), probe.predict_interval(X, 0.9)):
+            np.testing.assert_array_equal(a, b)
+    assert load_probe(path).__class__ is kind
+
+
+def test_load_refuses_pickles(tmp_path):
+    _, probe = _fitted(RedshiftProbe, "ridge")
+    path = tmp_path / "probe.safetensors"
+    path.write_bytes(pickle.dumps(probe))
+    with pytest.raises(ProbeFileError, match="pickle"):
+        load_probe(path)
+    # protocol 0 has no pickle marker byte: it is refused as a non-safetensors file
+    path.write_bytes(pickle.dumps(probe, protocol=0))
+    with pytest.raises(ProbeFileError, match="not a safetensors probe file"):
+        RedshiftProbe.load(path)
+
+
+def test_load_refuses_untrusted_types(tmp_path):
+    path = tmp_path / "evil.safetensors"
+    tree = {"t": "estimator", "class": "os.system", "params": {"t": "dict", "v": {}},
+            "state": {"t": "dict", "v": {}}}
+    versions = json.dumps({"sklearn": sklearn.__version__, "spectok": spectok.__version__})
+    save_file({"a0": np.zeros(1)}, str(path),
+              metadata={"format": "spectok-probe", "format_version": "1",
+                        "versions": versions, "probe": json.dumps(tree)})
+    with pytest.raises(ProbeFileError, match="untrusted type 'os.system'"):
+        load_probe(path)
+
+
+def test_load_refuses_other_files(tmp_path):
+    path = tmp_path / "weights.safetensors"
+    save_file({"w": np.ones(3, np.float32)}, str(path))
+    with pytest.raises(ProbeFileError, match="not a spectok probe"):
+        load_probe(path)
+    with pytest.raises(FileNotFoundError):
+        load_probe(tmp_path / "missing.safetensors")
+    _, probe = _fitted(RedshiftProbe, "ridge")
+    probe.save(path)
+    with pytest.raises(ProbeFileError, match="not a SpectralClassProbe"):
+        SpectralClassProbe.load(path)
+
+
+def test_save_refuses_unknown_objects(tmp_path):
+    _, probe = _fitted(RedshiftProbe, "ridge")
+    probe.extra_ = object()
+    with pytest.raises(TypeError, match="cannot store an object"):
+        save_probe(probe, tmp_path / "x.safetensors")
+    assert "spectok.probes.RedshiftProbe" in trusted_types()
+
+
+# -- the embedder ----------------------------------------------------------------------------
+
+def test_embedder_in_a_pipeline(tiny_model, make_pair):
+    spectra = [make_pair(n=120 + 5 * i, seed=i) for i in range(24)]
+    embedder = SpectrumEmbedder(model=tiny_model, batch_size=8)
+    X = embedder.fit_transform(spectra)
+    assert X.shape == (24, tiny_model.config.width)
+    assert embedder.n_features_out_ == tiny_model.config.width
+    assert embedder.model_name_ == "unnamed"
+    assert embedder.get_feature_names_out()[0] == "embedding0"
+    # one spectrum alone gives a one-row array, equal to its row in the batch
+    np.testing.assert_allclose(embedder.transform(spectra[3])[0], X[3], atol=1e-5)
+    z = np.linspace(0.0, 1.0, 24)
+    pipeline = make_pipeline(SpectrumEmbedder(model=tiny_model),
+                             RedshiftProbe(head="ridge")).fit(spectra, z)
+    assert pipeline.predict(spectra[:2]).shape == (2,)

@@ -1,0 +1,151 @@
+"""Tests of spectok.visualization (Agg backend, the tiny model)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import astropy.units as u  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from astropy.nddata import StdDevUncertainty  # noqa: E402
+from astropy.table import Table  # noqa: E402
+from specutils import Spectrum, SpectrumList  # noqa: E402
+
+import spectok  # noqa: E402
+from spectok.visualization import (plot_confusion_matrix, plot_predicted_vs_true,  # noqa: E402
+                                   plot_reconstruction, plot_spectrum, plot_token_similarity,
+                                   plot_tokens, plot_training_log)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def masked_spectrum(make_pair):
+    wave, flux, sigma = make_pair(n=200)
+    mask = np.zeros(200, bool)
+    mask[50:60] = True
+    mask[150] = True
+    return Spectrum(spectral_axis=wave, flux=flux, uncertainty=StdDevUncertainty(sigma),
+                    mask=mask, meta={"id": "star-1"})
+
+
+def test_plot_spectrum_shades_masked_pixels(masked_spectrum):
+    fig, ax = plt.subplots()
+    assert plot_spectrum(masked_spectrum, ax=ax) is ax
+    line = ax.get_lines()[0]
+    assert np.isnan(line.get_ydata()[50:60]).all() and np.isfinite(line.get_ydata()[0])
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["star-1", "±1σ", "masked"]
+    assert "Angstrom" in ax.get_xlabel() and "erg" in ax.get_ylabel()
+
+
+def test_plot_spectrum_with_reconstruction(tiny_model, masked_spectrum, make_pair):
+    ax = plot_spectrum(masked_spectrum, reconstruction=True, model=tiny_model)
+    assert [line.get_label() for line in ax.get_lines()] == ["star-1", "reconstruction"]
+    # a given reconstruction, arms of a SpectrumList and a plain tuple
+    wave, flux, sigma = make_pair(n=100, lo=5000, hi=6000)
+    arms = SpectrumList([masked_spectrum, Spectrum(spectral_axis=wave, flux=flux)])
+    rendered = spectok.decode(spectok.encode(masked_spectrum, model=tiny_model),
+                              masked_spectrum.spectral_axis, model=tiny_model)
+    ax = plot_spectrum(arms, reconstruction=rendered, show_uncertainty=False)
+    assert len(ax.get_lines()) == 3
+    ax = plot_spectrum((wave.to(u.um), flux, sigma))
+    assert "um" in ax.get_xlabel()
+    with pytest.raises(TypeError, match="cannot plot"):
+        plot_spectrum(np.ones(10))
+
+
+def test_plot_tokens(tiny_model, masked_spectrum):
+    tokens = spectok.encode(masked_spectrum, model=tiny_model)
+    fig, ax = plt.subplots()
+    assert plot_tokens(tokens, ax=ax, spectrum=masked_spectrum) is ax
+    collection = ax.collections[0]
+    assert collection.get_array().size == tokens.tokens.size
+    lo, hi = ax.get_xlim()
+    assert lo == pytest.approx(tokens.patch_edges[0, 0].value)
+    assert hi == pytest.approx(tokens.patch_edges[-1, 1].value)
+    assert len(fig.axes) == 3  # heatmap, colour bar, spectrum overlay
+
+
+def test_plot_reconstruction(tiny_model, masked_spectrum):
+    upper, lower = plot_reconstruction(masked_spectrum, model=tiny_model)
+    assert upper.figure is lower.figure
+    pulls = lower.get_lines()[0].get_ydata()
+    assert np.isnan(pulls[50:60]).all() and np.isfinite(pulls[:50]).all()
+    assert "χ²_ν" in lower.texts[0].get_text()
+    fig, axes = plt.subplots(2)
+    assert plot_reconstruction(masked_spectrum, tiny_model, ax=axes) == tuple(axes)
+    with pytest.raises(ValueError, match="two Axes"):
+        plot_reconstruction(masked_spectrum, tiny_model, ax=[axes[0]])
+
+
+def test_plot_predicted_vs_true():
+    truth = np.linspace(3000, 9000, 30) * u.K
+    pred = truth + 100 * u.K
+    ax = plot_predicted_vs_true(truth, pred, interval=(pred - 200 * u.K, pred + 50 * u.K),
+                                label="Teff")
+    assert ax.get_xlabel() == "true Teff [K]"
+    text = ax.texts[0].get_text()
+    assert "RMSE 100" in text and "interval coverage 100%" in text
+    with pytest.raises(ValueError, match="differ in length"):
+        plot_predicted_vs_true([1, 2], [1, 2, 3])
+
+
+def test_plot_confusion_matrix():
+    fig, ax = plt.subplots()
+    true = ["M", "M", "L", "T", "T", "T"]
+    pred = ["M", "L", "L", "T", "T", "M"]
+    assert plot_confusion_matrix(true, pred, labels=["M", "L", "T"], ax=ax, colorbar=True) is ax
+    image = ax.get_images()[0].get_array()
+    np.testing.assert_allclose(image[0], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(image.sum(axis=1), 1.0)
+    assert "accuracy 66.7%" in ax.get_title()
+    ax = plot_confusion_matrix(true, pred, normalize=None)
+    assert ax.get_images()[0].get_array().sum() == 6
+    with pytest.raises(ValueError, match="normalize"):
+        plot_confusion_matrix(true, pred, normalize="all")
+
+
+def test_plot_token_similarity(tiny_model, make_pair):
+    wave, flux, sigma = make_pair(n=300, lo=4000, hi=6000)
+    coarse = make_pair(n=120, lo=3900, hi=6100)
+    a = spectok.encode((wave, flux, sigma), model=tiny_model)
+    b = spectok.encode(coarse, model=tiny_model)
+    ax = plot_token_similarity(a, b, labels=("SDSS", "Gaia XP"))
+    similarity = ax.collections[0].get_array()
+    assert similarity.size == a.n_patches * b.n_patches
+    assert np.all(np.abs(similarity) <= 1 + 1e-9)
+    assert ax.get_xlabel().startswith("Gaia XP patch wavelength")
+    batch_a = spectok.encode([make_pair(seed=i) for i in range(4)], model=tiny_model)
+    ax = plot_token_similarity(batch_a, batch_a)
+    np.testing.assert_allclose(np.diag(ax.get_images()[0].get_array()), 1.0, atol=1e-6)
+    assert "100%" in ax.get_title()
+    with pytest.raises(TypeError, match="both"):
+        plot_token_similarity(a, batch_a)
+
+
+def test_plot_training_log(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("step,learning_rate,loss,reconstruction,consistency,grad_norm,"
+                    "spectra_per_second,wall_seconds,val_loss,val_reconstruction,val_consistency\n"
+                    "20,1e-4,3.0,-0.5,2.0,1.0,10,5,,,\n"
+                    "40,2e-4,2.0,-0.9,1.5,1.0,10,10,2.2,-0.8,1.6\n"
+                    "60,3e-4,1.5,-1.2,1.2,1.0,10,15,,,\n")
+    ax = plot_training_log(path)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["loss", "reconstruction", "consistency", "val_loss",
+                      "val_reconstruction", "val_consistency"]
+    assert ax.get_yscale() == "linear"  # the Gaussian NLL is negative
+    val = ax.get_lines()[3]
+    assert val.get_xdata().tolist() == [40.0]
+    ax = plot_training_log(tmp_path, columns=["loss", "val_loss"])  # the run directory
+    assert ax.get_yscale() == "log"
+    with pytest.raises(KeyError, match="not in the training log"):
+        plot_training_log(path, columns=["nope"])
+    with pytest.raises(KeyError, match="step"):
+        plot_training_log(Table({"loss": [1.0]}))
