@@ -46,7 +46,7 @@ _GRIDS = {
 
 
 def nmad(values):
-    """Normalised median absolute deviation, 1.4826 · median |x - median x|.
+    """Normalised median absolute deviation, 1.4826 · median ``|x - median x|``.
 
     Examples
     --------

@@ -3,7 +3,7 @@
 `SpectrumEmbedder` turns spectra into embedding arrays; the probes are
 ordinary scikit-learn estimators on arrays, each with a choice of head
 (``"ridge"``, ``"knn"``, ``"mlp"``), standardised inputs, split-conformal
-intervals (`RedshiftProbe.predict_interval`) or prediction sets
+intervals (``predict_interval``) or prediction sets
 (`SpectralClassProbe.predict_set`), and pickle-free persistence
 (`save_probe` / `load_probe`).
 """

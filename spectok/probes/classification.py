@@ -22,7 +22,7 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         The model fitted on the standardised embeddings: ``"ridge"`` is an
         L2-penalised logistic regression, ``"knn"`` inverse-distance
         neighbours, ``"mlp"`` a one-hidden-layer network (see
-        `spectok.probes.heads`). The default, ``"ridge"``, was the most
+        ``spectok.probes.heads``). The default, ``"ridge"``, was the most
         accurate on SpeX M/L/T classes (85 % against 83 % for ``"mlp"`` and
         72 % for ``"knn"``; `spectok.benchmarks.compare_heads`, measured on
         the development weights: re-measure when the shipped model changes).

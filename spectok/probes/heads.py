@@ -100,7 +100,7 @@ def make_head(head, task, n_samples, random_state=None, params=None):
 
 
 def fit_head(estimator, X, y):
-    """Fit a head with one BLAS thread, without the MLP's `ConvergenceWarning`.
+    """Fit a head with one BLAS thread, without the MLP's `~sklearn.exceptions.ConvergenceWarning`.
 
     The heads multiply small matrices many times (an MLP epoch on a few
     hundred samples); with several BLAS threads on a busy machine, thread

@@ -183,7 +183,7 @@ class RedshiftProbe(_ConformalRegressor):
     ----------
     head : {"ridge", "knn", "mlp"}
         The model fitted on the standardised embeddings (see
-        `spectok.probes.heads`). The default, ``"ridge"``, was the most
+        ``spectok.probes.heads``). The default, ``"ridge"``, was the most
         accurate of the three on simulated SDSS, DESI and LAMOST galaxies
         (σ_NMAD 0.048 against 0.054 for ``"mlp"`` and 0.075 for ``"knn"``;
         `spectok.benchmarks.compare_heads`, measured on the development
@@ -366,7 +366,7 @@ class StellarParameterProbe(_ConformalRegressor):
         return self._as_table(values) if as_quantity else values
 
     def predict_interval(self, X, alpha=0.68, as_quantity=False):
-        """Split-conformal intervals per target (see `RedshiftProbe.predict_interval`).
+        """Split-conformal intervals per target (see ``RedshiftProbe.predict_interval``).
 
         Parameters
         ----------
