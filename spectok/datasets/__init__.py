@@ -11,4 +11,5 @@ from .spex import *  # noqa: F401,F403
 from .templates import *  # noqa: F401,F403
 from .examples import *  # noqa: F401,F403
 from .split import *  # noqa: F401,F403
+from .readers import *  # noqa: F401,F403
 from .shipped import *  # noqa: F401,F403

@@ -1,0 +1,76 @@
+"""specutils readers for formats specutils does not have.
+
+specutils 2 already reads SDSS, DESI, APOGEE, GALAH and MaNGA files. It has no
+reader for the SpeX Prism Library's FITS files (IRTF/SpeX prism mode,
+0.65–2.55 µm), which this module registers as ``format="spex-prism"``.
+"""
+
+from pathlib import Path
+
+from astropy.io import fits
+from specutils import Spectrum
+from specutils.io.registers import data_loader
+
+from .spex import _quiet_fits_headers, _Skip, _spex_spectrum
+
+__all__ = ["read_spex_prism"]
+
+
+def _identify_spex_prism(origin, *args, **kwargs):
+    """True for FITS files whose header names the SpeX instrument in prism (LowRes) mode."""
+    try:
+        with fits.open(args[0], memmap=False) as hdul, _quiet_fits_headers():
+            header = hdul[0].header
+            instrument = f"{header.get('INSTRUME', '')} {header.get('INSTR', '')}".lower()
+            return "spex" in instrument and "lowres" in str(header.get("GRAT", "")).lower()
+    except (OSError, TypeError, IndexError):
+        return False
+
+
+@data_loader("spex-prism", identifier=_identify_spex_prism, dtype=Spectrum,
+             extensions=["fits", "fits.gz"], priority=5)
+def read_spex_prism(file_obj, **kwargs):
+    """Read a SpeX Prism Library FITS file into a `~specutils.Spectrum`.
+
+    The primary array holds rows of wavelength (µm), flux and, in most files,
+    its error (some files store the array transposed, some add a row of
+    pixel flags). Flux given in ``W m-2 um-1`` or ``erg s-1 cm-2 A-1`` comes
+    back in erg s⁻¹ cm⁻² Å⁻¹; files without a flux unit are divided by their
+    median over 1.2–1.3 µm and come back dimensionless. What was done is
+    listed in ``meta["notes"]``.
+
+    Parameters
+    ----------
+    file_obj : str, `~pathlib.Path` or file-like
+        The FITS file (gzip-compressed or not).
+
+    Returns
+    -------
+    `~specutils.Spectrum`
+
+    Raises
+    ------
+    ValueError
+        The file is not a SpeX prism spectrum (the message says why).
+
+    Examples
+    --------
+    >>> from specutils import Spectrum
+    >>> import spectok.datasets  # registers the reader
+    >>> from spectok.datasets.fetch import read_member
+    >>> import pathlib, tempfile
+    >>> member = "splat/resources/Spectra/Public/SPEX-PRISM/10001_10443.fits.gz"
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +REMOTE_DATA
+    ...     path = pathlib.Path(tmp) / "10001_10443.fits.gz"
+    ...     _ = path.write_bytes(read_member("splat", member))
+    ...     spectrum = Spectrum.read(path, format="spex-prism")
+    ...     print(spectrum.spectral_axis.unit, spectrum.meta["instrument"])
+    um IRTF/SpeX prism
+    """
+    name = Path(getattr(file_obj, "name", file_obj)).name
+    stem = name.split(".")[0]
+    with fits.open(file_obj, memmap=False) as hdul:
+        try:
+            return _spex_spectrum(hdul, name, {"id": stem, "resolution": None})
+        except _Skip as reason:
+            raise ValueError(f"{name}: not a readable SpeX prism spectrum: {reason}") from None
