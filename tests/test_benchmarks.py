@@ -123,13 +123,31 @@ def test_quick_benchmark(quick_report):
     assert list(dict.fromkeys(table["task"])) == list(TASKS)
     assert table.colnames == ["task", "metric", "unit", "better", "n", *METHODS]
     counts = {task: int(np.sum(table["task"] == task)) for task in TASKS}
-    assert counts == {"stellar_parameters": 8, "spectral_types": 3, "redshift": 5,
+    assert counts == {"stellar_parameters": 11, "spectral_types": 5, "redshift": 16,
                       "cross_instrument": 8, "reconstruction": 8}
+    # the metrics of the acceptance criteria (issue 5)
+    for task, metric in (("stellar_parameters", "log10 Teff σ_MAD"),
+                         ("stellar_parameters", "log g σ_MAD"),
+                         ("stellar_parameters", "[Fe/H] σ_MAD"),
+                         ("spectral_types", "subtype MAE"),
+                         ("spectral_types", "fraction within ±1 subtype"),
+                         ("redshift", "R² of z, simulated"),
+                         ("redshift", "outliers |Δz|/(1+z) > 0.05"),
+                         ("redshift", "DESI 39633345008634465: predicted z (true 0.3687)")):
+        for method in METHODS:
+            assert np.isfinite(quick_report.value(task, metric, method)), (metric, method)
+    predicted = table[[": predicted z (true " in m for m in table["metric"]]]
+    assert len(predicted) == 9  # 2 DESI + 7 usable MaNGA examples, one row each
+    assert sum(m.startswith("MaNGA ") for m in predicted["metric"]) == 7
+    assert np.all(predicted["n"] == 1)
+    for row in predicted:
+        assert row["better"] == "≈" + row["metric"].split("(true ")[1].rstrip(")")
+    assert np.all(quick_report.rows("stellar_parameters")["spectok"] >= 0)
     for method in METHODS:
         assert np.all(np.isfinite(table[method])), method
     assert np.all(table["n"] > 0)
     coverage = table[[("coverage" in m) or ("rate" in m) or ("accuracy" in m)
-                      for m in table["metric"]]]
+                      or ("fraction" in m) or ("outliers" in m) for m in table["metric"]]]
     for method in METHODS:
         assert np.all((coverage[method] >= 0) & (coverage[method] <= 1))
     assert np.all(quick_report.rows("cross_instrument")["spectok"] >= 0)

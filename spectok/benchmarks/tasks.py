@@ -269,6 +269,10 @@ def stellar_parameters(ctx):
             err = pred[:, k] - truth[:, k]
             res[f"{name} RMSE"] = float(np.sqrt(np.mean(err ** 2)))
             res[f"{name} MAE"] = float(np.mean(np.abs(err)))
+        # σ_MAD (normalised median absolute deviation) of the residuals, all in dex
+        res["log10 Teff σ_MAD"] = nmad(np.log10(pred[:, 0]) - np.log10(truth[:, 0]))
+        res["log g σ_MAD"] = nmad(pred[:, 1] - truth[:, 1])
+        res["[Fe/H] σ_MAD"] = nmad(pred[:, 2] - truth[:, 2])
         for alpha in (0.68, 0.95):
             lower, upper = probe.predict_interval(x_test, alpha)
             res[f"{alpha:.0%} interval coverage"] = _coverage(truth, lower, upper)
@@ -278,6 +282,10 @@ def stellar_parameters(ctx):
             metric = f"{name} {stat}"
             ctx.report.add("stellar_parameters", metric, {m: r[metric] for m, r in results.items()},
                            unit=unit, better="lower", n=len(test))
+    for name in ("log10 Teff", "log g", "[Fe/H]"):
+        metric = f"{name} σ_MAD"
+        ctx.report.add("stellar_parameters", metric, {m: r[metric] for m, r in results.items()},
+                       unit="dex", better="lower", n=len(test))
     for alpha in (0.68, 0.95):
         metric = f"{alpha:.0%} interval coverage"
         ctx.report.add("stellar_parameters", metric, {m: r[metric] for m, r in results.items()},
@@ -294,18 +302,25 @@ def spectral_types(ctx):
     spt = np.asarray(labels["spt"].filled(np.nan), dtype=float)
     feats = ctx.features("spex", [spex.spectra[i] for i in train],
                          [spex.spectra[i] for i in test])
-    accuracy, rmse, set_size = {}, {}, {}
+    accuracy, rmse, set_size, mae, within1 = {}, {}, {}, {}, {}
     for method, (x_train, (x_test,)) in feats.items():
         clf = SpectralClassProbe(random_state=ctx.seed).fit(x_train, classes[train])
         accuracy[method] = float(np.mean(clf.predict(x_test) == classes[test]))
         set_size[method] = float(clf.predict_set(x_test, 0.9).sum(axis=1).mean())
         reg = StellarParameterProbe(targets=("spt",), random_state=ctx.seed)
         reg.fit(x_train, spt[train])
-        rmse[method] = float(np.sqrt(np.mean((reg.predict(x_test) - spt[test]) ** 2)))
+        err = np.ravel(reg.predict(x_test)) - spt[test]
+        rmse[method] = float(np.sqrt(np.mean(err ** 2)))
+        mae[method] = float(np.mean(np.abs(err)))
+        within1[method] = float(np.mean(np.abs(err) <= 1.0))
     ctx.report.add("spectral_types", "M/L/T accuracy", accuracy, better="higher", n=len(test))
     ctx.report.add("spectral_types", "90% prediction set size", set_size, unit="classes",
                    better="lower", n=len(test))
     ctx.report.add("spectral_types", "subtype RMSE", rmse, unit="subtypes", better="lower",
+                   n=len(test))
+    ctx.report.add("spectral_types", "subtype MAE", mae, unit="subtypes", better="lower",
+                   n=len(test))
+    ctx.report.add("spectral_types", "fraction within ±1 subtype", within1, better="higher",
                    n=len(test))
 
 
@@ -327,22 +342,39 @@ def redshift(ctx):
     z_manga = np.asarray(manga.labels["z"], dtype=float)
     feats = ctx.features("galaxies", train_spectra, test_spectra, desi.spectra, manga.spectra)
     rows = {"σ_NMAD of Δz/(1+z), simulated": {}, "outliers |Δz|/(1+z) > 0.15": {},
+            "outliers |Δz|/(1+z) > 0.05": {}, "R² of z, simulated": {},
             "68% interval coverage": {}, "median |Δz|/(1+z), DESI": {},
             "median |Δz|/(1+z), MaNGA": {}}
+    # one row per real object: its predicted z, the best being the closest to the truth
+    objects = [(f"{name} {obj_id}: predicted z (true {z:.4g})", f"≈{z:.4g}", name, k)
+               for name, ds, zs in (("DESI", desi, z_desi), ("MaNGA", manga, z_manga))
+               for k, (obj_id, z) in enumerate(zip(ds.labels["id"], zs))]
+    per_object = {metric: {} for metric, *_ in objects}
     for method, (x_train, (x_test, x_desi, x_manga)) in feats.items():
         probe = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
-        dz = (probe.predict(x_test) - z_test) / (1 + z_test)
+        z_pred = probe.predict(x_test)
+        dz = (z_pred - z_test) / (1 + z_test)
         rows["σ_NMAD of Δz/(1+z), simulated"][method] = nmad(dz)
         rows["outliers |Δz|/(1+z) > 0.15"][method] = float(np.mean(np.abs(dz) > 0.15))
+        rows["outliers |Δz|/(1+z) > 0.05"][method] = float(np.mean(np.abs(dz) > 0.05))
+        rows["R² of z, simulated"][method] = float(
+            1 - np.sum((z_pred - z_test) ** 2) / np.sum((z_test - z_test.mean()) ** 2))
         lower, upper = probe.predict_interval(x_test, 0.68)
         rows["68% interval coverage"][method] = _coverage(z_test, lower, upper)
+        predicted = {}
         for name, x, z in (("DESI", x_desi, z_desi), ("MaNGA", x_manga, z_manga)):
+            predicted[name] = np.ravel(probe.predict(x))
             rows[f"median |Δz|/(1+z), {name}"][method] = float(
-                np.median(np.abs(probe.predict(x) - z) / (1 + z)))
+                np.median(np.abs(predicted[name] - z) / (1 + z)))
+        for metric, _, name, k in objects:
+            per_object[metric][method] = float(predicted[name][k])
     n = {"median |Δz|/(1+z), DESI": len(z_desi), "median |Δz|/(1+z), MaNGA": len(z_manga)}
     for metric, values in rows.items():
-        better = "≈0.68" if "coverage" in metric else "lower"
+        better = {"68% interval coverage": "≈0.68", "R² of z, simulated": "higher"}.get(
+            metric, "lower")
         ctx.report.add("redshift", metric, values, better=better, n=n.get(metric, len(z_test)))
+    for metric, better, _, _ in objects:
+        ctx.report.add("redshift", metric, per_object[metric], better=better, n=1)
 
 
 def cross_instrument(ctx):
