@@ -25,7 +25,7 @@ class Conf(_config.ConfigNamespace):
 
 conf = Conf()
 
-from . import datasets  # noqa: E402
+from . import datasets  # noqa: E402, F401 - spectok.datasets.example_spectrum() etc.
 from .encode import decode, encode, get_model  # noqa: E402
 from .model import load_model  # noqa: E402
 from .tokens import SpectralTokens, TokenBatch  # noqa: E402

@@ -148,7 +148,8 @@ class PreparedSpectrum:
         if not all_valid.any():
             all_flux, all_sigma = np.concatenate(flux), np.concatenate(sigma)
             masked = sum(int(np.sum(bad)) for bad in mask)
-            bad_sigma = np.sum(~(np.isfinite(all_sigma) & (all_sigma > 0))) if has_uncertainty else 0
+            bad_sigma = (np.sum(~(np.isfinite(all_sigma) & (all_sigma > 0)))
+                         if has_uncertainty else 0)
             raise SpectrumInputError(
                 f"{label}: no valid pixels ({len(all_valid)} pixels: {masked} masked, "
                 f"{np.sum(~np.isfinite(all_flux))} with non-finite flux, {bad_sigma} with zero, "
@@ -366,7 +367,8 @@ def _sigma_quantity(uncertainty, flux_unit, label):
         return sigma.to(flux_unit)
     except u.UnitConversionError:
         raise u.UnitConversionError(
-            f"{label}: uncertainty unit {sigma.unit} does not match flux unit {flux_unit}") from None
+            f"{label}: uncertainty unit {sigma.unit} does not match flux unit {flux_unit}"
+        ) from None
 
 
 # -- one arm --------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The ``spectok`` command: ``info``, ``encode`` and ``train``."""
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path

@@ -43,7 +43,7 @@ def _cached_model(name, device):
 
 
 def get_model(model=None, device=None):
-    """The model to use: a `~spectok.model.SpectralTokenizer`, a shipped name, or `None` for the default.
+    """The model to use: a `~spectok.model.SpectralTokenizer`, a shipped name, or the default.
 
     Parameters
     ----------

@@ -60,7 +60,7 @@ class SpectrumDataset:
         return len(self.spectra)
 
     def __getitem__(self, index):
-        """Return ``(spectrum, label_row)`` for an integer, or a sub-dataset for a slice or index array."""
+        """``(spectrum, label_row)`` for an integer; a sub-dataset for a slice or index array."""
         if isinstance(index, (int, np.integer)):
             return self.spectra[index], self.labels[index]
         rows = range(len(self))[index] if isinstance(index, slice) else list(index)
@@ -68,4 +68,5 @@ class SpectrumDataset:
                                name=self.name, meta=dict(self.meta))
 
     def __repr__(self):
-        return f"<SpectrumDataset {self.name!r}: {len(self)} spectra, labels {self.labels.colnames}>"
+        return (f"<SpectrumDataset {self.name!r}: {len(self)} spectra, "
+                f"labels {self.labels.colnames}>")

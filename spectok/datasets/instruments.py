@@ -1086,7 +1086,7 @@ def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise
     ref = inst.noise.reference_flux(covered, covered_lam)
 
     observed = []
-    for arm, clean, mask, limited in results:
+    for _, clean, mask, limited in results:
         sigma = inst.noise.sigma(clean, snr, reference_flux=ref)
         obs = clean + sigma * rng.standard_normal(clean.size) if noise else clean.copy()
         ivar = 1.0 / sigma**2

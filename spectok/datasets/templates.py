@@ -116,7 +116,8 @@ def _header_wavelength(header, npix, log10=None, what="spectrum"):
     try:
         crval = float(header["CRVAL1"])
     except KeyError:
-        raise ValueError(f"{what}: header has no CRVAL1, cannot build the wavelength axis")
+        raise ValueError(
+            f"{what}: header has no CRVAL1, cannot build the wavelength axis") from None
     cdelt = header.get("CDELT1", header.get("CD1_1"))
     if cdelt is None:
         raise ValueError(f"{what}: header has neither CDELT1 nor CD1_1")

@@ -77,7 +77,9 @@ class DistanceBias(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention with an additive bias, via `~torch.nn.functional.scaled_dot_product_attention`.
+    """Multi-head attention with an additive bias.
+
+    Uses `~torch.nn.functional.scaled_dot_product_attention` (fused kernels where available).
 
     Parameters
     ----------
@@ -108,7 +110,8 @@ class Attention(nn.Module):
 
 
 def _mlp(width, ratio):
-    return nn.Sequential(nn.Linear(width, ratio * width), nn.GELU(), nn.Linear(ratio * width, width))
+    return nn.Sequential(nn.Linear(width, ratio * width), nn.GELU(),
+                         nn.Linear(ratio * width, width))
 
 
 class TransformerBlock(nn.Module):

@@ -108,8 +108,10 @@ def save_model(model, path, metadata=None):
 
 def _resolve(name_or_path):
     candidate = Path(name_or_path)
-    if candidate.suffix == ".json" or candidate.with_name(candidate.name + ".json").exists():
-        return candidate if candidate.suffix == ".json" else candidate.with_name(candidate.name + ".json")
+    if candidate.suffix == ".json":
+        return candidate
+    if candidate.with_name(candidate.name + ".json").exists():
+        return candidate.with_name(candidate.name + ".json")
     shipped = _shipped_directory() / f"{name_or_path}.json"
     if shipped.exists():
         return shipped

@@ -127,7 +127,7 @@ SOURCES = {
     "ssp": lambda: _choose_from(_ssp_templates()),
     "galaxies": _galaxies,
 }
-"""Sources the training configuration can name, each a factory of a ``draw(rng, redshift)`` function.
+"""Sources a training configuration can name; each value makes a ``draw(rng, redshift)``.
 
 Only the training side of each benchmark split is used (MILES by star, SpeX
 by source), so the benchmark's test objects are never seen in pretraining.
