@@ -71,3 +71,16 @@ def test_spex_split_by_source():
     train, test = train_test_split_by(labels, "source_key", test_size=0.2, seed=0)
     assert not set(labels["source_key"][train]) & set(labels["source_key"][test])
     assert 0.15 < len(test) / len(labels) < 0.25
+
+
+def test_benchmark_split_is_by_group_and_rejects_unknown_names():
+    from astropy.table import Table
+
+    from spectok.datasets import benchmark_split
+
+    labels = Table({"id": [str(i) for i in range(40)], "source_key": [i // 2 for i in range(40)]})
+    train, test = benchmark_split("spex", labels)
+    assert not set(labels["source_key"][train]) & set(labels["source_key"][test])
+    assert sorted([*train, *test]) == list(range(40))
+    with pytest.raises(KeyError, match="no benchmark split 'apogee'"):
+        benchmark_split("apogee", labels)

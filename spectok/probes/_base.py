@@ -16,6 +16,14 @@ def validate_data(estimator, *args, **kwargs):
     return _validate_data(estimator, *args, **kwargs)
 
 
+def validated_input(estimator, X):
+    """``X`` checked against a fitted estimator (feature count, dtype float64)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    return validate_data(estimator, X, reset=False, dtype=np.float64)
+
+
 def standardizer(standardize):
     """A `~sklearn.preprocessing.StandardScaler` that is a no-op when ``standardize`` is False."""
     from sklearn.preprocessing import StandardScaler

@@ -4,9 +4,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import _PersistenceMixin, standardizer, validate_data
+from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
 from .conformal import NotCalibratedError, calibration_split, conformal_quantile
 from .heads import HEADS, fit_head, make_head
 
@@ -113,10 +112,6 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         proba[:, np.asarray(self.head_.classes_, dtype=int)] = head_proba
         return proba
 
-    def _validated(self, X):
-        check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64)
-
     def predict_proba(self, X):
         """Class probabilities.
 
@@ -129,7 +124,7 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         `~numpy.ndarray`, shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
         """
-        return self._proba(self._validated(X))
+        return self._proba(validated_input(self, X))
 
     def predict(self, X):
         """Most probable class.

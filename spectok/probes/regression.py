@@ -3,9 +3,8 @@
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import _PersistenceMixin, standardizer, validate_data
+from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
 from .conformal import NotCalibratedError, calibration_split, conformal_quantile
 from .heads import HEADS, fit_head, make_head
 
@@ -114,10 +113,6 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
     def _shape(self, values):
         return values[:, 0] if values.shape[1] == 1 else values
 
-    def _validated(self, X):
-        check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64)
-
     def predict(self, X):
         """Predict the targets.
 
@@ -130,7 +125,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         `~numpy.ndarray`, shape (n_samples,) or (n_samples, n_targets)
             In the targets' natural units (see ``units_``).
         """
-        return self._shape(self._inverse(self._predict_internal(self._validated(X))))
+        return self._shape(self._inverse(self._predict_internal(validated_input(self, X))))
 
     def predict_interval(self, X, alpha=0.68):
         """Split-conformal prediction intervals.
@@ -163,7 +158,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         spectok.probes.NotCalibratedError
             If the probe was fitted with no calibration set.
         """
-        t = self._predict_internal(self._validated(X))
+        t = self._predict_internal(validated_input(self, X))
         if self.n_calibration_ == 0:
             raise NotCalibratedError(
                 f"{type(self).__name__} was fitted without a calibration set "
