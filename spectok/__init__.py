@@ -21,6 +21,11 @@ class Conf(_config.ConfigNamespace):
     device = _config.ConfigItem(
         "auto", "Device for encoding: 'auto' (GPU when there is one), 'cpu', 'cuda', 'cuda:1', …")
     batch_size = _config.ConfigItem(64, "Spectra per forward pass in encode.")
+    max_pixels = _config.ConfigItem(
+        1_000_000, "Most pixels (all arms together) one spectrum may have. Longer spectra are "
+        "refused with a SpectrumInputError before any memory is allocated for them. The default "
+        "leaves room for the longest spectra of current surveys (about 10^5 pixels) while "
+        "keeping one spectrum's encoding within a few GB on a CPU.")
 
 
 conf = Conf()

@@ -27,15 +27,23 @@ from astropy.utils.exceptions import AstropyUserWarning
 from specutils import Spectrum, SpectrumList
 from specutils.utils.wcs_utils import air_to_vac
 
+from . import conf
+
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "to_batch",
-           "iter_spectra", "wavelength_grid", "flux_in_unit", "SpectrumInputError",
-           "SpectrumInputWarning", "NoUncertaintyWarning", "FLAM"]
+           "iter_spectra", "wavelength_grid", "flux_in_unit", "fraction_outside",
+           "check_wavelength_range", "SpectrumInputError", "SpectrumInputWarning",
+           "NoUncertaintyWarning", "WavelengthRangeWarning", "FLAM"]
 
 FLAM = u.erg / u.s / u.cm**2 / u.AA
 """Canonical unit of spectral flux density (f_λ)."""
 
 _COUNT_UNITS = (u.ct, u.electron, u.adu, u.ph)
 _MIN_RELATIVE_NOISE = 1e-3
+#: Pixels whose |flux| exceeds this many times the flux scale are invalid: no
+#: spectrum has that dynamic range, and such values would overflow float32.
+_MAX_DYNAMIC_RANGE = 1e8
+#: Largest normalised error passed on (the model clips log σ far below it).
+_MAX_RELATIVE_SIGMA = 1e30
 
 
 class SpectrumInputError(ValueError):
@@ -48,6 +56,28 @@ class SpectrumInputWarning(AstropyUserWarning):
 
 class NoUncertaintyWarning(AstropyUserWarning):
     """Spectra without uncertainties were given a constant noise level."""
+
+
+class WavelengthRangeWarning(AstropyUserWarning):
+    """Spectra reach outside the wavelength range the model was trained on."""
+
+
+def _check_length(n_pixels, label):
+    """Refuse a spectrum longer than ``conf.max_pixels`` before anything is allocated for it."""
+    limit = int(conf.max_pixels)
+    if n_pixels > limit:
+        raise SpectrumInputError(
+            f"{label}: {n_pixels} pixels is more than the limit of {limit} pixels per spectrum "
+            "(spectok.conf.max_pixels); cut it into pieces, or raise the limit if you have "
+            "the memory (see the 'Bad input' page of the user guide)")
+
+
+def _require_usable_patch(valid, patch_size, label):
+    if not _active_patches(valid, patch_size):
+        raise SpectrumInputError(
+            f"{label}: no usable patch: the {int(sum(v.sum() for v in valid))} valid pixels are "
+            f"so scattered that no patch of {patch_size} pixels has at least half of its "
+            "pixels valid")
 
 
 @dataclass
@@ -118,9 +148,17 @@ class PreparedSpectrum:
         Raises
         ------
         SpectrumInputError
-            No valid pixels, no usable patch, or zero flux everywhere.
+            No valid pixels, no usable patch, zero flux everywhere, or more
+            pixels than ``spectok.conf.max_pixels``.
         astropy.units.UnitConversionError
             ``unit`` is not a flux.
+
+        Notes
+        -----
+        A pixel is valid when it is not masked, its flux is finite and (when
+        there are errors) its error is finite and positive, and its
+        ``|flux|`` is at most 10⁸ times the flux scale: larger values are
+        corrupted data, and would overflow the model's float32 arithmetic.
 
         Examples
         --------
@@ -132,12 +170,15 @@ class PreparedSpectrum:
         >>> p.scale, int(p.valid[0].sum())
         (2e-17, 64)
         """
+        _check_length(sum(len(w) for w in wavelength), label)
         canonical = _canonical_unit(unit, label)
         factors = [_conversion_factor(unit, canonical, w, label, unit) for w in wavelength]
-        flux = [np.asarray(f, float) * k for f, k in zip(flux, factors)]
         has_uncertainty = all(s is not None for s in sigma)
-        sigma = [np.full_like(f, np.nan) if s is None else np.asarray(s, float) * k
-                 for f, s, k in zip(flux, sigma, factors)]
+        # values near the float64 limits overflow to inf here; such pixels become invalid
+        with np.errstate(over="ignore", invalid="ignore"):
+            flux = [np.asarray(f, float) * k for f, k in zip(flux, factors)]
+            sigma = [np.full_like(f, np.nan) if s is None else np.asarray(s, float) * k
+                     for f, s, k in zip(flux, sigma, factors)]
         valid = []
         for f, s, bad in zip(flux, sigma, mask):
             good = ~np.asarray(bad, bool) & np.isfinite(f)
@@ -154,15 +195,13 @@ class PreparedSpectrum:
                 f"{label}: no valid pixels ({len(all_valid)} pixels: {masked} masked, "
                 f"{np.sum(~np.isfinite(all_flux))} with non-finite flux, {bad_sigma} with zero, "
                 "negative or non-finite uncertainty)")
-        if patch_size is not None and not _active_patches(valid, patch_size):
-            raise SpectrumInputError(
-                f"{label}: no usable patch: the {int(all_valid.sum())} valid pixels are so "
-                f"scattered that no patch of {patch_size} pixels has at least half of its "
-                "pixels valid")
-        good_flux = np.abs(np.concatenate(flux)[all_valid])
-        scale = float(np.median(good_flux)) or float(np.mean(good_flux))
+        scale = _flux_scale(np.abs(np.concatenate(flux)[all_valid]))
         if scale == 0:
             raise SpectrumInputError(f"{label}: flux is zero at every valid pixel")
+        for f, good in zip(flux, valid):
+            good &= np.abs(f) <= _MAX_DYNAMIC_RANGE * scale
+        if patch_size is not None:
+            _require_usable_patch(valid, patch_size, label)
         if not has_uncertainty:
             sigma = [np.full_like(f, max(_der_snr_noise(f[v]), _MIN_RELATIVE_NOISE * scale))
                      for f, v in zip(flux, valid)]
@@ -232,7 +271,7 @@ def _is_pair(obj):
 
 
 def _is_single(obj):
-    return isinstance(obj, (Spectrum, SpectrumList)) or _is_pair(obj)
+    return isinstance(obj, (Spectrum, SpectrumList, PreparedSpectrum)) or _is_pair(obj)
 
 
 def iter_spectra(data):
@@ -243,7 +282,7 @@ def iter_spectra(data):
     data : spectrum-like or list of spectrum-like
         A `~specutils.Spectrum`, a `~specutils.SpectrumList` (arms of one
         object), a ``(wavelength, flux[, uncertainty])`` tuple of Quantities,
-        or a list of any of these.
+        a `PreparedSpectrum`, or a list of any of these.
 
     Returns
     -------
@@ -398,8 +437,8 @@ def _arm_arrays(item, label):
     return wavelength, flux, uncertainty, None
 
 
-def _prepare_arm(item, label, medium):
-    wavelength, flux, uncertainty, mask = _arm_arrays(item, label)
+def _prepare_arm(arrays, label, medium):
+    wavelength, flux, uncertainty, mask = arrays
     wave = _wavelength_angstrom(wavelength, label)
     if len(wave) != len(flux):
         raise SpectrumInputError(f"{label}: {len(wave)} wavelengths but {len(flux)} flux values")
@@ -446,11 +485,23 @@ def _medium_of(item, medium, label):
     return medium
 
 
+def _flux_scale(abs_flux):
+    """Median of ``|flux|``, or its mean when more than half the pixels are exactly zero."""
+    scale = float(np.median(abs_flux))
+    if scale == 0:
+        peak = abs_flux.max()
+        scale = float(np.mean(abs_flux / peak) * peak) if peak > 0 else 0.0
+    return scale
+
+
 def _der_snr_noise(flux):
     """Noise level from the flux alone (DER_SNR, Stoehr et al. 2008)."""
     if len(flux) < 5:
         return 0.0
-    return 1.482602 / np.sqrt(6) * np.median(np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        second = np.abs(2 * flux[2:-2] - flux[:-4] - flux[4:])
+    noise = 1.482602 / np.sqrt(6) * np.median(second)
+    return float(noise) if np.isfinite(noise) else 0.0
 
 
 def _active_patches(valids, patch_size):
@@ -468,11 +519,12 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
 
     Parameters
     ----------
-    item : `~specutils.Spectrum`, `~specutils.SpectrumList` or tuple
+    item : `~specutils.Spectrum`, `~specutils.SpectrumList`, tuple or `PreparedSpectrum`
         One spectrum: a Spectrum, the arms of one object, or a
         ``(wavelength, flux[, uncertainty])`` tuple of Quantities (wavelength
         may be bin edges, one longer than flux; uncertainty a 1σ Quantity or
-        an `~astropy.nddata.NDUncertainty`).
+        an `~astropy.nddata.NDUncertainty`). A `PreparedSpectrum` is returned
+        as it is (after the ``patch_size`` check), keeping its label.
     index : int, optional
         Position in the caller's list, used to name the spectrum in errors.
     medium : {None, "air", "vacuum"}
@@ -492,7 +544,8 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
     SpectrumInputError
         No valid pixels (or, with ``patch_size``, no usable patch),
         mismatched lengths, unsorted, duplicated or non-finite wavelengths,
-        2-D flux, fewer than 2 pixels, an empty SpectrumList, or an
+        2-D flux, fewer than 2 pixels or more than ``spectok.conf.max_pixels``
+        (checked before any array is converted), an empty SpectrumList, or an
         unsupported uncertainty.
     astropy.units.UnitConversionError
         A spectral axis that is not spectral, or a flux that is not a flux.
@@ -507,15 +560,22 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
     >>> p.unit, round(float(p.wavelength[0][0]), 6)
     (Unit("erg / (Angstrom s cm2)"), 4000.0)
     """
+    if isinstance(item, PreparedSpectrum):
+        if patch_size is not None:
+            _require_usable_patch(item.valid, patch_size, item.label)
+        return item
     label, ident = _label(item, index)
     medium = _medium_of(item, medium, label)
     if isinstance(item, SpectrumList):
         if len(item) == 0:
             raise SpectrumInputError(f"{label}: the SpectrumList is empty")
-        arms = [_prepare_arm(arm, f"{label} arm {k}", medium) for k, arm in enumerate(item)]
-        arms.sort(key=lambda arm: arm[0][0])
+        raw = [(_arm_arrays(arm, f"{label} arm {k}"), f"{label} arm {k}")
+               for k, arm in enumerate(item)]
     else:
-        arms = [_prepare_arm(item, label, medium)]
+        raw = [(_arm_arrays(item, label), label)]
+    _check_length(sum(len(arrays[1]) for arrays, _ in raw), label)
+    arms = sorted((_prepare_arm(arrays, arm_label, medium) for arrays, arm_label in raw),
+                  key=lambda arm: arm[0][0])
 
     input_unit = arms[0][1].unit
     fluxes, sigmas = [], []
@@ -603,8 +663,10 @@ def to_batch(spectra, patch_size=32, medium=None, warn_missing_uncertainty=True)
             log_wave[row, start:stop], spacing[row, start:stop] = lw, dl
             observed[row, start:stop] = obs
             n = len(wave)
-            flux[row, start:start + n] = np.where(v, f / p.scale, 0)
-            sigma[row, start:start + n] = np.where(v, s / p.scale, 1)
+            with np.errstate(over="ignore", invalid="ignore"):  # at invalid pixels only
+                flux[row, start:start + n] = np.where(v, f / p.scale, 0)
+                sigma[row, start:start + n] = np.where(
+                    v, np.minimum(s / p.scale, _MAX_RELATIVE_SIGMA), 1)
             valid[row, start:start + n] = v
             start = stop
         log_wave[row, start:] = log_wave[row, start - 1]
@@ -615,6 +677,96 @@ def to_batch(spectra, patch_size=32, medium=None, warn_missing_uncertainty=True)
         valid=torch.from_numpy(valid), observed=torch.from_numpy(observed),
         scale=torch.tensor([p.scale for p in prepared], dtype=torch.float64),
         lengths=torch.tensor(lengths), spectra=prepared)
+
+
+# -- the model's wavelength range -----------------------------------------------------
+
+def fraction_outside(prepared, wavelength_range):
+    """Fraction of a spectrum's valid pixels that lie outside a wavelength range.
+
+    Parameters
+    ----------
+    prepared : `PreparedSpectrum`
+        The spectrum.
+    wavelength_range : tuple of float
+        Shortest and longest vacuum wavelength in Å (for example the range a
+        model was trained on).
+
+    Returns
+    -------
+    float
+        Between 0 (all valid pixels inside) and 1 (none inside).
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import fraction_outside, prepare_spectrum
+    >>> wave = np.linspace(3000, 4000, 100) * u.AA
+    >>> p = prepare_spectrum((wave, np.ones(100) * u.Jy, np.full(100, 0.1) * u.Jy))
+    >>> round(fraction_outside(p, (3500.0, 10000.0)), 2)
+    0.5
+    """
+    low, high = wavelength_range
+    wave = np.concatenate(prepared.wavelength)[np.concatenate(prepared.valid)]
+    return float(np.mean((wave < low) | (wave > high)))
+
+
+def check_wavelength_range(prepared, wavelength_range, stacklevel=2):
+    """Warn once about spectra that reach outside the range a model was trained on.
+
+    Outside the wavelengths it was trained on a model extrapolates: the
+    tokens and embedding are finite and well defined, but the model has never
+    seen such a spectrum, so they may mean little.
+
+    Parameters
+    ----------
+    prepared : list of `PreparedSpectrum`
+        The spectra.
+    wavelength_range : tuple of float or None
+        Shortest and longest vacuum wavelength in Å the model was trained on
+        (``model.metadata["wavelength_range"]``); `None` checks nothing.
+    stacklevel : int
+        Passed to `warnings.warn`.
+
+    Returns
+    -------
+    list of str
+        Labels of the spectra with valid pixels outside the range.
+
+    Warns
+    -----
+    WavelengthRangeWarning
+        When some spectra have valid pixels outside the range (one warning
+        for all of them).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import check_wavelength_range, prepare_spectrum
+    >>> wave = np.linspace(3000, 4000, 100) * u.AA
+    >>> p = prepare_spectrum((wave, np.ones(100) * u.Jy, np.full(100, 0.1) * u.Jy))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_wavelength_range([p], (3500.0, 10000.0))
+    ['spectrum']
+    >>> print(caught[0].message)
+    1 of 1 spectra reach outside the 3500–10000 Å the model was trained on (spectrum: 50% of \
+its valid pixels); their embeddings are extrapolations
+    """
+    if wavelength_range is None:
+        return []
+    outside = [(p.label, fraction_outside(p, wavelength_range)) for p in prepared]
+    outside = [(label, fraction) for label, fraction in outside if fraction > 0]
+    if outside:
+        low, high = wavelength_range
+        listed = ", ".join(f"{label}: {fraction:.0%} of its valid pixels"
+                           for label, fraction in outside[:3])
+        warnings.warn(f"{len(outside)} of {len(prepared)} spectra reach outside the "
+                      f"{low:.0f}–{high:.0f} Å the model was trained on ({listed}"
+                      f"{', …' if len(outside) > 3 else ''}); their embeddings are "
+                      "extrapolations", WavelengthRangeWarning, stacklevel=stacklevel + 1)
+    return [label for label, _ in outside]
 
 
 # -- the way back: requested grids and output units ------------------------------------
