@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 
 from . import conf
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
-                      flux_in_unit, iter_spectra, prepare_spectrum, to_batch, wavelength_grid)
+                      check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectrum,
+                      to_batch, wavelength_grid)
 from .model import SpectralTokenizer, load_model
 from .tokens import SpectralTokens, TokenBatch
 
@@ -153,6 +154,13 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
         A spectrum that cannot be used (with ``errors="raise"``); the message
         names the spectrum and the problem.
 
+    Warns
+    -----
+    spectok.adapter.WavelengthRangeWarning
+        Some spectra reach outside the wavelength range the model was
+        trained on (``model.metadata["wavelength_range"]``, when the model
+        records it).
+
     Examples
     --------
     >>> import astropy.units as u, numpy as np
@@ -179,6 +187,8 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
         warnings.warn(f"{missing} of {len(items)} spectra have no uncertainty; using a constant "
                       "noise level per arm estimated from the flux (DER_SNR)",
                       NoUncertaintyWarning, stacklevel=2)
+    check_wavelength_range([p for _, p in prepared],
+                           getattr(net, "metadata", {}).get("wavelength_range"), stacklevel=2)
     order = sorted(range(len(prepared)), key=lambda k: prepared[k][1].n_slots(patch_size))
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     show = len(chunks) > 10 if progress is None else progress
