@@ -274,6 +274,15 @@ def _is_single(obj):
     return isinstance(obj, (Spectrum, SpectrumList, PreparedSpectrum)) or _is_pair(obj)
 
 
+def _not_a_spectrum(obj):
+    """The message for something that is not spectrum-like."""
+    kind = (f"a tuple of {len(obj)} items" if isinstance(obj, tuple) and not _is_pair(obj)
+            else type(obj).__name__)
+    return (f"cannot read a spectrum from {kind}: give a specutils Spectrum, a SpectrumList "
+            "(arms of one object), a (wavelength, flux[, uncertainty]) tuple of Quantities, "
+            "or a list of these")
+
+
 def iter_spectra(data):
     """Split the input of `~spectok.encode` into single spectra.
 
@@ -311,10 +320,7 @@ def iter_spectra(data):
         if len(data) == 0:
             raise SpectrumInputError("no spectra given: the list is empty")
         return list(data), False
-    raise SpectrumInputError(
-        f"cannot read a spectrum from {type(data).__name__}: give a specutils Spectrum, a "
-        "SpectrumList (arms of one object), a (wavelength, flux[, uncertainty]) tuple of "
-        "Quantities, or a list of these")
+    raise SpectrumInputError(_not_a_spectrum(data))
 
 
 # -- units -----------------------------------------------------------------------
@@ -366,8 +372,8 @@ def _wavelength_angstrom(axis, label):
         wave = u.Quantity(axis).to_value(u.AA, equivalencies=u.spectral())
     except u.UnitConversionError:
         raise u.UnitConversionError(
-            f"{label}: spectral axis unit {axis.unit} is not a wavelength, frequency, energy "
-            "or wavenumber") from None
+            f"{label}: spectral axis unit {axis.unit.to_string() or 'dimensionless'} is not a "
+            "wavelength, frequency, energy or wavenumber") from None
     if wave.ndim != 1:
         raise SpectrumInputError(f"{label}: the spectral axis must be 1-D, got shape {wave.shape}")
     if not np.all(np.isfinite(wave)):
@@ -545,8 +551,8 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
         No valid pixels (or, with ``patch_size``, no usable patch),
         mismatched lengths, unsorted, duplicated or non-finite wavelengths,
         2-D flux, fewer than 2 pixels or more than ``spectok.conf.max_pixels``
-        (checked before any array is converted), an empty SpectrumList, or an
-        unsupported uncertainty.
+        (checked before any array is converted), an empty SpectrumList, an
+        unsupported uncertainty, or something that is not a spectrum.
     astropy.units.UnitConversionError
         A spectral axis that is not spectral, or a flux that is not a flux.
 
@@ -565,6 +571,8 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
             _require_usable_patch(item.valid, patch_size, item.label)
         return item
     label, ident = _label(item, index)
+    if not _is_single(item):
+        raise SpectrumInputError(f"{label}: {_not_a_spectrum(item)}")
     medium = _medium_of(item, medium, label)
     if isinstance(item, SpectrumList):
         if len(item) == 0:
