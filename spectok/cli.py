@@ -7,9 +7,6 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-_OUTPUT_FORMATS = {".fits": "fits", ".fit": "fits", ".h5": "hdf5", ".hdf5": "hdf5",
-                   ".parquet": "parquet"}
-
 
 def _info(args):
     import platform
@@ -34,46 +31,21 @@ def _info(args):
     return 0
 
 
-def _read_spectrum(path, fmt):
-    from specutils import Spectrum, SpectrumList
-    try:
-        spectrum = Spectrum.read(path, format=fmt) if fmt else Spectrum.read(path)
-    except Exception as first:  # noqa: BLE001 - specutils raises many kinds; try the list reader
-        try:
-            arms = SpectrumList.read(path, format=fmt) if fmt else SpectrumList.read(path)
-        except Exception:  # noqa: BLE001
-            raise OSError(f"{path}: specutils could not read it ({first}); "
-                          "give --format to choose a reader") from None
-        spectrum = arms[0] if len(arms) == 1 else arms
-    target = spectrum[0] if isinstance(spectrum, SpectrumList) else spectrum
-    target.meta.setdefault("id", Path(path).stem)
-    return spectrum
-
-
 def _encode(args):
-    import spectok
+    from spectok.catalogue import encode_catalogue
 
-    output = Path(args.output)
-    fmt = _OUTPUT_FORMATS.get(output.suffix.lower())
-    if fmt is None:
-        raise SystemExit(f"spectok encode: cannot tell the output format of {output}; use one "
-                         f"of {', '.join(sorted(_OUTPUT_FORMATS))}")
-    if not output.parent.exists():
-        raise SystemExit(f"spectok encode: output directory {output.parent} does not exist")
-    spectra = [_read_spectrum(path, args.format) for path in args.files]
-    result = spectok.encode(spectra, model=args.model, batch_size=args.batch_size,
-                            device=args.device, medium=args.medium, errors=args.errors,
-                            progress=None if args.progress else False)
-    table = result.to_table()
-    table["file"] = [str(args.files[i]) for i in result.indices]
-    if fmt == "hdf5":
-        table.write(output, format="hdf5", path="embeddings", overwrite=args.overwrite,
-                    serialize_meta=True)
-    else:
-        table.write(output, format=fmt, overwrite=args.overwrite)
+    try:
+        result = encode_catalogue(
+            args.files, args.output, model=args.model, chunk_size=args.chunk_size,
+            batch_size=args.batch_size, device=args.device, medium=args.medium,
+            errors=args.errors, file_format=args.format, resume=args.resume,
+            overwrite=args.overwrite, progress=True if args.progress else None)
+    except (OSError, ValueError) as error:  # unreadable input, unwritable output, bad settings
+        raise SystemExit(f"spectok encode: {error}") from None
+    resumed = (f" (resumed: {result.resumed_chunks} chunks were already done)"
+               if result.resumed_chunks else "")
     skipped = f", skipped {len(result.skipped)}" if result.skipped else ""
-    print(f"wrote {len(table)} embeddings of width {table['embedding'].shape[1]} to "
-          f"{output}{skipped}")
+    print(f"wrote {result.n_encoded} embeddings to {result.path}{skipped}{resumed}")
     return 0
 
 
@@ -122,19 +94,29 @@ def _parser():
     info = commands.add_parser("info", help="version, shipped models, device")
     info.set_defaults(run=_info)
 
-    encode = commands.add_parser("encode", help="encode spectrum files to embeddings")
+    encode = commands.add_parser(
+        "encode", help="encode spectrum files to an embedding table (resumable)",
+        description="Encode spectrum files to an embedding table, a chunk at a time. Chunks "
+        "are kept in OUTPUT.parts/ until the table is written; after a crash or a kill, run "
+        "the same command with --resume to continue where it stopped.")
     encode.add_argument("files", nargs="+", help="spectrum files specutils can read")
     encode.add_argument("-o", "--output", required=True,
                         help="output table: .fits, .h5/.hdf5 or .parquet")
     encode.add_argument("--format", help="specutils reader to use (e.g. 'tabular-fits')")
     encode.add_argument("--model", help="shipped model name or path of a model .json")
     encode.add_argument("--batch-size", type=int)
+    encode.add_argument("--chunk-size", type=int, default=1024,
+                        help="files per chunk written to disk (default: 1024)")
     encode.add_argument("--device", help="'auto', 'cpu', 'cuda', …")
     encode.add_argument("--medium", choices=["air", "vacuum"],
                         help="medium of the wavelengths (default: vacuum)")
     encode.add_argument("--errors", choices=["raise", "warn", "skip"], default="warn",
-                        help="what to do with a spectrum that cannot be encoded")
-    encode.add_argument("--overwrite", action="store_true")
+                        help="what to do with a file that cannot be read or encoded "
+                             "(default: warn and leave it out)")
+    encode.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run that wrote OUTPUT.parts/")
+    encode.add_argument("--overwrite", action="store_true",
+                        help="replace OUTPUT, and (without --resume) discard OUTPUT.parts/")
     encode.add_argument("--progress", action="store_true", help="show a progress bar")
     encode.set_defaults(run=_encode)
 

@@ -1,9 +1,13 @@
 """The ``spectok`` command line: info, encode (FITS, HDF5, Parquet) and train."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.table import Table
 
+from spectok.adapter import SpectrumInputWarning
 from spectok.cli import main
 from spectok.datasets import example_spectrum_path
 from spectok.model import CONFIGS, save_model
@@ -55,12 +59,44 @@ def test_encode_refuses_missing_output_directory(tmp_path, tiny_model_path):
               "--model", str(tiny_model_path)])
 
 
-def test_encode_reports_unreadable_file(tmp_path, tiny_model_path):
+def test_encode_reports_unreadable_file(tmp_path, tiny_model_path, capsys):
     bad = tmp_path / "broken.fits"
     bad.write_bytes(b"not a fits file")
-    with pytest.raises(OSError, match="broken.fits"):
-        main(["encode", str(bad), "-o", str(tmp_path / "out.fits"),
-              "--model", str(tiny_model_path)])
+    good = str(example_spectrum_path())
+    output = tmp_path / "out.fits"
+    with pytest.raises(SystemExit, match="spectok encode: .*broken.fits: specutils could not"):
+        main(["encode", good, str(bad), "-o", str(output), "--model", str(tiny_model_path),
+              "--errors", "raise", "--format", "tabular-fits"])
+    # the default leaves the file out, says so, and keeps the others
+    with pytest.warns(SpectrumInputWarning, match="skipped 1 of 2 spectra: .*broken.fits"):
+        assert main(["encode", good, str(bad), "-o", str(output), "--model",
+                     str(tiny_model_path), "--format", "tabular-fits", "--overwrite"]) == 0
+    assert "wrote 1 embeddings" in capsys.readouterr().out
+    table = Table.read(output)
+    assert list(table["index"]) == [0] and table.meta["SKIPPED"] == 1
+
+
+def test_encode_stops_on_a_broken_file_and_resumes_after_it_is_fixed(tmp_path, tiny_model_path,
+                                                                     capsys):
+    good = str(example_spectrum_path())
+    later = tmp_path / "later.fits"
+    later.write_bytes(b"\0" * 100)  # not yet a spectrum
+    output = tmp_path / "out.h5"
+    arguments = ["encode", good, good, str(later), "-o", str(output), "--model",
+                 str(tiny_model_path), "--format", "tabular-fits", "--chunk-size", "1",
+                 "--errors", "raise"]
+    with pytest.raises(SystemExit, match="later.fits"):
+        main(arguments)
+    assert not output.exists() and len(list(Path(f"{output}.parts").glob("chunk-*"))) == 2
+    shutil.copy(good, later)
+    with pytest.raises(SystemExit, match="holds a partial run; pass .*--resume"):
+        main(arguments)
+    assert main(arguments + ["--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 3 embeddings" in out and "resumed: 2 chunks were already done" in out
+    resumed = output.read_bytes()
+    assert main(arguments + ["--overwrite"]) == 0
+    assert output.read_bytes() == resumed
 
 
 def test_train_runs_a_config_file(tmp_path):
