@@ -1,9 +1,10 @@
 """Real spectra from published packages, instrument simulators, synthetic
-galaxies and survey readers."""
+galaxies and quasars, and survey readers."""
 
 from .dataset import *  # noqa: F401,F403
 from .instruments import *  # noqa: F401,F403
 from .galaxies import *  # noqa: F401,F403
+from .quasars import *  # noqa: F401,F403
 from .mmu import *  # noqa: F401,F403
 from .fetch import *  # noqa: F401,F403
 from .miles import *  # noqa: F401,F403

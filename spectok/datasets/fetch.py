@@ -55,6 +55,12 @@ DATA_WHEELS = {
         "license": "BSD-3-Clause",
         "contents": "two DESI coadded spectra with redrock redshifts",
     },
+    "linetools": {
+        "version": "0.3.2",
+        "sha256": "100a833d63f16e1c6b4bbd555c840bd070090037cb92c137305f1cbbad6867cc",
+        "license": "BSD-3-Clause",
+        "contents": "optical and near-infrared quasar spectra (test data)",
+    },
 }
 
 _PIP_TIMEOUT_S = 1800

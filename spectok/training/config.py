@@ -68,6 +68,11 @@ class TrainingConfig:
         consecutive pixels (bounds the quadratic attention cost of a step).
     seed : int
         Seeds the data stream and the initial weights.
+    init_weights : str
+        Start from these weights instead of a random initialisation: a
+        shipped model name or the ``.json`` description of a saved model
+        (continued pretraining; the architecture must match ``model``).
+        Empty: random.
     log_every, validate_every, checkpoint_every, validation_batches : int
         Intervals in steps, and the size of the fixed validation set.
     num_workers : int
@@ -93,6 +98,7 @@ class TrainingConfig:
     max_query_pixels: int = 512
     max_view_pixels: int = 4096
     seed: int = 0
+    init_weights: str = ""
     log_every: int = 10
     validate_every: int = 200
     checkpoint_every: int = 100

@@ -119,6 +119,13 @@ def _galaxies():
     return lambda rng, redshift: _Object(galaxy_spectrum(templates, rng, redshift=redshift)[0])
 
 
+def _quasars():
+    from ..datasets import load_ssp_templates, quasar_spectrum
+    hosts = load_ssp_templates().spectra
+    return lambda rng, redshift: _Object(
+        quasar_spectrum(rng, redshift=redshift, host_templates=hosts)[0])
+
+
 SOURCES = {
     "miles": lambda: _choose_from(_miles_training_stars()),
     "spex": lambda: _choose_from(_spex_training_sources()),
@@ -126,6 +133,7 @@ SOURCES = {
     "model_atmospheres": lambda: _choose_from(_model_atmospheres()),
     "ssp": lambda: _choose_from(_ssp_templates()),
     "galaxies": _galaxies,
+    "quasars": _quasars,
 }
 """Sources a training configuration can name; each value makes a ``draw(rng, redshift)``.
 

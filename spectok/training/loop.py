@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..model import SpectralTokenizer, save_model
+from ..model import SpectralTokenizer, load_model, save_model
 from .data import TrainingStream, build_sources
 from .objectives import consistency_loss, gaussian_nll
 
@@ -141,6 +141,15 @@ def _validate(objective, batches, device, autocast):
     return _mean_over_ranks(totals, device)
 
 
+def _load_initial_weights(model, name_or_path):
+    """Copy the weights of a saved model into ``model``, whose architecture must match."""
+    initial = load_model(name_or_path)
+    if initial.config != model.config:
+        raise ValueError(f"init_weights {name_or_path!r} has configuration {initial.config}, "
+                         f"but the run trains {model.config}")
+    model.load_state_dict(initial.state_dict())
+
+
 def train(config, *, resume=False, progress=True, sources=None):
     """Pretrain a tokenizer; the same call runs on one CPU or under ``torchrun``.
 
@@ -180,6 +189,8 @@ def train(config, *, resume=False, progress=True, sources=None):
 
     torch.manual_seed(config.seed)
     model = SpectralTokenizer(config.tokenizer_config()).to(device)
+    if config.init_weights:
+        _load_initial_weights(model, config.init_weights)
     objective = TrainingObjective(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
