@@ -32,8 +32,9 @@ conf = Conf()
 
 from . import datasets  # noqa: E402, F401 - spectok.datasets.example_spectrum() etc.
 from .encode import decode, encode, get_model  # noqa: E402
+from .catalogue import encode_catalogue  # noqa: E402
 from .model import load_model  # noqa: E402
 from .tokens import SpectralTokens, TokenBatch  # noqa: E402
 
-__all__ = ["encode", "decode", "load_model", "get_model", "SpectralTokens", "TokenBatch", "conf",
-           "Conf", "__version__"]
+__all__ = ["encode", "decode", "encode_catalogue", "load_model", "get_model", "SpectralTokens",
+           "TokenBatch", "conf", "Conf", "__version__"]

@@ -95,7 +95,16 @@ def read_spectrum(path, file_format=None):
     ------
     OSError
         The file is missing, or no reader could read it (corrupted,
-        truncated, or not a spectrum); the message names the file.
+        truncated, or not a spectrum); the message names the file and
+        includes what the readers warned about.
+
+    Warns
+    -----
+    Warning
+        What the readers warned about a file they did read, with the file's
+        name. (Readers' warnings are collected while they run, so that a
+        filter turning warnings into errors cannot interrupt a reader in the
+        middle and leave the file open.)
 
     Examples
     --------
@@ -110,17 +119,25 @@ def read_spectrum(path, file_format=None):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     kwargs = {"format": file_format} if file_format else {}
-    try:
-        spectrum = Spectrum.read(path, **kwargs)
-    except Exception as first:  # noqa: BLE001 - readers raise anything; try the list reader
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            arms = SpectrumList.read(path, **kwargs)
-        except Exception:  # noqa: BLE001
-            raise OSError(f"{path}: specutils could not read it ({type(first).__name__}: "
-                          f"{first}); give a format to choose a reader") from None
-        if not len(arms):
-            raise OSError(f"{path}: specutils read no spectrum from it") from None
-        spectrum = arms[0] if len(arms) == 1 else arms
+            spectrum = Spectrum.read(path, **kwargs)
+        except Exception as error:  # noqa: BLE001 - readers raise anything; try the list reader
+            first = f"{type(error).__name__}: {error}"
+            try:
+                spectrum = SpectrumList.read(path, **kwargs)
+            except Exception:  # noqa: BLE001
+                spectrum = None
+    notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    if spectrum is None or (isinstance(spectrum, SpectrumList) and not len(spectrum)):
+        warned = f"; the reader warned: {'; '.join(notes[:3])}" if notes else ""
+        raise OSError(f"{path}: specutils could not read it ({first}){warned}; give a format "
+                      "to choose a reader")
+    for w in dict((str(w.message), w) for w in caught).values():
+        warnings.warn(f"{path}: {w.message}", w.category, stacklevel=2)
+    if isinstance(spectrum, SpectrumList) and len(spectrum) == 1:
+        spectrum = spectrum[0]
     target = spectrum[0] if isinstance(spectrum, SpectrumList) else spectrum
     target.meta.setdefault("id", path.stem)
     return spectrum
@@ -139,13 +156,10 @@ def _model_digest(net):
     return digest.hexdigest()
 
 
-def _sources_digest(sources):
-    """(count, sha256 of the file names) of a sized list of sources; count only for spectra."""
-    if not hasattr(sources, "__len__"):
-        return None, None
+def _paths_digest(sources):
+    """sha256 of the file names among a list of sources (None when there are none)."""
     paths = [os.fspath(s) for s in sources if _is_path(s)]
-    digest = hashlib.sha256("\n".join(paths).encode()).hexdigest() if paths else None
-    return len(sources), digest
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest() if paths else None
 
 
 class _Parts:
@@ -446,14 +460,15 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
     net = get_model(model, device)
-    n_sources, paths_digest = _sources_digest(sources)
+    n_sources = len(sources) if hasattr(sources, "__len__") else None
     width = net.config.width
     if n_sources is not None:
         # the chunk files, then the table written from them
         check_free_space(output.parent, 2 * n_sources * (4 * width + _ROW_OVERHEAD) + 2**20,
                          f"the embeddings of {n_sources} spectra")
     manifest = {"format": _MANIFEST_FORMAT, "format_version": _MANIFEST_VERSION,
-                "n_sources": n_sources, "files": paths_digest, "model": _model_digest(net),
+                "n_sources": n_sources, "model": _model_digest(net),
+                "files": None if n_sources is None else _paths_digest(sources),
                 "chunk_size": chunk_size, "batch_size": batch_size, "medium": medium,
                 "errors": errors, "file_format": file_format,
                 "device": resolve_device(device).type}
