@@ -198,8 +198,11 @@ class PreparedSpectrum:
         scale = _flux_scale(np.abs(np.concatenate(flux)[all_valid]))
         if scale == 0:
             raise SpectrumInputError(f"{label}: flux is zero at every valid pixel")
-        for f, good in zip(flux, valid):
-            good &= np.abs(f) <= _MAX_DYNAMIC_RANGE * scale
+        outliers = [good & (np.abs(f) > _MAX_DYNAMIC_RANGE * scale)
+                    for f, good in zip(flux, valid)]
+        if any(o.any() for o in outliers):  # corrupted values: the scale is that of the rest
+            valid = [good & ~o for good, o in zip(valid, outliers)]
+            scale = _flux_scale(np.abs(np.concatenate(flux)[np.concatenate(valid)]))
         if patch_size is not None:
             _require_usable_patch(valid, patch_size, label)
         if not has_uncertainty:
@@ -316,6 +319,8 @@ def iter_spectra(data):
     """
     if _is_single(data):
         return [data], True
+    if isinstance(data, tuple) and any(isinstance(x, np.ndarray) for x in data):
+        raise SpectrumInputError(_not_a_spectrum(data))  # arrays: meant as one spectrum
     if isinstance(data, (list, tuple)):
         if len(data) == 0:
             raise SpectrumInputError("no spectra given: the list is empty")

@@ -124,12 +124,13 @@ def read_spectrum(path, file_format=None):
         try:
             spectrum = Spectrum.read(path, **kwargs)
         except Exception as error:  # noqa: BLE001 - readers raise anything; try the list reader
-            first = f"{type(error).__name__}: {error}"
+            first = f"{type(error).__name__}: {_first_line(error)}"
             try:
                 spectrum = SpectrumList.read(path, **kwargs)
             except Exception:  # noqa: BLE001
                 spectrum = None
-    notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    notes = list(dict.fromkeys(f"{w.category.__name__}: {_first_line(w.message)}"
+                               for w in caught))
     if spectrum is None or (isinstance(spectrum, SpectrumList) and not len(spectrum)):
         warned = f"; the reader warned: {'; '.join(notes[:3])}" if notes else ""
         raise OSError(f"{path}: specutils could not read it ({first}){warned}; give a format "
@@ -141,6 +142,12 @@ def read_spectrum(path, file_format=None):
     target = spectrum[0] if isinstance(spectrum, SpectrumList) else spectrum
     target.meta.setdefault("id", path.stem)
     return spectrum
+
+
+def _first_line(message, limit=200):
+    """The first line of a (possibly very long) message, cut at ``limit`` characters."""
+    line = (str(message).strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
 def _is_path(source):
