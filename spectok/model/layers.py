@@ -13,6 +13,8 @@ from torch import nn
 
 __all__ = [
     "LogWavelengthFeatures",
+    "key_distance",
+    "LocalLayout",
     "DistanceBias",
     "Attention",
     "TransformerBlock",
@@ -43,9 +45,119 @@ class LogWavelengthFeatures(nn.Module):
         self.register_buffer("angular_frequency", 2 * math.pi / periods, persistent=False)
         self.n_features = 2 * n_frequencies
 
-    def forward(self, log_wavelength):
+    def forward(self, log_wavelength, out=None):
+        """Features of shape ``(..., n_features)``: sines, then cosines (float32).
+
+        ``out``, if given, is a float32 tensor of that shape to write into.
+        """
         phase = log_wavelength.double().unsqueeze(-1) * self.angular_frequency
-        return torch.cat([phase.sin(), phase.cos()], dim=-1).float()
+        # Reduced to [-π, π] in float64, the phase is exact to float32 precision,
+        # and float32 sines are several times cheaper than float64 ones.
+        phase = (phase - (phase * (0.5 / math.pi)).round() * (2 * math.pi)).float()
+        if out is None:
+            out = phase.new_empty(*phase.shape[:-1], self.n_features)
+        half = self.n_features // 2
+        torch.sin(phase, out=out[..., :half])
+        torch.cos(phase, out=out[..., half:])
+        return out
+
+
+def key_distance(query_position, key_position, key_active):
+    """Distances and key offsets for `DistanceBias`, computed once and shared by every layer.
+
+    Parameters
+    ----------
+    query_position : `~torch.Tensor`, shape (batch, n_query)
+    key_position : `~torch.Tensor`, shape (batch, n_key)
+    key_active : `~torch.Tensor` of bool, shape (batch, n_key)
+
+    Returns
+    -------
+    distance : `~torch.Tensor`, shape (batch, 1, n_query, n_key)
+        ``|ln λ_query - ln λ_key|``; the singleton axis broadcasts over heads.
+    offset : `~torch.Tensor`, shape (batch, 1, 1, n_key)
+        0 for keys that may be attended, ``-inf`` for the others.
+    """
+    distance = (query_position.unsqueeze(-1) - key_position.unsqueeze(-2)).abs()
+    offset = torch.zeros(key_active.shape, dtype=distance.dtype, device=distance.device)
+    offset = offset.masked_fill(~key_active, -math.inf)
+    return distance.unsqueeze(1), offset[:, None, None, :]
+
+
+def _windows(x, window, dim):
+    """Overlapping windows of ``2 * window`` along ``dim``, one per block of ``window``.
+
+    The sequence is padded with ``window // 2`` zeros at each end, so block
+    ``j`` sees its own ``window`` elements and ``window // 2`` on either side.
+    A new axis (the block) is inserted at ``dim`` and the window runs along the
+    last axis.
+    """
+    halo = window // 2
+    dim = dim % x.dim()
+    padding = [0, 0] * (x.dim() - 1 - dim) + [halo, halo]
+    return F.pad(x, padding).unfold(dim, 2 * window, window)
+
+
+class LocalLayout:
+    """Where each query may look under local attention, shared by every encoder layer.
+
+    The patches are cut into blocks of ``window``. The queries of a block see
+    every key of their window (the block and ``window // 2`` patches on
+    either side) one by one, and the rest of the spectrum through one summary
+    key per segment of ``window // 2`` patches: the mean key and value of the
+    segment's active patches, at their mean position, weighted by their
+    number. Heads with steep distance slopes barely reach past the window;
+    the summaries keep the shallow (global) heads informed about the whole
+    spectrum, at a cost of ``2 * n / window`` extra keys per query.
+
+    Parameters
+    ----------
+    position : `~torch.Tensor`, shape (batch, patches)
+        Patch positions (relative ln λ); ``patches`` is a multiple of ``window``.
+    active : `~torch.Tensor` of bool, shape (batch, patches)
+    window : int
+        Patches per block (even).
+
+    Attributes
+    ----------
+    window : int
+    distance : `~torch.Tensor`, shape (batch, 1, blocks, window, keys)
+        Query-key distances in ln λ: the ``2 * window`` window keys, then the
+        ``2 * blocks`` segment summaries.
+    offset : `~torch.Tensor`, shape (batch, 1, blocks, 1, keys)
+        Added to the bias: 0 for window keys, ln(count) for segment
+        summaries, ``-inf`` for keys that may not be attended.
+    segment_weight : `~torch.Tensor`, shape (batch, 1, segments, window // 2, 1)
+        Weights that average a segment's active patches.
+    """
+
+    def __init__(self, position, active, window):
+        batch, n = position.shape
+        blocks, segment = n // window, window // 2
+        self.window = window
+        key = _windows(position.unsqueeze(1), window, -1).squeeze(1)
+        key_active = _windows(active.unsqueeze(1), window, -1).squeeze(1)
+        # A window without an active key holds only inactive queries: let them
+        # see everything so that their (unused) outputs stay finite.
+        key_active = key_active | ~key_active.any(-1, keepdim=True)
+
+        weight = active.view(batch, -1, segment).to(position.dtype)
+        count = weight.sum(-1)
+        self.segment_weight = (weight / count.clamp(min=1).unsqueeze(-1))[:, None, :, :, None]
+        centre = (position.view(batch, -1, segment) * self.segment_weight[:, 0, :, :, 0]).sum(-1)
+        # Block j's window covers segments 2j - 1 to 2j + 2: those are seen key by key.
+        segment_index = torch.arange(2 * blocks, device=position.device)
+        first = 2 * torch.arange(blocks, device=position.device) - 1
+        in_window = (segment_index >= first[:, None]) & (segment_index <= first[:, None] + 3)
+        summary_active = (count > 0).unsqueeze(1) & ~in_window
+
+        key = torch.cat([key, centre.unsqueeze(1).expand(-1, blocks, -1)], dim=-1)
+        query = position.view(batch, blocks, window)
+        self.distance = (query.unsqueeze(-1) - key.unsqueeze(-2)).abs().unsqueeze(1)
+        log_count = count.clamp(min=1).log().unsqueeze(1).expand(-1, blocks, -1)
+        offset = F.pad(log_count, (2 * window, 0))
+        offset = offset.masked_fill(~torch.cat([key_active, summary_active], dim=-1), -math.inf)
+        self.offset = offset[:, None, :, None, :]
 
 
 class DistanceBias(nn.Module):
@@ -71,9 +183,17 @@ class DistanceBias(nn.Module):
 
     def forward(self, query_position, key_position, key_active):
         """Bias of shape ``(batch, heads, n_query, n_key)``; inactive keys get ``-inf``."""
-        distance = (query_position.unsqueeze(-1) - key_position.unsqueeze(-2)).abs()
-        bias = -self.log_slope.exp()[None, :, None, None] * distance.unsqueeze(1)
-        return bias.masked_fill(~key_active[:, None, None, :], float("-inf"))
+        return self.from_distance(*key_distance(query_position, key_position, key_active))
+
+    def from_distance(self, distance, offset):
+        """``offset - slope * distance`` in one pass; the singleton axis 1 becomes the heads.
+
+        ``distance`` and ``offset`` come from `key_distance` or `LocalLayout`.
+        Masked keys are ``-inf`` in ``offset`` rather than infinitely distant,
+        which keeps the gradient with respect to the slopes finite.
+        """
+        slope = self.log_slope.exp().view(-1, *[1] * (distance.dim() - 2))
+        return torch.addcmul(offset, distance, -slope)
 
 
 class Attention(nn.Module):
@@ -103,10 +223,47 @@ class Attention(nn.Module):
         return x.view(batch, length, self.n_heads, width // self.n_heads).transpose(1, 2)
 
     def forward(self, x, context, bias):
+        """Attend from ``x`` (batch, n_query, width) to ``context`` (batch, n_key, width).
+
+        ``bias`` broadcasts to (batch, heads, n_query, n_key).
+        """
         q = self._split(self.query(x))
         k, v = (self._split(t) for t in self.key_value(context).chunk(2, dim=-1))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.out(y.transpose(1, 2).reshape(x.shape))
+
+    def local(self, x, bias, layout):
+        """Self-attention of ``x`` under local attention, at a cost linear in its length.
+
+        Parameters
+        ----------
+        x : `~torch.Tensor`, shape (batch, n, width)
+            ``n`` is a multiple of ``layout.window``.
+        bias : `~torch.Tensor`, shape (batch, heads, blocks, window, keys)
+            Bias over the keys of `LocalLayout`: window keys, then segment summaries.
+        layout : `LocalLayout`
+        """
+        batch, n, _ = x.shape
+        window = layout.window
+        blocks = n // window
+        q = self._split(self.query(x))
+        heads, head_width = q.shape[1], q.shape[-1]
+        q = q.reshape(batch, heads * blocks, window, head_width)
+        k, v = (self._local_keys(self._split(t), layout, blocks)
+                for t in self.key_value(x).chunk(2, dim=-1))
+        bias = bias.to(q.dtype).reshape(batch, heads * blocks, window, -1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.out(y.view(batch, heads, n, head_width).transpose(1, 2).reshape(x.shape))
+
+    @staticmethod
+    def _local_keys(x, layout, blocks):
+        """Window keys then segment summaries of ``x`` (batch, heads, n, head_width), per block."""
+        batch, heads, n, head_width = x.shape
+        window = _windows(x, layout.window, -2).transpose(-1, -2)
+        summary = (x.view(batch, heads, -1, layout.window // 2, head_width)
+                   * layout.segment_weight).sum(-2)
+        summary = summary.unsqueeze(2).expand(-1, -1, blocks, -1, -1)
+        return torch.cat([window, summary], dim=-2).reshape(batch, heads * blocks, -1, head_width)
 
 
 def _mlp(width, ratio):
@@ -124,9 +281,13 @@ class TransformerBlock(nn.Module):
         self.norm_mlp = nn.LayerNorm(width)
         self.mlp = _mlp(width, mlp_ratio)
 
-    def forward(self, x, bias):
+    def forward(self, x, bias, layout=None):
+        """Apply the block; with a `LocalLayout`, attention is local (see `Attention.local`)."""
         h = self.norm_attention(x)
-        x = x + self.attention(h, h, bias)
+        if layout is None:
+            x = x + self.attention(h, h, bias)
+        else:
+            x = x + self.attention.local(h, bias, layout)
         return x + self.mlp(self.norm_mlp(x))
 
 

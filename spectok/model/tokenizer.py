@@ -23,10 +23,11 @@ Method, in the order the code follows:
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias,
-                     LogWavelengthFeatures, TransformerBlock)
+from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias, LocalLayout,
+                     LogWavelengthFeatures, TransformerBlock, key_distance)
 
 __all__ = ["TokenizerConfig", "SpectralTokenizer", "CONFIGS", "patch_geometry"]
 
@@ -55,6 +56,15 @@ class TokenizerConfig:
         Sinusoid frequencies of a patch's position, periods ``position_periods``.
     pixel_periods, position_periods : tuple of float
         Shortest and longest period in ln λ.
+    full_attention_limit : int
+        Longest input, in patches, whose encoder attends across the whole
+        spectrum. Longer inputs (high-resolution échelle spectra) use local
+        attention: each block of ``attention_window`` patches attends to the
+        ``2 * attention_window`` patches around it, so time and memory grow
+        linearly with length. Shorter inputs are not affected. Not a training
+        hyper-parameter: it can be changed on a trained model.
+    attention_window : int
+        Patches per local-attention block (even).
 
     Examples
     --------
@@ -74,6 +84,13 @@ class TokenizerConfig:
     position_frequencies: int = 16
     pixel_periods: tuple = (3e-5, 3.0)
     position_periods: tuple = (1e-3, 10.0)
+    full_attention_limit: int = 1024
+    attention_window: int = 256
+
+    def __post_init__(self):
+        if self.attention_window < 2 or self.attention_window % 2:
+            raise ValueError(f"attention_window must be an even number of patches, got "
+                             f"{self.attention_window}")
 
     def to_dict(self):
         """Return the configuration as a JSON-serialisable dict."""
@@ -244,20 +261,35 @@ class SpectralTokenizer(nn.Module):
             active = active & ~hide
         if not active.any(-1).all():
             raise ValueError("every spectrum needs at least one patch with valid pixels")
-        pixels = torch.cat([
-            flux.float().unsqueeze(-1),
-            sigma.float().clamp(min=1e-6).log10().clamp(-6, 3).unsqueeze(-1),
-            torch.ones_like(flux, dtype=torch.float32).unsqueeze(-1),
-            self.pixel_features(log_wavelength),
-        ], dim=-1) * valid.unsqueeze(-1)
+        pixels = flux.new_empty(*flux.shape, 3 + self.pixel_features.n_features,
+                                dtype=torch.float32)
+        pixels[..., 0] = flux
+        torch.clamp(sigma.float().clamp(min=1e-6).log10(), -6, 3, out=pixels[..., 1])
+        pixels[..., 2] = 1
+        self.pixel_features(log_wavelength, out=pixels[..., 3:])
+        pixels.mul_(valid.unsqueeze(-1))
         x = self.patch_projection(self._patches(pixels).flatten(2))
         x = x + self._position(centre, log_spacing)
-        relative = (centre - centre[:, :1]).float()
-        for bias, block in zip(self.encoder_bias, self.encoder):
-            x = block(x, bias(relative, relative, active))
+        x = self._encoder_blocks(x, (centre - centre[:, :1]).float(), active)
         x = self.encoder_norm(x)
         return {"tokens": self.to_token(x), "embedding": self.pooling(x, active),
                 "centre": centre, "log_spacing": log_spacing, "active": active}
+
+    def _encoder_blocks(self, x, position, active):
+        """The encoder's transformer blocks: global attention, or local beyond the limit."""
+        n = x.shape[1]
+        if n <= self.config.full_attention_limit:
+            distance = key_distance(position, position, active)
+            for bias, block in zip(self.encoder_bias, self.encoder):
+                x = block(x, bias.from_distance(*distance))
+            return x
+        pad = -n % self.config.attention_window
+        layout = LocalLayout(F.pad(position, (0, pad), value=float(position[:, -1].max())),
+                             F.pad(active, (0, pad), value=False), self.config.attention_window)
+        x = F.pad(x, (0, 0, 0, pad))
+        for bias, block in zip(self.encoder_bias, self.encoder):
+            x = block(x, bias.from_distance(layout.distance, layout.offset), layout)
+        return x[:, :n]
 
     # -- decoder -----------------------------------------------------------------
 
