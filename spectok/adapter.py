@@ -603,15 +603,50 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
 
 # -- padding ---------------------------------------------------------------------------
 
-def _pad_arm(wave, patch_size):
-    """Slot layout of one arm padded to whole patches: (ln λ, spacing, observed)."""
-    n = len(wave)
-    slots = -(-n // patch_size) * patch_size
-    log_wave = np.log(wave)
-    spacing = np.gradient(log_wave)
-    pad = slots - n
-    return (np.pad(log_wave, (0, pad), mode="edge"), np.pad(spacing, (0, pad), mode="edge"),
-            np.arange(slots) < n, pad)
+class _SlotLayout:
+    """Where the concatenated real pixels of a batch go in its padded (spectra, slots) arrays.
+
+    Each arm is followed by padding to a whole number of patches, and the
+    last arm of a row also by the row's padding to the longest row. `place`
+    fills an array with two boolean-mask assignments, whatever the number of
+    spectra and arms.
+
+    Parameters
+    ----------
+    arm_length, arm_padding : `~numpy.ndarray` of int
+        Real pixels and padding slots of each arm, arms of all rows in order.
+    last_arm : `~numpy.ndarray` of int
+        Index of the last arm of each row.
+    lengths : `~numpy.ndarray` of int
+        Slots used by each row.
+    """
+
+    def __init__(self, arm_length, arm_padding, last_arm, lengths):
+        self.shape = (len(lengths), int(lengths.max()))
+        self.padding = arm_padding.copy()
+        self.padding[last_arm] += self.shape[1] - lengths
+        self.real = np.repeat(np.tile([True, False], len(arm_length)),
+                              np.column_stack([arm_length, self.padding]).ravel())
+        self.real = self.real.reshape(self.shape)
+
+    def place(self, values, fill, dtype):
+        """Padded array of ``values`` (all real pixels); ``fill`` is a scalar or one per arm."""
+        if np.ndim(fill) == 0:
+            out = np.full(self.shape, fill, dtype)
+        else:
+            out = np.empty(self.shape, dtype)
+            out[~self.real] = np.repeat(fill, self.padding)
+        out[self.real] = values
+        return out
+
+
+def _arm_gradient(log_wave, starts, stops):
+    """`numpy.gradient` of each arm of the concatenated ``log_wave``, all arms at once."""
+    spacing = np.empty_like(log_wave)
+    spacing[1:-1] = (log_wave[2:] - log_wave[:-2]) / 2.0
+    spacing[starts] = log_wave[starts + 1] - log_wave[starts]
+    spacing[stops - 1] = log_wave[stops - 1] - log_wave[stops - 2]
+    return spacing
 
 
 def to_batch(spectra, patch_size=32, medium=None, warn_missing_uncertainty=True):
@@ -659,31 +694,32 @@ def to_batch(spectra, patch_size=32, medium=None, warn_missing_uncertainty=True)
                       f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}); using a "
                       "constant noise level per arm estimated from the flux (DER_SNR)",
                       NoUncertaintyWarning, stacklevel=2)
-    lengths = [p.n_slots(patch_size) for p in prepared]
-    width = max(lengths)
-    shape = (len(prepared), width)
-    log_wave = np.zeros(shape)
-    spacing = np.zeros(shape, np.float32)
-    flux = np.zeros(shape, np.float32)
-    sigma = np.ones(shape, np.float32)
-    valid = np.zeros(shape, bool)
-    observed = np.zeros(shape, bool)
-    for row, p in enumerate(prepared):
-        start = 0
-        for wave, f, s, v in zip(p.wavelength, p.flux, p.sigma, p.valid):
-            lw, dl, obs, _ = _pad_arm(wave, patch_size)
-            stop = start + len(lw)
-            log_wave[row, start:stop], spacing[row, start:stop] = lw, dl
-            observed[row, start:stop] = obs
-            n = len(wave)
-            with np.errstate(over="ignore", invalid="ignore"):  # at invalid pixels only
-                flux[row, start:start + n] = np.where(v, f / p.scale, 0)
-                sigma[row, start:start + n] = np.where(
-                    v, np.minimum(s / p.scale, _MAX_RELATIVE_SIGMA), 1)
-            valid[row, start:start + n] = v
-            start = stop
-        log_wave[row, start:] = log_wave[row, start - 1]
-        spacing[row, start:] = spacing[row, start - 1]
+    # Every arm of every spectrum at once, as one concatenation of real pixels.
+    arm_length = np.array([len(w) for p in prepared for w in p.wavelength])
+    arms_per_row = np.array([len(p.wavelength) for p in prepared])
+    row = np.repeat(np.arange(len(prepared)), arms_per_row)
+    arm_padding = -arm_length % patch_size
+    lengths = np.bincount(row, weights=arm_length + arm_padding).astype(int)
+    stops = np.cumsum(arm_length)
+    starts = stops - arm_length
+    layout = _SlotLayout(arm_length, arm_padding, np.cumsum(arms_per_row) - 1, lengths)
+
+    log_wave = np.log(np.concatenate([w for p in prepared for w in p.wavelength]))
+    spacing = _arm_gradient(log_wave, starts, stops)
+    valid = np.concatenate([v for p in prepared for v in p.valid])
+    scale = np.repeat([p.scale for p in prepared],
+                      np.bincount(row, weights=arm_length).astype(int))
+    with np.errstate(over="ignore", invalid="ignore"):  # at invalid pixels only
+        flux = np.where(valid, np.concatenate([f for p in prepared for f in p.flux]) / scale, 0)
+        sigma = np.where(valid, np.minimum(np.concatenate(
+            [s for p in prepared for s in p.sigma]) / scale, _MAX_RELATIVE_SIGMA), 1)
+    # Padding repeats the last real pixel before it.
+    log_wave = layout.place(log_wave, log_wave[stops - 1], np.float64)
+    spacing = layout.place(spacing, spacing[stops - 1], np.float32)
+    flux = layout.place(flux, 0, np.float32)
+    sigma = layout.place(sigma, 1, np.float32)
+    valid = layout.place(valid, False, bool)
+    observed = layout.real
     return SpectrumBatch(
         log_wavelength=torch.from_numpy(log_wave), flux=torch.from_numpy(flux),
         sigma=torch.from_numpy(sigma), spacing=torch.from_numpy(spacing),
