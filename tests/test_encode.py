@@ -1,5 +1,7 @@
 """`spectok.encode` / `spectok.decode`: invariances, batching, errors, the way back."""
 
+import copy
+import dataclasses
 import warnings
 
 import astropy.units as u
@@ -11,7 +13,7 @@ from specutils import Spectrum, SpectrumList
 import spectok
 from spectok.adapter import (FLAM, NoUncertaintyWarning, SpectrumInputError,
                              SpectrumInputWarning)
-from spectok.encode import get_model, resolve_device
+from spectok.encode import _plan_batches, get_model, resolve_device
 from spectok.tokens import SpectralTokens, TokenBatch
 
 SPECTRAL_UNITS = [u.AA, u.nm, u.um, u.Hz, u.eV, u.cm**-1]
@@ -142,6 +144,40 @@ def test_arms_in_a_batch(tiny_model, make_pair, assert_same_encoding):
     batch = spectok.encode([make_pair(2000, 3000, 10000), SpectrumList(arms[::-1])],
                            model=tiny_model)
     assert_same_encoding(batch[1], forward)
+
+
+def test_batches_by_pixels_and_never_across_the_attention_limit():
+    lengths = np.array([64, 6400, 64, 3200, 96, 3200])
+    # sorted by length; at most 3 spectra or 6,400 padded pixels; 3200 < limit < 6400
+    batches = _plan_batches(lengths, 3, 6400, 4000)
+    assert batches == [[0, 2, 4], [3, 5], [1]]
+    assert _plan_batches(lengths, 10, 10**6, 4000) == [[0, 2, 4, 3, 5], [1]]
+    assert _plan_batches(np.array([10**6]), 64, 100, 4000) == [[0]]
+
+
+def test_long_spectra_use_local_attention_whatever_their_company(tiny_model, make_pair,
+                                                                 assert_same_encoding):
+    """A spectrum beyond the full-attention limit encodes alone or with any others alike,
+    and the short ones beside it keep their global attention."""
+    model = copy.deepcopy(tiny_model)
+    model.config = dataclasses.replace(model.config, full_attention_limit=8, attention_window=4)
+    long_one, longer = make_pair(600, 3000, 9000, seed=1), make_pair(900, 3000, 9000, seed=3)
+    short = make_pair(200, 4000, 5000, seed=2)
+    batch = spectok.encode([long_one, short, longer], model=model, batch_size=64)
+    assert_same_encoding(batch[0], spectok.encode(long_one, model=model))
+    assert_same_encoding(batch[1], spectok.encode(short, model=tiny_model))
+    assert_same_encoding(batch[2], spectok.encode(longer, model=model))
+
+
+def test_very_long_spectrum(tiny_model):
+    """200,000 pixels (an échelle spectrum) encode with finite tokens and embedding."""
+    n = 200_000
+    wave = np.geomspace(3700, 9500, n) * u.AA
+    flux = (1 + 0.2 * np.sin(wave.value / 7)) * 1e-17 * FLAM
+    tokens = spectok.encode((wave, flux, 0.02 * flux), model=tiny_model)
+    assert tokens.n_patches == n // tiny_model.config.patch_size
+    assert np.isfinite(tokens.tokens).all() and np.isfinite(tokens.embedding).all()
+    assert tokens.valid.all()
 
 
 # -- no NaN out ------------------------------------------------------------------------
