@@ -71,8 +71,13 @@ class _Shard:
             raise OSError(f"{self.path}: cannot open as an HDF5 shard ({error})") from error
         try:
             self._validate(flux_unit, catalog_columns)
-        except Exception:
+        except Exception as error:
             self.file.close()
+            if isinstance(error, (KeyError, ValueError)) and self.path in str(error):
+                raise  # a layout problem, already explained
+            if isinstance(error, (KeyError, ValueError, RuntimeError, OSError)):  # from h5py
+                raise OSError(f"{self.path}: corrupt HDF5 shard ({type(error).__name__}: "
+                              f"{error})") from error
             raise
 
     def _validate(self, flux_unit, catalog_columns):
@@ -82,15 +87,16 @@ class _Shard:
                 raise KeyError(f"{self.path}: no {role} column {self.names[role]!r}; the file "
                                f"has {sorted(f.keys())}")
         flux = f[self.names["flux"]]
-        if flux.ndim != 2:
+        if getattr(flux, "ndim", None) != 2:
             raise ValueError(f"{self.path}: {self.names['flux']!r} must be 2-D (objects, pixels), "
-                             f"got shape {flux.shape}")
+                             f"got shape {getattr(flux, 'shape', None)}")
         self.n_rows, self.n_pix = flux.shape
         self.spectral = {}
         for role, name in self.names.items():
             if name in f:
-                if f[name].shape[0] != self.n_rows:
-                    raise ValueError(f"{self.path}: column {name!r} has {f[name].shape[0]} rows, "
+                shape = getattr(f[name], "shape", None) or (None,)  # a group, or a scalar
+                if shape[0] != self.n_rows:
+                    raise ValueError(f"{self.path}: column {name!r} has {shape[0]} rows, "
                                      f"{self.names['flux']!r} has {self.n_rows}")
                 self.spectral[role] = name
         if "ivar" not in self.spectral:
@@ -99,8 +105,12 @@ class _Shard:
             stored = flux.attrs.get("unit")
             if isinstance(stored, bytes):
                 stored = stored.decode()
-            flux_unit = u.Unit(stored) if stored is not None else _DEFAULT_FLUX_UNIT
-        self.flux_unit = u.Unit(flux_unit)
+            flux_unit = stored if stored is not None else _DEFAULT_FLUX_UNIT
+        try:
+            self.flux_unit = u.Unit(flux_unit)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{self.path}: flux unit {flux_unit!r} is not a unit ({error})"
+                             ) from None
 
         spectral_names = set(self.names.values())
         catalog = []
@@ -125,7 +135,7 @@ class _Shard:
         try:
             spectral = {role: self.file[name][start:stop] for role, name in self.spectral.items()}
             catalog = {name: self.file[name][start:stop] for name in self.catalog}
-        except (OSError, ValueError, RuntimeError) as error:
+        except (OSError, ValueError, RuntimeError, KeyError) as error:
             raise OSError(f"{self.path}: cannot read rows {start}-{stop} "
                           f"(truncated or corrupt file?): {error}") from error
         return spectral, catalog
@@ -226,6 +236,8 @@ def read_mmu_shard(path, *, columns=None, catalog_columns=None, flux_unit=None):
         If the file cannot be opened or read (the message names the file).
     KeyError
         If a required column is missing.
+    ValueError
+        If a column has the wrong shape, or the flux unit is not a unit.
 
     Examples
     --------

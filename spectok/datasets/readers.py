@@ -23,7 +23,7 @@ def _identify_spex_prism(origin, *args, **kwargs):
             header = hdul[0].header
             instrument = f"{header.get('INSTRUME', '')} {header.get('INSTR', '')}".lower()
             return "spex" in instrument and "lowres" in str(header.get("GRAT", "")).lower()
-    except (OSError, TypeError, IndexError):
+    except Exception:  # noqa: BLE001 - an identifier must not raise: a corrupt file is not ours
         return False
 
 
@@ -51,7 +51,10 @@ def read_spex_prism(file_obj, **kwargs):
     Raises
     ------
     ValueError
-        The file is not a SpeX prism spectrum (the message says why).
+        The file is not a SpeX prism spectrum, or is corrupt (the message
+        says why).
+    OSError
+        The file cannot be opened as FITS (missing, truncated, not FITS).
 
     Examples
     --------
@@ -69,8 +72,13 @@ def read_spex_prism(file_obj, **kwargs):
     """
     name = Path(getattr(file_obj, "name", file_obj)).name
     stem = name.split(".")[0]
-    with fits.open(file_obj, memmap=False) as hdul:
-        try:
+    try:
+        with fits.open(file_obj, memmap=False) as hdul:
             return _spex_spectrum(hdul, name, {"id": stem, "resolution": None})
-        except _Skip as reason:
-            raise ValueError(f"{name}: not a readable SpeX prism spectrum: {reason}") from None
+    except _Skip as reason:
+        raise ValueError(f"{name}: not a readable SpeX prism spectrum: {reason}") from None
+    except (OSError, ValueError):
+        raise
+    except Exception as error:  # noqa: BLE001 - astropy raises many kinds on a corrupt header
+        raise ValueError(f"{name}: not a readable SpeX prism spectrum: corrupt FITS file "
+                         f"({type(error).__name__}: {error})") from None

@@ -119,14 +119,17 @@ def _flux_conversion(unit_string):
 
 def _spex_arrays(hdul):
     """(wave µm, flux, error or None, flags or None, notes, header units) from a SpeX file."""
-    with _quiet_fits_headers():
-        header = hdul[0].header
-        data = hdul[0].data
-        xunits = header.get("XUNITS")
-        yunits = header.get("YUNITS")
+    try:
+        with _quiet_fits_headers():
+            header = hdul[0].header
+            data = hdul[0].data
+            xunits = header.get("XUNITS")
+            yunits = header.get("YUNITS")
+        data = None if data is None else np.asarray(data, dtype=float)
+    except Exception as error:  # noqa: BLE001 - astropy raises many kinds on a corrupt file
+        raise _Skip(f"corrupt FITS file ({type(error).__name__}: {error})") from None
     if data is None:
         raise _Skip("primary HDU has no data")
-    data = np.asarray(data, dtype=float)
     notes = []
     if data.ndim == 3:
         notes.append(f"3-D array {data.shape}: aperture 1 (plane 0) used, as splat does")
