@@ -157,8 +157,9 @@ class PreparedSpectrum:
         -----
         A pixel is valid when it is not masked, its flux is finite and (when
         there are errors) its error is finite and positive, and its
-        ``|flux|`` is at most 10⁸ times the flux scale: larger values are
-        corrupted data, and would overflow the model's float32 arithmetic.
+        ``|flux|`` is at most 10⁸ times the flux scale (the median of
+        ``|flux|`` over the other valid pixels): larger values are corrupted
+        data, and would overflow the model's float32 arithmetic.
 
         Examples
         --------
@@ -198,9 +199,11 @@ class PreparedSpectrum:
         scale = _flux_scale(np.abs(np.concatenate(flux)[all_valid]))
         if scale == 0:
             raise SpectrumInputError(f"{label}: flux is zero at every valid pixel")
-        outliers = [good & (np.abs(f) > _MAX_DYNAMIC_RANGE * scale)
-                    for f, good in zip(flux, valid)]
-        if any(o.any() for o in outliers):  # corrupted values: the scale is that of the rest
+        while True:  # corrupted values are invalid, and the scale is that of the rest
+            outliers = [good & (np.abs(f) > _MAX_DYNAMIC_RANGE * scale)
+                        for f, good in zip(flux, valid)]
+            if not any(o.any() for o in outliers):
+                break
             valid = [good & ~o for good, o in zip(valid, outliers)]
             scale = _flux_scale(np.abs(np.concatenate(flux)[np.concatenate(valid)]))
         if patch_size is not None:

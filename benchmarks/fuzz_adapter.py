@@ -1,0 +1,526 @@
+"""Fuzz the adapter, `spectok.encode` and the file readers with hypothesis (a long run, not CI).
+
+Run: nice -n 10 python benchmarks/fuzz_adapter.py --minutes 10 --report fuzz-report.json
+
+Targets, visited in turn until the time is up (each visit runs
+``--examples`` hypothesis examples with fresh random seeds):
+
+* ``spectrum``: random spectrum-like input (tuples, Spectrum, SpectrumList
+  of 1-3 arms, bin edges) with random grids (sorted, unsorted, duplicated,
+  descending, NaN, negative, tiny steps, huge or tiny values), spectral and
+  flux units (sensible and not), dtypes, masks and uncertainty kinds, given
+  to `~spectok.adapter.prepare_spectrum` and to `spectok.encode` with a
+  tiny random-weight model;
+* ``batch``: lists of 1-6 such inputs through ``encode(errors="skip")``;
+* ``fits``: mutated FITS files (bit flips, overwritten or inserted bytes,
+  truncation, edited header cards) made from the shipped MaNGA spectrum and
+  from real SpeX prism files, read with `spectok.catalogue.read_spectrum`
+  (auto-identified and with ``tabular-fits``) and with the ``spex-prism``
+  reader, then encoded;
+* ``mmu``: mutated MMU HDF5 shards (byte mutations and shards written with
+  random shapes, dtypes, values and unit attributes) read with
+  `spectok.datasets.read_mmu_shard`, then encoded.
+
+Every call must return a finite result or raise one of the errors its
+documentation names; anything else (another exception, a RuntimeWarning
+from unguarded arithmetic, a NaN) is a failure. The report lists, per
+target, the examples run, how they ended, and each failure with the
+smallest input hypothesis found.
+"""
+
+import argparse
+import gzip
+import json
+import tempfile
+import time
+import traceback
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import astropy.units as u
+import h5py
+import numpy as np
+import torch
+from astropy.nddata import (InverseVariance, StdDevUncertainty, UnknownUncertainty,
+                            VarianceUncertainty)
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from specutils import Spectrum, SpectrumList
+
+import spectok
+from spectok.adapter import FLAM, SpectrumInputError, prepare_spectrum
+from spectok.catalogue import read_spectrum
+from spectok.datasets import example_spectrum_path, read_mmu_shard, write_mmu_shard
+from spectok.model import CONFIGS, SpectralTokenizer
+
+#: What the adapter and encode may raise (UnitConversionError is a UnitsError).
+ADAPTER_ERRORS = (SpectrumInputError, u.UnitsError)
+#: The documented errors of each file reader.
+READ_SPECTRUM_ERRORS = (OSError,)
+SPEX_READER_ERRORS = (ValueError, OSError)
+MMU_READER_ERRORS = (OSError, KeyError, ValueError)
+
+SPECTRAL_UNITS = [u.AA, u.nm, u.um, u.m, u.Hz, u.GHz, u.THz, u.eV, u.keV, u.cm**-1,
+                  u.pix, u.s, u.K, u.dimensionless_unscaled]
+FLUX_UNITS = [FLAM, u.Jy, u.mJy, u.W / u.m**2 / u.um, u.erg / u.s / u.cm**2 / u.Hz,
+              u.ph / u.s / u.cm**2 / u.AA, u.ct, u.ct / u.s, u.electron, u.adu,
+              u.dimensionless_unscaled, FLAM / u.sr, u.MJy / u.sr, u.K, u.m, u.ABmag]
+SPEX_MEMBERS = ["splat/resources/Spectra/Public/SPEX-PRISM/10001_10443.fits.gz",
+                "splat/resources/Spectra/Public/SPEX-PRISM/10002_10782.fits.gz",
+                "splat/resources/Spectra/Public/SPEX-PRISM/10003_10830.fits.gz"]
+
+COUNTS = {}
+FAILURES = []
+MODEL = None
+WORKDIR = None
+
+
+class Failure(AssertionError):
+    """A call ended in a way its documentation does not allow."""
+
+
+def _count(target, outcome):
+    COUNTS.setdefault(target, Counter())[outcome] += 1
+
+
+def _strict():
+    """Inside the code under test: numpy's and astropy's RuntimeWarnings are failures."""
+    context = warnings.catch_warnings()
+    context.__enter__()
+    warnings.simplefilter("ignore")
+    warnings.simplefilter("error", RuntimeWarning)
+    return context
+
+
+# -- random spectra ------------------------------------------------------------------------
+
+@st.composite
+def values(draw, n, positive=False):
+    """n floats: smooth, constant, extreme or special, with special values sprinkled in."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["smooth", "noise", "constant", "extreme", "tiny", "integers",
+                                 "zeros", "special"]))
+    if kind == "smooth":
+        x = 1 + 0.5 * np.sin(np.linspace(0, rng.uniform(1, 100), n))
+    elif kind == "noise":
+        x = rng.normal(rng.uniform(-2, 5), rng.uniform(0.01, 3), n)
+    elif kind == "constant":
+        x = np.full(n, draw(st.floats(allow_nan=True, allow_infinity=True)))
+    elif kind == "extreme":
+        x = rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-320, 308, n)
+    elif kind == "tiny":
+        x = rng.uniform(0, 1, n) * 10.0 ** draw(st.integers(-320, -280))
+    elif kind == "integers":
+        x = rng.integers(-5, 1000, n).astype(float)
+    elif kind == "zeros":
+        x = np.zeros(n)
+    else:
+        x = rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324], n)
+    x = x * 10.0 ** draw(st.integers(-30, 30))
+    if n and draw(st.booleans()):
+        x[rng.integers(0, n, draw(st.integers(0, 10)))] = draw(st.sampled_from(
+            [np.nan, np.inf, -np.inf, 0.0, 1e300, -1e300, 1e-310]))
+    if positive:
+        x = np.abs(x)
+    dtype = draw(st.sampled_from([np.float64, np.float64, np.float32, np.float16, np.int32]))
+    with np.errstate(all="ignore"):
+        return x.astype(dtype) if dtype is not np.int32 else np.nan_to_num(x).clip(
+            -2e9, 2e9).astype(dtype)
+
+
+@st.composite
+def grid(draw, n):
+    """n spectral-axis values: ascending, descending, log, unsorted, duplicated, broken."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    start = 10.0 ** draw(st.floats(-4, 9))
+    kind = draw(st.sampled_from(["linear", "log", "descending", "irregular", "unsorted",
+                                 "duplicate", "nan", "negative", "tiny_steps", "random"]))
+    if kind in ("linear", "descending", "duplicate", "nan", "negative"):
+        x = start * (1 + np.arange(n) * 10.0 ** draw(st.floats(-9, 0)))
+    elif kind == "log":
+        x = start * np.exp(np.arange(n) * 10.0 ** draw(st.floats(-8, -1)))
+    elif kind == "irregular":
+        x = start * (1 + np.cumsum(rng.uniform(1e-6, 1e-2, n)))
+    elif kind == "unsorted":
+        x = start * (1 + rng.permutation(n) * 1e-3)
+    elif kind == "tiny_steps":
+        x = start * (1 + np.arange(n) * 1e-15)
+    else:
+        x = rng.normal(0, start, n)
+    if kind == "descending":
+        x = x[::-1]
+    if kind == "duplicate" and n > 2:
+        x[n // 2] = x[n // 2 - 1]
+    if kind == "nan" and n:
+        x[rng.integers(n)] = np.nan
+    if kind == "negative":
+        x = x - np.median(x)
+    return x
+
+
+@st.composite
+def uncertainty(draw, n, flux_unit):
+    kind = draw(st.sampled_from(["none", "stddev", "variance", "ivar", "quantity", "unknown",
+                                 "array", "stddev_unit", "wrong_length"]))
+    if kind == "none":
+        return None
+    m = n - 1 if kind == "wrong_length" and n else n
+    a = draw(values(m, positive=draw(st.booleans())))
+    if kind in ("stddev", "wrong_length"):
+        return StdDevUncertainty(a)
+    if kind == "variance":
+        return VarianceUncertainty(a)
+    if kind == "ivar":
+        return InverseVariance(a)
+    if kind == "quantity":
+        return a * flux_unit if not isinstance(flux_unit, u.MagUnit) else a * u.mag
+    if kind == "unknown":
+        return UnknownUncertainty(a)
+    if kind == "stddev_unit":
+        return StdDevUncertainty(a * draw(st.sampled_from(FLUX_UNITS[:12])))
+    return a
+
+
+@st.composite
+def arm(draw, container):
+    n = draw(st.one_of(st.integers(0, 40), st.integers(40, 600), st.integers(600, 5000)))
+    wave_unit = draw(st.sampled_from(SPECTRAL_UNITS))
+    flux_unit = draw(st.sampled_from(FLUX_UNITS))
+    wave = draw(grid(n + 1 if draw(st.integers(0, 9)) == 0 else n))  # sometimes bin edges
+    flux = draw(values(n))
+    error = draw(uncertainty(n, flux_unit))
+    if isinstance(flux_unit, u.MagUnit):
+        flux_q = u.Magnitude(np.asarray(flux, float), flux_unit)
+    else:
+        flux_q = flux * flux_unit
+    if container == "tuple":
+        bare = draw(st.integers(0, 19))
+        w = wave if bare == 0 else wave * wave_unit
+        f = np.asarray(flux) if bare == 1 else flux_q
+        return (w, f) if error is None else (w, f, error)
+    mask = draw(st.sampled_from([None, "random", "all", "none"]))
+    if mask == "random":
+        mask = np.random.default_rng(n).random(n) < draw(st.floats(0, 1))
+    elif mask == "all":
+        mask = np.ones(n, bool)
+    elif mask == "none":
+        mask = np.zeros(n, bool)
+    if isinstance(error, u.Quantity) or (error is not None and not hasattr(error, "array")):
+        error = StdDevUncertainty(np.asarray(error))
+    meta = {"id": draw(st.text(max_size=8))} if draw(st.booleans()) else {}
+    if draw(st.integers(0, 9)) == 0:
+        meta["medium"] = draw(st.sampled_from(["air", "vacuum", "water"]))
+    return Spectrum(spectral_axis=wave * wave_unit, flux=flux_q, uncertainty=error, mask=mask,
+                    meta=meta)
+
+
+@st.composite
+def spectrum_like(draw):
+    container = draw(st.sampled_from(["tuple", "tuple", "spectrum", "list"]))
+    try:
+        if container == "list":
+            return SpectrumList([draw(arm("spectrum")) for _ in range(draw(st.integers(0, 3)))])
+        return draw(arm(container))
+    except Exception:  # noqa: BLE001 - specutils refused to build the input: not our code
+        reject()
+
+
+# -- targets -------------------------------------------------------------------------------
+
+def _check_prepared(p):
+    for wave, flux, sigma, valid in zip(p.wavelength, p.flux, p.sigma, p.valid):
+        if not (np.all(np.isfinite(wave)) and np.all(np.diff(wave) > 0) and np.all(wave > 0)):
+            raise Failure("prepared wavelengths not finite, positive and ascending")
+        if not (np.all(np.isfinite(flux[valid])) and np.all(np.isfinite(sigma[valid]))
+                and np.all(sigma[valid] > 0)):
+            raise Failure("valid pixel with non-finite flux or non-positive error")
+    if not (np.isfinite(p.scale) and p.scale > 0):
+        raise Failure(f"flux scale {p.scale}")
+
+
+def _check_tokens(tokens):
+    if not (np.all(np.isfinite(tokens.embedding)) and np.all(np.isfinite(tokens.tokens))):
+        raise Failure("non-finite embedding or tokens")
+
+
+def _encode_one(item, medium, target):
+    context = _strict()
+    try:
+        try:
+            prepared = prepare_spectrum(item, 0, medium, 32)
+        except ADAPTER_ERRORS:
+            _count(target, "refused (documented error)")
+            return
+        _check_prepared(prepared)
+        try:
+            tokens = spectok.encode(item, MODEL, medium=medium)
+        except ADAPTER_ERRORS as error:
+            raise Failure(f"prepare_spectrum accepted it but encode refused it: {error}") from None
+        _check_tokens(tokens)
+        _count(target, "encoded")
+    finally:
+        context.__exit__(None, None, None)
+
+
+def fuzz_spectrum(item, medium):
+    _encode_one(item, medium, "spectrum")
+
+
+def fuzz_batch(items, batch_size):
+    context = _strict()
+    try:
+        result = spectok.encode(items, MODEL, errors="skip", batch_size=batch_size)
+    finally:
+        context.__exit__(None, None, None)
+    skipped = [index for index, _ in result.skipped]
+    if sorted(list(result.indices) + skipped) != list(range(len(items))):
+        raise Failure(f"indices {list(result.indices)} and skipped {skipped} do not partition "
+                      f"the {len(items)} inputs")
+    for tokens in result:
+        _check_tokens(tokens)
+    _count("batch", f"{len(result)} of {len(items)} encoded")
+
+
+# -- files ---------------------------------------------------------------------------------
+
+def _fits_bases():
+    bases = [("manga", example_spectrum_path().read_bytes(), "tabular-fits")]
+    try:
+        from spectok.datasets.fetch import read_member
+
+        bases += [(f"spex{k}", gzip.decompress(read_member("splat", member)), "spex-prism")
+                  for k, member in enumerate(SPEX_MEMBERS)]
+    except Exception as error:  # noqa: BLE001 - no cached splat wheel: fuzz MaNGA only
+        print(f"SpeX files unavailable ({error}); fuzzing the MaNGA file only")
+    return bases
+
+
+@st.composite
+def mutated(draw, data):
+    data = bytearray(data)
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["flip", "overwrite", "insert", "delete", "truncate", "card",
+                                   "naxis", "zeros"]))
+        n = len(data)
+        if n == 0:
+            break
+        at = draw(st.integers(0, n - 1))
+        if op == "flip":
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "overwrite":
+            chunk = draw(st.binary(min_size=1, max_size=64))
+            data[at:at + len(chunk)] = chunk
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=64))
+        elif op == "delete":
+            del data[at:at + draw(st.integers(1, 4000))]
+        elif op == "truncate":
+            del data[at:]
+        elif op == "zeros":
+            data[at:at + draw(st.integers(1, 3000))] = b"\0" * min(3000, n - at)
+        else:  # edit the value of a header card (structure-aware)
+            header_cards = [k for k in range(0, min(n, 2880 * 4), 80)
+                            if data[k + 8:k + 10] == b"= "]
+            if not header_cards:
+                continue
+            card = draw(st.sampled_from(header_cards))
+            if op == "naxis":
+                value = str(draw(st.integers(-10, 10**12))).rjust(20).encode()
+            else:
+                value = draw(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
+                                     max_size=20)).rjust(20).encode()
+            data[card + 10:card + 30] = value
+    return bytes(data)
+
+
+FITS_BASES = []
+
+
+@st.composite
+def fits_case(draw):
+    name, data, reader = draw(st.sampled_from(FITS_BASES))
+    return name, draw(mutated(data)), reader
+
+
+def _encode_read(spectrum, target):
+    context = _strict()
+    try:
+        tokens = spectok.encode(spectrum, MODEL)
+    except ADAPTER_ERRORS:
+        _count(target, "read, then refused by the adapter")
+        return
+    finally:
+        context.__exit__(None, None, None)
+    _check_tokens(tokens)
+    _count(target, "read and encoded")
+
+
+def fuzz_fits(case, named_format):
+    name, data, reader = case
+    path = WORKDIR / f"{name}.fits"
+    path.write_bytes(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # what the readers say about broken headers
+            spectrum = read_spectrum(path, reader if named_format else None)
+    except READ_SPECTRUM_ERRORS:
+        _count("fits", "refused by read_spectrum (OSError)")
+    else:
+        _encode_read(spectrum, "fits")
+    if reader == "spex-prism":  # the registered reader itself, without read_spectrum's net
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                Spectrum.read(path, format="spex-prism")
+            except SPEX_READER_ERRORS:
+                _count("spex-prism reader", "refused (documented error)")
+            else:
+                _count("spex-prism reader", "read")
+
+
+def _shard_bytes(rng):
+    spectra = []
+    for _ in range(int(rng.integers(1, 4))):
+        n = int(rng.integers(2, 300))
+        wave = np.sort(rng.uniform(3000, 10000, n))
+        spectra.append(Spectrum(spectral_axis=wave * u.AA, flux=rng.normal(1, 0.1, n) * FLAM,
+                                uncertainty=InverseVariance(rng.uniform(0, 100, n) * FLAM**-2)))
+    path = WORKDIR / "base.hdf5"
+    write_mmu_shard(path, spectra, {"object_id": [f"o{k}" for k in range(len(spectra))]})
+    return path.read_bytes()
+
+
+@st.composite
+def shard_file(draw):
+    """Either a valid shard with mutated bytes, or a shard written with random contents."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        return "bytes", draw(mutated(_shard_bytes(rng)))
+    rows, length = draw(st.integers(0, 4)), draw(st.integers(0, 50))
+    columns = {}
+    for name in ("spectrum_flux", "spectrum_lambda", "spectrum_ivar", "spectrum_mask",
+                 "spectrum_lsf_sigma", "object_id"):
+        if draw(st.integers(0, 7)) == 0:
+            continue  # missing column
+        shape = draw(st.sampled_from([(rows, length), (rows,), (rows, length, 2),
+                                      (max(rows - 1, 0), length), ()]))
+        dtype = draw(st.sampled_from(["f4", "f8", "i4", "bool", "S5"]))
+        values_ = rng.normal(5000, 3000, shape) if name == "spectrum_lambda" \
+            else draw(values(int(np.prod(shape)))).reshape(shape)
+        with np.errstate(all="ignore"):
+            columns[name] = np.asarray(values_).astype(dtype)
+    unit = draw(st.sampled_from([None, "erg/(s cm2 Angstrom)", "Jy", "1e-17 erg/(s cm2 AA)",
+                                 "banana", "K", "", "mag(AB)"]))
+    return "columns", (columns, unit)
+
+
+def fuzz_mmu(case):
+    kind, content = case
+    path = WORKDIR / "shard.hdf5"
+    if kind == "bytes":
+        path.write_bytes(content)
+    else:
+        columns, unit = content
+        with h5py.File(path, "w") as f:
+            for name, array in columns.items():
+                f[name] = array
+            if unit is not None and "spectrum_flux" in f:
+                f["spectrum_flux"].attrs["unit"] = unit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            rows = read_mmu_shard(path)
+        except MMU_READER_ERRORS as error:
+            if str(path) not in str(error):
+                raise Failure(f"read_mmu_shard error does not name the file: {error!r}") from None
+            _count("mmu", f"refused ({type(error).__name__} naming the file)")
+            return
+    if not rows:
+        _count("mmu", "read, no rows")
+        return
+    context = _strict()
+    try:
+        result = spectok.encode([spectrum for spectrum, _ in rows], MODEL, errors="skip")
+    finally:
+        context.__exit__(None, None, None)
+    for tokens in result:
+        _check_tokens(tokens)
+    _count("mmu", f"read; {len(result)} of {len(rows)} encoded")
+
+
+#: Each target: the check and the strategies of its arguments.
+TARGETS = {
+    "spectrum": (fuzz_spectrum, (spectrum_like(), st.sampled_from([None, None, "vacuum", "air"]))),
+    "batch": (fuzz_batch, (st.lists(spectrum_like(), min_size=1, max_size=6), st.integers(1, 4))),
+    "fits": (fuzz_fits, (fits_case(), st.booleans())),
+    "mmu": (fuzz_mmu, (shard_file(),)),
+}
+
+
+def _run(name, examples):
+    check, strategies = TARGETS[name]
+    test = settings(deadline=None, database=None, max_examples=examples,
+                    suppress_health_check=list(HealthCheck))(given(*strategies)(check))
+    try:
+        test()
+    except Exception as error:  # noqa: BLE001 - a failure: record it, keep fuzzing the others
+        found = list(getattr(error, "exceptions", None) or [error])  # an ExceptionGroup: each
+        for failure in found:
+            where = traceback.extract_tb(failure.__traceback__)[-3:]
+            FAILURES.append({
+                "target": name, "error": f"{type(failure).__name__}: {failure}"[:2000],
+                "where": [f"{frame.filename}:{frame.lineno} {frame.line}" for frame in where],
+                "example": "\n".join(getattr(failure, "__notes__", []))[:3000]})
+            print(f"FAILURE in {name}: {type(failure).__name__}: {str(failure)[:300]}",
+                  flush=True)
+
+
+def main():
+    global MODEL, WORKDIR
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--examples", type=int, default=100,
+                        help="hypothesis examples per visit of a target")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    parser.add_argument("--report", help="write the counts and failures here (JSON)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    MODEL = SpectralTokenizer(CONFIGS["tiny"]).eval()
+    MODEL.metadata = {"wavelength_range": [3000.0, 30000.0]}
+    FITS_BASES.extend(_fits_bases())
+    started = time.monotonic()
+    visits = Counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        WORKDIR = Path(tmp)
+        while time.monotonic() - started < 60 * args.minutes:
+            for name in args.targets:
+                _run(name, args.examples)
+                visits[name] += 1
+                elapsed = time.monotonic() - started
+                print(f"{elapsed / 60:6.1f} min  {name:9s} examples so far: "
+                      f"{sum(COUNTS.get(name, Counter()).values())}", flush=True)
+                if elapsed >= 60 * args.minutes:
+                    break
+    elapsed = time.monotonic() - started
+    report = {
+        "command": "python benchmarks/fuzz_adapter.py " + " ".join(
+            f"--{k} {' '.join(v) if isinstance(v, list) else v}"
+            for k, v in vars(args).items() if v is not None),
+        "minutes": round(elapsed / 60, 2),
+        "spectok": spectok.__version__, "torch": torch.__version__,
+        "examples": {name: sum(c.values()) for name, c in COUNTS.items()},
+        "outcomes": {name: dict(c) for name, c in COUNTS.items()},
+        "visits": dict(visits),
+        "failures": FAILURES,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.report:
+        Path(args.report).write_text(text + "\n")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
