@@ -124,7 +124,8 @@ def test_quick_benchmark(quick_report):
     assert table.colnames == ["task", "metric", "unit", "better", "n", *METHODS]
     counts = {task: int(np.sum(table["task"] == task)) for task in TASKS}
     assert counts == {"stellar_parameters": 11, "spectral_types": 5, "redshift": 16,
-                      "cross_instrument": 8, "reconstruction": 8}
+                      "object_classes": 20, "quasar_redshift": 3,
+                      "cross_instrument": 8, "reconstruction": 10}
     # the metrics of the acceptance criteria (issue 5)
     for task, metric in (("stellar_parameters", "log10 Teff σ_MAD"),
                          ("stellar_parameters", "log g σ_MAD"),
@@ -133,7 +134,12 @@ def test_quick_benchmark(quick_report):
                          ("spectral_types", "fraction within ±1 subtype"),
                          ("redshift", "R² of z, simulated"),
                          ("redshift", "outliers |Δz|/(1+z) > 0.05"),
-                         ("redshift", "DESI 39633345008634465: predicted z (true 0.3687)")):
+                         ("redshift", "DESI 39633345008634465: predicted z (true 0.3687)"),
+                         ("object_classes", "mean per-class accuracy, sdss"),
+                         ("object_classes", "mean per-class accuracy, desi"),
+                         ("object_classes", "quasar PH957: P(quasar)"),
+                         ("quasar_redshift", "outliers |Δz|/(1+z) > 0.05"),
+                         ("reconstruction", "median χ²_ν, quasars, simulated")):
         for method in METHODS:
             assert np.isfinite(quick_report.value(task, metric, method)), (metric, method)
     predicted = table[[": predicted z (true " in m for m in table["metric"]]]

@@ -32,13 +32,24 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         LAMOST (0 ≤ z ≤ 1.2); tested on held-out simulated galaxies (σ_NMAD
         and outlier rate of Δz/(1+z), interval coverage) and on the real
         DESI (2) and MaNGA (7 usable) examples.
+    ``object_classes``
+        Star / galaxy / quasar classification (mean per-class accuracy and
+        each class's accuracy) of MILES test stars and held-out simulated
+        galaxies and quasars observed with SDSS and with DESI, all cropped to
+        3700-7400 Å so that coverage cannot give a star away; and, object by
+        object, the probability of the true class for the real DESI and
+        MaNGA galaxies and the real optical quasars.
+    ``quasar_redshift``
+        Probe trained on simulated SDSS and DESI quasars (0.1 ≤ z ≤ 4.5),
+        tested on held-out ones: σ_NMAD and outlier rate of Δz/(1+z), R².
     ``cross_instrument``
         MILES test stars observed through SDSS, LAMOST and Gaia XP, and
         simulated galaxies through SDSS and DESI: rank of the true twin
         among all candidates by cosine similarity (median, top-1 rate).
     ``reconstruction``
         Median reduced χ² of reconstructions against the data errors per
-        domain, with nothing hidden and on 10 % of patches hidden from the
+        domain (optical and near-IR stars, simulated and real galaxies,
+        simulated quasars), with nothing hidden and on 10 % of patches hidden from the
         encoder (inpainting). For flux + PCA, the spectrum is fitted by
         its components on the task grid and interpolated back.
 

@@ -2,12 +2,13 @@
 
 Splits are by object and are the ones pretraining respected
 (`~spectok.datasets.benchmark_split`: MILES by star, SpeX by source), so no
-test object was seen in pretraining. Simulated galaxies are drawn from
-seeds that pretraining never used.
+test object was seen in pretraining. Simulated galaxies and quasars are
+drawn from seeds that pretraining never used.
 """
 
 import time
 import warnings
+import zlib
 
 import numpy as np
 import torch
@@ -23,6 +24,13 @@ __all__ = ["TASKS", "BenchmarkContext", "twin_ranks", "nmad"]
 GALAXY_INSTRUMENTS = ("sdss", "desi", "lamost")
 #: Instruments through which the MILES test stars are observed for the consistency task.
 STAR_INSTRUMENTS = ("sdss", "lamost", "gaia_xp")
+#: Instruments of the star/galaxy/quasar classification and the quasar redshift tasks.
+CLASS_INSTRUMENTS = ("sdss", "desi")
+#: Observed wavelengths (Å) the classification task crops every spectrum to: the
+#: range MILES stars cover, so that coverage alone cannot tell a star.
+CLASS_WINDOW = (3700.0, 7400.0)
+_QUASAR_Z = (0.1, 4.5)
+_QUASAR_SEED = 8_000_000  # simulated benchmark quasars: far from any pretraining seed
 _GALAXY_Z = (0.0, 1.2)  # every SSP library still overlaps LAMOST's red end at z = 1.2
 _GALAXY_SEED = 7_000_000  # simulated benchmark galaxies: far from any pretraining seed
 _STAR_SNR = 30.0
@@ -31,10 +39,10 @@ _SIZES = {
     # None: every available object
     False: {"miles_train": None, "miles_test": None, "spex_train": None, "spex_test": None,
             "galaxy_train": 150, "galaxy_test": 60, "twin_stars": None, "pca_stars": 150,
-            "reconstruction": 24},
+            "quasar_train": 150, "quasar_test": 100, "reconstruction": 24},
     True: {"miles_train": 80, "miles_test": 24, "spex_train": 100, "spex_test": 30,
            "galaxy_train": 10, "galaxy_test": 6, "twin_stars": 10, "pca_stars": 10,
-           "reconstruction": 3},
+           "quasar_train": 10, "quasar_test": 6, "reconstruction": 3},
 }
 
 _GRIDS = {
@@ -175,6 +183,16 @@ class _Data:
         return self._cached(("galaxies", part, instrument), lambda: simulate_galaxies(
             n, instrument, z=_GALAXY_Z, seed=seed, templates=self.templates()))
 
+    def quasars(self, part, instrument):
+        """Simulated quasars; the test sets of all instruments are the same quasars."""
+        from ..datasets import simulate_quasars
+
+        k = CLASS_INSTRUMENTS.index(instrument)
+        seed = _QUASAR_SEED + 1000 * self.seed + (k if part == "train" else 500)
+        n = self.sizes[f"quasar_{part}"]
+        return self._cached(("quasars", part, instrument), lambda: simulate_quasars(
+            n, instrument, z=_QUASAR_Z, seed=seed, host_templates=self.templates()))
+
     def star_views(self, part, instrument):
         """MILES stars observed through an instrument (test: the twin stars)."""
         from ..datasets import observe
@@ -186,9 +204,9 @@ class _Data:
             else:
                 rows = self.subset(train, self.sizes["pca_stars"], 22)
             spectra = self.miles().spectra
-            k = STAR_INSTRUMENTS.index(instrument)
+            key = zlib.crc32(instrument.encode())
             return [observe(spectra[i], instrument, snr=_STAR_SNR,
-                            rng=[self.seed, 31, k, int(i)]) for i in rows]
+                            rng=[self.seed, 31, key, int(i)]) for i in rows]
         return self._cached(("stars", part, instrument), make)
 
 
@@ -377,6 +395,118 @@ def redshift(ctx):
         ctx.report.add("redshift", metric, per_object[metric], better=better, n=1)
 
 
+def _crop(spectrum, lo, hi):
+    """The part of a spectrum (or of each arm of a list) between ``lo`` and ``hi`` Å."""
+    import astropy.units as u
+    from specutils import SpectrumList
+
+    if isinstance(spectrum, SpectrumList):
+        arms = [_crop(arm, lo, hi) for arm in spectrum]
+        return SpectrumList([arm for arm in arms if arm is not None])
+    wave = spectrum.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+    keep = np.flatnonzero((wave >= lo) & (wave <= hi))
+    return spectrum[keep[0]:keep[-1] + 1] if len(keep) else None
+
+
+def _cropped(spectra):
+    return [_crop(s, *CLASS_WINDOW) for s in spectra]
+
+
+def _mostly_covered(spectrum, fraction=0.5):
+    """Whether at least ``fraction`` of the pixels are unmasked (all arms together)."""
+    arms = spectrum if isinstance(spectrum, list) else [spectrum]
+    masks = [np.zeros(len(a.flux), bool) if a.mask is None else np.asarray(a.mask) for a in arms]
+    return np.mean(~np.concatenate(masks)) >= fraction
+
+
+def object_classes(ctx):
+    """Star / galaxy / quasar classification of SDSS-like and DESI-like spectra.
+
+    Stars are MILES stars (benchmark split), galaxies and quasars held-out
+    simulations, all cropped to `CLASS_WINDOW` (objects with less than half
+    of the window unmasked are left out). A probe per instrument is
+    scored on its own instrument; a probe on both is also applied to the
+    real DESI and MaNGA galaxies and the real optical quasars, object by object.
+    """
+    from ..datasets import load_quasar_examples
+
+    data = ctx.data
+    classes = ("star", "galaxy", "quasar")
+
+    def sets(part, instrument):
+        # Simulated galaxies at high z whose template library ends blue of
+        # the window are (correctly) mostly masked there: leave those out.
+        stars = data.star_views("test" if part == "test" else "train", instrument)
+        galaxies = data.galaxies(part, instrument).spectra
+        quasars = data.quasars(part, instrument).spectra
+        labels = np.repeat(classes, [len(stars), len(galaxies), len(quasars)])
+        spectra = _cropped(list(stars) + list(galaxies) + list(quasars))
+        keep = [k for k, spectrum in enumerate(spectra) if _mostly_covered(spectrum)]
+        return [spectra[k] for k in keep], labels[keep]
+
+    quasars_real = load_quasar_examples()
+    optical = [i for i, inst in enumerate(quasars_real.labels["instrument"])
+               if inst in ("BOSS", "Keck/ESI", "Magellan/MagE")]
+    real = [("DESI", data.desi(), "galaxy", range(len(data.desi()))),
+            ("MaNGA", data.manga(), "galaxy", range(len(data.manga()))),
+            ("quasar", quasars_real, "quasar", optical)]
+    real_spectra = _cropped([ds.spectra[i] for _, ds, _, rows in real for i in rows])
+    real_truth = [cls for _, _, cls, rows in real for _ in rows]
+    real_names = [f"{what} {ds.labels['id'][i]}" for what, ds, _, rows in real for i in rows]
+
+    train = {inst: sets("train", inst) for inst in CLASS_INSTRUMENTS}
+    test = {inst: sets("test", inst) for inst in CLASS_INSTRUMENTS}
+    order = [train[i][0] for i in CLASS_INSTRUMENTS] + [test[i][0] for i in CLASS_INSTRUMENTS]
+    feats = ctx.features("galaxies", [s for spectra in order for s in spectra], real_spectra,
+                         need_train=True)
+    sizes = np.cumsum([0] + [len(spectra) for spectra in order])
+    rows = {}
+    per_object = {name: {} for name in real_names}
+    for method, (x_all, (x_real,)) in feats.items():
+        blocks = [x_all[a:b] for a, b in zip(sizes[:-1], sizes[1:])]
+        x_train = dict(zip(CLASS_INSTRUMENTS, blocks[:len(CLASS_INSTRUMENTS)]))
+        x_test = dict(zip(CLASS_INSTRUMENTS, blocks[len(CLASS_INSTRUMENTS):]))
+        for inst in CLASS_INSTRUMENTS:
+            probe = SpectralClassProbe(random_state=ctx.seed).fit(x_train[inst], train[inst][1])
+            predicted, truth = probe.predict(x_test[inst]), test[inst][1]
+            per_class = [float(np.mean(predicted[truth == c] == c)) for c in classes]
+            rows.setdefault(f"mean per-class accuracy, {inst}", {})[method] = np.mean(per_class)
+            for c, accuracy in zip(classes, per_class):
+                rows.setdefault(f"{c} accuracy, {inst}", {})[method] = accuracy
+        both = SpectralClassProbe(random_state=ctx.seed).fit(
+            np.concatenate([x_train[i] for i in CLASS_INSTRUMENTS]),
+            np.concatenate([train[i][1] for i in CLASS_INSTRUMENTS]))
+        probability = both.predict_proba(x_real)
+        for name, truth, p in zip(real_names, real_truth, probability):
+            per_object[name][method] = float(p[list(both.classes_).index(truth)])
+    for metric, values in rows.items():
+        inst = metric.rsplit(", ", 1)[1]
+        ctx.report.add("object_classes", metric, values, better="higher",
+                       n=len(test[inst][1]))
+    for name, truth in zip(real_names, real_truth):
+        ctx.report.add("object_classes", f"{name}: P({truth})", per_object[name],
+                       better="higher", n=1)
+
+
+def quasar_redshift(ctx):
+    """Quasar redshift (0.1 ≤ z ≤ 4.5) of held-out simulated SDSS-like and DESI-like quasars."""
+    data = ctx.data
+    train_spectra, z_train = _spectra_and_z(data.quasars("train", i) for i in CLASS_INSTRUMENTS)
+    test_spectra, z_test = _spectra_and_z(data.quasars("test", i) for i in CLASS_INSTRUMENTS)
+    feats = ctx.features("galaxies", train_spectra, test_spectra)
+    rows = {"σ_NMAD of Δz/(1+z)": {}, "outliers |Δz|/(1+z) > 0.05": {}, "R² of z": {}}
+    for method, (x_train, (x_test,)) in feats.items():
+        z_pred = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train).predict(x_test)
+        dz = (z_pred - z_test) / (1 + z_test)
+        rows["σ_NMAD of Δz/(1+z)"][method] = nmad(dz)
+        rows["outliers |Δz|/(1+z) > 0.05"][method] = float(np.mean(np.abs(dz) > 0.05))
+        rows["R² of z"][method] = float(
+            1 - np.sum((z_pred - z_test) ** 2) / np.sum((z_test - z_test.mean()) ** 2))
+    for metric, values in rows.items():
+        ctx.report.add("quasar_redshift", metric, values,
+                       better="higher" if metric.startswith("R²") else "lower", n=len(z_test))
+
+
 def cross_instrument(ctx):
     """Is an object's nearest neighbour seen through another instrument its twin?"""
     data = ctx.data
@@ -422,6 +552,9 @@ def reconstruction(ctx):
         ("galaxies, simulated", "galaxies", gal_train, gal_test),
         ("galaxies, real (DESI + MaNGA)", "galaxies", gal_train,
          list(data.desi().spectra) + list(data.manga().spectra)),
+        ("quasars, simulated", "galaxies",
+         [s for inst in CLASS_INSTRUMENTS for s in data.quasars("train", inst).spectra],
+         [s for inst in CLASS_INSTRUMENTS for s in data.quasars("test", inst).spectra]),
     ]
     patch_size = ctx.model.config.patch_size
     for k, (domain, grid_name, train, test) in enumerate(domains):
@@ -446,6 +579,8 @@ TASKS = {
     "stellar_parameters": stellar_parameters,
     "spectral_types": spectral_types,
     "redshift": redshift,
+    "object_classes": object_classes,
+    "quasar_redshift": quasar_redshift,
     "cross_instrument": cross_instrument,
     "reconstruction": reconstruction,
 }
