@@ -185,15 +185,16 @@ class DistanceBias(nn.Module):
         """Bias of shape ``(batch, heads, n_query, n_key)``; inactive keys get ``-inf``."""
         return self.from_distance(*key_distance(query_position, key_position, key_active))
 
-    def from_distance(self, distance, offset):
+    def from_distance(self, distance, offset, out=None):
         """``offset - slope * distance`` in one pass; the singleton axis 1 becomes the heads.
 
         ``distance`` and ``offset`` come from `key_distance` or `LocalLayout`.
         Masked keys are ``-inf`` in ``offset`` rather than infinitely distant,
-        which keeps the gradient with respect to the slopes finite.
+        which keeps the gradient with respect to the slopes finite. ``out``
+        (without autograd) is a tensor of the result's shape to write into.
         """
         slope = self.log_slope.exp().view(-1, *[1] * (distance.dim() - 2))
-        return torch.addcmul(offset, distance, -slope)
+        return torch.addcmul(offset, distance, -slope, out=out)
 
 
 class Attention(nn.Module):

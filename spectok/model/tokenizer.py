@@ -278,17 +278,23 @@ class SpectralTokenizer(nn.Module):
     def _encoder_blocks(self, x, position, active):
         """The encoder's transformer blocks: global attention, or local beyond the limit."""
         n = x.shape[1]
+        layout = None
         if n <= self.config.full_attention_limit:
             distance = key_distance(position, position, active)
-            for bias, block in zip(self.encoder_bias, self.encoder):
-                x = block(x, bias.from_distance(*distance))
-            return x
-        pad = -n % self.config.attention_window
-        layout = LocalLayout(F.pad(position, (0, pad), value=float(position[:, -1].max())),
-                             F.pad(active, (0, pad), value=False), self.config.attention_window)
-        x = F.pad(x, (0, 0, 0, pad))
-        for bias, block in zip(self.encoder_bias, self.encoder):
-            x = block(x, bias.from_distance(layout.distance, layout.offset), layout)
+        else:
+            pad = -n % self.config.attention_window
+            layout = LocalLayout(F.pad(position, (0, pad), value=float(position[:, -1].max())),
+                                 F.pad(active, (0, pad), value=False),
+                                 self.config.attention_window)
+            distance = layout.distance, layout.offset
+            x = F.pad(x, (0, 0, 0, pad))
+        # Without autograd one bias buffer serves every layer: fresh allocations of
+        # this size cost more in page faults than filling them does.
+        bias = None
+        for distance_bias, block in zip(self.encoder_bias, self.encoder):
+            bias = distance_bias.from_distance(
+                *distance, out=None if torch.is_grad_enabled() else bias)
+            x = block(x, bias, layout)
         return x[:, :n]
 
     # -- decoder -----------------------------------------------------------------
