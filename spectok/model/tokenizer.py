@@ -13,6 +13,8 @@ Method, in the order the code follows:
    least half of its pixels are valid.
 3. **Encoder.** Pre-LN transformer blocks whose attention carries a learned
    bias ``-slope·|Δ ln λ|``: local and global heads, identical at any redshift.
+   Beyond ``full_attention_limit`` patches attention becomes local (with
+   summaries of the far patches), so that very long spectra cost linearly.
 4. **Tokens and embedding.** A linear bottleneck turns each patch state into a
    token; attention pooling over the active patches gives one embedding.
 5. **Decoder.** Tokens (plus position) pass through decoder blocks; then any
@@ -59,10 +61,12 @@ class TokenizerConfig:
     full_attention_limit : int
         Longest input, in patches, whose encoder attends across the whole
         spectrum. Longer inputs (high-resolution échelle spectra) use local
-        attention: each block of ``attention_window`` patches attends to the
-        ``2 * attention_window`` patches around it, so time and memory grow
-        linearly with length. Shorter inputs are not affected. Not a training
-        hyper-parameter: it can be changed on a trained model.
+        attention (see `~spectok.model.LocalLayout`): each block of
+        ``attention_window`` patches sees the ``2 * attention_window``
+        patches around it one by one and the rest of the spectrum through
+        summaries, so time and memory grow linearly with length. Shorter
+        inputs are not affected. Not a training hyper-parameter: it can be
+        changed on a trained model.
     attention_window : int
         Patches per local-attention block (even).
 
