@@ -1,5 +1,6 @@
 # Sphinx configuration for spectok, on top of sphinx-astropy's defaults.
 import datetime
+import doctest
 import importlib
 import inspect
 from importlib import metadata
@@ -16,6 +17,25 @@ html_theme_options.update({"github_url": "https://github.com/spectok/spectok"}) 
 html_title = f"{project} v{release}"
 nitpicky = True
 exclude_patterns.append("_inventories")  # noqa: F405
+
+# -- figures: made by the code on the page ------------------------------------
+#
+# Tutorials and user-guide pages put their code in ``.. plot::`` directives
+# in doctest format with ``:context: close-figs``: the build runs it (every
+# figure is made by the code shown above it) and pytest runs the same lines
+# as doctests (``--doctest-rst``). One PNG per figure keeps the build fast.
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 110)]
+plot_rcparams = {"figure.figsize": (7.0, 4.0), "figure.dpi": 110, "savefig.bbox": "tight",
+                 "font.size": 9}
+plot_apply_rcparams = False
+plot_pre_code = ""
+# The doctest flags of pytest-doctestplus, so that the plot directive (which
+# converts doctest-format code with the standard library's parser) accepts them.
+for _flag in ("FLOAT_CMP", "IGNORE_OUTPUT", "IGNORE_WARNINGS", "REMOTE_DATA", "SHOW_WARNINGS"):
+    doctest.register_optionflag(_flag)
 
 # -- intersphinx: real inventories online, generated fallbacks offline --------
 #
