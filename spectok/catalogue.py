@@ -375,7 +375,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     Parameters
     ----------
     sources : iterable
-        File names (read with `read_spectrum`) and/or spectrum-like objects
+        File names (read with `~spectok.catalogue.read_spectrum`) and/or spectrum-like objects
         (anything `spectok.encode` takes), in a list or any iterable (an
         iterable must give the same items in the same order when resumed);
         or one file name or spectrum.
@@ -410,7 +410,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
 
     Returns
     -------
-    `CatalogueResult`
+    `~spectok.catalogue.CatalogueResult`
 
     Raises
     ------
