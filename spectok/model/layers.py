@@ -283,7 +283,10 @@ class TransformerBlock(nn.Module):
         self.mlp = _mlp(width, mlp_ratio)
 
     def forward(self, x, bias, layout=None):
-        """Apply the block; with a `LocalLayout`, attention is local (see `Attention.local`)."""
+        """Apply the block; with a `LocalLayout`, attention is local.
+
+        See `spectok.model.Attention.local`.
+        """
         h = self.norm_attention(x)
         if layout is None:
             x = x + self.attention(h, h, bias)
