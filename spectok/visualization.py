@@ -63,7 +63,8 @@ def _arms(spectrum):
     if isinstance(spectrum, Spectrum):
         sigma = None
         if spectrum.uncertainty is not None:
-            std = spectrum.uncertainty.represent_as(StdDevUncertainty)
+            with np.errstate(divide="ignore"):  # zero inverse variance: a dead pixel, σ = inf
+                std = spectrum.uncertainty.represent_as(StdDevUncertainty)
             sigma = u.Quantity(std.array, std.unit).to_value(spectrum.flux.unit) \
                 if std.unit is not None else np.asarray(std.array, dtype=float)
         mask = (np.zeros(spectrum.flux.shape, bool) if spectrum.mask is None
