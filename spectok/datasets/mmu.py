@@ -75,7 +75,7 @@ class _Shard:
             self.file.close()
             if isinstance(error, (KeyError, ValueError)) and self.path in str(error):
                 raise  # a layout problem, already explained
-            if isinstance(error, (KeyError, ValueError, RuntimeError, OSError)):  # from h5py
+            if isinstance(error, (KeyError, ValueError, RuntimeError, OSError, TypeError)):
                 raise OSError(f"{self.path}: corrupt HDF5 shard ({type(error).__name__}: "
                               f"{error})") from error
             raise
@@ -85,7 +85,7 @@ class _Shard:
         for role in ("flux", "wavelength"):
             if self.names[role] not in f:
                 raise KeyError(f"{self.path}: no {role} column {self.names[role]!r}; the file "
-                               f"has {sorted(f.keys())}")
+                               f"has {sorted(map(str, f.keys()))}")
         flux = f[self.names["flux"]]
         if getattr(flux, "ndim", None) != 2:
             raise ValueError(f"{self.path}: {self.names['flux']!r} must be 2-D (objects, pixels), "

@@ -5,12 +5,15 @@ reader for the SpeX Prism Library's FITS files (IRTF/SpeX prism mode,
 0.65–2.55 µm), which this module registers as ``format="spex-prism"``.
 """
 
+from contextlib import ExitStack
+from os import PathLike
 from pathlib import Path
 
 from astropy.io import fits
 from specutils import Spectrum
 from specutils.io.registers import data_loader
 
+from .._fits_check import check_fits_axes
 from .spex import _quiet_fits_headers, _Skip, _spex_spectrum
 
 __all__ = ["read_spex_prism"]
@@ -54,7 +57,8 @@ def read_spex_prism(file_obj, **kwargs):
         The file is not a SpeX prism spectrum, or is corrupt (the message
         says why).
     OSError
-        The file cannot be opened as FITS (missing, truncated, not FITS).
+        The file cannot be opened as FITS (missing, truncated, not FITS, or
+        a header claiming more axes than the FITS standard allows).
 
     Examples
     --------
@@ -72,13 +76,21 @@ def read_spex_prism(file_obj, **kwargs):
     """
     name = Path(getattr(file_obj, "name", file_obj)).name
     stem = name.split(".")[0]
+    is_path = isinstance(file_obj, (str, PathLike))
+    if is_path:
+        check_fits_axes(file_obj)  # a corrupt header could make astropy loop for hours
     try:
-        with fits.open(file_obj, memmap=False) as hdul:
+        with ExitStack() as opened:
+            if is_path:  # opened here so that it is closed even when astropy fails half-way
+                file_obj = opened.enter_context(open(file_obj, "rb"))
+            hdul = opened.enter_context(fits.open(file_obj, memmap=False))
             return _spex_spectrum(hdul, name, {"id": stem, "resolution": None})
     except _Skip as reason:
         raise ValueError(f"{name}: not a readable SpeX prism spectrum: {reason}") from None
-    except (OSError, ValueError):
+    except FileNotFoundError:
         raise
+    except OSError as error:
+        raise OSError(f"{name}: cannot be read as FITS ({error})") from None
     except Exception as error:  # noqa: BLE001 - astropy raises many kinds on a corrupt header
         raise ValueError(f"{name}: not a readable SpeX prism spectrum: corrupt FITS file "
                          f"({type(error).__name__}: {error})") from None
