@@ -23,14 +23,20 @@ Targets, visited in turn until the time is up (each visit runs
 
 Every call must return a finite result or raise one of the errors its
 documentation names; anything else (another exception, a RuntimeWarning
-from unguarded arithmetic, a NaN) is a failure. The report lists, per
-target, the examples run, how they ended, and each failure with the
-smallest input hypothesis found.
+from unguarded arithmetic, a NaN, an error that does not name the file) is
+a failure. Files are read in a child process, so that a reader that hangs
+on a corrupt file (inside libhdf5, say) is killed after a minute and
+recorded, with the file kept in ``--keep``, instead of stopping the run.
+The report lists, per target, the examples run, how they ended, each
+failure with the smallest input hypothesis found, and each hang.
 """
 
 import argparse
 import gzip
 import json
+import os
+import shutil
+import signal
 import tempfile
 import time
 import traceback
@@ -70,8 +76,12 @@ SPEX_MEMBERS = ["splat/resources/Spectra/Public/SPEX-PRISM/10001_10443.fits.gz",
                 "splat/resources/Spectra/Public/SPEX-PRISM/10002_10782.fits.gz",
                 "splat/resources/Spectra/Public/SPEX-PRISM/10003_10830.fits.gz"]
 
+#: Seconds a file may take to be read before the read is counted as a hang.
+HANG_SECONDS = 60
 COUNTS = {}
 FAILURES = []
+HANGS = []
+HANG_DIR = None
 MODEL = None
 WORKDIR = None
 
@@ -344,40 +354,90 @@ def fits_case(draw):
     return name, draw(mutated(data)), reader
 
 
+def _guarded(target, check, path):
+    """Run ``check()`` (which returns [(target, outcome)]) in a child process with a time limit.
+
+    A corrupt file can make a C library (libhdf5) or astropy loop for a very long
+    time; in a child such a hang is recorded (with the file) instead of stopping
+    the whole run. A `Failure` in the child is raised again here.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run the check, send back what happened
+        os.close(read_end)
+        try:
+            message = {"outcomes": check()}
+        except Failure as failure:
+            message = {"failure": str(failure)}
+        except BaseException as error:  # noqa: BLE001 - reported to the parent as a failure
+            message = {"failure": f"{type(error).__name__}: {error}"}
+        os.write(write_end, json.dumps(message).encode())
+        os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + HANG_SECONDS
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.005)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        kept = HANG_DIR / f"hang-{len(HANGS)}-{path.name}"
+        shutil.copy(path, kept)
+        HANGS.append({"target": target, "file": str(kept), "seconds": HANG_SECONDS})
+        _count(target, f"killed after {HANG_SECONDS} s (hang; file kept)")
+        return
+    with os.fdopen(read_end, "rb") as pipe:
+        message = json.loads(pipe.read() or b'{"failure": "child died without a word"}')
+    if "failure" in message:
+        raise Failure(message["failure"])
+    for name, outcome in message["outcomes"]:
+        _count(name, outcome)
+
+
 def _encode_read(spectrum, target):
     context = _strict()
     try:
         tokens = spectok.encode(spectrum, MODEL)
     except ADAPTER_ERRORS:
-        _count(target, "read, then refused by the adapter")
-        return
+        return [(target, "read, then refused by the adapter")]
     finally:
         context.__exit__(None, None, None)
     _check_tokens(tokens)
-    _count(target, "read and encoded")
+    return [(target, "read and encoded")]
+
+
+def _check_fits(path, reader, named_format):
+    outcomes = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # what the readers say about broken headers
+            spectrum = read_spectrum(path, reader if named_format else None)
+    except READ_SPECTRUM_ERRORS:
+        outcomes.append(("fits", "refused by read_spectrum (OSError)"))
+    else:
+        outcomes += _encode_read(spectrum, "fits")
+    if reader == "spex-prism":  # the registered reader itself, without read_spectrum's net
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                Spectrum.read(path, format="spex-prism")
+            except SPEX_READER_ERRORS as error:
+                if path.name not in str(error):
+                    raise Failure(f"spex-prism error does not name the file: {error!r}") from None
+                outcomes.append(("spex-prism reader", "refused (documented error)"))
+            else:
+                outcomes.append(("spex-prism reader", "read"))
+    return outcomes
 
 
 def fuzz_fits(case, named_format):
     name, data, reader = case
     path = WORKDIR / f"{name}.fits"
     path.write_bytes(data)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # what the readers say about broken headers
-            spectrum = read_spectrum(path, reader if named_format else None)
-    except READ_SPECTRUM_ERRORS:
-        _count("fits", "refused by read_spectrum (OSError)")
-    else:
-        _encode_read(spectrum, "fits")
-    if reader == "spex-prism":  # the registered reader itself, without read_spectrum's net
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                Spectrum.read(path, format="spex-prism")
-            except SPEX_READER_ERRORS:
-                _count("spex-prism reader", "refused (documented error)")
-            else:
-                _count("spex-prism reader", "read")
+    _guarded("fits", lambda: _check_fits(path, reader, named_format), path)
 
 
 def _shard_bytes(rng):
@@ -428,6 +488,10 @@ def fuzz_mmu(case):
                 f[name] = array
             if unit is not None and "spectrum_flux" in f:
                 f["spectrum_flux"].attrs["unit"] = unit
+    _guarded("mmu", lambda: _check_shard(path), path)
+
+
+def _check_shard(path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -435,11 +499,9 @@ def fuzz_mmu(case):
         except MMU_READER_ERRORS as error:
             if str(path) not in str(error):
                 raise Failure(f"read_mmu_shard error does not name the file: {error!r}") from None
-            _count("mmu", f"refused ({type(error).__name__} naming the file)")
-            return
+            return [("mmu", f"refused ({type(error).__name__} naming the file)")]
     if not rows:
-        _count("mmu", "read, no rows")
-        return
+        return [("mmu", "read, no rows")]
     context = _strict()
     try:
         result = spectok.encode([spectrum for spectrum, _ in rows], MODEL, errors="skip")
@@ -447,7 +509,7 @@ def fuzz_mmu(case):
         context.__exit__(None, None, None)
     for tokens in result:
         _check_tokens(tokens)
-    _count("mmu", f"read; {len(result)} of {len(rows)} encoded")
+    return [("mmu", f"read; {len(result)} of {len(rows)} encoded")]
 
 
 #: Each target: the check and the strategies of its arguments.
@@ -478,14 +540,18 @@ def _run(name, examples):
 
 
 def main():
-    global MODEL, WORKDIR
+    global MODEL, WORKDIR, HANG_DIR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--examples", type=int, default=100,
                         help="hypothesis examples per visit of a target")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--report", help="write the counts and failures here (JSON)")
+    parser.add_argument("--keep", default="fuzz-hangs",
+                        help="directory for the files that made a reader hang")
     args = parser.parse_args()
+    HANG_DIR = Path(args.keep)
+    HANG_DIR.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     MODEL = SpectralTokenizer(CONFIGS["tiny"]).eval()
@@ -515,12 +581,13 @@ def main():
         "outcomes": {name: dict(c) for name, c in COUNTS.items()},
         "visits": dict(visits),
         "failures": FAILURES,
+        "hangs": HANGS,
     }
     text = json.dumps(report, indent=2)
     print(text)
     if args.report:
         Path(args.report).write_text(text + "\n")
-    return 1 if FAILURES else 0
+    return 1 if FAILURES or HANGS else 0
 
 
 if __name__ == "__main__":

@@ -501,7 +501,10 @@ def _medium_of(item, medium, label):
 
 def _flux_scale(abs_flux):
     """Median of ``|flux|``, or its mean when more than half the pixels are exactly zero."""
-    scale = float(np.median(abs_flux))
+    n = len(abs_flux)
+    middle = np.partition(abs_flux, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
+    # np.median's mean of the two middle values overflows near the float limit
+    scale = float(middle[0] if n % 2 else middle[0] / 2 + middle[1] / 2)
     if scale == 0:
         peak = abs_flux.max()
         scale = float(np.mean(abs_flux / peak) * peak) if peak > 0 else 0.0
@@ -578,6 +581,14 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
         if patch_size is not None:
             _require_usable_patch(item.valid, patch_size, item.label)
         return item
+    # Unit conversions of extreme values overflow or divide by zero; what comes out
+    # non-finite is reported below (as a bad axis or as invalid pixels), so numpy's
+    # floating-point warnings would only repeat it.
+    with np.errstate(all="ignore"):
+        return _prepare(item, index, medium, patch_size)
+
+
+def _prepare(item, index, medium, patch_size):
     label, ident = _label(item, index)
     if not _is_single(item):
         raise SpectrumInputError(f"{label}: {_not_a_spectrum(item)}")
