@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .._preflight import check_free_space, check_writable_directory
 from ..model import SpectralTokenizer, load_model, save_model
 from .data import TrainingStream, build_sources
 from .objectives import consistency_loss, gaussian_nll
@@ -177,6 +178,9 @@ def train(config, *, resume=False, progress=True, sources=None):
         ``resume=True`` but there is no checkpoint.
     PermissionError
         The output directory is not writable (checked before any work).
+    OSError
+        Not enough free disk space for two checkpoints and the model
+        (``errno.ENOSPC``, checked before any work).
     """
     rank, world_size, device = _distributed_setup()
     if config.batch_size % world_size:
@@ -184,11 +188,14 @@ def train(config, *, resume=False, progress=True, sources=None):
                          f"{world_size} processes")
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(output_dir, os.W_OK):
-        raise PermissionError(f"output directory {output_dir} is not writable")
+    check_writable_directory(output_dir, "output directory")
 
     torch.manual_seed(config.seed)
     model = SpectralTokenizer(config.tokenizer_config()).to(device)
+    # a checkpoint holds the weights and AdamW's two moments; the old one stays until the
+    # new one is complete, and the final model is written beside them
+    n_bytes = 4 * sum(p.numel() for p in model.parameters())
+    check_free_space(output_dir, 7 * n_bytes + 2**20, "checkpoints and the trained model")
     if config.init_weights:
         _load_initial_weights(model, config.init_weights)
     objective = TrainingObjective(model, config)
