@@ -14,6 +14,7 @@ import importlib
 import json
 import pickle
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -496,6 +497,26 @@ def test_shard_columns_of_the_wrong_kind_are_named(tmp_path, column, kind):
             f.create_group(column)
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}: .*'{column}'"):
         read_mmu_shard(path)
+
+
+# -- long runs: checked before any work -----------------------------------------------------
+
+def test_training_refuses_a_full_disk_before_any_work(tmp_path, monkeypatch):
+    from spectok.training import load_config, train
+
+    config = tmp_path / "run.toml"
+    config.write_text(f"""
+model = "tiny"
+output_dir = "{tmp_path / 'run'}"
+steps = 2
+[[sources]]
+name = "a-source-that-would-fail-later"
+""")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(OSError, match="not enough disk space for checkpoints and the trained "
+                                      "model: it needs about .* MB"):
+        train(load_config(config), progress=False)
 
 
 # -- untrusted files: nothing in spectok unpickles -----------------------------------------
