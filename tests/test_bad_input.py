@@ -529,7 +529,8 @@ def _calls(tree, names):
                 yield node
 
 
-def test_torch_load_is_never_called_without_weights_only():
+def test_nothing_in_spectok_unpickles():
+    """torch.load only with weights_only=True; no pickle, joblib or np.load(allow_pickle=True)."""
     sources = sorted((Path(spectok.__file__).parent).rglob("*.py"))
     loads = []
     for path in sources:
@@ -542,4 +543,8 @@ def test_torch_load_is_never_called_without_weights_only():
             loads.append(path.name)
         assert not list(_calls(tree, {"pickle.load", "pickle.loads", "joblib.load",
                                       "dill.load", "cloudpickle.load"})), path
+        for call in _calls(tree, {"np.load", "numpy.load"}):
+            pickles = {k.arg: k.value for k in call.keywords}.get("allow_pickle")
+            assert not (isinstance(pickles, ast.Constant) and pickles.value), \
+                f"{path}:{call.lineno}: np.load with allow_pickle=True"
     assert loads == ["loop.py"]  # training checkpoints; nothing else loads with torch
