@@ -39,8 +39,8 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {args.threads} torch threads, "
           f"torch {torch.__version__}")
     print(f"model {model.name}, spectrum of {len(spectrum.flux)} pixels")
-    print(f"encode latency: median {np.median(times):.1f} ms, p90 {np.percentile(times, 90):.1f} ms "
-          f"over {args.repeats} calls")
+    print(f"encode latency: median {np.median(times):.1f} ms, "
+          f"p90 {np.percentile(times, 90):.1f} ms over {args.repeats} calls")
 
 
 if __name__ == "__main__":

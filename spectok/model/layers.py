@@ -45,21 +45,12 @@ class LogWavelengthFeatures(nn.Module):
         self.register_buffer("angular_frequency", 2 * math.pi / periods, persistent=False)
         self.n_features = 2 * n_frequencies
 
-    def forward(self, log_wavelength, out=None):
-        """Features of shape ``(..., n_features)``: sines, then cosines (float32).
-
-        ``out``, if given, is a float32 tensor of that shape to write into.
-        """
+    def forward(self, log_wavelength):
         phase = log_wavelength.double().unsqueeze(-1) * self.angular_frequency
         # Reduced to [-π, π] in float64, the phase is exact to float32 precision,
         # and float32 sines are several times cheaper than float64 ones.
         phase = (phase - (phase * (0.5 / math.pi)).round() * (2 * math.pi)).float()
-        if out is None:
-            out = phase.new_empty(*phase.shape[:-1], self.n_features)
-        half = self.n_features // 2
-        torch.sin(phase, out=out[..., :half])
-        torch.cos(phase, out=out[..., half:])
-        return out
+        return torch.cat([phase.sin(), phase.cos()], dim=-1)
 
 
 def key_distance(query_position, key_position, key_active):

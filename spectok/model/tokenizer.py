@@ -270,7 +270,7 @@ class SpectralTokenizer(nn.Module):
         pixels[..., 0] = flux
         torch.clamp(sigma.float().clamp(min=1e-6).log10(), -6, 3, out=pixels[..., 1])
         pixels[..., 2] = 1
-        self.pixel_features(log_wavelength, out=pixels[..., 3:])
+        pixels[..., 3:] = self.pixel_features(log_wavelength)
         pixels.mul_(valid.unsqueeze(-1))
         x = self.patch_projection(self._patches(pixels).flatten(2))
         x = x + self._position(centre, log_spacing)
