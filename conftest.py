@@ -1,6 +1,6 @@
-"""pytest setup for the doctests in the documentation (``pytest docs``).
+"""pytest setup shared by the tests and the doctests of the package and its documentation.
 
-The pages draw figures with `spectok.visualization`; here they go to a
+Tests and documentation pages draw figures with `spectok.visualization`; here they go to a
 non-interactive backend and are closed after each page, so that a run of
 many pages neither opens windows nor collects figures.
 """
