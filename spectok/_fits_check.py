@@ -1,20 +1,22 @@
 """A look at FITS headers before astropy reads a file: refuse what would make it hang.
 
-A header claiming a huge number of axes (``NAXIS = 99999999999``, from
-corruption or on purpose) sends `astropy.io.fits` into a loop over that many
-axes that takes hours and tens of GB of memory before it fails. The FITS
-standard allows at most 999 axes; `check_fits_axes` walks the headers of a
-(possibly gzip-compressed) FITS file and refuses larger values in
-milliseconds. Everything else about the file is left to the readers.
+A header claiming a huge number of axes or table columns (``NAXIS =
+99999999999``, ``TFIELDS = 12689923599``; corruption or on purpose) sends
+`astropy.io.fits` into a loop over that many items that takes hours and tens
+of GB of memory before it fails. The FITS standard allows at most 999 of
+each; `check_fits_header` walks the headers of a (possibly gzip-compressed)
+FITS file and refuses larger values in milliseconds. Everything else about
+the file is left to the readers.
 """
 
 import gzip
 
-__all__ = ["check_fits_axes"]
+__all__ = ["check_fits_header"]
 
 _BLOCK = 2880
 _CARD = 80
-_MAX_AXES = 999  # the FITS standard (4.0, section 4.4.1.1)
+#: Counts astropy loops over, and the most the FITS standard (4.0, 4.4.1 and 7.2.1) allows.
+_MAX_COUNTS = {b"NAXIS": 999, b"TFIELDS": 999}
 _MAX_HEADER_BLOCKS = 10_000
 
 
@@ -48,7 +50,7 @@ def _headers(f):
             return
         yield cards
         naxis = _value(cards.get(b"NAXIS", b""))
-        if naxis is None or naxis > _MAX_AXES:
+        if naxis is None or naxis > _MAX_COUNTS[b"NAXIS"]:
             return
         size = 1 if naxis else 0
         for k in range(1, naxis + 1):
@@ -63,8 +65,8 @@ def _headers(f):
             return
 
 
-def check_fits_axes(path):
-    """Raise if a FITS header of ``path`` claims more axes than the FITS standard allows.
+def check_fits_header(path):
+    """Raise if a FITS header of ``path`` claims more axes or columns than the standard allows.
 
     Files that are not FITS (nor gzip-compressed FITS) are left alone.
 
@@ -75,7 +77,7 @@ def check_fits_axes(path):
     Raises
     ------
     OSError
-        A header with ``NAXIS`` above 999; the message names the file.
+        A header with ``NAXIS`` or ``TFIELDS`` above 999; the message names the file.
     """
     with open(path, "rb") as raw:
         magic = raw.read(9)
@@ -86,9 +88,11 @@ def check_fits_axes(path):
                 return
             f.seek(0)
             for n, cards in enumerate(_headers(f)):
-                naxis = _value(cards.get(b"NAXIS", b""))
-                if naxis is not None and naxis > _MAX_AXES:
-                    raise OSError(f"{path}: HDU {n} claims NAXIS = {naxis} axes (the FITS "
-                                  f"standard allows at most {_MAX_AXES}): corrupt FITS file")
+                for keyword, limit in _MAX_COUNTS.items():
+                    count = _value(cards.get(keyword, b""))
+                    if count is not None and count > limit:
+                        raise OSError(f"{path}: HDU {n} claims {keyword.decode()} = {count} "
+                                      f"(the FITS standard allows at most {limit}): corrupt "
+                                      "FITS file")
     except (EOFError, gzip.BadGzipFile, ValueError):
         return  # a broken gzip stream: the readers report it

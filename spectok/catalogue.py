@@ -31,7 +31,7 @@ import numpy as np
 from astropy.table import Table
 from tqdm.auto import tqdm
 
-from ._fits_check import check_fits_axes
+from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
                       WavelengthRangeWarning, _is_single, check_wavelength_range,
@@ -119,7 +119,7 @@ def read_spectrum(path, file_format=None):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    check_fits_axes(path)  # a corrupt header could make astropy loop for hours
+    check_fits_header(path)  # a corrupt header could make astropy loop for hours
     kwargs = {"format": file_format} if file_format else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -94,10 +94,14 @@ class _Shard:
         self.spectral = {}
         for role, name in self.names.items():
             if name in f:
-                shape = getattr(f[name], "shape", None) or (None,)  # a group, or a scalar
-                if shape[0] != self.n_rows:
-                    raise ValueError(f"{self.path}: column {name!r} has {shape[0]} rows, "
-                                     f"{self.names['flux']!r} has {self.n_rows}")
+                column = f[name]
+                shape = getattr(column, "shape", None)  # None for a group
+                if shape != flux.shape:
+                    raise ValueError(f"{self.path}: column {name!r} has shape {shape}, "
+                                     f"{self.names['flux']!r} has {flux.shape}")
+                if column.dtype.kind not in "biuf":
+                    raise ValueError(f"{self.path}: column {name!r} holds {column.dtype}, "
+                                     "not numbers")
                 self.spectral[role] = name
         if "ivar" not in self.spectral:
             raise KeyError(f"{self.path}: no ivar column {self.names['ivar']!r}")
@@ -108,9 +112,10 @@ class _Shard:
             flux_unit = stored if stored is not None else _DEFAULT_FLUX_UNIT
         try:
             self.flux_unit = u.Unit(flux_unit)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"{self.path}: flux unit {flux_unit!r} is not a unit ({error})"
-                             ) from None
+            self.flux_unit ** -2  # noqa: B018 - the inverse variance's unit: not for magnitudes
+        except (ValueError, TypeError, u.UnitsError) as error:
+            raise ValueError(f"{self.path}: flux unit {flux_unit!r} is not a linear unit "
+                             f"({error})") from None
 
         spectral_names = set(self.names.values())
         catalog = []
@@ -237,7 +242,8 @@ def read_mmu_shard(path, *, columns=None, catalog_columns=None, flux_unit=None):
     KeyError
         If a required column is missing.
     ValueError
-        If a column has the wrong shape, or the flux unit is not a unit.
+        If a column has the wrong shape or type, or the flux unit is not a
+        linear unit.
 
     Examples
     --------

@@ -13,7 +13,7 @@ from astropy.io import fits
 from specutils import Spectrum
 from specutils.io.registers import data_loader
 
-from .._fits_check import check_fits_axes
+from .._fits_check import check_fits_header
 from .spex import _quiet_fits_headers, _Skip, _spex_spectrum
 
 __all__ = ["read_spex_prism"]
@@ -78,7 +78,7 @@ def read_spex_prism(file_obj, **kwargs):
     stem = name.split(".")[0]
     is_path = isinstance(file_obj, (str, PathLike))
     if is_path:
-        check_fits_axes(file_obj)  # a corrupt header could make astropy loop for hours
+        check_fits_header(file_obj)  # a corrupt header could make astropy loop for hours
     try:
         with ExitStack() as opened:
             if is_path:  # opened here so that it is closed even when astropy fails half-way
