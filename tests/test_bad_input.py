@@ -430,11 +430,14 @@ FILES = {
     "Not a SpeX file read as ``spex-prism``": _not_spex,
     "A FITS header claiming 10¹¹ axes": lambda tmp: lambda: read_spectrum(
         _spex_like(tmp, _card("NAXIS", "99999999999"))),
+    "A FITS table header claiming 10¹⁰ columns": lambda tmp: lambda: read_spectrum(
+        _fits_copy(tmp, _card("TFIELDS", "12689923599"))),
     "A FITS header without BITPIX read as ``spex-prism``": lambda tmp: _read_spex(
         _spex_like(tmp, _card("BITPIX", None))),
     "Truncated HDF5 shard": _truncated_shard,
     "HDF5 shard without a wavelength column": _shard_without_wavelength,
     "HDF5 shard whose flux unit is not a unit": lambda tmp: _shard_with_unit(tmp, "banana"),
+    "HDF5 shard whose flux unit is a magnitude": lambda tmp: _shard_with_unit(tmp, "mag(AB)"),
     "Tampered weights file": lambda tmp: _weights(tmp, _flip_a_bit),
     "A pickle given as model weights": lambda tmp: _weights(tmp, _pickle_as_weights),
     "A pickle given as weights, with its hash written into the description": lambda tmp: _weights(
@@ -485,16 +488,21 @@ def test_any_header_value_of_a_spex_file_gives_a_documented_error(tmp_path, valu
 
 
 @pytest.mark.parametrize("column", ["spectrum_flux", "spectrum_ivar"])
-@pytest.mark.parametrize("kind", ["scalar", "group"])
+@pytest.mark.parametrize("kind", ["scalar", "group", "one value per row", "text"])
 def test_shard_columns_of_the_wrong_kind_are_named(tmp_path, column, kind):
-    """Found by fuzzing: a 0-d or group column gave IndexError or AttributeError."""
+    """Found by fuzzing: such columns gave IndexError or AttributeError from inside the reader."""
     path = _shard(tmp_path)
     with h5py.File(path, "a") as f:
+        shape = f[column].shape
         del f[column]
         if kind == "scalar":
             f[column] = 1.0
-        else:
+        elif kind == "group":
             f.create_group(column)
+        elif kind == "one value per row":
+            f[column] = np.ones(shape[0])
+        else:
+            f[column] = np.full(shape, b"1.0")
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}: .*'{column}'"):
         read_mmu_shard(path)
 
