@@ -221,8 +221,8 @@ def test_local_attention_is_close_to_global():
 
     Observed with this seed (untrained ``small`` model): 1.0 % relative L2 error on the
     embedding and 1.2 % on the tokens. The shipped model, whose shallowest heads look
-    across the whole spectrum, differs by about 11 % on 16,000-65,000-pixel spectra
-    (cosine similarity 0.99; see benchmarks/RESULTS.md).
+    across the whole spectrum, differs by 6-10 % on 40,000-65,536-pixel spectra
+    (cosine similarity above 0.995; see benchmarks/RESULTS.md).
     """
     torch.manual_seed(0)
     model = SpectralTokenizer(CONFIGS["small"]).eval()
