@@ -50,6 +50,7 @@ from scipy.special import erf
 
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
+from .galaxies import _draw_range
 from .instruments import get_instrument, observe
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
@@ -409,13 +410,6 @@ def _host_light(templates, rng, redshift, edges, grid, quasar, host_fraction):
         return np.zeros_like(grid)
     quasar_5100 = float(np.interp(5100.0, grid, quasar))
     return host * (host_fraction / (1.0 - host_fraction) * quasar_5100 / at_5100)
-
-
-def _draw_range(value, name):
-    lo, hi = (float(value), float(value)) if np.ndim(value) == 0 else map(float, value)
-    if hi < lo:
-        raise ValueError(f"{name} range is inverted: {value}")
-    return lo, hi
 
 
 def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_templates=None):
