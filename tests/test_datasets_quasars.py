@@ -125,6 +125,15 @@ def test_simulate_quasars_rejects_bad_arguments(kwargs, match):
         simulate_quasars(**arguments)
 
 
+def test_quasar_spectrum_and_igm_reject_bad_arguments():
+    with pytest.raises(ValueError, match="non-negative"):
+        quasar_spectrum(0, redshift=-0.1)
+    with pytest.raises(ValueError, match="empty rest-frame range"):
+        quasar_spectrum(0, wavelength_range=[3000, 3000] * u.AA)
+    with pytest.raises(ValueError, match="non-negative"):
+        igm_transmission([1100.0], -1.0)
+
+
 @pytest.mark.remote_data
 def test_real_quasar_examples_and_glikman_redshifts():
     ds = load_quasar_examples()

@@ -478,6 +478,23 @@ def _draw_range(value, name):
     return lo, hi
 
 
+def _population_arguments(n, instrument, z, snr):
+    """Check the arguments shared by the simulators of populations.
+
+    Returns ``n``, the `Instrument`, and the (low, high) ranges of ``z`` and ``snr``.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    z_range = _draw_range(z, "z")
+    if z_range[0] < 0:
+        raise ValueError(f"redshifts must be non-negative, got {z}")
+    snr_range = _draw_range(snr, "snr")
+    if not snr_range[0] > 0:
+        raise ValueError(f"snr must be positive, got {snr}")
+    return n, get_instrument(instrument), z_range, snr_range
+
+
 def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), templates=None,
                       method="fast"):
     """A labelled data set of synthetic galaxies observed with an instrument.
@@ -538,18 +555,9 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
     >>> len(ds), bool(((ds.labels["z"] >= 0) & (ds.labels["z"] <= 0.2)).all())
     (3, True)
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
     if method not in ("fast", "bagpipes"):
         raise ValueError(f"method must be 'fast' or 'bagpipes', not {method!r}")
-    inst = get_instrument(instrument)
-    z_lo, z_hi = _draw_range(z, "z")
-    if z_lo < 0:
-        raise ValueError(f"redshifts must be non-negative, got {z}")
-    snr_lo, snr_hi = _draw_range(snr, "snr")
-    if not snr_lo > 0:
-        raise ValueError(f"snr must be positive, got {snr}")
+    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = _population_arguments(n, instrument, z, snr)
 
     if method == "fast":
         if templates is None:

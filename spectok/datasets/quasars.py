@@ -50,8 +50,8 @@ from scipy.special import erf
 
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
-from .galaxies import _draw_range
-from .instruments import get_instrument, observe
+from .galaxies import _population_arguments, galaxy_spectrum
+from .instruments import _bin_average_linear, observe
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
            "simulate_quasars", "load_quasar_examples"]
@@ -391,9 +391,6 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
 def _host_light(templates, rng, redshift, edges, grid, quasar, host_fraction):
     """Host starlight on ``grid`` making up ``host_fraction`` of the light at 5100 Å,
     or zeros when the templates do not cover the whole rest-frame range."""
-    from .galaxies import galaxy_spectrum
-    from .instruments import _bin_average_linear
-
     try:
         galaxy, _ = galaxy_spectrum(templates, rng, redshift=redshift,
                                     wavelength_range=[edges[0], edges[-1]] * u.AA)
@@ -454,16 +451,7 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
     >>> len(ds), bool(((ds.labels["z"] >= 2) & (ds.labels["z"] <= 3)).all())
     (3, True)
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    inst = get_instrument(instrument)
-    z_lo, z_hi = _draw_range(z, "z")
-    if z_lo < 0:
-        raise ValueError(f"redshifts must be non-negative, got {z}")
-    snr_lo, snr_hi = _draw_range(snr, "snr")
-    if not snr_lo > 0:
-        raise ValueError(f"snr must be positive, got {snr}")
+    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = _population_arguments(n, instrument, z, snr)
     if host_templates is None:
         from .templates import load_ssp_templates
 
