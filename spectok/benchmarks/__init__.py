@@ -1,7 +1,8 @@
 """The spectok benchmark: tasks, baselines and the report (``spectok bench``).
 
 `run_benchmark` runs every task on a model and on two honest baselines
-(the same architecture untrained, and resampled flux + PCA) with fixed
+(the same architecture untrained, and resampled flux + PCA), plus a
+classical template fit for redshifts (`TemplateRedshiftFit`), with fixed
 seeds and by-object splits; `format_report` prints the result as markdown;
 `compare_heads` measures the probe heads so their defaults can be re-chosen.
 """
@@ -11,7 +12,8 @@ from .report import *  # noqa: F401,F403
 from .tasks import *  # noqa: F401,F403
 from .runner import *  # noqa: F401,F403
 from .choose_heads import *  # noqa: F401,F403
-from . import features, report, tasks, runner, choose_heads  # noqa: E402
+from .template_redshift import *  # noqa: F401,F403
+from . import features, report, tasks, runner, choose_heads, template_redshift  # noqa: E402
 
 __all__ = (features.__all__ + report.__all__ + tasks.__all__ + runner.__all__
-           + choose_heads.__all__)
+           + choose_heads.__all__ + template_redshift.__all__)

@@ -7,11 +7,12 @@ from astropy.table import Table
 
 __all__ = ["BenchmarkReport", "format_report", "METHODS"]
 
-#: Report columns, in order: the model under test and the two baselines.
-METHODS = ("spectok", "untrained", "flux_pca")
+#: Report columns, in order: the model under test, the two baselines, and the
+#: classical template fit (redshift tasks only, `TemplateRedshiftFit`).
+METHODS = ("spectok", "untrained", "flux_pca", "template_fit")
 
 _METHOD_TITLES = {"spectok": "spectok", "untrained": "untrained (random weights)",
-                  "flux_pca": "flux + PCA"}
+                  "flux_pca": "flux + PCA", "template_fit": "template fit"}
 
 
 def _empty_table():
@@ -83,8 +84,8 @@ def _format_value(value):
     return f"{value:.2g}"
 
 
-def _best(row):
-    values = np.array([row[m] for m in METHODS], dtype=float)
+def _best(row, methods):
+    values = np.array([row[m] for m in methods], dtype=float)
     finite = np.isfinite(values)
     if finite.sum() < 2:
         return None
@@ -103,6 +104,8 @@ def _best(row):
 
 def format_report(report):
     """A markdown table of a benchmark report, best value per row in bold.
+
+    Columns of methods with no number in the report are left out.
 
     Parameters
     ----------
@@ -129,12 +132,14 @@ def format_report(report):
     mode = "quick" if meta.get("quick") else "full"
     lines = [f"spectok benchmark: model {meta.get('model', '?')}, seed {meta.get('seed', '?')}, "
              f"{mode}", ""]
-    header = ["task", "metric", "unit", "better", "n"] + [_METHOD_TITLES[m] for m in METHODS]
+    # a method with no number in this run (the template fit without redshift tasks) is left out
+    methods = [m for m in METHODS if np.isfinite(report.table[m]).any()] or list(METHODS)
+    header = ["task", "metric", "unit", "better", "n"] + [_METHOD_TITLES[m] for m in methods]
     lines.append("| " + " | ".join(header) + " |")
-    lines.append("|---|---|---|---|---:|" + "---:|" * len(METHODS))
+    lines.append("|---|---|---|---|---:|" + "---:|" * len(methods))
     for row in report.table:
-        best = _best(row)
-        cells = [_format_value(row[m]) for m in METHODS]
+        best = _best(row, methods)
+        cells = [_format_value(row[m]) for m in methods]
         if best is not None:
             cells[best] = f"**{cells[best]}**"
         lines.append("| " + " | ".join([row["task"], row["metric"], row["unit"], row["better"],

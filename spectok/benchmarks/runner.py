@@ -106,7 +106,10 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         "divided by its median, resampled onto a fixed log-λ grid per task, and its leading "
         "64 principal components fitted on the training spectra (gaps filled by a "
         "least-squares fit of the components). Every method feeds the same probes "
-        "(default heads, fixed seeds); splits are by object.",
+        "(default heads, fixed seeds); splits are by object. *template fit* (redshift tasks "
+        "only) — no probe: χ² over trial redshifts of 5 eigen-templates plus a quadratic, "
+        "the templates learnt from noiseless rest-frame models of the same simulator that made "
+        "the test galaxies and quasars, so on simulations it is an optimistic reference.",
         "Reconstruction: median over spectra of the reduced χ² of the reconstruction against "
         "the data errors, with nothing hidden, and on the pixels of 10 % of patches hidden "
         "from the encoder (flux + PCA: those pixels left out of the fit). For flux + PCA only "

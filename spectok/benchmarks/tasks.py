@@ -17,6 +17,7 @@ from ..probes import RedshiftProbe, SpectralClassProbe, StellarParameterProbe
 from .features import (EmbeddingMethod, FluxPCAMethod, _prepare, choose_hidden_patches,
                        log_grid)
 from .report import BenchmarkReport
+from .template_redshift import TemplateRedshiftFit
 
 __all__ = ["TASKS", "BenchmarkContext", "twin_ranks", "nmad"]
 
@@ -39,10 +40,12 @@ _SIZES = {
     # None: every available object
     False: {"miles_train": None, "miles_test": None, "spex_train": None, "spex_test": None,
             "galaxy_train": 150, "galaxy_test": 60, "twin_stars": None, "pca_stars": 150,
-            "quasar_train": 150, "quasar_test": 100, "reconstruction": 24},
+            "quasar_train": 150, "quasar_test": 100, "reconstruction": 24,
+            "template_models": 200},
     True: {"miles_train": 80, "miles_test": 24, "spex_train": 100, "spex_test": 30,
            "galaxy_train": 10, "galaxy_test": 6, "twin_stars": 10, "pca_stars": 10,
-           "quasar_train": 10, "quasar_test": 6, "reconstruction": 3},
+           "quasar_train": 10, "quasar_test": 6, "reconstruction": 3,
+           "template_models": 20},
 }
 
 _GRIDS = {
@@ -193,6 +196,26 @@ class _Data:
         return self._cached(("quasars", part, instrument), lambda: simulate_quasars(
             n, instrument, z=_QUASAR_Z, seed=seed, host_templates=self.templates()))
 
+    def rest_frame_models(self, kind):
+        """Noiseless rest-frame galaxies or quasars from the simulators' priors.
+
+        What the template fit learns its eigen-templates from: drawn at
+        redshifts across the task's range (which limits galaxy ages and sets
+        the quasars' IGM), from seeds no other set uses.
+        """
+        from ..datasets import galaxy_spectrum, quasar_spectrum
+
+        def make():
+            z_range, seed = {"galaxies": (_GALAXY_Z, _GALAXY_SEED),
+                             "quasars": (_QUASAR_Z, _QUASAR_SEED)}[kind]
+            rng = np.random.default_rng([seed + 1000 * self.seed + 900])
+            z = rng.uniform(*z_range, self.sizes["template_models"])
+            if kind == "galaxies":
+                return [galaxy_spectrum(self.templates(), rng, redshift=float(zi))[0] for zi in z]
+            return [quasar_spectrum(rng, redshift=float(zi), host_templates=self.templates())[0]
+                    for zi in z]
+        return self._cached(("rest_models", kind), make)
+
     def star_views(self, part, instrument):
         """MILES stars observed through an instrument (test: the twin stars)."""
         from ..datasets import observe
@@ -245,6 +268,11 @@ class BenchmarkContext:
         return [EmbeddingMethod(self.model, "spectok", cache=self._caches["spectok"]),
                 EmbeddingMethod(self.untrained, "untrained", cache=self._caches["untrained"]),
                 FluxPCAMethod(log_grid(*_GRIDS[grid_name]), name="flux_pca")]
+
+    def template_fit(self, kind):
+        """The classical redshift baseline, fitted to rest-frame galaxy or quasar models."""
+        z_range = {"galaxies": _GALAXY_Z, "quasars": _QUASAR_Z}[kind]
+        return TemplateRedshiftFit(z_range=z_range).fit(self.data.rest_frame_models(kind))
 
     def features(self, grid_name, train, *others, need_train=True):
         """Per method: (features of ``train`` or None, [features of each of ``others``]).
@@ -342,6 +370,10 @@ def spectral_types(ctx):
                    n=len(test))
 
 
+def _r2(truth, predicted):
+    return float(1 - np.sum((predicted - truth) ** 2) / np.sum((truth - truth.mean()) ** 2))
+
+
 def _spectra_and_z(datasets):
     spectra, z = [], []
     for ds in datasets:
@@ -368,24 +400,30 @@ def redshift(ctx):
                for name, ds, zs in (("DESI", desi, z_desi), ("MaNGA", manga, z_manga))
                for k, (obj_id, z) in enumerate(zip(ds.labels["id"], zs))]
     per_object = {metric: {} for metric, *_ in objects}
-    for method, (x_train, (x_test, x_desi, x_manga)) in feats.items():
-        probe = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
-        z_pred = probe.predict(x_test)
+
+    def score(method, z_pred, predicted):
         dz = (z_pred - z_test) / (1 + z_test)
         rows["σ_NMAD of Δz/(1+z), simulated"][method] = nmad(dz)
         rows["outliers |Δz|/(1+z) > 0.15"][method] = float(np.mean(np.abs(dz) > 0.15))
         rows["outliers |Δz|/(1+z) > 0.05"][method] = float(np.mean(np.abs(dz) > 0.05))
-        rows["R² of z, simulated"][method] = float(
-            1 - np.sum((z_pred - z_test) ** 2) / np.sum((z_test - z_test.mean()) ** 2))
-        lower, upper = probe.predict_interval(x_test, 0.68)
-        rows["68% interval coverage"][method] = _coverage(z_test, lower, upper)
-        predicted = {}
-        for name, x, z in (("DESI", x_desi, z_desi), ("MaNGA", x_manga, z_manga)):
-            predicted[name] = np.ravel(probe.predict(x))
+        rows["R² of z, simulated"][method] = _r2(z_test, z_pred)
+        for name, z in (("DESI", z_desi), ("MaNGA", z_manga)):
             rows[f"median |Δz|/(1+z), {name}"][method] = float(
                 np.median(np.abs(predicted[name] - z) / (1 + z)))
         for metric, _, name, k in objects:
             per_object[metric][method] = float(predicted[name][k])
+
+    for method, (x_train, (x_test, x_desi, x_manga)) in feats.items():
+        probe = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
+        score(method, probe.predict(x_test), {"DESI": np.ravel(probe.predict(x_desi)),
+                                              "MaNGA": np.ravel(probe.predict(x_manga))})
+        lower, upper = probe.predict_interval(x_test, 0.68)
+        rows["68% interval coverage"][method] = _coverage(z_test, lower, upper)
+    fit = ctx.template_fit("galaxies")
+    z_fit = fit.predict(test_spectra)
+    seconds = fit.seconds_per_spectrum_
+    score("template_fit", z_fit, {"DESI": fit.predict(desi.spectra),
+                                  "MaNGA": fit.predict(manga.spectra)})
     n = {"median |Δz|/(1+z), DESI": len(z_desi), "median |Δz|/(1+z), MaNGA": len(z_manga)}
     for metric, values in rows.items():
         better = {"68% interval coverage": "≈0.68", "R² of z, simulated": "higher"}.get(
@@ -393,6 +431,8 @@ def redshift(ctx):
         ctx.report.add("redshift", metric, values, better=better, n=n.get(metric, len(z_test)))
     for metric, better, _, _ in objects:
         ctx.report.add("redshift", metric, per_object[metric], better=better, n=1)
+    ctx.report.add("redshift", "template fit: seconds per spectrum", {"template_fit": seconds},
+                   unit="s", better="lower", n=len(z_test))
 
 
 def _crop(spectrum, lo, hi):
@@ -495,16 +535,21 @@ def quasar_redshift(ctx):
     test_spectra, z_test = _spectra_and_z(data.quasars("test", i) for i in CLASS_INSTRUMENTS)
     feats = ctx.features("galaxies", train_spectra, test_spectra)
     rows = {"σ_NMAD of Δz/(1+z)": {}, "outliers |Δz|/(1+z) > 0.05": {}, "R² of z": {}}
-    for method, (x_train, (x_test,)) in feats.items():
-        z_pred = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train).predict(x_test)
+    predictions = {method: RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
+                   .predict(x_test) for method, (x_train, (x_test,)) in feats.items()}
+    fit = ctx.template_fit("quasars")
+    predictions["template_fit"] = fit.predict(test_spectra)
+    for method, z_pred in predictions.items():
         dz = (z_pred - z_test) / (1 + z_test)
         rows["σ_NMAD of Δz/(1+z)"][method] = nmad(dz)
         rows["outliers |Δz|/(1+z) > 0.05"][method] = float(np.mean(np.abs(dz) > 0.05))
-        rows["R² of z"][method] = float(
-            1 - np.sum((z_pred - z_test) ** 2) / np.sum((z_test - z_test.mean()) ** 2))
+        rows["R² of z"][method] = _r2(z_test, z_pred)
     for metric, values in rows.items():
         ctx.report.add("quasar_redshift", metric, values,
                        better="higher" if metric.startswith("R²") else "lower", n=len(z_test))
+    ctx.report.add("quasar_redshift", "template fit: seconds per spectrum",
+                   {"template_fit": fit.seconds_per_spectrum_}, unit="s", better="lower",
+                   n=len(z_test))
 
 
 def cross_instrument(ctx):

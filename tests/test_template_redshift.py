@@ -1,0 +1,90 @@
+"""Tests of the classical redshift baseline, `spectok.benchmarks.TemplateRedshiftFit`."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.nddata import StdDevUncertainty
+from specutils import Spectrum
+
+from spectok.benchmarks import TemplateRedshiftFit
+
+_LINES = np.array([3727.0, 4862.7, 5008.2, 6564.6, 6718.3])
+
+
+def _rest_model(rng):
+    """A rest-frame 'galaxy': sloped continuum, a 4000 Å break and emission lines."""
+    wave = np.geomspace(1500.0, 12000.0, 12000)
+    flux = (wave / 5000.0) ** rng.uniform(-1.5, 0.5) * np.where(wave < 4000, 0.6, 1.0)
+    for line in _LINES:
+        flux += rng.uniform(0.5, 3.0) * np.exp(-0.5 * ((wave - line) / 3.0) ** 2)
+    return Spectrum(spectral_axis=wave * u.AA, flux=flux * u.one)
+
+
+def _observed(model, z, rng, snr=20.0, wavelength=(3600.0, 9800.0), step=1e-4):
+    wave = 10 ** np.arange(np.log10(wavelength[0]), np.log10(wavelength[1]), step)
+    flux = np.interp(wave / (1 + z), model.spectral_axis.value, model.flux.value)
+    sigma = np.full(wave.size, np.median(flux) / snr)
+    return Spectrum(spectral_axis=wave * u.AA, flux=(flux + rng.normal(0, sigma)) * u.one,
+                    uncertainty=StdDevUncertainty(sigma))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    return TemplateRedshiftFit(z_range=(0.0, 1.0)).fit([_rest_model(rng) for _ in range(30)])
+
+
+def test_recovers_redshifts(fitted):
+    rng = np.random.default_rng(1)
+    truth = np.array([0.0, 0.05, 0.31, 0.62, 0.97])
+    spectra = [_observed(_rest_model(rng), z, rng) for z in truth]
+    predicted = fitted.predict(spectra)
+    assert np.all(np.abs(predicted - truth) / (1 + truth) < 1e-4)
+    assert fitted.seconds_per_spectrum_ > 0
+    assert fitted.templates_.shape[0] == 5
+    assert fitted.coverage_.all()  # the models reach the whole rest-frame grid
+
+
+def test_chi2_matches_direct_least_squares(fitted):
+    """The FFT correlations give the χ² of a direct least-squares fit at a trial z."""
+    rng = np.random.default_rng(2)
+    spectrum = _observed(_rest_model(rng), 0.4, rng)
+    z, chi2 = fitted.chi2(spectrum)
+    flux, weight = fitted._bin(spectrum, 0)
+    x_obs = fitted.rest_log_wavelength_[0] + fitted.shift_range_[1] * fitted.log_step + (
+        fitted.log_step * np.arange(fitted.n_observed_))
+    for k in (0, 1234, len(z) - 2):
+        rest = x_obs - np.log10(1 + z[k])
+        design = np.vstack([np.interp(rest, fitted.rest_log_wavelength_, t, left=0, right=0)
+                            for t in fitted.templates_] + list(fitted._polynomials)).T
+        sqrt_w = np.sqrt(weight)
+        amplitudes, *_ = np.linalg.lstsq(design * sqrt_w[:, None], flux * sqrt_w, rcond=None)
+        direct = np.sum(weight * (flux - design @ amplitudes) ** 2)
+        assert chi2[k] == pytest.approx(direct, rel=1e-6, abs=1e-6)
+    assert np.argmin(chi2) == np.argmin(np.abs(z - 0.4))
+
+
+def test_min_coverage_excludes_redshifts_the_templates_do_not_reach():
+    rng = np.random.default_rng(3)
+    models = [_rest_model(rng)[3000 * u.AA:12000 * u.AA] for _ in range(10)]
+    fit = TemplateRedshiftFit(z_range=(0.0, 1.0), min_coverage=0.9).fit(models)
+    z, chi2 = fit.chi2(_observed(_rest_model(rng), 0.1, rng))
+    # above z ≈ 0.33 the templates' blue end (3000 Å) is beyond 3600 Å: more than 10 % unreached
+    assert np.all(np.isinf(chi2[z > 0.35])) and np.all(np.isfinite(chi2[z < 0.1]))
+    assert not fit.coverage_.all()
+
+
+def test_bad_arguments(fitted):
+    rng = np.random.default_rng(4)
+    models = [_rest_model(rng) for _ in range(6)]
+    with pytest.raises(ValueError, match="z_range"):
+        TemplateRedshiftFit(z_range=(1.0, 0.5)).fit(models)
+    with pytest.raises(ValueError, match="wavelength_range"):
+        TemplateRedshiftFit(wavelength_range=(9000, 4000) * u.AA).fit(models)
+    with pytest.raises(ValueError, match="min_coverage"):
+        TemplateRedshiftFit(min_coverage=2).fit(models)
+    with pytest.raises(ValueError, match="at least n_templates=8"):
+        TemplateRedshiftFit(n_templates=8).fit(models)
+    blue = _observed(models[0], 0.0, rng, wavelength=(1000.0, 2000.0))
+    with pytest.raises(ValueError, match="no valid pixel inside"):
+        fitted.predict([blue])
