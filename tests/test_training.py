@@ -155,6 +155,23 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
     assert np.isfinite(log["val_loss"][-1])
     loaded = load_model(tmp_path / "toy-model.json")
     assert_same_parameters(parameters(loaded), parameters(model), atol=0)
+    # the toy spectra start at 4000-5000 Å and span at most 6 % in wavelength
+    low, high = loaded.metadata["wavelength_range"]
+    assert 4000 <= low < 4300 and 4800 < high <= 5000 * np.exp(300 * 2e-4)
+
+
+def test_init_weights_starts_from_a_saved_model(tmp_path):
+    first = train(tiny_config(tmp_path / "first", steps=4), progress=False, sources=TOY_SOURCES)
+    saved = tmp_path / "first" / "toy-model.json"
+    second = train(tiny_config(tmp_path / "second", steps=1, learning_rate=1e-12,
+                               init_weights=str(saved)), progress=False, sources=TOY_SOURCES)
+    assert_same_parameters(parameters(first), parameters(second), atol=1e-8)
+    before = load_model(saved).metadata["wavelength_range"]
+    after = load_model(tmp_path / "second" / "toy-model.json").metadata["wavelength_range"]
+    assert after[0] <= before[0] and after[1] >= before[1]
+    with pytest.raises(ValueError, match="init_weights .* has configuration"):
+        train(tiny_config(tmp_path / "third", model="small", init_weights=str(saved)),
+              progress=False, sources=TOY_SOURCES)
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path):

@@ -102,7 +102,7 @@ def latest_checkpoint(output_dir):
     return path if path.exists() else None
 
 
-def _save_checkpoint(path, objective, optimizer, scheduler, step, config):
+def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span):
     state = {
         "model": objective.model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -110,6 +110,7 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config):
         "step": step,
         "config": json.dumps(config.to_dict()),
         "torch_rng": torch.get_rng_state(),
+        "wavelength_span": torch.tensor(span, dtype=torch.float64),
     }
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
@@ -143,12 +144,48 @@ def _validate(objective, batches, device, autocast):
 
 
 def _load_initial_weights(model, name_or_path):
-    """Copy the weights of a saved model into ``model``, whose architecture must match."""
+    """Copy the weights of a saved model into ``model``, whose architecture must match.
+
+    Returns the saved model's metadata.
+    """
     initial = load_model(name_or_path)
     if initial.config != model.config:
         raise ValueError(f"init_weights {name_or_path!r} has configuration {initial.config}, "
                          f"but the run trains {model.config}")
     model.load_state_dict(initial.state_dict())
+    return initial.metadata
+
+
+def _widen_span(span, *views):
+    """``span`` (min, max of ln λ/Å) widened to the valid pixels of ``views``."""
+    low, high = span
+    for view in views:
+        log_wavelength, valid = view["inputs"][0], view["inputs"][3]
+        seen = log_wavelength[valid]
+        if seen.numel():
+            low, high = min(low, float(seen.min())), max(high, float(seen.max()))
+    return low, high
+
+
+def _span_over_ranks(span, device):
+    """The union of every rank's ``span``."""
+    if not dist.is_initialized():
+        return span
+    extremes = torch.tensor([-span[0], span[1]], dtype=torch.float64, device=device)
+    dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
+    return -float(extremes[0]), float(extremes[1])
+
+
+def _trained_wavelength_range(span, initial_metadata):
+    """The observed wavelengths (Å) a model has been trained on, [min, max].
+
+    Includes the range of the model a run started from (``init_weights``).
+    """
+    low, high = math.exp(span[0]), math.exp(span[1])
+    before = initial_metadata.get("wavelength_range")
+    if before is not None:
+        low, high = min(low, before[0]), max(high, before[1])
+    return [round(low, 1), round(high, 1)]
 
 
 def train(config, *, resume=False, progress=True, sources=None):
@@ -170,7 +207,10 @@ def train(config, *, resume=False, progress=True, sources=None):
     -------
     `~spectok.model.SpectralTokenizer`
         The trained model; rank 0 also writes it with
-        `~spectok.model.save_model` to ``output_dir/name``.
+        `~spectok.model.save_model` to ``output_dir/name``, with the training
+        configuration and the observed wavelength range trained on
+        (``metadata["wavelength_range"]``, Å, including that of the
+        ``init_weights`` model) in its metadata.
 
     Raises
     ------
@@ -196,13 +236,14 @@ def train(config, *, resume=False, progress=True, sources=None):
     # new one is complete, and the final model is written beside them
     n_bytes = 4 * sum(p.numel() for p in model.parameters())
     check_free_space(output_dir, 7 * n_bytes + 2**20, "checkpoints and the trained model")
-    if config.init_weights:
-        _load_initial_weights(model, config.init_weights)
+    initial_metadata = (_load_initial_weights(model, config.init_weights)
+                        if config.init_weights else {})
     objective = TrainingObjective(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _learning_rate_factor(config))
     start = 0
+    span = (math.inf, -math.inf)  # ln λ/Å of the valid pixels trained on
     checkpoint_path = output_dir / CHECKPOINT_NAME
     if resume:
         if latest_checkpoint(output_dir) is None:
@@ -213,6 +254,7 @@ def train(config, *, resume=False, progress=True, sources=None):
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         start = int(state["step"])
+        span = tuple(state["wavelength_span"].tolist())
 
     wrapped = (DistributedDataParallel(objective, device_ids=[device] if device.type == "cuda"
                                        else None) if world_size > 1 else objective)
@@ -240,6 +282,7 @@ def train(config, *, resume=False, progress=True, sources=None):
     objective.train()
     step = start
     for step, (view_a, view_b) in enumerate(loader, start=start):
+        span = _widen_span(span, view_a, view_b)
         with autocast():
             loss, reconstruction, consistency = wrapped(_to_device(view_a, device),
                                                         _to_device(view_b, device))
@@ -269,12 +312,17 @@ def train(config, *, resume=False, progress=True, sources=None):
             if rank == 0:
                 with open(log_path, "a", newline="") as f:
                     csv.DictWriter(f, _LOG_FIELDS).writerow(row)
-        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
-            _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            span = _span_over_ranks(span, device)
+            if rank == 0:
+                _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
+                                 span)
     bar.close()
     if rank == 0 and step + 1 >= config.steps:
         save_model(model, output_dir / config.name,
-                   metadata={"training": config.to_dict(), "steps": config.steps})
+                   metadata={"training": config.to_dict(), "steps": config.steps,
+                             "wavelength_range": _trained_wavelength_range(
+                                 span, initial_metadata)})
     if dist.is_initialized():
         dist.barrier()
     return model.eval()
