@@ -82,7 +82,10 @@ def _bench(args):
     if output is not None:
         output.write_text(text + "\n")
         report.table.write(output.with_suffix(".ecsv"), format="ascii.ecsv", overwrite=True)
-        print(f"wrote {output} and {output.with_suffix('.ecsv')}")
+        folder = output.with_name(output.stem + "-figures")
+        figures = report.save_figures(folder)
+        print(f"wrote {output}, {output.with_suffix('.ecsv')} and {len(figures)} figures in "
+              f"{folder}")
     return 0
 
 
@@ -134,14 +137,15 @@ def _parser():
                        "(default: the shipped model)")
     bench.add_argument("--tasks", nargs="+", metavar="TASK",
                        help="tasks to run (default: all): stellar_parameters, spectral_types, "
-                            "redshift, cross_instrument, reconstruction")
+                            "redshift, object_classes, quasar_redshift, cross_instrument, "
+                            "reconstruction")
     bench.add_argument("--quick", action="store_true",
                        help="small subsets (a smoke test; the numbers are noisy)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--threads", type=int,
                        help="torch threads (default: torch's; 1 is faster on a busy machine)")
-    bench.add_argument("-o", "--output", help="also write the markdown report here "
-                       "(and the table beside it as .ecsv)")
+    bench.add_argument("-o", "--output", help="also write the markdown report here, the "
+                       "table beside it as .ecsv, and the figures in OUTPUT-figures/ (PNG)")
     bench.set_defaults(run=_bench)
     return parser
 

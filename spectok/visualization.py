@@ -19,7 +19,8 @@ import astropy.units as u
 import numpy as np
 
 __all__ = ["plot_spectrum", "plot_tokens", "plot_reconstruction", "plot_predicted_vs_true",
-           "plot_confusion_matrix", "plot_token_similarity", "plot_training_log"]
+           "plot_confusion_matrix", "plot_token_similarity", "plot_embedding_map",
+           "plot_training_log"]
 
 _TRAINING_COLUMNS = ("loss", "reconstruction", "consistency", "val_loss", "val_reconstruction",
                      "val_consistency")
@@ -447,7 +448,7 @@ def _token_centres(tokens):
 # -- probes --------------------------------------------------------------------------------
 
 def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None,
-                           show_metrics=True, **kwargs):
+                           show_metrics=True, outlier_bound=None, **kwargs):
     """Predicted against true values, with the 1:1 line and optional intervals.
 
     Parameters
@@ -460,7 +461,13 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     label : str, optional
         Name of the quantity, for the axis labels (e.g. ``"Teff"``).
     show_metrics : bool
-        Write RMSE, median offset, n (and the interval coverage) on the plot.
+        Write RMSE, σ_MAD (normalised median absolute deviation) of the
+        residuals, median offset, n (and the interval coverage, and the
+        outlier fraction) on the plot.
+    outlier_bound : float, optional
+        The redshift convention: predictions with |Δ| / (1 + true) above
+        this are outliers; the bounds are drawn as dotted lines and the
+        σ_MAD and outlier fraction are of Δ / (1 + true).
     **kwargs
         Passed to `~matplotlib.axes.Axes.errorbar` (marker style, colour…).
 
@@ -507,17 +514,108 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     lo = np.nanmin(np.concatenate([truth[finite], pred[finite]])) if finite.any() else 0
     hi = np.nanmax(np.concatenate([truth[finite], pred[finite]])) if finite.any() else 1
     ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--", zorder=0)
+    if outlier_bound is not None:
+        line = np.array([lo, hi])
+        for sign in (-1, 1):
+            ax.plot(line, line + sign * outlier_bound * (1 + line), color="0.4", lw=0.8, ls=":",
+                    zorder=0)
     name = label or "value"
     ax.set_xlabel(_unit_label(f"true {name}", unit))
     ax.set_ylabel(_unit_label(f"predicted {name}", unit))
     if show_metrics and finite.any():
         err = pred[finite] - truth[finite]
-        text = (f"RMSE {np.sqrt(np.mean(err ** 2)):.3g}\nmedian offset {np.median(err):.3g}\n"
-                f"n = {finite.sum()}")
+        scaled = err if outlier_bound is None else err / (1 + truth[finite])
+        spread = 1.4826 * np.median(np.abs(scaled - np.median(scaled)))
+        text = (f"RMSE {np.sqrt(np.mean(err ** 2)):.3g}\n"
+                f"σ_MAD {spread:.3g}{'' if outlier_bound is None else ' of Δ/(1+true)'}\n"
+                f"median offset {np.median(err):.3g}\nn = {finite.sum()}")
         if interval is not None:
             covered = (truth >= lower) & (truth <= upper)
             text += f"\ninterval coverage {np.mean(covered[finite]):.0%}"
+        if outlier_bound is not None:
+            text += f"\noutliers {np.mean(np.abs(scaled) > outlier_bound):.1%}"
         ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize="small")
+    return ax
+
+
+def plot_embedding_map(embeddings, labels=None, ax=None, *, method="pca", label=None,
+                       cmap="viridis", random_state=0, **kwargs):
+    """A two-dimensional map of embeddings (PCA or t-SNE), coloured by a label.
+
+    Parameters
+    ----------
+    embeddings : `~spectok.TokenBatch` or array-like, shape (n, d)
+        Embeddings, e.g. ``spectok.encode(spectra)`` or its ``.embedding``.
+    labels : array-like, shape (n,), optional
+        Numbers (drawn with a colour map and a colour bar) or categories
+        (one colour and legend entry each).
+    ax : `~matplotlib.axes.Axes`, optional
+    method : {"pca", "tsne"}
+        The projection: the two leading principal components, or
+        scikit-learn's t-SNE (perplexity at most (n - 1) / 3).
+    label : str, optional
+        Name of the label, for the colour bar.
+    cmap : str or `~matplotlib.colors.Colormap`
+        Colour map of numeric labels.
+    random_state : int
+        Seed of t-SNE.
+    **kwargs
+        Passed to `~matplotlib.axes.Axes.scatter`.
+
+    Returns
+    -------
+    `~matplotlib.axes.Axes`
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown, there are fewer than 3 embeddings, or
+        ``labels`` has another length.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from spectok.visualization import plot_embedding_map
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.vstack([rng.normal(0, 1, (20, 8)), rng.normal(3, 1, (20, 8))])
+    >>> ax = plot_embedding_map(x, ["star"] * 20 + ["galaxy"] * 20)
+    >>> ax.get_xlabel(), len(ax.get_legend().get_texts())
+    ('PC 1', 2)
+    """
+    x = np.asarray(getattr(embeddings, "embedding", embeddings), dtype=float)
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+    if x.ndim != 2 or len(x) < 3:
+        raise ValueError(f"need an (n, d) array of at least 3 embeddings, got shape {x.shape}")
+    if labels is not None and len(labels) != len(x):
+        raise ValueError(f"{len(labels)} labels for {len(x)} embeddings")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+        xy = PCA(n_components=2).fit_transform(x)
+        axis_names = ("PC 1", "PC 2")
+    else:
+        from sklearn.manifold import TSNE
+        xy = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3),
+                  random_state=random_state).fit_transform(x)
+        axis_names = ("t-SNE 1", "t-SNE 2")
+    ax = _new_axes() if ax is None else ax
+    style = {"s": 12, "alpha": 0.8}
+    style.update(kwargs)
+    values = None if labels is None else np.asarray(labels)
+    if values is None:
+        ax.scatter(*xy.T, **style)
+    elif np.issubdtype(values.dtype, np.number):
+        points = ax.scatter(*xy.T, c=values.astype(float), cmap=cmap, **style)
+        ax.figure.colorbar(points, ax=ax, label=label or "")
+    else:
+        for category in dict.fromkeys(values.tolist()):
+            chosen = values == category
+            ax.scatter(*xy[chosen].T, label=str(category), **style)
+        ax.legend(fontsize="small", title=label)
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
     return ax
 
 

@@ -182,6 +182,22 @@ def test_quick_benchmark(quick_report):
 
 
 @pytest.mark.remote_data
+def test_quick_benchmark_figures(quick_report, tmp_path):
+    assert list(quick_report.figures) == list(TASKS)  # one per task, in task order
+    paths = quick_report.save_figures(tmp_path / "figures")
+    assert [p.name for p in paths] == [f"{task}.png" for task in TASKS]
+    for path in paths:
+        assert path.stat().st_size > 10_000, path
+    figure = quick_report.figures["redshift"]()
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["unnamed + RedshiftProbe", "template fit"]  # the tiny model has no name
+    truth = figure.axes[0].collections  # errorbar points and the outlier bounds are drawn
+    assert len(figure.axes[0].get_lines()) >= 4 and truth
+    recon = quick_report.figures["reconstruction"]()
+    assert len(recon.axes) >= 15  # 5 domains x (spectrum, residuals, tokens), plus a colour bar
+
+
+@pytest.mark.remote_data
 def test_bench_command(tmp_path, capsys):
     output = tmp_path / "report.md"
     assert main(["bench", "--quick", "--tasks", "stellar_parameters", "--threads", "1",
@@ -191,3 +207,5 @@ def test_bench_command(tmp_path, capsys):
     assert output.read_text().startswith("spectok benchmark: model spectok-small")
     table = Table.read(tmp_path / "report.ecsv")
     assert set(table["task"]) == {"stellar_parameters"}
+    figure = tmp_path / "report-figures" / "stellar_parameters.png"
+    assert figure.stat().st_size > 10_000 and "1 figures" in printed

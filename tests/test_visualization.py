@@ -13,9 +13,9 @@ from astropy.table import Table  # noqa: E402
 from specutils import Spectrum, SpectrumList  # noqa: E402
 
 import spectok  # noqa: E402
-from spectok.visualization import (plot_confusion_matrix, plot_predicted_vs_true,  # noqa: E402
-                                   plot_reconstruction, plot_spectrum, plot_token_similarity,
-                                   plot_tokens, plot_training_log)
+from spectok.visualization import (plot_confusion_matrix, plot_embedding_map,  # noqa: E402
+                                   plot_predicted_vs_true, plot_reconstruction, plot_spectrum,
+                                   plot_token_similarity, plot_tokens, plot_training_log)
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +94,38 @@ def test_plot_predicted_vs_true():
     assert "RMSE 100" in text and "interval coverage 100%" in text
     with pytest.raises(ValueError, match="differ in length"):
         plot_predicted_vs_true([1, 2], [1, 2, 3])
+
+
+def test_plot_predicted_vs_true_redshift_outliers():
+    z = np.linspace(0.0, 1.0, 20)
+    pred = z.copy()
+    pred[:2] += 0.5  # 2 of 20 beyond 0.05 (1 + z)
+    ax = plot_predicted_vs_true(z, pred, label="z", outlier_bound=0.05)
+    text = ax.texts[0].get_text()
+    assert "outliers 10.0%" in text and "σ_MAD 0 of Δ/(1+true)" in text
+    upper = ax.get_lines()[-1]  # the bounds follow the 1:1 line
+    np.testing.assert_allclose(upper.get_ydata(), upper.get_xdata() * 1.05 + 0.05)
+
+
+def test_plot_embedding_map():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 6))
+    x[:, 0] *= 10  # the first principal component is the first axis, up to sign
+    teff = np.linspace(3000, 9000, 30)
+    fig, ax = plt.subplots()
+    assert plot_embedding_map(x, teff, ax=ax, label="Teff") is ax
+    offsets = ax.collections[0].get_offsets()
+    assert abs(np.corrcoef(offsets[:, 0], x[:, 0])[0, 1]) > 0.99
+    np.testing.assert_allclose(ax.collections[0].get_array(), teff)
+    assert fig.axes[-1].get_ylabel() == "Teff"  # the colour bar
+    ax = plot_embedding_map(x, ["a", "b", "c"] * 10, method="tsne")
+    assert ax.get_xlabel() == "t-SNE 1" and len(ax.collections) == 3
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+    for bad, match in (({"method": "umap"}, "method"), ({"labels": [1, 2]}, "2 labels")):
+        with pytest.raises(ValueError, match=match):
+            plot_embedding_map(x, **bad)
+    with pytest.raises(ValueError, match="at least 3"):
+        plot_embedding_map(x[:2])
 
 
 def test_plot_confusion_matrix():

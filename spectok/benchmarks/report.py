@@ -1,6 +1,7 @@
 """The benchmark's result: a table of metrics per task, spectok beside its baselines."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
@@ -36,15 +37,49 @@ class BenchmarkReport:
     meta : dict
         Model name, seed, quick flag, tasks, seconds per task and notes
         (paragraphs printed under the table).
+    figures : dict
+        Figure name → a function of no arguments that draws it and returns a
+        `~matplotlib.figure.Figure` (drawn only when asked, by
+        `save_figures`).
     """
 
     table: Table = field(default_factory=_empty_table)
     meta: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
 
     def add(self, task, metric, values, unit="", better="lower", n=0):
         """Append one metric; ``values`` maps method name to number (missing → NaN)."""
         self.table.add_row([task, metric, unit, better, int(n)]
                            + [float(values.get(m, np.nan)) for m in METHODS])
+
+    def add_figure(self, name, draw):
+        """Keep a figure: ``draw()`` returns a `~matplotlib.figure.Figure`."""
+        self.figures[name] = draw
+
+    def save_figures(self, directory, format="png", dpi=110):
+        """Draw every figure and write it to ``directory/NAME.FORMAT``.
+
+        Parameters
+        ----------
+        directory : str or `~pathlib.Path`
+            Created if missing.
+        format : str
+            Any format matplotlib writes (png, pdf, svg…).
+        dpi : int
+
+        Returns
+        -------
+        list of `~pathlib.Path`
+            The files written, in the order the tasks made the figures.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, draw in self.figures.items():
+            path = directory / f"{name}.{format}"
+            draw().savefig(path, dpi=dpi)
+            paths.append(path)
+        return paths
 
     def rows(self, task):
         """The rows of one task, as a `~astropy.table.Table`."""

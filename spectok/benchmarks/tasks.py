@@ -9,6 +9,7 @@ drawn from seeds that pretraining never used.
 import time
 import warnings
 import zlib
+from functools import partial
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ import torch
 from ..probes import RedshiftProbe, SpectralClassProbe, StellarParameterProbe
 from .features import (EmbeddingMethod, FluxPCAMethod, _prepare, choose_hidden_patches,
                        log_grid)
+from .figures import embedding_figure, panel_figure, reconstruction_figure
 from .report import BenchmarkReport
 from .template_redshift import TemplateRedshiftFit
 
@@ -216,16 +218,19 @@ class _Data:
                     for zi in z]
         return self._cached(("rest_models", kind), make)
 
+    def star_rows(self, part):
+        """Rows of `miles` that `star_views` observes (test: the twin stars)."""
+        train, test = self.miles_split(complete=False)
+        if part == "test":
+            return self.subset(test, self.sizes["twin_stars"], 21)
+        return self.subset(train, self.sizes["pca_stars"], 22)
+
     def star_views(self, part, instrument):
         """MILES stars observed through an instrument (test: the twin stars)."""
         from ..datasets import observe
 
         def make():
-            train, test = self.miles_split(complete=False)
-            if part == "test":
-                rows = self.subset(test, self.sizes["twin_stars"], 21)
-            else:
-                rows = self.subset(train, self.sizes["pca_stars"], 22)
+            rows = self.star_rows(part)
             spectra = self.miles().spectra
             key = zlib.crc32(instrument.encode())
             return [observe(spectra[i], instrument, snr=_STAR_SNR,
@@ -259,8 +264,9 @@ class BenchmarkContext:
         self.untrained = untrained
         self.data = _Data(self.quick, self.seed)
         self._caches = {"spectok": {}, "untrained": {}}
+        self.model_name = getattr(model, "name", "unnamed")
         self.report = BenchmarkReport(meta={
-            "model": getattr(model, "name", "unnamed"), "seed": self.seed, "quick": self.quick,
+            "model": self.model_name, "seed": self.seed, "quick": self.quick,
             "seconds": {}})
 
     def methods(self, grid_name):
@@ -322,6 +328,12 @@ def stellar_parameters(ctx):
         for alpha in (0.68, 0.95):
             lower, upper = probe.predict_interval(x_test, alpha)
             res[f"{alpha:.0%} interval coverage"] = _coverage(truth, lower, upper)
+            if method == "spectok" and alpha == 0.68:
+                ctx.report.add_figure("stellar_parameters", partial(panel_figure, [
+                    {"title": name, "label": f"{name} ({unit})", "truth": truth[:, k],
+                     "predicted": pred[:, k], "interval": (lower[:, k], upper[:, k])}
+                    for k, (name, unit) in enumerate(names)],
+                    f"MILES test stars, {ctx.model_name} embeddings, 68 % intervals"))
         results[method] = res
     for name, unit in names:
         for stat in ("RMSE", "MAE"):
@@ -351,7 +363,8 @@ def spectral_types(ctx):
     accuracy, rmse, set_size, mae, within1 = {}, {}, {}, {}, {}
     for method, (x_train, (x_test,)) in feats.items():
         clf = SpectralClassProbe(random_state=ctx.seed).fit(x_train, classes[train])
-        accuracy[method] = float(np.mean(clf.predict(x_test) == classes[test]))
+        predicted_class = clf.predict(x_test)
+        accuracy[method] = float(np.mean(predicted_class == classes[test]))
         set_size[method] = float(clf.predict_set(x_test, 0.9).sum(axis=1).mean())
         reg = StellarParameterProbe(targets=("spt",), random_state=ctx.seed)
         reg.fit(x_train, spt[train])
@@ -359,6 +372,13 @@ def spectral_types(ctx):
         rmse[method] = float(np.sqrt(np.mean(err ** 2)))
         mae[method] = float(np.mean(np.abs(err)))
         within1[method] = float(np.mean(np.abs(err) <= 1.0))
+        if method == "spectok":
+            ctx.report.add_figure("spectral_types", partial(panel_figure, [
+                {"title": "M/L/T class", "classes": ["M", "L", "T"], "truth": classes[test],
+                 "predicted": predicted_class},
+                {"title": "numeric subtype", "label": "subtype", "truth": spt[test],
+                 "predicted": spt[test] + err}],
+                f"SpeX test sources, {ctx.model_name} embeddings"))
     ctx.report.add("spectral_types", "M/L/T accuracy", accuracy, better="higher", n=len(test))
     ctx.report.add("spectral_types", "90% prediction set size", set_size, unit="classes",
                    better="lower", n=len(test))
@@ -368,6 +388,11 @@ def spectral_types(ctx):
                    n=len(test))
     ctx.report.add("spectral_types", "fraction within ±1 subtype", within1, better="higher",
                    n=len(test))
+
+
+def _redshift_panel(title, truth, predicted, interval=None):
+    return {"title": title, "label": "z", "truth": truth, "predicted": predicted,
+            "interval": interval, "outlier_bound": 0.05}
 
 
 def _r2(truth, predicted):
@@ -413,17 +438,25 @@ def redshift(ctx):
         for metric, _, name, k in objects:
             per_object[metric][method] = float(predicted[name][k])
 
+    panels = []
     for method, (x_train, (x_test, x_desi, x_manga)) in feats.items():
         probe = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
-        score(method, probe.predict(x_test), {"DESI": np.ravel(probe.predict(x_desi)),
-                                              "MaNGA": np.ravel(probe.predict(x_manga))})
+        z_pred = probe.predict(x_test)
+        score(method, z_pred, {"DESI": np.ravel(probe.predict(x_desi)),
+                               "MaNGA": np.ravel(probe.predict(x_manga))})
         lower, upper = probe.predict_interval(x_test, 0.68)
         rows["68% interval coverage"][method] = _coverage(z_test, lower, upper)
+        if method == "spectok":
+            panels.append(_redshift_panel(f"{ctx.model_name} + RedshiftProbe", z_test, z_pred,
+                                          (lower, upper)))
     fit = ctx.template_fit("galaxies")
     z_fit = fit.predict(test_spectra)
     seconds = fit.seconds_per_spectrum_
     score("template_fit", z_fit, {"DESI": fit.predict(desi.spectra),
                                   "MaNGA": fit.predict(manga.spectra)})
+    panels.append(_redshift_panel("template fit", z_test, z_fit))
+    ctx.report.add_figure("redshift", partial(panel_figure, panels,
+                                              "held-out simulated galaxies (SDSS, DESI, LAMOST)"))
     n = {"median |Δz|/(1+z), DESI": len(z_desi), "median |Δz|/(1+z), MaNGA": len(z_manga)}
     for metric, values in rows.items():
         better = {"68% interval coverage": "≈0.68", "R² of z, simulated": "higher"}.get(
@@ -500,7 +533,7 @@ def object_classes(ctx):
     feats = ctx.features("galaxies", [s for spectra in order for s in spectra], real_spectra,
                          need_train=True)
     sizes = np.cumsum([0] + [len(spectra) for spectra in order])
-    rows = {}
+    rows, panels = {}, []
     per_object = {name: {} for name in real_names}
     for method, (x_all, (x_real,)) in feats.items():
         blocks = [x_all[a:b] for a, b in zip(sizes[:-1], sizes[1:])]
@@ -510,6 +543,9 @@ def object_classes(ctx):
             probe = SpectralClassProbe(random_state=ctx.seed).fit(x_train[inst], train[inst][1])
             predicted, truth = probe.predict(x_test[inst]), test[inst][1]
             per_class = [float(np.mean(predicted[truth == c] == c)) for c in classes]
+            if method == "spectok":
+                panels.append({"title": f"{inst}-like", "classes": list(classes),
+                               "truth": truth, "predicted": predicted})
             rows.setdefault(f"mean per-class accuracy, {inst}", {})[method] = np.mean(per_class)
             for c, accuracy in zip(classes, per_class):
                 rows.setdefault(f"{c} accuracy, {inst}", {})[method] = accuracy
@@ -526,6 +562,9 @@ def object_classes(ctx):
     for name, truth in zip(real_names, real_truth):
         ctx.report.add("object_classes", f"{name}: P({truth})", per_object[name],
                        better="higher", n=1)
+    ctx.report.add_figure("object_classes", partial(
+        panel_figure, panels, f"star / galaxy / quasar, {ctx.model_name} embeddings "
+        f"(held-out, {CLASS_WINDOW[0]:.0f}-{CLASS_WINDOW[1]:.0f} Å)"))
 
 
 def quasar_redshift(ctx):
@@ -539,6 +578,10 @@ def quasar_redshift(ctx):
                    .predict(x_test) for method, (x_train, (x_test,)) in feats.items()}
     fit = ctx.template_fit("quasars")
     predictions["template_fit"] = fit.predict(test_spectra)
+    ctx.report.add_figure("quasar_redshift", partial(panel_figure, [
+        _redshift_panel(f"{ctx.model_name} + RedshiftProbe", z_test, predictions["spectok"]),
+        _redshift_panel("template fit", z_test, predictions["template_fit"])],
+        "held-out simulated quasars (SDSS, DESI)"))
     for method, z_pred in predictions.items():
         dz = (z_pred - z_test) / (1 + z_test)
         rows["σ_NMAD of Δz/(1+z)"][method] = nmad(dz)
@@ -570,6 +613,7 @@ def cross_instrument(ctx):
             results.setdefault(("MILES stars", a, b), {})[method] = ranks
         _, gal_x = gal_feats[method]
         results.setdefault(("galaxies", "sdss", "desi"), {})[method] = twin_ranks(*gal_x)
+    _add_embedding_figure(ctx, star_feats["spectok"][1][0])
     for (what, a, b), by_method in results.items():
         n = len(next(iter(by_method.values())))
         ctx.report.add("cross_instrument", f"{what} {a}↔{b}: median twin rank",
@@ -578,6 +622,22 @@ def cross_instrument(ctx):
         ctx.report.add("cross_instrument", f"{what} {a}↔{b}: top-1 rate",
                        {m: float(np.mean(r == 1)) for m, r in by_method.items()},
                        better="higher", n=n)
+
+
+def _add_embedding_figure(ctx, embeddings):
+    """Embeddings of the SDSS-like test stars by Teff, and one star's SDSS vs LAMOST tokens."""
+    from ..encode import encode
+
+    data = ctx.data
+    teff = np.asarray(data.miles().labels["teff"].filled(np.nan), dtype=float)
+    star = [data.star_views("test", inst)[0] for inst in ("sdss", "lamost")]
+
+    def draw():
+        tokens = [encode(s, model=ctx.model, progress=False) for s in star]
+        return embedding_figure(embeddings, np.log10(teff[data.star_rows("test")]),
+                                "log10 Teff", *tokens, ("SDSS-like", "LAMOST-like"),
+                                f"MILES test stars, {ctx.model_name}")
+    ctx.report.add_figure("cross_instrument", draw)
 
 
 def reconstruction(ctx):
@@ -602,8 +662,10 @@ def reconstruction(ctx):
          [s for inst in CLASS_INSTRUMENTS for s in data.quasars("test", inst).spectra]),
     ]
     patch_size = ctx.model.config.patch_size
+    examples = []
     for k, (domain, grid_name, train, test) in enumerate(domains):
         rows = data.subset(np.arange(len(test)), size, 40 + k)
+        examples.append((domain, test[rows[0]]))
         prepared = _prepare([test[i] for i in rows], patch_size)
         hidden = choose_hidden_patches(prepared, 0.1, patch_size, seed=[ctx.seed, k])
         recon, inpaint = {}, {}
@@ -617,6 +679,9 @@ def reconstruction(ctx):
                        n=len(rows))
         ctx.report.add("reconstruction", f"median χ²_ν of hidden 10%, {domain}", inpaint,
                        better="≈1", n=len(rows))
+    ctx.report.add_figure("reconstruction", partial(
+        reconstruction_figure, examples, ctx.model,
+        f"{ctx.model_name}: reconstructions, residuals and tokens, one spectrum per domain"))
 
 
 #: The tasks, by name, in the order they run.
