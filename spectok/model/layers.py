@@ -90,21 +90,23 @@ def _windows(x, window, dim):
 
 
 class LocalLayout:
-    """Where each query may look under local attention, shared by every encoder layer.
+    """Where each query may look under local attention, shared by every layer.
 
-    The patches are cut into blocks of ``window``. The queries of a block see
-    every key of their window (the block and ``window // 2`` patches on
-    either side) one by one, and the rest of the spectrum through one summary
-    key per segment of ``window // 2`` patches: the mean key and value of the
-    segment's active patches, at their mean position, weighted by their
-    number. Heads with steep distance slopes barely reach past the window;
-    the summaries keep the shallow (global) heads informed about the whole
-    spectrum, at a cost of ``2 * n / window`` extra keys per query.
+    The patches, padded with inactive ones to a whole number of blocks, are
+    cut into blocks of ``window``. The queries of a block see every key of
+    their window (the block and ``window // 2`` patches on either side) one
+    by one, and the rest of the spectrum through one summary key per segment
+    of ``window // 2`` patches: the mean key and value of the segment's
+    active patches, at their mean position, weighted by their number. Heads
+    with steep distance slopes barely reach past the window; the summaries
+    keep the shallow (global) heads informed about the whole spectrum, at a
+    cost of ``2 * n / window`` extra keys per query. Queries from outside the
+    sequence (the decoder's readout pixels) join a block; see `query_chunks`.
 
     Parameters
     ----------
     position : `~torch.Tensor`, shape (batch, patches)
-        Patch positions (relative ln λ); ``patches`` is a multiple of ``window``.
+        Patch positions (relative ln λ).
     active : `~torch.Tensor` of bool, shape (batch, patches)
     window : int
         Patches per block (even).
@@ -112,6 +114,8 @@ class LocalLayout:
     Attributes
     ----------
     window : int
+    length : int
+        Patches after padding to whole blocks (see `pad`).
     distance : `~torch.Tensor`, shape (batch, 1, blocks, window, keys)
         Query-key distances in ln λ: the ``2 * window`` window keys, then the
         ``2 * blocks`` segment summaries.
@@ -123,9 +127,13 @@ class LocalLayout:
     """
 
     def __init__(self, position, active, window):
+        pad = -position.shape[1] % window
+        position = F.pad(position, (0, pad), value=float(position[:, -1].max()))
+        active = F.pad(active, (0, pad), value=False)
         batch, n = position.shape
         blocks, segment = n // window, window // 2
-        self.window = window
+        self.window, self.length = window, n
+        self._position, self._active = position, active
         key = _windows(position.unsqueeze(1), window, -1).squeeze(1)
         key_active = _windows(active.unsqueeze(1), window, -1).squeeze(1)
         # A window without an active key holds only inactive queries: let them
@@ -142,13 +150,71 @@ class LocalLayout:
         in_window = (segment_index >= first[:, None]) & (segment_index <= first[:, None] + 3)
         summary_active = (count > 0).unsqueeze(1) & ~in_window
 
-        key = torch.cat([key, centre.unsqueeze(1).expand(-1, blocks, -1)], dim=-1)
+        self._key_position = torch.cat([key, centre.unsqueeze(1).expand(-1, blocks, -1)], dim=-1)
         query = position.view(batch, blocks, window)
-        self.distance = (query.unsqueeze(-1) - key.unsqueeze(-2)).abs().unsqueeze(1)
+        self.distance = (query.unsqueeze(-1) - self._key_position.unsqueeze(-2)).abs().unsqueeze(1)
         log_count = count.clamp(min=1).log().unsqueeze(1).expand(-1, blocks, -1)
         offset = F.pad(log_count, (2 * window, 0))
         offset = offset.masked_fill(~torch.cat([key_active, summary_active], dim=-1), -math.inf)
         self.offset = offset[:, None, :, None, :]
+
+    def pad(self, x):
+        """Pad ``x``, shape (batch, patches, ...), with zeros to `length` patches."""
+        return F.pad(x, (0, 0) * (x.dim() - 2) + (0, self.length - x.shape[1]))
+
+    def query_chunks(self, query_position, size):
+        """Group queries from outside the sequence by the block whose keys they see.
+
+        A query joins the block of the active patch nearest to it in ln λ
+        and sees that block's keys (its window one by one, the rest of the
+        spectrum through summaries), at distances measured from the query.
+        Queries may come in any order; each block's are cut into chunks of
+        at most ``size``, which bounds memory without changing the result.
+
+        Parameters
+        ----------
+        query_position : `~torch.Tensor`, shape (batch, n_query)
+            Query positions, relative to the same origin as the patches'.
+        size : int
+            Most queries per chunk.
+
+        Yields
+        ------
+        index : `~torch.Tensor` of int64, shape (chunk,)
+            The chunk's queries, indexing ``query_position.flatten()``; the
+            chunks together hold every query once.
+        block : int
+            Their block, indexing the flattened (batch, blocks) axes (as in
+            `Attention.block_keys_values`).
+        distance : `~torch.Tensor`, shape (1, 1, chunk, keys)
+        offset : `~torch.Tensor`, shape (1, 1, 1, keys)
+            For `DistanceBias.from_distance`.
+        """
+        batch, blocks = self._key_position.shape[:2]
+        rows = torch.arange(batch, device=query_position.device).unsqueeze(1)
+        block = (self._nearest_block(query_position) + blocks * rows).flatten()
+        order = block.argsort(stable=True)
+        position = query_position.flatten()[order]
+        key_position = self._key_position.flatten(0, 1)
+        offset = self.offset.flatten(0, 2)
+        start = 0
+        ends = torch.bincount(block, minlength=batch * blocks).cumsum(0).tolist()
+        for b, end in enumerate(ends):
+            for first in range(start, end, size):
+                last = min(first + size, end)
+                distance = (position[first:last].unsqueeze(-1) - key_position[b]).abs()
+                yield order[first:last], b, distance[None, None], offset[b][None, None]
+            start = end
+
+    def _nearest_block(self, query_position):
+        """Block of the active patch nearest to each query, shape (batch, n_query)."""
+        centre, patch = self._position.masked_fill(~self._active, math.inf).sort(-1)
+        last = (self._active.sum(-1, keepdim=True) - 1).clamp(min=0)
+        right = torch.minimum(torch.searchsorted(centre, query_position.contiguous()), last)
+        left = (right - 1).clamp(min=0)
+        use_left = ((query_position - centre.gather(-1, left)).abs()
+                    <= (centre.gather(-1, right) - query_position).abs())
+        return patch.gather(-1, torch.where(use_left, left, right)) // self.window
 
 
 class DistanceBias(nn.Module):
@@ -219,9 +285,19 @@ class Attention(nn.Module):
 
         ``bias`` broadcasts to (batch, heads, n_query, n_key).
         """
+        return self.attend(x, *self.keys_values(context), bias)
+
+    def keys_values(self, context):
+        """Per-head keys and values of ``context``, each (batch, heads, n_key, head_width)."""
+        return [self._split(t) for t in self.key_value(context).chunk(2, dim=-1)]
+
+    def attend(self, x, key, value, bias):
+        """Attend from ``x`` (batch, n_query, width) to per-head ``key`` and ``value``.
+
+        ``bias`` broadcasts to (batch, heads, n_query, n_key).
+        """
         q = self._split(self.query(x))
-        k, v = (self._split(t) for t in self.key_value(context).chunk(2, dim=-1))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+        y = F.scaled_dot_product_attention(q, key, value, attn_mask=bias.to(q.dtype))
         return self.out(y.transpose(1, 2).reshape(x.shape))
 
     def local(self, x, bias, layout):
@@ -230,7 +306,7 @@ class Attention(nn.Module):
         Parameters
         ----------
         x : `~torch.Tensor`, shape (batch, n, width)
-            ``n`` is a multiple of ``layout.window``.
+            ``n`` is ``layout.length``.
         bias : `~torch.Tensor`, shape (batch, heads, blocks, window, keys)
             Bias over the keys of `LocalLayout`: window keys, then segment summaries.
         layout : `LocalLayout`
@@ -241,21 +317,32 @@ class Attention(nn.Module):
         q = self._split(self.query(x))
         heads, head_width = q.shape[1], q.shape[-1]
         q = q.reshape(batch, heads * blocks, window, head_width)
-        k, v = (self._local_keys(self._split(t), layout, blocks)
-                for t in self.key_value(x).chunk(2, dim=-1))
+        k, v = (self._local_keys(t, layout).flatten(1, 2) for t in self.keys_values(x))
         bias = bias.to(q.dtype).reshape(batch, heads * blocks, window, -1)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.out(y.view(batch, heads, n, head_width).transpose(1, 2).reshape(x.shape))
 
+    def block_keys_values(self, context, layout):
+        """Keys and values of each block of ``layout``, for `LocalLayout.query_chunks`.
+
+        ``context`` has shape (batch, ``layout.length``, width); the keys and
+        values have shape (batch * blocks, heads, keys, head_width).
+        """
+        return [self._local_keys(t, layout).transpose(1, 2).flatten(0, 1)
+                for t in self.keys_values(context)]
+
     @staticmethod
-    def _local_keys(x, layout, blocks):
-        """Window keys then segment summaries of ``x`` (batch, heads, n, head_width), per block."""
+    def _local_keys(x, layout):
+        """Window keys then segment summaries of ``x`` (batch, heads, n, head_width).
+
+        The result has shape (batch, heads, blocks, keys, head_width).
+        """
         batch, heads, n, head_width = x.shape
         window = _windows(x, layout.window, -2).transpose(-1, -2)
         summary = (x.view(batch, heads, -1, layout.window // 2, head_width)
                    * layout.segment_weight).sum(-2)
-        summary = summary.unsqueeze(2).expand(-1, -1, blocks, -1, -1)
-        return torch.cat([window, summary], dim=-2).reshape(batch, heads * blocks, -1, head_width)
+        summary = summary.unsqueeze(2).expand(-1, -1, window.shape[2], -1, -1)
+        return torch.cat([window, summary], dim=-2)
 
 
 def _mlp(width, ratio):
@@ -298,7 +385,39 @@ class CrossAttentionBlock(nn.Module):
         self.mlp = _mlp(width, mlp_ratio)
 
     def forward(self, x, memory, bias):
-        x = x + self.attention(self.norm_query(x), self.norm_memory(memory), bias)
+        """Attend from ``x`` (batch, n_query, width) to all of ``memory`` with ``bias``."""
+        return self._attend(x, *self.attention.keys_values(self.norm_memory(memory)), bias)
+
+    def local(self, x, memory, query_position, distance_bias, layout, size):
+        """Apply the block under local attention, ``size`` queries at a time.
+
+        Each query attends to the keys of one block of ``layout`` (see
+        `LocalLayout.query_chunks`), so that time and memory grow linearly
+        with the number of queries and of patches.
+
+        Parameters
+        ----------
+        x : `~torch.Tensor`, shape (batch, n_query, width)
+        memory : `~torch.Tensor`, shape (batch, patches, width)
+        query_position : `~torch.Tensor`, shape (batch, n_query)
+        distance_bias : `DistanceBias`
+        layout : `LocalLayout`
+            Of the patches of ``memory``.
+        size : int
+            Most queries attending at once.
+        """
+        key, value = self.attention.block_keys_values(layout.pad(self.norm_memory(memory)), layout)
+        flat = x.flatten(0, 1)
+        index, out = [], []
+        for chunk, block, distance, offset in layout.query_chunks(query_position, size):
+            bias = distance_bias.from_distance(distance, offset)
+            out.append(self._attend(flat[chunk][None], key[block][None], value[block][None],
+                                    bias)[0])
+            index.append(chunk)
+        return flat.index_copy(0, torch.cat(index), torch.cat(out)).view_as(x)
+
+    def _attend(self, x, key, value, bias):
+        x = x + self.attention.attend(self.norm_query(x), key, value, bias)
         return x + self.mlp(self.norm_mlp(x))
 
 

@@ -20,18 +20,24 @@ Method, in the order the code follows:
 5. **Decoder.** Tokens (plus position) pass through decoder blocks; then any
    requested wavelength, embedded from its ln λ and sampling, attends to them
    and predicts the normalised flux there and a model scatter (log σ).
+   Beyond ``full_attention_limit`` patches both attend locally, like the
+   encoder: a requested wavelength sees the patches around the one nearest
+   to it, and the rest through summaries.
 """
 
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias, LocalLayout,
                      LogWavelengthFeatures, TransformerBlock, key_distance)
 
 __all__ = ["TokenizerConfig", "SpectralTokenizer", "CONFIGS", "patch_geometry"]
+
+#: Requested wavelengths read out at once under local attention: bounds the
+#: memory of `SpectralTokenizer.decode` and does not change its result.
+_READOUT_CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,15 @@ class TokenizerConfig:
     pixel_periods, position_periods : tuple of float
         Shortest and longest period in ln λ.
     full_attention_limit : int
-        Longest input, in patches, whose encoder attends across the whole
-        spectrum. Longer inputs (high-resolution échelle spectra) use local
-        attention (see `~spectok.model.LocalLayout`): each block of
-        ``attention_window`` patches sees the ``2 * attention_window``
+        Longest input, in patches, whose encoder and decoder attend across
+        the whole spectrum. Longer inputs (high-resolution échelle spectra)
+        use local attention (see `~spectok.model.LocalLayout`): each block
+        of ``attention_window`` patches sees the ``2 * attention_window``
         patches around it one by one and the rest of the spectrum through
-        summaries, so time and memory grow linearly with length. Shorter
-        inputs are not affected. Not a training hyper-parameter: it can be
-        changed on a trained model.
+        summaries, and each wavelength requested from the decoder sees what
+        the block of its nearest patch sees, so time and memory grow
+        linearly with length. Shorter inputs are not affected. Not a
+        training hyper-parameter: it can be changed on a trained model.
     attention_window : int
         Patches per local-attention block (even).
 
@@ -166,6 +173,23 @@ def patch_geometry(log_wavelength, valid, observed, spacing, patch_size):
     n_valid = _patches(valid, patch_size).sum(-1)
     active = (n_valid > 0) & (2 * n_valid >= obs.sum(-1))
     return centre, log_spacing.float(), active
+
+
+def _self_attention(biases, blocks, x, position, active, layout):
+    """Transformer blocks over patches: global attention, or local under ``layout``."""
+    n = x.shape[1]
+    if layout is None:
+        distance = key_distance(position, position, active)
+    else:
+        distance = layout.distance, layout.offset
+        x = layout.pad(x)
+    # Without autograd one bias buffer serves every layer: fresh allocations of
+    # this size cost more in page faults than filling them does.
+    bias = None
+    for distance_bias, block in zip(biases, blocks):
+        bias = distance_bias.from_distance(*distance, out=None if torch.is_grad_enabled() else bias)
+        x = block(x, bias, layout)
+    return x[:, :n]
 
 
 class SpectralTokenizer(nn.Module):
@@ -281,25 +305,14 @@ class SpectralTokenizer(nn.Module):
 
     def _encoder_blocks(self, x, position, active):
         """The encoder's transformer blocks: global attention, or local beyond the limit."""
-        n = x.shape[1]
-        layout = None
-        if n <= self.config.full_attention_limit:
-            distance = key_distance(position, position, active)
-        else:
-            pad = -n % self.config.attention_window
-            layout = LocalLayout(F.pad(position, (0, pad), value=float(position[:, -1].max())),
-                                 F.pad(active, (0, pad), value=False),
-                                 self.config.attention_window)
-            distance = layout.distance, layout.offset
-            x = F.pad(x, (0, 0, 0, pad))
-        # Without autograd one bias buffer serves every layer: fresh allocations of
-        # this size cost more in page faults than filling them does.
-        bias = None
-        for distance_bias, block in zip(self.encoder_bias, self.encoder):
-            bias = distance_bias.from_distance(
-                *distance, out=None if torch.is_grad_enabled() else bias)
-            x = block(x, bias, layout)
-        return x[:, :n]
+        layout = self._layout(position, active)
+        return _self_attention(self.encoder_bias, self.encoder, x, position, active, layout)
+
+    def _layout(self, position, active):
+        """The `LocalLayout` of patches beyond ``full_attention_limit``, else None (global)."""
+        if position.shape[1] <= self.config.full_attention_limit:
+            return None
+        return LocalLayout(position, active, self.config.attention_window)
 
     # -- decoder -----------------------------------------------------------------
 
@@ -322,19 +335,34 @@ class SpectralTokenizer(nn.Module):
         -------
         mean, log_scatter : `~torch.Tensor`, shape (batch, queries)
             Predicted normalised flux and the log of the model's own scatter.
+
+        Notes
+        -----
+        Beyond ``config.full_attention_limit`` patches the decoder attends
+        locally, as the encoder does, so that time and memory grow linearly
+        with the numbers of patches and of queries: each query sees the
+        window of the active patch nearest to it in ln λ one patch at a time
+        and the rest of the spectrum through summaries (see
+        `~spectok.model.LocalLayout`). Queries may come in any order.
         """
         memory = self.from_token(tokens) + self._position(centre, log_spacing)
         origin = centre[:, :1]
         relative = (centre - origin).float()
-        for bias, block in zip(self.decoder_bias, self.decoder):
-            memory = block(memory, bias(relative, relative, active))
+        layout = self._layout(relative, active)
+        memory = _self_attention(self.decoder_bias, self.decoder, memory, relative, active, layout)
         query = self.query_embedding(torch.cat([
             self.pixel_features(log_wavelength),
             self.position_features(log_wavelength),
             spacing.double().clamp(min=1e-12).log10().float().unsqueeze(-1),
         ], dim=-1))
-        bias = self.query_bias((log_wavelength - origin).float(), relative, active)
-        out = self.head(self.readout_norm(self.readout(query, memory, bias)))
+        query_position = (log_wavelength - origin).float()
+        if layout is None:
+            bias = self.query_bias(query_position, relative, active)
+            query = self.readout(query, memory, bias)
+        else:
+            query = self.readout.local(query, memory, query_position, self.query_bias, layout,
+                                       _READOUT_CHUNK)
+        out = self.head(self.readout_norm(query))
         return out[..., 0], out[..., 1]
 
     def forward(self, log_wavelength, flux, sigma, valid, observed, spacing, hide=None,
