@@ -63,7 +63,7 @@ def _train(args):
 
 
 def _bench(args):
-    from spectok.benchmarks import TASKS, format_report, run_benchmark
+    from spectok.benchmarks import TASKS, benchmark_threads, format_report, run_benchmark
 
     tasks = None
     if args.tasks:
@@ -83,9 +83,10 @@ def _bench(args):
         output.write_text(text + "\n")
         report.table.write(output.with_suffix(".ecsv"), format="ascii.ecsv", overwrite=True)
         folder = output.with_name(output.stem + "-figures")
-        figures = report.save_figures(folder)
-        print(f"wrote {output}, {output.with_suffix('.ecsv')} and {len(figures)} figures in "
-              f"{folder}")
+        with benchmark_threads(args.threads):  # drawing the reconstructions runs the model
+            figures = report.save_figures(folder)
+        print(f"wrote {output}, {output.with_suffix('.ecsv')} and {len(figures)} "
+              f"figure{'' if len(figures) == 1 else 's'} in {folder}")
     return 0
 
 

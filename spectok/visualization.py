@@ -467,7 +467,7 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     outlier_bound : float, optional
         The redshift convention: predictions with |Δ| / (1 + true) above
         this are outliers; the bounds are drawn as dotted lines and the
-        σ_MAD and outlier fraction are of Δ / (1 + true).
+        σ_MAD, median offset and outlier fraction are of Δ / (1 + true).
     **kwargs
         Passed to `~matplotlib.axes.Axes.errorbar` (marker style, colour…).
 
@@ -523,12 +523,13 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     ax.set_xlabel(_unit_label(f"true {name}", unit))
     ax.set_ylabel(_unit_label(f"predicted {name}", unit))
     if show_metrics and finite.any():
+        from .benchmarks import nmad
+
         err = pred[finite] - truth[finite]
         scaled = err if outlier_bound is None else err / (1 + truth[finite])
-        spread = 1.4826 * np.median(np.abs(scaled - np.median(scaled)))
-        text = (f"RMSE {np.sqrt(np.mean(err ** 2)):.3g}\n"
-                f"σ_MAD {spread:.3g}{'' if outlier_bound is None else ' of Δ/(1+true)'}\n"
-                f"median offset {np.median(err):.3g}\nn = {finite.sum()}")
+        of = "" if outlier_bound is None else " of Δ/(1+true)"
+        text = (f"RMSE {np.sqrt(np.mean(err ** 2)):.3g}\nσ_MAD {nmad(scaled):.3g}{of}\n"
+                f"median offset {np.median(scaled):.3g}{of}\nn = {finite.sum()}")
         if interval is not None:
             covered = (truth >= lower) & (truth <= upper)
             text += f"\ninterval coverage {np.mean(covered[finite]):.0%}"

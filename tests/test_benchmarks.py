@@ -208,4 +208,4 @@ def test_bench_command(tmp_path, capsys):
     table = Table.read(tmp_path / "report.ecsv")
     assert set(table["task"]) == {"stellar_parameters"}
     figure = tmp_path / "report-figures" / "stellar_parameters.png"
-    assert figure.stat().st_size > 10_000 and "1 figures" in printed
+    assert figure.stat().st_size > 10_000 and "1 figure in" in printed

@@ -3,10 +3,11 @@
 import astropy.units as u
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 from astropy.nddata import StdDevUncertainty
 from specutils import Spectrum
 
-from spectok.benchmarks import TemplateRedshiftFit
+from spectok.benchmarks import NoRedshiftWarning, TemplateRedshiftFit
 
 _LINES = np.array([3727.0, 4862.7, 5008.2, 6564.6, 6718.3])
 
@@ -21,7 +22,7 @@ def _rest_model(rng):
 
 
 def _observed(model, z, rng, snr=20.0, wavelength=(3600.0, 9800.0), step=1e-4):
-    wave = 10 ** np.arange(np.log10(wavelength[0]), np.log10(wavelength[1]), step)
+    wave = 10 ** np.arange(np.log10(wavelength[0]), np.log10(wavelength[1]), step)  # off-grid
     flux = np.interp(wave / (1 + z), model.spectral_axis.value, model.flux.value)
     sigma = np.full(wave.size, np.median(flux) / snr)
     return Spectrum(spectral_axis=wave * u.AA, flux=(flux + rng.normal(0, sigma)) * u.one,
@@ -37,9 +38,18 @@ def fitted():
 def test_recovers_redshifts(fitted):
     rng = np.random.default_rng(1)
     truth = np.array([0.0, 0.05, 0.31, 0.62, 0.97])
-    spectra = [_observed(_rest_model(rng), z, rng) for z in truth]
+    spectra = [_observed(_rest_model(rng), z, rng, snr=200) for z in truth]
     predicted = fitted.predict(spectra)
-    assert np.all(np.abs(predicted - truth) / (1 + truth) < 1e-4)
+    # 3600 Å is 0.63 fit pixels off the fit's grid: no bias from the resampling
+    assert np.all(np.abs(predicted - truth) / (1 + truth) < 1.5e-5)
+    # a linear-in-λ grid (DESI-like, 0.8 Å) and a coarse one (R ≈ 1000) work too
+    wave = np.arange(3600.0, 9800.0, 0.8)
+    model = _rest_model(rng)
+    for grid in (wave, wave[::8]):
+        flux = np.interp(grid / 1.42, model.spectral_axis.value, model.flux.value)
+        spectrum = Spectrum(spectral_axis=grid * u.AA, flux=flux * u.one,
+                            uncertainty=StdDevUncertainty(np.full(grid.size, 0.01)))
+        assert abs(fitted.predict([spectrum])[0] - 0.42) / 1.42 < 5e-5
     assert fitted.seconds_per_spectrum_ > 0
     assert fitted.templates_.shape[0] == 5
     assert fitted.coverage_.all()  # the models reach the whole rest-frame grid
@@ -50,7 +60,7 @@ def test_chi2_matches_direct_least_squares(fitted):
     rng = np.random.default_rng(2)
     spectrum = _observed(_rest_model(rng), 0.4, rng)
     z, chi2 = fitted.chi2(spectrum)
-    flux, weight = fitted._bin(spectrum, 0)
+    flux, weight = fitted._resample(spectrum, 0)
     x_obs = fitted.rest_log_wavelength_[0] + fitted.shift_range_[1] * fitted.log_step + (
         fitted.log_step * np.arange(fitted.n_observed_))
     for k in (0, 1234, len(z) - 2):
@@ -85,6 +95,28 @@ def test_bad_arguments(fitted):
         TemplateRedshiftFit(min_coverage=2).fit(models)
     with pytest.raises(ValueError, match="at least n_templates=8"):
         TemplateRedshiftFit(n_templates=8).fit(models)
+    with pytest.raises(ValueError, match="holds no trial redshift"):
+        TemplateRedshiftFit(z_range=(0.1001, 0.1002)).fit(models)
+    with pytest.raises(ValueError, match="does not overlap"):
+        TemplateRedshiftFit(z_range=(0.0, 0.5)).fit([m[11000 * u.AA:] for m in models])
+    with pytest.raises(NotFittedError):
+        TemplateRedshiftFit().predict(models[:1])
     blue = _observed(models[0], 0.0, rng, wavelength=(1000.0, 2000.0))
-    with pytest.raises(ValueError, match="no valid pixel inside"):
+    with pytest.raises(ValueError, match="no usable pixels inside"):
         fitted.predict([blue])
+
+
+def test_no_allowed_redshift_gives_nan_with_a_warning():
+    rng = np.random.default_rng(5)
+    models = [_rest_model(rng)[5000 * u.AA:12000 * u.AA] for _ in range(6)]
+    fit = TemplateRedshiftFit(z_range=(0.0, 0.5), min_coverage=0.95).fit(models)
+    # the templates begin at 5000 Å: at most ~60 % of a 3600-9800 Å spectrum at any z ≤ 0.5
+    with pytest.warns(NoRedshiftWarning, match="spectrum 0: .* redshift is NaN"):
+        assert np.isnan(fit.predict([_observed(_rest_model(rng), 0.1, rng)])[0])
+
+
+def test_parabola_refinement_skips_excluded_neighbours(fitted, monkeypatch):
+    chi2 = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, np.inf, np.inf])
+    z = np.linspace(0.0, 0.07, 8)
+    monkeypatch.setattr(fitted, "chi2", lambda spectrum, index=0: (z, chi2))
+    assert fitted.predict([None])[0] == pytest.approx(z[5])

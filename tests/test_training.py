@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectok.model import load_model
+from spectok.model import load_model, save_model
 from spectok.training import (SourceConfig, TrainingConfig, TrainingStream,
                               consistency_loss, gaussian_nll, hide_patches, load_config, train)
 from spectok.training.loop import CHECKPOINT_NAME
@@ -160,6 +160,16 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
     assert 4000 <= low < 4300 and 4800 < high <= 5000 * np.exp(300 * 2e-4)
 
 
+def test_resume_from_a_checkpoint_without_the_wavelength_record(tmp_path):
+    train(tiny_config(tmp_path, steps=3), progress=False, sources=TOY_SOURCES)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    del state["wavelength_span"]  # as written before the record existed
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    with pytest.warns(UserWarning, match="predates the record"):
+        train(tiny_config(tmp_path, steps=5), resume=True, progress=False, sources=TOY_SOURCES)
+    assert "wavelength_range" not in load_model(tmp_path / "toy-model.json").metadata
+
+
 def test_init_weights_starts_from_a_saved_model(tmp_path):
     first = train(tiny_config(tmp_path / "first", steps=4), progress=False, sources=TOY_SOURCES)
     saved = tmp_path / "first" / "toy-model.json"
@@ -169,6 +179,13 @@ def test_init_weights_starts_from_a_saved_model(tmp_path):
     before = load_model(saved).metadata["wavelength_range"]
     after = load_model(tmp_path / "second" / "toy-model.json").metadata["wavelength_range"]
     assert after[0] <= before[0] and after[1] >= before[1]
+    # a starting model without a recorded range leaves the new model without one
+    unrecorded = load_model(saved)
+    unrecorded.metadata.pop("wavelength_range")
+    save_model(unrecorded, tmp_path / "unrecorded")
+    train(tiny_config(tmp_path / "fourth", steps=1, init_weights=str(tmp_path / "unrecorded.json")),
+          progress=False, sources=TOY_SOURCES)
+    assert "wavelength_range" not in load_model(tmp_path / "fourth" / "toy-model.json").metadata
     with pytest.raises(ValueError, match="init_weights .* has configuration"):
         train(tiny_config(tmp_path / "third", model="small", init_weights=str(saved)),
               progress=False, sources=TOY_SOURCES)

@@ -1,10 +1,15 @@
 """`run_benchmark`: every task, on a model and its two baselines, in one call."""
 
+from contextlib import contextmanager
+
 import torch
 
 from .tasks import TASKS, BenchmarkContext, _run_task
+from .template_redshift import TemplateRedshiftFit
 
-__all__ = ["run_benchmark"]
+_FIT = TemplateRedshiftFit()  # the settings the tasks use: the defaults
+
+__all__ = ["run_benchmark", "benchmark_threads"]
 
 
 def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None):
@@ -17,7 +22,12 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
     * ``untrained`` — embeddings of the same architecture with random
       (seeded) weights: what pretraining buys;
     * ``flux_pca`` — normalised flux resampled onto a fixed log-λ grid per
-      task and its principal components: the classic approach.
+      task and its principal components: the classic approach;
+
+    and, for the two redshift tasks, a fourth column without a probe:
+
+    * ``template_fit`` — `TemplateRedshiftFit`, the classical χ² fit of
+      eigen-templates over trial redshifts, with its time per spectrum.
 
     Tasks (`TASKS`):
 
@@ -73,6 +83,8 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
     Returns
     -------
     `~spectok.benchmarks.BenchmarkReport`
+        Its ``figures`` hold one figure per task, drawn by
+        `~spectok.benchmarks.BenchmarkReport.save_figures`.
         ``.table`` has one row per metric; `~spectok.benchmarks.format_report`
         makes it markdown.
 
@@ -107,26 +119,53 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         "64 principal components fitted on the training spectra (gaps filled by a "
         "least-squares fit of the components). Every method feeds the same probes "
         "(default heads, fixed seeds); splits are by object. *template fit* (redshift tasks "
-        "only) — no probe: χ² over trial redshifts of 5 eigen-templates plus a quadratic, "
-        "the templates learnt from noiseless rest-frame models of the same simulator that made "
-        "the test galaxies and quasars, so on simulations it is an optimistic reference.",
+        f"only) — no probe: χ² over trial redshifts of {_FIT.n_templates} eigen-templates "
+        f"plus a degree-{_FIT.poly_degree} polynomial, the templates learnt from noiseless "
+        "rest-frame models of the same simulator that made the test galaxies and quasars, so "
+        "on simulations it is an optimistic reference.",
         "Reconstruction: median over spectra of the reduced χ² of the reconstruction against "
         "the data errors, with nothing hidden, and on the pixels of 10 % of patches hidden "
         "from the encoder (flux + PCA: those pixels left out of the fit). For flux + PCA only "
         "pixels inside the task grid count.",
     ]
+    with benchmark_threads(num_threads):
+        ctx.report.meta["torch_threads"] = torch.get_num_threads()
+        for name in names:
+            _run_task(ctx, name)
+    return ctx.report
+
+
+@contextmanager
+def benchmark_threads(num_threads=None):
+    """The benchmark's thread settings: ``num_threads`` torch threads, one BLAS thread.
+
+    Small matrix products dominate the probes and flux + PCA; one BLAS thread
+    is much faster for them on a busy machine (the model runs on torch's own
+    threads). Torch's previous thread count is restored on exit.
+
+    Parameters
+    ----------
+    num_threads : int, optional
+        Torch threads; default: leave torch's setting.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.benchmarks import benchmark_threads
+    >>> before = torch.get_num_threads()
+    >>> with benchmark_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
     from threadpoolctl import threadpool_limits
 
-    # Small matrix products dominate the probes and flux + PCA; one BLAS thread is
-    # much faster for them on a busy machine (the model runs on torch's own threads).
     threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
-    ctx.report.meta["torch_threads"] = torch.get_num_threads()
     try:
         with threadpool_limits(limits=1, user_api="blas"):
-            for name in names:
-                _run_task(ctx, name)
+            yield
     finally:
         torch.set_num_threads(threads)
-    return ctx.report

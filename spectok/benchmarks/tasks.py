@@ -368,7 +368,8 @@ def spectral_types(ctx):
         set_size[method] = float(clf.predict_set(x_test, 0.9).sum(axis=1).mean())
         reg = StellarParameterProbe(targets=("spt",), random_state=ctx.seed)
         reg.fit(x_train, spt[train])
-        err = np.ravel(reg.predict(x_test)) - spt[test]
+        predicted_spt = np.ravel(reg.predict(x_test))
+        err = predicted_spt - spt[test]
         rmse[method] = float(np.sqrt(np.mean(err ** 2)))
         mae[method] = float(np.mean(np.abs(err)))
         within1[method] = float(np.mean(np.abs(err) <= 1.0))
@@ -377,7 +378,7 @@ def spectral_types(ctx):
                 {"title": "M/L/T class", "classes": ["M", "L", "T"], "truth": classes[test],
                  "predicted": predicted_class},
                 {"title": "numeric subtype", "label": "subtype", "truth": spt[test],
-                 "predicted": spt[test] + err}],
+                 "predicted": predicted_spt}],
                 f"SpeX test sources, {ctx.model_name} embeddings"))
     ctx.report.add("spectral_types", "M/L/T accuracy", accuracy, better="higher", n=len(test))
     ctx.report.add("spectral_types", "90% prediction set size", set_size, unit="classes",
@@ -395,7 +396,15 @@ def _redshift_panel(title, truth, predicted, interval=None):
             "interval": interval, "outlier_bound": 0.05}
 
 
+def _outliers(dz, bound):
+    """Fraction of |Δz|/(1+z) above ``bound``; a failed fit (NaN) counts as an outlier."""
+    return float(np.mean(~(np.abs(dz) <= bound)))
+
+
 def _r2(truth, predicted):
+    """R² over the finite predictions (failed fits are counted by `_outliers`)."""
+    ok = np.isfinite(predicted)
+    truth, predicted = truth[ok], predicted[ok]
     return float(1 - np.sum((predicted - truth) ** 2) / np.sum((truth - truth.mean()) ** 2))
 
 
@@ -428,9 +437,9 @@ def redshift(ctx):
 
     def score(method, z_pred, predicted):
         dz = (z_pred - z_test) / (1 + z_test)
-        rows["σ_NMAD of Δz/(1+z), simulated"][method] = nmad(dz)
-        rows["outliers |Δz|/(1+z) > 0.15"][method] = float(np.mean(np.abs(dz) > 0.15))
-        rows["outliers |Δz|/(1+z) > 0.05"][method] = float(np.mean(np.abs(dz) > 0.05))
+        rows["σ_NMAD of Δz/(1+z), simulated"][method] = nmad(dz[np.isfinite(dz)])
+        rows["outliers |Δz|/(1+z) > 0.15"][method] = _outliers(dz, 0.15)
+        rows["outliers |Δz|/(1+z) > 0.05"][method] = _outliers(dz, 0.05)
         rows["R² of z, simulated"][method] = _r2(z_test, z_pred)
         for name, z in (("DESI", z_desi), ("MaNGA", z_manga)):
             rows[f"median |Δz|/(1+z), {name}"][method] = float(
@@ -584,8 +593,8 @@ def quasar_redshift(ctx):
         "held-out simulated quasars (SDSS, DESI)"))
     for method, z_pred in predictions.items():
         dz = (z_pred - z_test) / (1 + z_test)
-        rows["σ_NMAD of Δz/(1+z)"][method] = nmad(dz)
-        rows["outliers |Δz|/(1+z) > 0.05"][method] = float(np.mean(np.abs(dz) > 0.05))
+        rows["σ_NMAD of Δz/(1+z)"][method] = nmad(dz[np.isfinite(dz)])
+        rows["outliers |Δz|/(1+z) > 0.05"][method] = _outliers(dz, 0.05)
         rows["R² of z"][method] = _r2(z_test, z_pred)
     for metric, values in rows.items():
         ctx.report.add("quasar_redshift", metric, values,

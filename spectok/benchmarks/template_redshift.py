@@ -12,21 +12,33 @@ need is a cross-correlation of the data with a template (Tonry & Davis
 """
 
 import time
+import warnings
 
 import astropy.units as u
 import numpy as np
+from astropy.utils.exceptions import AstropyUserWarning
 from scipy import fft
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["TemplateRedshiftFit"]
-
-
-def _log_wavelength(spectrum):
-    """Vacuum log10 wavelength (Å) and flux of a rest-frame model spectrum."""
-    wave = spectrum.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
-    return np.log10(wave), np.asarray(spectrum.flux.value, dtype=float)
+__all__ = ["TemplateRedshiftFit", "NoRedshiftWarning"]
 
 
-class TemplateRedshiftFit:
+class NoRedshiftWarning(AstropyUserWarning):
+    """No trial redshift was allowed for a spectrum (see ``min_coverage``); its z is NaN."""
+
+
+def _pixels(spectrum, index):
+    """Usable pixels of a spectrum: log10 vacuum wavelength (Å), flux / scale, σ / scale."""
+    from ..adapter import prepare_spectrum
+    from .features import _flat
+
+    wave, flux, valid, sigma, _ = _flat(prepare_spectrum(spectrum, index))
+    use = valid & (sigma > 0)
+    return np.log10(wave[use]), flux[use], sigma[use]
+
+
+class TemplateRedshiftFit(BaseEstimator):
     """Redshifts by least-squares fitting of eigen-templates over a grid of trial z.
 
     Parameters
@@ -48,7 +60,9 @@ class TemplateRedshiftFit:
         redshifts in log10(1 + z).
     min_coverage : float
         Trial redshifts at which the templates reach less than this fraction
-        of the spectrum's usable pixels are not considered.
+        of the spectrum's usable pixels are not considered. This narrows the
+        redshifts that can be found: templates that begin at 3000 Å rest
+        reach 90 % of a 3600-10400 Å spectrum only up to z ≈ 0.33.
 
     Attributes
     ----------
@@ -57,6 +71,12 @@ class TemplateRedshiftFit:
         model reached).
     coverage_ : `~numpy.ndarray` of bool, shape (n_rest,)
         Where on the rest-frame grid a training model reached.
+    n_observed_ : int
+        Pixels of the observed log-λ grid (its first pixel is
+        ``wavelength_range[0]`` rounded down to a multiple of ``log_step``,
+        so that survey grids on multiples of 10⁻⁴ dex fall on it).
+    shift_range_ : (int, int)
+        First and last trial redshift, as log10(1 + z) / log_step.
     rest_log_wavelength_ : `~numpy.ndarray`, shape (n_rest,)
         log10 of the rest-frame grid's wavelengths in Å.
     seconds_per_spectrum_ : float
@@ -64,8 +84,10 @@ class TemplateRedshiftFit:
 
     Notes
     -----
-    Each spectrum is binned onto the observed grid (inverse-variance
-    weighted), normalised by its median flux, and for every trial
+    Each spectrum is interpolated linearly onto the observed grid (between
+    usable pixels no more than 1.5 native pixels apart; the weight of a grid
+    pixel is its interpolated inverse variance times the native pixels it
+    stands for), normalised by its median flux, and for every trial
     redshift the amplitudes minimise χ² = Σ w (f − m)². The sums
     Σ w f T_k, Σ w P_p T_k and Σ w T_k T_l at every shift are
     correlations computed with real FFTs; pixels a template does not reach
@@ -108,43 +130,47 @@ class TemplateRedshiftFit:
             raise ValueError("n_templates must be >= 1, poly_degree >= 0 and log_step > 0")
         if not 0 <= self.min_coverage <= 1:
             raise ValueError(f"min_coverage must be in [0, 1], got {self.min_coverage!r}")
-        return z_lo, z_hi, np.log10(lo), np.log10(hi)
+        shifts = (int(np.ceil(np.log10(1 + z_lo) / self.log_step)),
+                  int(np.floor(np.log10(1 + z_hi) / self.log_step)))
+        if shifts[0] > shifts[1]:
+            raise ValueError(f"z_range {self.z_range!r} holds no trial redshift: it is "
+                             f"narrower than one log_step ({self.log_step} dex in 1 + z)")
+        x_lo = np.floor(np.log10(lo) / self.log_step) * self.log_step
+        return shifts, x_lo, np.log10(hi)
 
     def fit(self, rest_spectra):
         """Learn the eigen-templates from noiseless rest-frame model spectra.
 
         Parameters
         ----------
-        rest_spectra : sequence of `~specutils.Spectrum`
+        rest_spectra : sequence of spectra
             Rest-frame models of the population to fit (at least
-            ``n_templates`` of them), vacuum wavelengths.
+            ``n_templates`` of them): anything `spectok.encode` accepts, in
+            any spectral unit, air wavelengths converted as ``meta["medium"]``
+            says.
 
         Returns
         -------
         self
         """
-        z_lo, z_hi, x_lo, x_hi = self._check_parameters()
+        self.shift_range_, x_lo, x_hi = self._check_parameters()
         step = self.log_step
         rest_spectra = list(rest_spectra)
         if len(rest_spectra) < self.n_templates:
             raise ValueError(f"need at least n_templates={self.n_templates} rest-frame "
                              f"spectra, got {len(rest_spectra)}")
         self.n_observed_ = int(np.floor((x_hi - x_lo) / step)) + 1
-        self.shift_range_ = (int(np.ceil(np.log10(1 + z_lo) / step)),
-                             int(np.floor(np.log10(1 + z_hi) / step)))
         lag = self.shift_range_[1]
         # observed pixel i meets rest pixel i + lag - q at log10(1 + z) = q · step
         self.rest_log_wavelength_ = x_lo - lag * step + step * np.arange(self.n_observed_ + lag)
         matrix = np.full((len(rest_spectra), len(self.rest_log_wavelength_)), np.nan)
-        for row, spectrum in zip(matrix, rest_spectra):
-            x, flux = _log_wavelength(spectrum)
+        for index, (row, spectrum) in enumerate(zip(matrix, rest_spectra)):
+            x, flux, _ = _pixels(spectrum, index)
             inside = (self.rest_log_wavelength_ >= x[0]) & (self.rest_log_wavelength_ <= x[-1])
+            if not inside.any():
+                raise ValueError(f"rest-frame spectrum {index} does not overlap the fit's "
+                                 f"rest-frame range {10 ** self.rest_log_wavelength_[[0, -1]]} Å")
             row[inside] = np.interp(self.rest_log_wavelength_[inside], x, flux)
-            scale = np.median(np.abs(row[inside])) if inside.any() else 0.0
-            if not scale > 0:
-                raise ValueError("a rest-frame spectrum has no flux on the fit's rest-frame "
-                                 f"range {10 ** self.rest_log_wavelength_[[0, -1]]} Å")
-            row /= scale
         covered = np.isfinite(matrix).any(axis=0)
         fill = np.nanmean(matrix[:, covered], axis=0)
         matrix[:, covered] = np.where(np.isnan(matrix[:, covered]), fill, matrix[:, covered])
@@ -158,35 +184,37 @@ class TemplateRedshiftFit:
 
     def _precompute(self):
         k = len(self.templates_)
-        self.n_fft_ = fft.next_fast_len(self.n_observed_ + len(self.rest_log_wavelength_))
+        self._n_fft = fft.next_fast_len(self.n_observed_ + len(self.rest_log_wavelength_))
         pairs = [(a, b) for a in range(k) for b in range(a, k)]
         self._pairs = pairs
-        self._template_fft = fft.rfft(self.templates_, self.n_fft_)
+        self._template_fft = fft.rfft(self.templates_, self._n_fft)
         products = np.stack([self.templates_[a] * self.templates_[b] for a, b in pairs])
-        self._product_fft = fft.rfft(products, self.n_fft_)
-        self._coverage_fft = fft.rfft(self.coverage_.astype(float), self.n_fft_)
+        self._product_fft = fft.rfft(products, self._n_fft)
+        self._coverage_fft = fft.rfft(self.coverage_.astype(float), self._n_fft)
         x = np.linspace(-1.0, 1.0, self.n_observed_)
         self._polynomials = np.polynomial.legendre.legvander(x, self.poly_degree).T
 
-    def _bin(self, spectrum, index):
-        """Inverse-variance weighted flux and weight on the observed grid."""
-        from ..adapter import prepare_spectrum
-
-        from .features import _flat
-
-        prepared = prepare_spectrum(spectrum, index)
-        wave, flux, valid, sigma, _ = _flat(prepared)
-        x_lo = self.rest_log_wavelength_[0] + self.shift_range_[1] * self.log_step
-        pixel = np.floor((np.log10(wave) - x_lo) / self.log_step + 0.5).astype(int)
-        use = valid & (pixel >= 0) & (pixel < self.n_observed_) & (sigma > 0)
-        if not use.any():
-            raise ValueError(f"spectrum {index} has no valid pixel inside the fit's "
+    def _resample(self, spectrum, index):
+        """Flux and weight (inverse variance) of a spectrum on the observed grid."""
+        x, flux, sigma = _pixels(spectrum, index)
+        grid = (self.rest_log_wavelength_[0] + self.shift_range_[1] * self.log_step
+                + self.log_step * np.arange(self.n_observed_))
+        native_step = np.gradient(x) if len(x) > 1 else np.full(1, np.inf)
+        right = np.searchsorted(x, grid)
+        inside = (right > 0) & (right < len(x))
+        left, right = np.maximum(right - 1, 0)[inside], right[inside]
+        gap = x[right] - x[left]
+        bracketed = gap <= 1.5 * np.maximum(native_step[left], native_step[right])
+        if not bracketed.any():
+            raise ValueError(f"spectrum {index} has no usable pixels inside the fit's "
                              f"wavelength range {self.wavelength_range}")
-        ivar = 1.0 / sigma[use] ** 2
-        weight = np.bincount(pixel[use], ivar, self.n_observed_)
-        weighted = np.bincount(pixel[use], ivar * flux[use], self.n_observed_)
-        binned = np.divide(weighted, weight, out=np.zeros_like(weight), where=weight > 0)
-        return binned, weight
+        t = (grid[inside] - x[left]) / gap
+        variance = (1 - t) * sigma[left] ** 2 + t * sigma[right] ** 2
+        flux_out, weight = np.zeros(self.n_observed_), np.zeros(self.n_observed_)
+        rows = np.flatnonzero(inside)[bracketed]
+        flux_out[rows] = ((1 - t) * flux[left] + t * flux[right])[bracketed]
+        weight[rows] = (self.log_step / gap / variance)[bracketed]
+        return flux_out, weight
 
     def chi2(self, spectrum, index=0):
         """χ² at every trial redshift of one spectrum.
@@ -206,8 +234,9 @@ class TemplateRedshiftFit:
             Minimum χ² over the amplitudes at each trial redshift; infinite
             where the templates reach too few of the pixels (``min_coverage``).
         """
-        flux, weight = self._bin(spectrum, index)
-        n_fft = self.n_fft_
+        check_is_fitted(self, "templates_")
+        flux, weight = self._resample(spectrum, index)
+        n_fft = self._n_fft
         k = len(self.templates_)
         polys = self._polynomials
         data = fft.rfft(np.vstack([weight * flux, weight * polys]), n_fft).conj()
@@ -251,7 +280,9 @@ class TemplateRedshiftFit:
         -------
         `~numpy.ndarray`
             Redshifts: the χ² minimum over the trial grid, refined by a
-            parabola through it and its two neighbours.
+            parabola through it and its two neighbours. NaN, with a
+            `NoRedshiftWarning`, for a spectrum at which no trial redshift
+            was allowed (``min_coverage``).
         """
         start = time.perf_counter()
         spectra = list(spectra)
@@ -259,9 +290,16 @@ class TemplateRedshiftFit:
         for index, spectrum in enumerate(spectra):
             z, chi2 = self.chi2(spectrum, index)
             best = int(np.argmin(chi2))
+            if not np.isfinite(chi2[best]):
+                warnings.warn(f"spectrum {index}: the templates reach less than "
+                              f"min_coverage={self.min_coverage} of its pixels at every trial "
+                              "redshift; its redshift is NaN", NoRedshiftWarning, stacklevel=2)
+                z_best[index] = np.nan
+                continue
             offset = 0.0
-            if 0 < best < len(chi2) - 1:
-                left, mid, right = chi2[best - 1:best + 2]
+            neighbours = chi2[max(best - 1, 0):best + 2]
+            if 0 < best < len(chi2) - 1 and np.all(np.isfinite(neighbours)):
+                left, mid, right = neighbours
                 curvature = left - 2 * mid + right
                 if curvature > 0:
                     offset = 0.5 * (left - right) / curvature

@@ -72,7 +72,11 @@ class TokenizerConfig:
         patches around it one by one and the rest of the spectrum through
         summaries, and each wavelength requested from the decoder sees what
         the block of its nearest patch sees, so time and memory grow
-        linearly with length. Shorter inputs are not affected. Not a
+        linearly with length as long as the summaries (one per block) are
+        fewer than the ``2 * attention_window`` patches seen one by one: up to
+        about 2 · attention_window² patches (131 072 patches, 4 million pixels,
+        with the defaults); beyond that the cost turns quadratic again, with a
+        small factor. Shorter inputs are not affected. Not a
         training hyper-parameter: it can be changed on a trained model.
     attention_window : int
         Patches per local-attention block (even).

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -110,8 +111,9 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span):
         "step": step,
         "config": json.dumps(config.to_dict()),
         "torch_rng": torch.get_rng_state(),
-        "wavelength_span": torch.tensor(span, dtype=torch.float64),
     }
+    if span is not None:
+        state["wavelength_span"] = torch.tensor(span, dtype=torch.float64)
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
     os.replace(partial, path)
@@ -176,16 +178,22 @@ def _span_over_ranks(span, device):
     return -float(extremes[0]), float(extremes[1])
 
 
-def _trained_wavelength_range(span, initial_metadata):
-    """The observed wavelengths (Å) a model has been trained on, [min, max].
+def _trained_wavelength_range(span, initial_range):
+    """The observed wavelengths (Å) a model has been trained on, [min, max], or None.
 
-    Includes the range of the model a run started from (``init_weights``).
+    ``initial_range`` is that of the model the run started from
+    (``init_weights``): ``()`` for none, None when that model has none.
+    None when a part of the training is unrecorded (a start from a model
+    without a range, or a resume from a checkpoint without one), since a
+    range too narrow would make `spectok.encode` warn about wavelengths the
+    model did see. Rounded outwards to 0.1 Å.
     """
+    if span is None or initial_range is None:
+        return None
     low, high = math.exp(span[0]), math.exp(span[1])
-    before = initial_metadata.get("wavelength_range")
-    if before is not None:
-        low, high = min(low, before[0]), max(high, before[1])
-    return [round(low, 1), round(high, 1)]
+    if initial_range:
+        low, high = min(low, initial_range[0]), max(high, initial_range[1])
+    return [math.floor(10 * low) / 10, math.ceil(10 * high) / 10]
 
 
 def train(config, *, resume=False, progress=True, sources=None):
@@ -236,8 +244,9 @@ def train(config, *, resume=False, progress=True, sources=None):
     # new one is complete, and the final model is written beside them
     n_bytes = 4 * sum(p.numel() for p in model.parameters())
     check_free_space(output_dir, 7 * n_bytes + 2**20, "checkpoints and the trained model")
-    initial_metadata = (_load_initial_weights(model, config.init_weights)
-                        if config.init_weights else {})
+    initial_range = ()  # the wavelengths the starting weights were trained on (none here)
+    if config.init_weights:
+        initial_range = _load_initial_weights(model, config.init_weights).get("wavelength_range")
     objective = TrainingObjective(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
@@ -254,7 +263,12 @@ def train(config, *, resume=False, progress=True, sources=None):
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         start = int(state["step"])
-        span = tuple(state["wavelength_span"].tolist())
+        if "wavelength_span" in state:
+            span = tuple(state["wavelength_span"].tolist())
+        else:
+            span = None
+            warnings.warn(f"{checkpoint_path} predates the record of the wavelengths trained "
+                          "on; the saved model will have no wavelength_range", stacklevel=2)
 
     wrapped = (DistributedDataParallel(objective, device_ids=[device] if device.type == "cuda"
                                        else None) if world_size > 1 else objective)
@@ -282,7 +296,8 @@ def train(config, *, resume=False, progress=True, sources=None):
     objective.train()
     step = start
     for step, (view_a, view_b) in enumerate(loader, start=start):
-        span = _widen_span(span, view_a, view_b)
+        if span is not None:
+            span = _widen_span(span, view_a, view_b)
         with autocast():
             loss, reconstruction, consistency = wrapped(_to_device(view_a, device),
                                                         _to_device(view_b, device))
@@ -312,17 +327,19 @@ def train(config, *, resume=False, progress=True, sources=None):
             if rank == 0:
                 with open(log_path, "a", newline="") as f:
                     csv.DictWriter(f, _LOG_FIELDS).writerow(row)
-        if done % config.checkpoint_every == 0 or done == config.steps:
+        if (done % config.checkpoint_every == 0 or done == config.steps) and span is not None:
             span = _span_over_ranks(span, device)
+        if done % config.checkpoint_every == 0 or done == config.steps:
             if rank == 0:
                 _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
                                  span)
     bar.close()
     if rank == 0 and step + 1 >= config.steps:
-        save_model(model, output_dir / config.name,
-                   metadata={"training": config.to_dict(), "steps": config.steps,
-                             "wavelength_range": _trained_wavelength_range(
-                                 span, initial_metadata)})
+        metadata = {"training": config.to_dict(), "steps": config.steps}
+        wavelength_range = _trained_wavelength_range(span, initial_range)
+        if wavelength_range is not None:
+            metadata["wavelength_range"] = wavelength_range
+        save_model(model, output_dir / config.name, metadata=metadata)
     if dist.is_initialized():
         dist.barrier()
     return model.eval()
