@@ -11,6 +11,7 @@ import warnings
 import zlib
 from functools import partial
 
+import astropy.units as u
 import numpy as np
 import torch
 
@@ -214,8 +215,10 @@ class _Data:
             z = rng.uniform(*z_range, self.sizes["template_models"])
             if kind == "galaxies":
                 return [galaxy_spectrum(self.templates(), rng, redshift=float(zi))[0] for zi in z]
-            return [quasar_spectrum(rng, redshift=float(zi), host_templates=self.templates())[0]
-                    for zi in z]
+            # blue enough for 3500 Å at z = 4.5 (the default starts at 800 Å)
+            rest = (600.0, 11000.0) * u.AA
+            return [quasar_spectrum(rng, redshift=float(zi), wavelength_range=rest,
+                                    host_templates=self.templates())[0] for zi in z]
         return self._cached(("rest_models", kind), make)
 
     def star_rows(self, part):
@@ -479,7 +482,6 @@ def redshift(ctx):
 
 def _crop(spectrum, lo, hi):
     """The part of a spectrum (or of each arm of a list) between ``lo`` and ``hi`` Å."""
-    import astropy.units as u
     from specutils import SpectrumList
 
     if isinstance(spectrum, SpectrumList):
