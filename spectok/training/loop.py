@@ -193,7 +193,7 @@ def _trained_wavelength_range(span, initial_range):
     low, high = math.exp(span[0]), math.exp(span[1])
     if initial_range:
         low, high = min(low, initial_range[0]), max(high, initial_range[1])
-    return [math.floor(10 * low) / 10, math.ceil(10 * high) / 10]
+    return [math.floor(10 * low + 1e-6) / 10, math.ceil(10 * high - 1e-6) / 10]
 
 
 def train(config, *, resume=False, progress=True, sources=None):
