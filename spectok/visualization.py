@@ -465,7 +465,7 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
         residuals, median offset, n (and the interval coverage, and the
         outlier fraction) on the plot.
     outlier_bound : float, optional
-        The redshift convention: predictions with |Δ| / (1 + true) above
+        The redshift convention: predictions with abs(Δ) / (1 + true) above
         this are outliers; the bounds are drawn as dotted lines and the
         σ_MAD, median offset and outlier fraction are of Δ / (1 + true).
     **kwargs

@@ -159,7 +159,7 @@ class LocalLayout:
         self.offset = offset[:, None, :, None, :]
 
     def pad(self, x):
-        """Pad ``x``, shape (batch, patches, ...), with zeros to `length` patches."""
+        """Pad ``x``, shape (batch, patches, ...), with zeros to ``length`` patches."""
         return F.pad(x, (0, 0) * (x.dim() - 2) + (0, self.length - x.shape[1]))
 
     def query_chunks(self, query_position, size):
