@@ -478,7 +478,8 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     Raises
     ------
     ValueError
-        If the arrays do not have the same length.
+        If the arrays do not have the same length, or ``outlier_bound`` is
+        not positive.
 
     Examples
     --------
@@ -503,6 +504,8 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     truth, pred = values(y_true).ravel(), values(y_pred).ravel()
     if truth.shape != pred.shape:
         raise ValueError(f"y_true and y_pred differ in length: {truth.size} and {pred.size}")
+    if outlier_bound is not None and not outlier_bound > 0:
+        raise ValueError(f"outlier_bound must be positive, got {outlier_bound!r}")
     style = {"fmt": "o", "ms": 3, "alpha": 0.7, "elinewidth": 0.6, "capsize": 0}
     style.update(kwargs)
     yerr = None

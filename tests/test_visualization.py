@@ -105,6 +105,8 @@ def test_plot_predicted_vs_true_redshift_outliers():
     assert "outliers 10.0%" in text and "σ_MAD 0 of Δ/(1+true)" in text
     upper = ax.get_lines()[-1]  # the bounds follow the 1:1 line
     np.testing.assert_allclose(upper.get_ydata(), upper.get_xdata() * 1.05 + 0.05)
+    with pytest.raises(ValueError, match="outlier_bound must be positive"):
+        plot_predicted_vs_true(z, pred, outlier_bound=-0.05)
 
 
 def test_plot_embedding_map():

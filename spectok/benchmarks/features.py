@@ -54,7 +54,7 @@ def _flat(prepared, hidden=None):
     return wave[order], flux[order], valid[order], sigma[order], order
 
 
-def resample_to_grid(prepared, grid, hidden=None):
+def resample_to_grid(prepared, grid, hidden=None, return_sigma=False):
     """Normalised flux of one prepared spectrum, linearly interpolated onto ``grid``.
 
     Grid points outside the valid pixels, or in a gap between valid pixels
@@ -67,18 +67,37 @@ def resample_to_grid(prepared, grid, hidden=None):
         Vacuum wavelengths in Å, ascending.
     hidden : list of `~numpy.ndarray` of bool, optional
         Per arm, pixels to treat as missing.
+    return_sigma : bool
+        Also return the normalised 1σ error, its variance interpolated
+        linearly like the flux (the error of one native pixel there).
 
     Returns
     -------
-    `~numpy.ndarray`, shape (len(grid),)
+    flux : `~numpy.ndarray`, shape (len(grid),)
+    sigma : `~numpy.ndarray`, shape (len(grid),)
+        Only with ``return_sigma``; NaN where ``flux`` is.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> import numpy as np
+    >>> from spectok.adapter import prepare_spectrum
+    >>> from spectok.benchmarks import resample_to_grid
+    >>> wave = np.linspace(4000, 5000, 101) * u.AA
+    >>> flam = u.erg / u.s / u.cm**2 / u.AA
+    >>> prepared = prepare_spectrum((wave, np.full(101, 2.0) * flam, np.full(101, 0.2) * flam))
+    >>> flux, sigma = resample_to_grid(prepared, np.array([3990.0, 4505.0]), return_sigma=True)
+    >>> flux, sigma
+    (array([nan,  1.]), array([nan, 0.1]))
     """
-    wave, flux, valid, _, _ = _flat(prepared, hidden)
-    w, f = wave[valid], flux[valid]
+    wave, flux, valid, sigma, _ = _flat(prepared, hidden)
+    w, f, s = wave[valid], flux[valid], sigma[valid]
     out = np.full(len(grid), np.nan)
+    out_sigma = np.full(len(grid), np.nan)
     if len(w) < 2:
-        return out
+        return (out, out_sigma) if return_sigma else out
     keep = np.concatenate([[True], np.diff(w) > 0])
-    w, f = w[keep], f[keep]
+    w, f, s = w[keep], f[keep], s[keep]
     log_w = np.log(w)
     typical = np.median(np.diff(np.log(wave[np.concatenate([[True], np.diff(wave) > 0])])))
     idx = np.searchsorted(w, grid)
@@ -89,7 +108,10 @@ def resample_to_grid(prepared, grid, hidden=None):
     exact[idx < len(w)] = w[idx[idx < len(w)]] == grid[idx < len(w)]
     covered = (inside & (gap <= 3.0 * typical + 1e-12)) | exact
     out[covered] = np.interp(grid[covered], w, f)
-    return out
+    if not return_sigma:
+        return out
+    out_sigma[covered] = np.sqrt(np.interp(grid[covered], w, s ** 2))
+    return out, out_sigma
 
 
 def choose_hidden_patches(prepared, fraction=0.1, patch_size=32, seed=0):

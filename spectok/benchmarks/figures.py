@@ -33,6 +33,17 @@ def panel_figure(panels, title):
     Returns
     -------
     `~matplotlib.figure.Figure`
+
+    Examples
+    --------
+    >>> from spectok.benchmarks.figures import panel_figure
+    >>> fig = panel_figure([
+    ...     {"title": "redshift", "label": "z", "truth": [0.1, 0.5, 1.0],
+    ...      "predicted": [0.12, 0.48, 1.3], "outlier_bound": 0.05},
+    ...     {"title": "class", "classes": ["star", "galaxy"], "truth": ["star", "galaxy"],
+    ...      "predicted": ["star", "star"]}], "two panels")
+    >>> [ax.get_title().splitlines()[0] for ax in fig.axes]
+    ['redshift', 'class']
     """
     fig, axes = _figure(len(panels))
     for ax, panel in zip(axes[0], panels):

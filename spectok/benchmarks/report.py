@@ -71,6 +71,18 @@ class BenchmarkReport:
         -------
         list of `~pathlib.Path`
             The files written, in the order the tasks made the figures.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from functools import partial
+        >>> from spectok.benchmarks import BenchmarkReport
+        >>> from spectok.benchmarks.figures import panel_figure
+        >>> report = BenchmarkReport()
+        >>> report.add_figure("z", partial(panel_figure, [{"title": "demo", "label": "z",
+        ...     "truth": [0.1, 0.5, 1.0], "predicted": [0.12, 0.48, 1.1]}], "a demo"))
+        >>> [path.name for path in report.save_figures(tempfile.mkdtemp())]
+        ['z.png']
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

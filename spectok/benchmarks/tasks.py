@@ -406,9 +406,10 @@ def _outliers(dz, bound):
 
 def _r2(truth, predicted):
     """R² over the finite predictions (failed fits are counted by `_outliers`)."""
+    from sklearn.metrics import r2_score
+
     ok = np.isfinite(predicted)
-    truth, predicted = truth[ok], predicted[ok]
-    return float(1 - np.sum((predicted - truth) ** 2) / np.sum((truth - truth.mean()) ** 2))
+    return float(r2_score(truth[ok], predicted[ok]))
 
 
 def _spectra_and_z(datasets):
