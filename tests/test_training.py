@@ -235,6 +235,10 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tmp_path):
                      progress=False, sources=TOY_SOURCES)
     resumed = load_model(run_dir / "toy-model.json")
     assert_same_parameters(parameters(straight), parameters(resumed), atol=1e-5)
+    # the log reads as one run: each step once, the wall clock carried over
+    log = np.genfromtxt(run_dir / "log.csv", delimiter=",", names=True)
+    assert log["step"].tolist() == list(range(1, steps + 1))
+    assert np.all(np.diff(log["wall_seconds"]) >= 0)
 
 
 def _free_port():

@@ -119,6 +119,23 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span):
     os.replace(partial, path)
 
 
+def _rewind_log(log_path, step):
+    """Drop the log rows after ``step`` (logged after the last checkpoint, and about to be
+    redone) and return the wall-clock seconds logged up to it, so a resumed run's log
+    reads as one run. The file is replaced atomically."""
+    with open(log_path, newline="") as f:
+        # a row cut short by a kill lacks fields (None): it goes too
+        rows = [row for row in csv.DictReader(f)
+                if None not in row.values() and int(row["step"]) <= step]
+    partial = log_path.with_name(log_path.name + ".partial")
+    with open(partial, "w", newline="") as f:
+        writer = csv.DictWriter(f, _LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, log_path)
+    return float(rows[-1]["wall_seconds"]) if rows else 0.0
+
+
 def _to_device(view, device):
     return {key: tuple(t.to(device) for t in value) if isinstance(value, (tuple, list))
             else value.to(device) for key, value in view.items()}
@@ -287,12 +304,16 @@ def train(config, *, resume=False, progress=True, sources=None):
                 else nullcontext())
 
     log_path = output_dir / "log.csv"
-    if rank == 0 and not (resume and log_path.exists()):
-        with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(_LOG_FIELDS)
+    seconds_before = 0.0
+    if rank == 0:
+        if resume and log_path.exists():
+            seconds_before = _rewind_log(log_path, start)
+        else:
+            with open(log_path, "w", newline="") as f:
+                csv.writer(f).writerow(_LOG_FIELDS)
     bar = tqdm(total=config.steps, initial=start, disable=not progress or rank != 0,
                desc="spectok.train", unit="step")
-    started, window = time.time(), time.time()
+    started, window = time.time() - seconds_before, time.time()
     objective.train()
     step = start
     for step, (view_a, view_b) in enumerate(loader, start=start):
