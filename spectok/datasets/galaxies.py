@@ -23,10 +23,10 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
-from scipy.special import erf
 
 from .dataset import SpectrumDataset
-from .instruments import _bin_average_linear, _input_arrays, get_instrument, observe
+from .instruments import (_add_gaussian_line, _bin_average_linear, _input_arrays,
+                          get_instrument, observe)
 
 __all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "simulate_galaxies"]
 
@@ -355,12 +355,9 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
     balmer = float(line_flux[0] / line_flux[1]) if line_flux[1] > 0 else np.nan
     sigma_ln = sigma_v / _C_KMS
     lines = np.zeros_like(grid)
-    log_edges = np.log(edges)
     for wave, flux in zip(line_wave, line_flux):
-        if not edges[0] < wave < edges[-1] or flux <= 0:
-            continue
-        cdf = 0.5 * (1.0 + erf((log_edges - math.log(wave)) / (math.sqrt(2.0) * sigma_ln)))
-        lines += flux * np.diff(cdf) / np.diff(edges)
+        if edges[0] < wave < edges[-1] and flux > 0:
+            _add_gaussian_line(lines, edges, wave, sigma_ln, flux)
 
     stars = gaussian_filter1d(continuum, sigma_ln / step, mode="nearest")
     stars *= 10.0 ** (-0.4 * calzetti_attenuation(grid, av))

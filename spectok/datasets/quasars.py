@@ -46,12 +46,11 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
-from scipy.special import erf
 
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import _population_arguments, galaxy_spectrum
-from .instruments import _bin_average_linear, observe
+from .instruments import _add_gaussian_line, _bin_average_linear, observe
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
            "simulate_quasars", "load_quasar_examples"]
@@ -219,22 +218,21 @@ def _blackbody_lambda(lam_aa, temperature):
     return lam_aa**-5.0 / np.expm1(np.clip(x, 1e-8, 700.0))
 
 
-def _gaussian_bins(edges, centre, sigma_ln):
-    """Unit-area Gaussian in ln λ averaged over pixels with the given edges (per Å)."""
-    log_edges = np.log(edges)
-    cdf = 0.5 * (1.0 + erf((log_edges - math.log(centre)) / (math.sqrt(2.0) * sigma_ln)))
-    return np.diff(cdf) / np.diff(edges)
-
-
 def _band(grid, lo, hi, sigma_ln, rng):
     """A blended pseudo-continuum between ``lo`` and ``hi``: many broadened
-    multiplets of random strength, normalised to unit integral."""
+    multiplets of random strength, normalised to unit integral.
+
+    Each multiplet is evaluated within ±8 σ of its centre (its tail beyond
+    adds less than e⁻³² of its peak).
+    """
     centres = np.arange(lo, hi, 12.0)
     strengths = rng.gamma(2.0, 1.0, len(centres))
     profile = np.zeros_like(grid)
     log_grid = np.log(grid)
     for centre, strength in zip(centres, strengths):
-        profile += strength * np.exp(-0.5 * ((log_grid - math.log(centre)) / sigma_ln) ** 2)
+        first, stop = np.searchsorted(log_grid, math.log(centre) + np.array([-8, 8]) * sigma_ln)
+        offset = (log_grid[first:stop] - math.log(centre)) / sigma_ln
+        profile[first:stop] += strength * np.exp(-0.5 * offset**2)
     area = np.trapezoid(profile, grid)
     return profile / area if area > 0 else profile
 
@@ -346,7 +344,7 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
             continue
         sigma = sigma_narrow if kind == "narrow" else sigma_broad
         local = np.interp(wave, grid, continuum)
-        lines += ew_i * local * _gaussian_bins(edges, wave, sigma)
+        _add_gaussian_line(lines, edges, wave, sigma, ew_i * local)
     feii = np.zeros_like(grid)
     mg2_local = np.interp(2798.75, grid, continuum)
     feii += feii_uv * ews["Mg II"] * mg2_local * _band(grid, *_FEII_UV, sigma_broad, rng)
