@@ -10,8 +10,8 @@ from scipy.optimize import curve_fit
 from scipy.special import erf
 from specutils import Spectrum, SpectrumList
 
-from spectok.datasets import (INSTRUMENTS, Arm, Instrument, NoiseModel, get_instrument,
-                              observe)
+from spectok.datasets import (INSTRUMENTS, Arm, Instrument, ModelArrays, NoiseModel,
+                              get_instrument, observe)
 
 FLAM = u.erg / (u.s * u.cm**2 * u.AA)
 
@@ -277,6 +277,10 @@ def test_tuple_and_spectrumlist_inputs():
                          Spectrum(spectral_axis=lam[half:] * u.AA, flux=flux[half:] * FLAM)])
     np.testing.assert_allclose(observe(arms, "sdss", noise=False).flux.value,
                                reference.flux.value, rtol=1e-12)
+    converted = ModelArrays.from_spectrum((lam * u.AA, flux * FLAM))
+    from_arrays = observe(converted, "sdss", noise=False)
+    np.testing.assert_array_equal(from_arrays.flux.value, reference.flux.value)
+    assert from_arrays.flux.unit == FLAM
 
 
 def test_pixels_outside_coverage_are_masked_not_extrapolated():

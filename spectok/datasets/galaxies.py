@@ -17,6 +17,8 @@ Two generators, both ending in `~spectok.datasets.observe`:
     Needs the optional extra: ``pip install "spectok[sim]"``.
 """
 
+import dataclasses
+import functools
 import math
 
 import astropy.units as u
@@ -25,7 +27,7 @@ from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
-from .instruments import (_add_gaussian_line, _bin_average_linear, _input_arrays,
+from .instruments import (ModelArrays, _add_gaussian_line, _bin_average_linear, _input_arrays,
                           get_instrument, observe)
 
 __all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "simulate_galaxies"]
@@ -150,15 +152,32 @@ def _template_metallicity(spectrum):
     return np.nan if value is None else float(value)
 
 
+class _Template:
+    """One SSP spectrum with its age (Gyr); its arrays are converted on first use,
+    so a set of templates drawn from many times converts each template once."""
+
+    def __init__(self, spectrum, age):
+        self.spectrum = spectrum
+        self.age = age
+        self.metallicity = _template_metallicity(spectrum)
+        self.id = str(spectrum.meta.get("id", ""))
+
+    @functools.cached_property
+    def arrays(self):
+        """Valid pixels' vacuum wavelength (Å) and flux, and the flux unit."""
+        lam, flux, unit, good, _ = _input_arrays(self.spectrum)
+        return lam[good], flux[good], unit
+
+
 def _usable_templates(templates):
-    """Group templates with a known age by ``meta["library"]``."""
+    """`_Template` objects of the templates with a known age, grouped by ``meta["library"]``."""
     spectra = getattr(templates, "spectra", templates)
     groups = {}
     for s in spectra:
         age = _template_age(s)
         if age is None or not age > 0:
             continue
-        groups.setdefault(str(s.meta.get("library", "")), []).append((s, age))
+        groups.setdefault(str(s.meta.get("library", "")), []).append(_Template(s, age))
     if not groups:
         raise ValueError("no template has a positive age in meta['age_gyr'] (or 'age', "
                          "'log_age'); the fast generator needs SSP spectra with ages")
@@ -176,7 +195,7 @@ def _pick_components(groups, rng, max_age):
     names = sorted(groups)
     library = names[rng.integers(len(names))]
     pool = groups[library]
-    ages = np.array([age for _, age in pool])
+    ages = np.array([template.age for template in pool])
     allowed = ages <= max_age if max_age is not None else np.ones(len(pool), bool)
     distinct = np.unique(ages[allowed])
     if len(distinct) < 2:
@@ -273,8 +292,18 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
     >>> sorted(labels)[:4], 50 <= labels["sigma_v"] <= 300
     (['age_mw', 'av', 'balmer_decrement', 'halpha_ew'], True)
     """
+    model, meta, labels = _galaxy_model(_usable_templates(templates), rng, redshift,
+                                        wavelength_range)
+    from specutils import Spectrum
+
+    return Spectrum(spectral_axis=model.wavelength * u.AA, flux=model.flux * model.unit,
+                    meta=meta), labels
+
+
+def _galaxy_model(groups, rng, redshift=None, wavelength_range=None):
+    """`galaxy_spectrum` from grouped templates (`_usable_templates`), as
+    `~spectok.datasets.instruments.ModelArrays` with the spectrum's meta and the labels."""
     rng = np.random.default_rng(rng)
-    groups = _usable_templates(templates)
     max_age = _age_of_universe(redshift) if redshift is not None else None
     library, picks = _pick_components(groups, rng, max_age)
 
@@ -292,10 +321,8 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
     sii_doublet = rng.uniform(1.0, 1.4)  # 6717 / 6731
 
     # Templates on one rest-frame log grid (vacuum Å).
-    arrays = []
-    for spectrum, _ in picks:
-        lam, flux, unit, good, _ = _input_arrays(spectrum)
-        arrays.append((lam[good], flux[good]))
+    arrays = [template.arrays[:2] for template in picks]
+    unit = picks[0].arrays[2]
     lo = max(lam[0] for lam, _ in arrays)
     hi = min(lam[-1] for lam, _ in arrays)
     if wavelength_range is not None:
@@ -313,8 +340,8 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
     resampled = np.array([_bin_average_linear(lam, flux, edges) for lam, flux in arrays])
     continuum = weights @ resampled
 
-    ages = np.array([age for _, age in picks])
-    metals = np.array([_template_metallicity(s) for s, _ in picks])
+    ages = np.array([template.age for template in picks])
+    metals = np.array([template.metallicity for template in picks])
     age_mw = float(weights @ ages)
     # SFR proxy: the mass the young (≤ 1 Gyr) components formed per unit
     # time, plus a random residual rate.
@@ -369,12 +396,11 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
         "av": float(av), "sigma_v": float(sigma_v), "halpha_ew": halpha_ew,
         "balmer_decrement": balmer, "n_components": k, "library": library,
     }
-    from specutils import Spectrum
-
     meta = {"medium": "vacuum", "generator": "spectok.datasets.galaxy_spectrum",
-            "components": [str(s.meta.get("id", "")) for s, _ in picks],
+            "components": [template.id for template in picks],
             "mass_fractions": weights.tolist(), **labels}
-    return Spectrum(spectral_axis=grid * u.AA, flux=total * unit, meta=meta), labels
+    model = ModelArrays(grid, total, unit, np.ones(grid.size, dtype=bool))
+    return model, meta, labels
 
 
 # --------------------------------------------------------------------------
@@ -561,12 +587,11 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
             from . import load_ssp_templates
 
             templates = load_ssp_templates().spectra
-        _usable_templates(templates)  # fail early on unusable templates
+        groups = _usable_templates(templates)  # fails early on unusable templates
     else:
         draw_bagpipes = _BagpipesDraw(_import_bagpipes(), inst)
 
     from astropy.cosmology import Planck18
-    from specutils import Spectrum
 
     d_ref = float(Planck18.luminosity_distance(0.1).to_value(u.Mpc))
     inst_lo, inst_hi = inst.wavelength_range.to_value(u.AA)
@@ -580,16 +605,15 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
             margin = 1.05
             rest_range = [inst_lo / (1 + zi) / margin, inst_hi / (1 + zi) * margin] * u.AA
             try:
-                model, labels = galaxy_spectrum(templates, rng, redshift=zi,
-                                                wavelength_range=rest_range)
+                model, _, labels = _galaxy_model(groups, rng, zi, rest_range)
             except ValueError as error:
                 raise ValueError(
                     f"galaxy {i} at z={zi:.3f} through {inst.name!r}: {error}") from None
         else:
-            model, labels = draw_bagpipes(rng, zi)
+            spectrum, labels = draw_bagpipes(rng, zi)
+            model = ModelArrays.from_spectrum(spectrum)
         dimming = (d_ref / float(Planck18.luminosity_distance(max(zi, 1e-3)).to_value(u.Mpc))) ** 2
-        model = Spectrum(spectral_axis=model.spectral_axis, flux=model.flux * dimming,
-                         meta=model.meta)
+        model = dataclasses.replace(model, flux=model.flux * dimming)
         try:
             observed = observe(model, inst, snr=snr_i, redshift=zi, rng=rng)
         except ValueError as error:

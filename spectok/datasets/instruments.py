@@ -930,14 +930,16 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
 
     Parameters
     ----------
-    spectrum : `~specutils.Spectrum`, `~specutils.SpectrumList` or tuple
+    spectrum : `~specutils.Spectrum`, `~specutils.SpectrumList`, tuple or `ModelArrays`
         The model (rest frame if ``redshift`` is given): any spectral axis
         unit convertible with ``u.spectral()``; ``meta["medium"] == "air"``
         marks air wavelengths, converted to vacuum (Morton 2000). Flux
         densities are converted to erg s⁻¹ cm⁻² Å⁻¹; other units (counts,
         normalised) are kept. Masked and non-finite pixels are not used.
         The arms of a `~specutils.SpectrumList` are merged; a
-        ``(wavelength, flux)`` pair of Quantities is also accepted.
+        ``(wavelength, flux)`` pair of Quantities is also accepted, and so is
+        a `ModelArrays` (already converted: ``input_resolution`` is then
+        its ``sigma``).
     instrument : `Instrument` or str
         The instrument, or a preset name (see `INSTRUMENTS`).
     snr : float
@@ -998,7 +1000,8 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
     ['b', 'r', 'z']
     """
     inst = get_instrument(instrument)
-    source = ModelArrays.from_spectrum(spectrum, input_resolution)
+    source = (spectrum if isinstance(spectrum, ModelArrays)
+              else ModelArrays.from_spectrum(spectrum, input_resolution))
     spectra = []
     for arm, (obs, ivar, mask, limited) in zip(inst.arms, observe_arrays(
             source, inst, snr=snr, redshift=redshift, rng=rng, noise=noise)):

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
+import astropy.units as u
 import numpy as np
 import torch
 
@@ -61,19 +62,30 @@ class Source:
 
 
 class _Object:
-    """One object of a source, with its arrays converted once and reused for every view."""
+    """One object of a source, with its arrays converted once and reused for every view.
 
-    def __init__(self, spectrum):
-        self.spectrum = spectrum
+    Made from a spectrum, or from the `~spectok.datasets.ModelArrays` a
+    simulator built (the spectrum is then made only for a ``"native"`` view).
+    """
+
+    def __init__(self, spectrum=None, model=None):
+        self._spectrum = spectrum
+        if model is not None:
+            self.model = model
 
     @functools.cached_property
     def model(self):
         from ..datasets import ModelArrays
-        return ModelArrays.from_spectrum(self.spectrum)
+        return ModelArrays.from_spectrum(self._spectrum)
 
     @functools.cached_property
     def native(self):
-        return prepare_spectrum(self.spectrum)
+        spectrum = self._spectrum
+        if spectrum is None:
+            from specutils import Spectrum
+            spectrum = Spectrum(spectral_axis=self.model.wavelength * u.AA,
+                                flux=self.model.flux * self.model.unit)
+        return prepare_spectrum(spectrum)
 
 
 def _choose_from(spectra):
@@ -114,9 +126,10 @@ def _ssp_templates():
 
 
 def _galaxies():
-    from ..datasets import galaxy_spectrum, load_ssp_templates
-    templates = load_ssp_templates().spectra
-    return lambda rng, redshift: _Object(galaxy_spectrum(templates, rng, redshift=redshift)[0])
+    from ..datasets import load_ssp_templates
+    from ..datasets.galaxies import _galaxy_model, _usable_templates
+    templates = _usable_templates(load_ssp_templates().spectra)
+    return lambda rng, redshift: _Object(model=_galaxy_model(templates, rng, redshift)[0])
 
 
 def _quasars():
