@@ -46,7 +46,8 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         Star / galaxy / quasar classification (mean per-class accuracy and
         each class's accuracy) of MILES test stars and held-out simulated
         galaxies and quasars observed with SDSS and with DESI, all cropped to
-        3700-7400 Å so that coverage cannot give a star away; and, object by
+        3700-7400 Å so that coverage cannot give a star away (the probe's
+        classes weighted equally, as the score does); and, object by
         object, the probability of the true class for the real DESI and
         MaNGA galaxies and the real optical quasars.
     ``quasar_redshift``
