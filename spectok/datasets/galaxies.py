@@ -159,8 +159,14 @@ class _Template:
     def __init__(self, spectrum, age):
         self.spectrum = spectrum
         self.age = age
-        self.metallicity = _template_metallicity(spectrum)
-        self.id = str(spectrum.meta.get("id", ""))
+
+    @functools.cached_property
+    def metallicity(self):
+        return _template_metallicity(self.spectrum)
+
+    @functools.cached_property
+    def id(self):
+        return str(self.spectrum.meta.get("id", ""))
 
     @functools.cached_property
     def arrays(self):
