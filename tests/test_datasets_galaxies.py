@@ -190,6 +190,12 @@ def test_bad_arguments(templates):
     short = [_blackbody_ssp(np.arange(3000.0, 9000.0, 1.0), a, 0.0) for a in (0.1, 1.0)]
     with pytest.raises(ValueError, match="galaxy 0 .* 'apogee'"):
         simulate_galaxies(1, "apogee", z=(0.0, 0.1), templates=short)
+    # One library in two flux units cannot be mixed.
+    mixed = [_blackbody_ssp(np.arange(3000.0, 9000.0, 1.0), a, 0.0) for a in (0.1, 1.0)]
+    mixed[1] = Spectrum(spectral_axis=mixed[1].spectral_axis, flux=mixed[1].flux.value * u.Jy,
+                        meta=mixed[1].meta)
+    with pytest.raises(ValueError, match="different flux units"):
+        galaxy_spectrum(mixed, rng=0)
 
 
 def test_bagpipes_missing_gives_install_hint(monkeypatch, templates):

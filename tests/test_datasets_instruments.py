@@ -12,6 +12,7 @@ from specutils import Spectrum, SpectrumList
 
 from spectok.datasets import (INSTRUMENTS, Arm, Instrument, ModelArrays, NoiseModel,
                               get_instrument, observe)
+from spectok.datasets.instruments import _add_gaussian_line, _enclosing
 
 FLAM = u.erg / (u.s * u.cm**2 * u.AA)
 
@@ -223,6 +224,25 @@ def test_constant_model_much_wider_than_the_arms_stays_constant():
         np.testing.assert_allclose(arm.flux.value, 1e-13, rtol=1e-8)
 
 
+@pytest.mark.parametrize("centre", [4000.0, 4000.5, 4500.0, 4999.0, 5000.0, 3990.0, 5010.0])
+def test_windowed_gaussian_line_equals_the_full_computation(centre):
+    edges = 4000.0 * np.exp(1e-4 * np.arange(2232))  # 4000-5000 Å
+    sigma_ln = 300.0 / 299792.458
+    window = np.zeros(edges.size - 1)
+    _add_gaussian_line(window, edges, centre, sigma_ln, 2.5)
+    cdf = 0.5 * (1 + erf((np.log(edges) - np.log(centre)) / (np.sqrt(2) * sigma_ln)))
+    np.testing.assert_array_equal(window, 2.5 * np.diff(cdf) / np.diff(edges))
+
+
+def test_enclosing_slice_reaches_past_both_bounds():
+    x = np.arange(10.0)
+    assert _enclosing(x, 2.5, 6.5) == slice(2, 8)
+    assert _enclosing(x, 3.0, 6.0) == slice(3, 7)
+    assert _enclosing(x, -5.0, 50.0) == slice(0, 10)
+    assert _enclosing(x, 20.0, 30.0) == slice(8, 10)  # still two points to interpolate
+    assert _enclosing(np.array([1.0, 2.0]), 1.5, 1.5) == slice(0, 2)
+
+
 def test_redshift_moves_line_and_keeps_line_flux():
     arm = INSTRUMENTS["desi"].arms[2]
     rest, z = 6564.61, 0.3
@@ -281,6 +301,8 @@ def test_tuple_and_spectrumlist_inputs():
     from_arrays = observe(converted, "sdss", noise=False)
     np.testing.assert_array_equal(from_arrays.flux.value, reference.flux.value)
     assert from_arrays.flux.unit == FLAM
+    with pytest.raises(ValueError, match="sigma"):
+        observe(converted, "sdss", input_resolution=2000.0)
 
 
 def test_pixels_outside_coverage_are_masked_not_extrapolated():

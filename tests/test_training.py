@@ -15,7 +15,8 @@ import torch
 from spectok.model import load_model, save_model
 from spectok.training import (SourceConfig, TrainingConfig, TrainingStream,
                               consistency_loss, gaussian_nll, hide_patches, load_config, train)
-from spectok.training.loop import CHECKPOINT_NAME
+from spectok.training.data import _Object
+from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _rewind_log
 
 SOURCE_CODE = textwrap.dedent("""
     import astropy.units as u
@@ -189,6 +190,30 @@ def test_init_weights_starts_from_a_saved_model(tmp_path):
     with pytest.raises(ValueError, match="init_weights .* has configuration"):
         train(tiny_config(tmp_path / "third", model="small", init_weights=str(saved)),
               progress=False, sources=TOY_SOURCES)
+
+
+def test_rewinding_the_log_keeps_complete_rows_up_to_the_checkpoint(tmp_path):
+    log = tmp_path / "log.csv"
+    rows = [f"{step},0.001,2.0,1.5,0.5,1.0,30.0,{10.0 * step},,," for step in (20, 40, 60)]
+    # the row of step 80 was cut short by a kill, after the checkpoint of step 50
+    log.write_text(",".join(_LOG_FIELDS) + "\n" + "\n".join(rows) + "\n80,0.001,2.")
+    assert _rewind_log(log, 50) == 400.0
+    kept = np.genfromtxt(log, delimiter=",", names=True)
+    assert kept["step"].tolist() == [20, 40]
+
+
+def test_training_object_from_model_arrays_has_a_native_view():
+    import astropy.units as u
+    from spectok.datasets import ModelArrays
+
+    wave = np.linspace(4000.0, 5000.0, 400)
+    good = np.ones(wave.size, dtype=bool)
+    good[:10] = False
+    obj = _Object(model=ModelArrays(wave, np.ones(wave.size), u.Jy, good))
+    assert obj.native.valid[0][:10].tolist() == [False] * 10
+    assert obj.native.valid[0][10:].all()
+    with pytest.raises(TypeError, match="spectrum or a model"):
+        _Object()
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path):

@@ -328,7 +328,11 @@ def _galaxy_model(groups, rng, redshift=None, wavelength_range=None):
 
     # Templates on one rest-frame log grid (vacuum Å).
     arrays = [template.arrays[:2] for template in picks]
-    unit = picks[0].arrays[2]
+    units = {template.arrays[2] for template in picks}
+    if len(units) > 1:
+        raise ValueError(f"templates of library {library!r} have different flux units "
+                         f"{sorted(map(str, units))}")
+    unit = units.pop()
     lo = max(lam[0] for lam, _ in arrays)
     hi = min(lam[-1] for lam, _ in arrays)
     if wavelength_range is not None:

@@ -883,8 +883,8 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
     fine_lam = lo * np.exp(d * np.arange(n_fine + 1))
 
     # Only the input under the fine grid's hats matters (they reach one step
-    # beyond its ends); cropping to it makes the cost independent of how much
-    # wider than the arm the model is.
+    # beyond its ends): the sums run over that part of a model much wider
+    # than the arm.
     reach = (2.0 * fine_lam[0] - fine_lam[1], 2.0 * fine_lam[-1] - fine_lam[-2])
     near = _enclosing(lam, *reach)
     values = _hat_average(lam[near], flux[near], fine_lam, outside="edge")
@@ -1000,8 +1000,13 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
     ['b', 'r', 'z']
     """
     inst = get_instrument(instrument)
-    source = (spectrum if isinstance(spectrum, ModelArrays)
-              else ModelArrays.from_spectrum(spectrum, input_resolution))
+    if isinstance(spectrum, ModelArrays):
+        if not (isinstance(input_resolution, str) and input_resolution == "auto"):
+            raise ValueError("a ModelArrays input carries its resolution in its sigma; "
+                             "input_resolution cannot be given with it")
+        source = spectrum
+    else:
+        source = ModelArrays.from_spectrum(spectrum, input_resolution)
     spectra = []
     for arm, (obs, ivar, mask, limited) in zip(inst.arms, observe_arrays(
             source, inst, snr=snr, redshift=redshift, rng=rng, noise=noise)):

@@ -49,7 +49,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
-from .galaxies import _population_arguments, galaxy_spectrum
+from .galaxies import _galaxy_model, _population_arguments, _usable_templates
 from .instruments import _add_gaussian_line, _bin_average_linear, observe
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
@@ -284,6 +284,12 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
     >>> spec.spectral_axis.unit, -1.5 < labels["alpha_nu"] < 0.6
     (Unit("Angstrom"), True)
     """
+    hosts = _usable_templates(host_templates) if host_templates else None
+    return _quasar_spectrum(rng, redshift, wavelength_range, hosts)
+
+
+def _quasar_spectrum(rng, redshift, wavelength_range, hosts):
+    """`quasar_spectrum` with the host templates grouped once (`_usable_templates`), or None."""
     from specutils import Spectrum
 
     rng = np.random.default_rng(rng)
@@ -356,8 +362,8 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
 
     # Host galaxy at low redshift, where the templates cover the rest frame.
     host = np.zeros_like(grid)
-    if host_templates is not None and redshift < _HOST_MAX_Z:
-        host = _host_light(host_templates, rng, redshift, edges, grid, quasar, host_fraction)
+    if hosts is not None and redshift < _HOST_MAX_Z:
+        host = _host_light(hosts, rng, redshift, edges, grid, quasar, host_fraction)
     if not host.any():
         host_fraction = 0.0
 
@@ -386,21 +392,20 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
                     flux=flux * (1e-17 * u.erg / u.s / u.cm**2 / u.AA), meta=meta), labels
 
 
-def _host_light(templates, rng, redshift, edges, grid, quasar, host_fraction):
+def _host_light(groups, rng, redshift, edges, grid, quasar, host_fraction):
     """Host starlight on ``grid`` making up ``host_fraction`` of the light at 5100 Å,
     or zeros when the templates do not cover the whole rest-frame range."""
     try:
-        galaxy, _ = galaxy_spectrum(templates, rng, redshift=redshift,
-                                    wavelength_range=[edges[0], edges[-1]] * u.AA)
+        galaxy, _, _ = _galaxy_model(groups, rng, redshift, [edges[0], edges[-1]] * u.AA)
     except ValueError:
         return np.zeros_like(grid)
-    lam = galaxy.spectral_axis.to_value(u.AA)
+    lam, flux = galaxy.wavelength, galaxy.flux
     # The outer 5 % of the range only pads the instrument's LSF: the edge
     # values are carried there.
     if lam[0] > edges[0] * 1.05 or lam[-1] < edges[-1] / 1.05 or not lam[0] < 5100.0 < lam[-1]:
         return np.zeros_like(grid)
-    host = _bin_average_linear(lam, galaxy.flux.value, edges)
-    at_5100 = float(np.interp(5100.0, lam, galaxy.flux.value))
+    host = _bin_average_linear(lam, flux, edges)
+    at_5100 = float(np.interp(5100.0, lam, flux))
     if not at_5100 > 0:
         return np.zeros_like(grid)
     quasar_5100 = float(np.interp(5100.0, grid, quasar))
@@ -454,7 +459,7 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         from .templates import load_ssp_templates
 
         host_templates = load_ssp_templates().spectra
-    host_templates = host_templates or None
+    hosts = _usable_templates(host_templates) if host_templates else None
 
     inst_lo, inst_hi = inst.wavelength_range.to_value(u.AA)
     spectra, rows = [], []
@@ -463,8 +468,7 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         zi = float(rng.uniform(z_lo, z_hi))
         snr_i = float(math.exp(rng.uniform(math.log(snr_lo), math.log(snr_hi))))
         rest_range = [inst_lo / (1 + zi) / 1.05, inst_hi / (1 + zi) * 1.05] * u.AA
-        model, labels = quasar_spectrum(rng, redshift=zi, wavelength_range=rest_range,
-                                        host_templates=host_templates)
+        model, labels = _quasar_spectrum(rng, zi, rest_range, hosts)
         spectra.append(observe(model, inst, snr=snr_i, redshift=zi, rng=rng))
         rows.append({"id": f"{inst.name}-qso-{i:06d}", "z": zi, **labels, "snr": snr_i})
     names = list(rows[0])

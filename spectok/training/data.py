@@ -69,6 +69,8 @@ class _Object:
     """
 
     def __init__(self, spectrum=None, model=None):
+        if (spectrum is None) == (model is None):
+            raise TypeError("_Object takes a spectrum or a model, not both or neither")
         self._spectrum = spectrum
         if model is not None:
             self.model = model
@@ -84,7 +86,7 @@ class _Object:
         if spectrum is None:
             from specutils import Spectrum
             spectrum = Spectrum(spectral_axis=self.model.wavelength * u.AA,
-                                flux=self.model.flux * self.model.unit)
+                                flux=self.model.flux * self.model.unit, mask=~self.model.good)
         return prepare_spectrum(spectrum)
 
 
@@ -128,15 +130,16 @@ def _ssp_templates():
 def _galaxies():
     from ..datasets import load_ssp_templates
     from ..datasets.galaxies import _galaxy_model, _usable_templates
-    templates = _usable_templates(load_ssp_templates().spectra)
-    return lambda rng, redshift: _Object(model=_galaxy_model(templates, rng, redshift)[0])
+    groups = _usable_templates(load_ssp_templates().spectra)
+    return lambda rng, redshift: _Object(model=_galaxy_model(groups, rng, redshift)[0])
 
 
 def _quasars():
-    from ..datasets import load_ssp_templates, quasar_spectrum
-    hosts = load_ssp_templates().spectra
-    return lambda rng, redshift: _Object(
-        quasar_spectrum(rng, redshift=redshift, host_templates=hosts)[0])
+    from ..datasets import load_ssp_templates
+    from ..datasets.galaxies import _usable_templates
+    from ..datasets.quasars import _quasar_spectrum
+    hosts = _usable_templates(load_ssp_templates().spectra)
+    return lambda rng, redshift: _Object(_quasar_spectrum(rng, redshift, None, hosts)[0])
 
 
 SOURCES = {
