@@ -132,6 +132,10 @@ def test_quasar_spectrum_and_igm_reject_bad_arguments():
         quasar_spectrum(0, wavelength_range=[3000, 3000] * u.AA)
     with pytest.raises(ValueError, match="non-negative"):
         igm_transmission([1100.0], -1.0)
+    from specutils import Spectrum
+    ageless = [Spectrum(spectral_axis=np.linspace(3000, 9000, 50) * u.AA, flux=np.ones(50) * u.Jy)]
+    with pytest.raises(ValueError, match="age"):
+        quasar_spectrum(0, redshift=0.2, host_templates=ageless)
 
 
 @pytest.mark.remote_data

@@ -277,6 +277,12 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
         light at 5100 Å) and ``forest_transmission`` (mean IGM transmission
         at 1070-1170 Å rest, NaN when not built).
 
+    Raises
+    ------
+    ValueError
+        If ``redshift`` is negative, ``wavelength_range`` is empty, or no
+        host template has an age (see `~spectok.datasets.galaxy_spectrum`).
+
     Examples
     --------
     >>> from spectok.datasets import quasar_spectrum
