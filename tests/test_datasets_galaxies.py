@@ -10,8 +10,8 @@ from scipy.special import erf
 from specutils import Spectrum, SpectrumList
 from specutils.utils.wcs_utils import vac_to_air
 
-from spectok.datasets import (EMISSION_LINES, INSTRUMENTS, SpectrumDataset, calzetti_attenuation,
-                              galaxy_spectrum, observe, simulate_galaxies)
+from spectok.datasets import (EMISSION_LINES, INSTRUMENTS, GalaxyGenerator, SpectrumDataset,
+                              calzetti_attenuation, galaxy_spectrum, observe, simulate_galaxies)
 
 AGES = (0.01, 0.05, 1.0, 5.0, 12.0)  # Gyr
 METALS = (-0.4, -0.2, 0.0, 0.1, 0.2)
@@ -156,6 +156,19 @@ def test_simulation_is_deterministic_given_seed(templates):
     assert list(a.labels["z"]) != list(c.labels["z"])
     # Galaxy i has its own random stream: it does not depend on n.
     np.testing.assert_array_equal(a.spectra[1].flux.value, shorter.spectra[1].flux.value)
+
+
+def test_generator_draws_what_galaxy_spectrum_draws(templates):
+    generator = GalaxyGenerator(templates)
+    spectrum, labels = galaxy_spectrum(templates, rng=7, redshift=0.4)
+    model, model_labels = generator.model(rng=7, redshift=0.4)
+    assert model_labels == labels
+    np.testing.assert_array_equal(model.wavelength, spectrum.spectral_axis.to_value(u.AA))
+    np.testing.assert_array_equal(model.flux, spectrum.flux.value)
+    assert model.unit == spectrum.flux.unit and model.good.all()
+    again, _ = generator.spectrum(rng=7, redshift=0.4)
+    np.testing.assert_array_equal(again.flux, spectrum.flux)
+    assert again.meta == spectrum.meta
 
 
 def test_flux_scales_with_stellar_mass(templates):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import median_filter
 
-from spectok.datasets import (QUASAR_LINES, igm_transmission, load_quasar_examples, observe,
-                              quasar_spectrum, simulate_quasars, smc_extinction)
+from spectok.datasets import (QUASAR_LINES, QuasarGenerator, igm_transmission,
+                              load_quasar_examples, observe, quasar_spectrum, simulate_quasars,
+                              smc_extinction)
 
 
 def _equivalent_width(lam, flux, centre, half_width, sides):
@@ -104,6 +105,16 @@ def test_simulate_quasars_is_reproducible_and_prefix_stable():
     np.testing.assert_array_equal(small.spectra[1].flux, large.spectra[1].flux)
     assert set(large.labels.colnames) >= {"id", "z", "snr", "alpha_nu", "log_l3000", "ew_civ"}
     assert large.labels["ew_civ"].unit == u.AA
+
+
+def test_generator_draws_what_quasar_spectrum_draws():
+    spectrum, labels = quasar_spectrum(5, redshift=1.2, wavelength_range=[1000, 4000] * u.AA)
+    model, model_labels = QuasarGenerator().model(5, redshift=1.2,
+                                                  wavelength_range=[1000, 4000] * u.AA)
+    assert model_labels == labels
+    np.testing.assert_array_equal(model.wavelength, spectrum.spectral_axis.to_value(u.AA))
+    np.testing.assert_array_equal(model.flux, spectrum.flux.to_value(model.unit))
+    assert spectrum.flux.unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA)
 
 
 def test_low_redshift_quasars_can_have_hosts():

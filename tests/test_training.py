@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from spectok.model import load_model, save_model
-from spectok.training import (SourceConfig, TrainingConfig, TrainingStream,
+from spectok.training import (SourceConfig, TrainingConfig, TrainingStream, build_sources,
                               consistency_loss, gaussian_nll, hide_patches, load_config, train)
 from spectok.training.data import _Object
 from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _rewind_log
@@ -202,18 +202,20 @@ def test_rewinding_the_log_keeps_complete_rows_up_to_the_checkpoint(tmp_path):
     assert kept["step"].tolist() == [20, 40]
 
 
-def test_training_object_from_model_arrays_has_a_native_view():
+def test_simulated_training_object_has_no_native_view():
     import astropy.units as u
     from spectok.datasets import ModelArrays
 
     wave = np.linspace(4000.0, 5000.0, 400)
-    good = np.ones(wave.size, dtype=bool)
-    good[:10] = False
-    obj = _Object(model=ModelArrays(wave, np.ones(wave.size), u.Jy, good))
-    assert obj.native.valid[0][:10].tolist() == [False] * 10
-    assert obj.native.valid[0][10:].all()
-    with pytest.raises(TypeError, match="spectrum or a model"):
-        _Object()
+    obj = _Object(ModelArrays(wave, np.ones(wave.size), u.Jy, np.ones(wave.size, dtype=bool)))
+    assert obj.model.wavelength is wave
+    with pytest.raises(ValueError, match="no native spectrum"):
+        obj.native
+
+
+def test_native_view_of_a_simulated_source_is_an_error():
+    with pytest.raises(ValueError, match="'quasars' is simulated"):
+        build_sources([SourceConfig("quasars", instruments=["sdss", "native"])])
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path):

@@ -30,7 +30,8 @@ from .dataset import SpectrumDataset
 from .instruments import (ModelArrays, _add_gaussian_line, _bin_average_linear, _input_arrays,
                           get_instrument, observe)
 
-__all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "simulate_galaxies"]
+__all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "GalaxyGenerator",
+           "simulate_galaxies"]
 
 _C_KMS = 299792.458
 
@@ -298,119 +299,167 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
     >>> sorted(labels)[:4], 50 <= labels["sigma_v"] <= 300
     (['age_mw', 'av', 'balmer_decrement', 'halpha_ew'], True)
     """
-    model, meta, labels = _galaxy_model(_usable_templates(templates), rng, redshift,
-                                        wavelength_range)
-    from specutils import Spectrum
-
-    return Spectrum(spectral_axis=model.wavelength * u.AA, flux=model.flux * model.unit,
-                    meta=meta), labels
+    return GalaxyGenerator(templates).spectrum(rng, redshift=redshift,
+                                               wavelength_range=wavelength_range)
 
 
-def _galaxy_model(groups, rng, redshift=None, wavelength_range=None):
-    """`galaxy_spectrum` from grouped templates (`_usable_templates`), as
-    `~spectok.datasets.instruments.ModelArrays` with the spectrum's meta and the labels."""
-    rng = np.random.default_rng(rng)
-    max_age = _age_of_universe(redshift) if redshift is not None else None
-    library, picks = _pick_components(groups, rng, max_age)
+class GalaxyGenerator:
+    """The fast galaxy generator of `galaxy_spectrum`, with its templates prepared once.
 
-    # Physical draws (always in the same order, so a seed fixes everything).
-    k = len(picks)
-    weights = rng.dirichlet(np.ones(k))
-    log_mstar = rng.uniform(9.0, 11.5)
-    residual_ssfr = 10.0 ** rng.uniform(-12.5, -10.5)
-    av = rng.uniform(0.0, 1.5)
-    sigma_v = rng.uniform(50.0, 300.0)
-    gas_scatter = rng.normal(0.0, 0.15)
-    oii_to_hbeta = 10.0 ** rng.uniform(0.0, 0.6)
-    oii_doublet = rng.uniform(1.0, 1.45)  # 3729 / 3726
-    sii_to_halpha = rng.uniform(0.15, 0.4)
-    sii_doublet = rng.uniform(1.0, 1.4)  # 6717 / 6731
+    `galaxy_spectrum` sorts and checks its templates on every call; a
+    generator does it once and converts each template's arrays on first use,
+    which is what a stream of many galaxies (a simulated population, a
+    training source) wants.
 
-    # Templates on one rest-frame log grid (vacuum Å).
-    arrays = [template.arrays[:2] for template in picks]
-    units = {template.arrays[2] for template in picks}
-    if len(units) > 1:
-        raise ValueError(f"templates of library {library!r} have different flux units "
-                         f"{sorted(map(str, units))}")
-    unit = units.pop()
-    lo = max(lam[0] for lam, _ in arrays)
-    hi = min(lam[-1] for lam, _ in arrays)
-    if wavelength_range is not None:
-        wr = u.Quantity(wavelength_range).to_value(u.AA, equivalencies=u.spectral())
-        lo, hi = max(lo, float(np.min(wr))), min(hi, float(np.max(wr)))
-    if not hi > lo:
-        raise ValueError(f"templates of library {library!r} do not cover the requested rest "
-                         f"wavelengths {wavelength_range}")
-    step = min(float(np.median(np.diff(np.log(lam)))) for lam, _ in arrays)
-    step = min(max(step, 1e-5), sigma_v / _C_KMS / 2)
-    step = max(step, math.log(hi / lo) / 400_000)
-    grid, edges = _log_grid(lo, hi, step)
-    if len(grid) < 10:
-        raise ValueError(f"the rest-frame range {lo:.1f}-{hi:.1f} Å is too short")
-    resampled = np.array([_bin_average_linear(lam, flux, edges) for lam, flux in arrays])
-    continuum = weights @ resampled
+    Parameters
+    ----------
+    templates : sequence of `~specutils.Spectrum` or `~spectok.datasets.SpectrumDataset`
+        SSP spectra with ages, as for `galaxy_spectrum`.
 
-    ages = np.array([template.age for template in picks])
-    metals = np.array([template.metallicity for template in picks])
-    age_mw = float(weights @ ages)
-    # SFR proxy: the mass the young (≤ 1 Gyr) components formed per unit
-    # time, plus a random residual rate.
-    young = ages <= 1.0
-    ssfr = float(np.sum(weights[young] / (np.maximum(ages[young], 0.01) * 1e9))) + residual_ssfr
-    log_ssfr = math.log10(ssfr)
-    metallicity = float(weights @ metals) if np.all(np.isfinite(metals)) else np.nan
+    Raises
+    ------
+    ValueError
+        If no template has a positive age.
 
-    # Emission lines, scaled to the unreddened continuum near Hα.
-    near = (grid > 6450.0) & (grid < 6680.0)
-    cont_ha = float(np.median(continuum[near] if near.sum() >= 3 else continuum))
-    halpha_ew = float(np.clip(30.0 * 10.0 ** (0.8 * (log_ssfr + 10.0)), 0.0, 1000.0))
-    f_ha = halpha_ew * max(cont_ha, 0.0)
-    f_hb = f_ha / _CASE_B_HALPHA_HBETA
-    gas_mh = (metallicity if np.isfinite(metallicity) else 0.0) + gas_scatter
-    oh = _SOLAR_OH + float(np.clip(gas_mh, -1.5, 0.6))
-    n2 = float(np.clip((oh - 8.90) / 0.57, -2.5, -0.3))  # Pettini & Pagel 2004, N2
-    o3n2 = (8.73 - oh) / 0.32  # Pettini & Pagel 2004, O3N2
-    log_o3_hb = float(np.clip(o3n2 + n2, -1.5, 1.0))
-    f_n2 = f_ha * 10.0**n2
-    f_o3 = f_hb * 10.0**log_o3_hb
-    f_oii = f_hb * oii_to_hbeta
-    f_sii = f_ha * sii_to_halpha
-    intrinsic = {
-        "Halpha": f_ha, "Hbeta": f_hb,
-        "Hgamma": f_hb * _CASE_B_HGAMMA_HBETA, "Hdelta": f_hb * _CASE_B_HDELTA_HBETA,
-        "[NII]6584": f_n2, "[NII]6548": f_n2 / _NII_RATIO,
-        "[OIII]5007": f_o3, "[OIII]4959": f_o3 / _OIII_RATIO,
-        "[OII]3729": f_oii * oii_doublet / (1 + oii_doublet),
-        "[OII]3726": f_oii / (1 + oii_doublet),
-        "[SII]6717": f_sii * sii_doublet / (1 + sii_doublet),
-        "[SII]6731": f_sii / (1 + sii_doublet),
-    }
-    av_gas = av / _STARS_TO_GAS
-    line_wave = np.array([EMISSION_LINES[name] for name in intrinsic])
-    line_flux = np.array(list(intrinsic.values()))
-    line_flux = line_flux * 10.0 ** (-0.4 * calzetti_attenuation(line_wave, av_gas))
-    balmer = float(line_flux[0] / line_flux[1]) if line_flux[1] > 0 else np.nan
-    sigma_ln = sigma_v / _C_KMS
-    lines = np.zeros_like(grid)
-    for wave, flux in zip(line_wave, line_flux):
-        if edges[0] < wave < edges[-1] and flux > 0:
-            _add_gaussian_line(lines, edges, wave, sigma_ln, flux)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from specutils import Spectrum
+    >>> from spectok.datasets import GalaxyGenerator
+    >>> lam = np.arange(3000.0, 9000.0, 2.0)
+    >>> ssp = [Spectrum(spectral_axis=lam * u.AA, flux=(lam / 5000.0) ** p * u.one,
+    ...                 meta={"age_gyr": age}) for p, age in [(-2.0, 0.1), (1.0, 10.0)]]
+    >>> generator = GalaxyGenerator(ssp)
+    >>> model, labels = generator.model(rng=1, redshift=0.5)
+    >>> model.wavelength.shape == model.flux.shape, labels["n_components"]
+    (True, 2)
+    """
 
-    stars = gaussian_filter1d(continuum, sigma_ln / step, mode="nearest")
-    stars *= 10.0 ** (-0.4 * calzetti_attenuation(grid, av))
-    total = (stars + lines) * 10.0 ** (log_mstar - 10.0)
+    def __init__(self, templates):
+        self._groups = _usable_templates(templates)
 
-    labels = {
-        "log_mstar": float(log_mstar), "log_sfr": float(log_ssfr + log_mstar),
-        "log_ssfr": float(log_ssfr), "age_mw": age_mw, "metallicity": metallicity,
-        "av": float(av), "sigma_v": float(sigma_v), "halpha_ew": halpha_ew,
-        "balmer_decrement": balmer, "n_components": k, "library": library,
-    }
-    meta = {"medium": "vacuum", "generator": "spectok.datasets.galaxy_spectrum",
-            "components": [template.id for template in picks],
-            "mass_fractions": weights.tolist(), **labels}
-    model = ModelArrays(grid, total, unit, np.ones(grid.size, dtype=bool))
-    return model, meta, labels
+    def model(self, rng=None, *, redshift=None, wavelength_range=None):
+        """One galaxy as `~spectok.datasets.ModelArrays`, with its labels.
+
+        The arrays `~spectok.datasets.observe` takes without converting a
+        `~specutils.Spectrum`; parameters, labels and errors as for
+        `galaxy_spectrum`.
+        """
+        model, _, labels = self._draw(rng, redshift, wavelength_range)
+        return model, labels
+
+    def spectrum(self, rng=None, *, redshift=None, wavelength_range=None):
+        """One galaxy as a `~specutils.Spectrum`, with its labels (see `galaxy_spectrum`)."""
+        from specutils import Spectrum
+
+        model, meta, labels = self._draw(rng, redshift, wavelength_range)
+        return Spectrum(spectral_axis=model.wavelength * u.AA, flux=model.flux * model.unit,
+                        meta=meta), labels
+
+    def _draw(self, rng, redshift, wavelength_range):
+        rng = np.random.default_rng(rng)
+        max_age = _age_of_universe(redshift) if redshift is not None else None
+        library, picks = _pick_components(self._groups, rng, max_age)
+
+        # Physical draws (always in the same order, so a seed fixes everything).
+        k = len(picks)
+        weights = rng.dirichlet(np.ones(k))
+        log_mstar = rng.uniform(9.0, 11.5)
+        residual_ssfr = 10.0 ** rng.uniform(-12.5, -10.5)
+        av = rng.uniform(0.0, 1.5)
+        sigma_v = rng.uniform(50.0, 300.0)
+        gas_scatter = rng.normal(0.0, 0.15)
+        oii_to_hbeta = 10.0 ** rng.uniform(0.0, 0.6)
+        oii_doublet = rng.uniform(1.0, 1.45)  # 3729 / 3726
+        sii_to_halpha = rng.uniform(0.15, 0.4)
+        sii_doublet = rng.uniform(1.0, 1.4)  # 6717 / 6731
+
+        # Templates on one rest-frame log grid (vacuum Å).
+        arrays = [template.arrays[:2] for template in picks]
+        units = {template.arrays[2] for template in picks}
+        if len(units) > 1:
+            raise ValueError(f"templates of library {library!r} have different flux units "
+                             f"{sorted(map(str, units))}")
+        unit = units.pop()
+        lo = max(lam[0] for lam, _ in arrays)
+        hi = min(lam[-1] for lam, _ in arrays)
+        if wavelength_range is not None:
+            wr = u.Quantity(wavelength_range).to_value(u.AA, equivalencies=u.spectral())
+            lo, hi = max(lo, float(np.min(wr))), min(hi, float(np.max(wr)))
+        if not hi > lo:
+            raise ValueError(f"templates of library {library!r} do not cover the requested rest "
+                             f"wavelengths {wavelength_range}")
+        step = min(float(np.median(np.diff(np.log(lam)))) for lam, _ in arrays)
+        step = min(max(step, 1e-5), sigma_v / _C_KMS / 2)
+        step = max(step, math.log(hi / lo) / 400_000)
+        grid, edges = _log_grid(lo, hi, step)
+        if len(grid) < 10:
+            raise ValueError(f"the rest-frame range {lo:.1f}-{hi:.1f} Å is too short")
+        resampled = np.array([_bin_average_linear(lam, flux, edges) for lam, flux in arrays])
+        continuum = weights @ resampled
+
+        ages = np.array([template.age for template in picks])
+        metals = np.array([template.metallicity for template in picks])
+        age_mw = float(weights @ ages)
+        # SFR proxy: the mass the young (≤ 1 Gyr) components formed per unit
+        # time, plus a random residual rate.
+        young = ages <= 1.0
+        ssfr = float(np.sum(weights[young] / (np.maximum(ages[young], 0.01) * 1e9))) + residual_ssfr
+        log_ssfr = math.log10(ssfr)
+        metallicity = float(weights @ metals) if np.all(np.isfinite(metals)) else np.nan
+
+        # Emission lines, scaled to the unreddened continuum near Hα.
+        near = (grid > 6450.0) & (grid < 6680.0)
+        cont_ha = float(np.median(continuum[near] if near.sum() >= 3 else continuum))
+        halpha_ew = float(np.clip(30.0 * 10.0 ** (0.8 * (log_ssfr + 10.0)), 0.0, 1000.0))
+        f_ha = halpha_ew * max(cont_ha, 0.0)
+        f_hb = f_ha / _CASE_B_HALPHA_HBETA
+        gas_mh = (metallicity if np.isfinite(metallicity) else 0.0) + gas_scatter
+        oh = _SOLAR_OH + float(np.clip(gas_mh, -1.5, 0.6))
+        n2 = float(np.clip((oh - 8.90) / 0.57, -2.5, -0.3))  # Pettini & Pagel 2004, N2
+        o3n2 = (8.73 - oh) / 0.32  # Pettini & Pagel 2004, O3N2
+        log_o3_hb = float(np.clip(o3n2 + n2, -1.5, 1.0))
+        f_n2 = f_ha * 10.0**n2
+        f_o3 = f_hb * 10.0**log_o3_hb
+        f_oii = f_hb * oii_to_hbeta
+        f_sii = f_ha * sii_to_halpha
+        intrinsic = {
+            "Halpha": f_ha, "Hbeta": f_hb,
+            "Hgamma": f_hb * _CASE_B_HGAMMA_HBETA, "Hdelta": f_hb * _CASE_B_HDELTA_HBETA,
+            "[NII]6584": f_n2, "[NII]6548": f_n2 / _NII_RATIO,
+            "[OIII]5007": f_o3, "[OIII]4959": f_o3 / _OIII_RATIO,
+            "[OII]3729": f_oii * oii_doublet / (1 + oii_doublet),
+            "[OII]3726": f_oii / (1 + oii_doublet),
+            "[SII]6717": f_sii * sii_doublet / (1 + sii_doublet),
+            "[SII]6731": f_sii / (1 + sii_doublet),
+        }
+        av_gas = av / _STARS_TO_GAS
+        line_wave = np.array([EMISSION_LINES[name] for name in intrinsic])
+        line_flux = np.array(list(intrinsic.values()))
+        line_flux = line_flux * 10.0 ** (-0.4 * calzetti_attenuation(line_wave, av_gas))
+        balmer = float(line_flux[0] / line_flux[1]) if line_flux[1] > 0 else np.nan
+        sigma_ln = sigma_v / _C_KMS
+        lines = np.zeros_like(grid)
+        for wave, flux in zip(line_wave, line_flux):
+            if edges[0] < wave < edges[-1] and flux > 0:
+                _add_gaussian_line(lines, edges, wave, sigma_ln, flux)
+
+        stars = gaussian_filter1d(continuum, sigma_ln / step, mode="nearest")
+        stars *= 10.0 ** (-0.4 * calzetti_attenuation(grid, av))
+        total = (stars + lines) * 10.0 ** (log_mstar - 10.0)
+
+        labels = {
+            "log_mstar": float(log_mstar), "log_sfr": float(log_ssfr + log_mstar),
+            "log_ssfr": float(log_ssfr), "age_mw": age_mw, "metallicity": metallicity,
+            "av": float(av), "sigma_v": float(sigma_v), "halpha_ew": halpha_ew,
+            "balmer_decrement": balmer, "n_components": k, "library": library,
+        }
+        meta = {"medium": "vacuum", "generator": "spectok.datasets.galaxy_spectrum",
+                "components": [template.id for template in picks],
+                "mass_fractions": weights.tolist(), **labels}
+        model = ModelArrays(grid, total, unit, np.ones(grid.size, dtype=bool))
+        return model, meta, labels
 
 
 # --------------------------------------------------------------------------
@@ -597,7 +646,7 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
             from . import load_ssp_templates
 
             templates = load_ssp_templates().spectra
-        groups = _usable_templates(templates)  # fails early on unusable templates
+        generator = GalaxyGenerator(templates)  # fails early on unusable templates
     else:
         draw_bagpipes = _BagpipesDraw(_import_bagpipes(), inst)
 
@@ -615,7 +664,7 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
             margin = 1.05
             rest_range = [inst_lo / (1 + zi) / margin, inst_hi / (1 + zi) * margin] * u.AA
             try:
-                model, _, labels = _galaxy_model(groups, rng, zi, rest_range)
+                model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
             except ValueError as error:
                 raise ValueError(
                     f"galaxy {i} at z={zi:.3f} through {inst.name!r}: {error}") from None

@@ -49,15 +49,16 @@ from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
-from .galaxies import _galaxy_model, _population_arguments, _usable_templates
-from .instruments import _add_gaussian_line, _bin_average_linear, observe
+from .galaxies import GalaxyGenerator, _population_arguments
+from .instruments import ModelArrays, _add_gaussian_line, _bin_average_linear, observe
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
-           "simulate_quasars", "load_quasar_examples"]
+           "QuasarGenerator", "simulate_quasars", "load_quasar_examples"]
 
 _C_KMS = 299792.458
 _LYA = 1215.67
 _LYMAN_LIMIT = 911.75
+_FLUX_UNIT = u.erg / u.s / u.cm**2 / u.AA
 
 #: Emission lines of the simulator: name -> (vacuum rest wavelength in Å,
 #: composite equivalent width in Å, kind). Equivalent widths from Vanden
@@ -264,7 +265,7 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
     -------
     spectrum : `~specutils.Spectrum`
         Rest frame, vacuum wavelengths on a log-λ grid (Δ ln λ = 1e-4), flux
-        density in 1e-17 erg s⁻¹ cm⁻² Å⁻¹ times (1 + z), so that
+        density in erg s⁻¹ cm⁻² Å⁻¹ times (1 + z), so that
         `~spectok.datasets.observe` at ``redshift`` gives the observed flux.
         The IGM absorption is included.
     labels : dict
@@ -290,119 +291,160 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
     >>> spec.spectral_axis.unit, -1.5 < labels["alpha_nu"] < 0.6
     (Unit("Angstrom"), True)
     """
-    hosts = _usable_templates(host_templates) if host_templates else None
-    return _quasar_spectrum(rng, redshift, wavelength_range, hosts)
+    return QuasarGenerator(host_templates).spectrum(rng, redshift=redshift,
+                                                    wavelength_range=wavelength_range)
 
 
-def _quasar_spectrum(rng, redshift, wavelength_range, hosts):
-    """`quasar_spectrum` with the host templates grouped once (`_usable_templates`), or None."""
-    from specutils import Spectrum
+class QuasarGenerator:
+    """The quasar simulator of `quasar_spectrum`, with its host templates prepared once.
 
-    rng = np.random.default_rng(rng)
-    if redshift < 0:
-        raise ValueError(f"redshift must be non-negative, got {redshift}")
-    lo, hi = 800.0, 30000.0
-    if wavelength_range is not None:
-        wr = u.Quantity(wavelength_range, u.AA).to_value(u.AA, equivalencies=u.spectral())
-        lo, hi = max(float(np.min(wr)), 500.0), float(np.max(wr))
-    if not hi > lo * 1.01:
-        raise ValueError(f"empty rest-frame range {wavelength_range}")
-    step = 1e-4
-    n = int(math.ceil(math.log(hi / lo) / step))
-    edges = lo * np.exp(step * np.arange(n + 1))
-    grid = np.sqrt(edges[:-1] * edges[1:])
+    Parameters
+    ----------
+    host_templates : sequence of `~specutils.Spectrum`, optional
+        SSP templates for the host galaxy (see
+        `~spectok.datasets.GalaxyGenerator`); without them no host is added.
 
-    # Draws, always in the same order so that a seed fixes everything.
-    alpha_nu = rng.normal(-0.44, 0.30)
-    log_l3000 = rng.uniform(*_LOG_L3000_RANGE)
-    ebv = min(rng.exponential(0.04), 0.5)
-    dust_temperature = rng.uniform(1200.0, 1400.0)
-    dust_ratio = 10.0 ** rng.uniform(0.0, 0.6)  # hot dust / power law at 2.2 µm
-    line_strength = 10.0 ** rng.normal(0.0, 0.10)
-    ew_scatter = rng.normal(0.0, _EW_SCATTER_DEX, len(QUASAR_LINES))
-    fwhm_broad = _FWHM_BROAD_KMS * 10.0 ** rng.normal(0.0, _FWHM_SCATTER_DEX)
-    fwhm_narrow = rng.uniform(300.0, 800.0)
-    balmer_ratio = rng.uniform(0.05, 0.3)  # Balmer continuum / power law at 3646 Å
-    feii_uv = 10.0 ** rng.uniform(0.0, 0.6)  # EW(Fe II UV) / EW(Mg II)
-    r4570 = 10.0 ** rng.uniform(-1.0, 0.2)  # EW(Fe II 4434-4684) / EW(Hβ)
-    host_fraction = rng.uniform(0.0, 0.6)
+    Raises
+    ------
+    ValueError
+        If no host template has an age.
 
-    # Continuum, normalised to 1 at 3000 Å.
-    power = (grid / 3000.0) ** (-(alpha_nu + 2.0))
-    euv = grid < 1000.0
-    power[euv] = (1000.0 / 3000.0) ** (-(alpha_nu + 2.0)) * (grid[euv] / 1000.0) ** (1.76 - 2.0)
-    hot_dust = _blackbody_lambda(grid, dust_temperature)
-    hot_dust *= dust_ratio * (22000.0 / 3000.0) ** (-(alpha_nu + 2.0)) / _blackbody_lambda(
-        22000.0, dust_temperature)
-    balmer_edge = 3646.0
-    balmer = np.where(grid <= balmer_edge,
-                      _blackbody_lambda(grid, 15000.0) * -np.expm1(-(grid / balmer_edge) ** 3),
-                      0.0)
-    balmer_at_edge = _blackbody_lambda(balmer_edge, 15000.0) * -math.expm1(-1.0)
-    balmer *= balmer_ratio * (balmer_edge / 3000.0) ** (-(alpha_nu + 2.0)) / balmer_at_edge
-    continuum = power + hot_dust + balmer
+    Examples
+    --------
+    >>> from spectok.datasets import QuasarGenerator
+    >>> model, labels = QuasarGenerator().model(rng=3, redshift=2.0)
+    >>> model.unit, float(model.wavelength[0]) >= 800.0
+    (Unit("erg / (Angstrom s cm2)"), True)
+    """
 
-    # Lines, as equivalent widths on the continuum at their wavelength.
-    sigma_broad = fwhm_broad / _C_KMS / 2.3548
-    sigma_narrow = fwhm_narrow / _C_KMS / 2.3548
-    lines = np.zeros_like(grid)
-    ews = {}
-    for (name, (wave, ew, kind)), scatter in zip(QUASAR_LINES.items(), ew_scatter):
-        ew_i = ew * line_strength * 10.0 ** scatter
-        if kind == "broad-uv":
-            ew_i *= 10.0 ** (_BALDWIN_SLOPE * (log_l3000 - _LOG_L3000_PIVOT))
-        ews[name] = ew_i
-        if not edges[0] < wave < edges[-1]:
-            continue
-        sigma = sigma_narrow if kind == "narrow" else sigma_broad
-        local = np.interp(wave, grid, continuum)
-        _add_gaussian_line(lines, edges, wave, sigma, ew_i * local)
-    feii = np.zeros_like(grid)
-    mg2_local = np.interp(2798.75, grid, continuum)
-    feii += feii_uv * ews["Mg II"] * mg2_local * _band(grid, *_FEII_UV, sigma_broad, rng)
-    hb_local = np.interp(4862.68, grid, continuum)
-    for window in _FEII_OPTICAL:
-        feii += r4570 * ews["Hβ"] * hb_local * _band(grid, *window, sigma_broad, rng)
+    def __init__(self, host_templates=None):
+        self._hosts = GalaxyGenerator(host_templates) if host_templates else None
 
-    quasar = (continuum + lines + feii) * 10.0 ** (-0.4 * smc_extinction(grid, ebv))
+    def model(self, rng=None, *, redshift=1.0, wavelength_range=None):
+        """One quasar as `~spectok.datasets.ModelArrays`, with its labels.
 
-    # Host galaxy at low redshift, where the templates cover the rest frame.
-    host = np.zeros_like(grid)
-    if hosts is not None and redshift < _HOST_MAX_Z:
-        host = _host_light(hosts, rng, redshift, edges, grid, quasar, host_fraction)
-    if not host.any():
-        host_fraction = 0.0
+        The arrays `~spectok.datasets.observe` takes without converting a
+        `~specutils.Spectrum`; parameters, labels and errors as for
+        `quasar_spectrum`.
+        """
+        model, _, labels = self._draw(rng, redshift, wavelength_range)
+        return model, labels
 
-    transmission = igm_transmission(grid, redshift, rng)
-    forest = (grid > 1070.0) & (grid < 1170.0)
-    forest_transmission = float(transmission[forest].mean()) if forest.any() else np.nan
+    def spectrum(self, rng=None, *, redshift=1.0, wavelength_range=None):
+        """One quasar as a `~specutils.Spectrum`, with its labels (see `quasar_spectrum`)."""
+        from specutils import Spectrum
 
-    # Flux scale: λL_λ(3000 Å) at the luminosity distance, (1 + z) for observe().
-    from astropy.cosmology import Planck18
+        model, meta, labels = self._draw(rng, redshift, wavelength_range)
+        return Spectrum(spectral_axis=model.wavelength * u.AA, flux=model.flux * model.unit,
+                        meta=meta), labels
 
-    distance_cm = Planck18.luminosity_distance(max(redshift, 1e-3)).to_value(u.cm)
-    l_lambda_3000 = 10.0**log_l3000 / 3000.0
-    scale = l_lambda_3000 / (4 * math.pi * distance_cm**2) * 1e17 * (1.0 + redshift)
-    flux = (quasar + host) * transmission * scale
+    def _draw(self, rng, redshift, wavelength_range):
+        rng = np.random.default_rng(rng)
+        if redshift < 0:
+            raise ValueError(f"redshift must be non-negative, got {redshift}")
+        lo, hi = 800.0, 30000.0
+        if wavelength_range is not None:
+            wr = u.Quantity(wavelength_range, u.AA).to_value(u.AA, equivalencies=u.spectral())
+            lo, hi = max(float(np.min(wr)), 500.0), float(np.max(wr))
+        if not hi > lo * 1.01:
+            raise ValueError(f"empty rest-frame range {wavelength_range}")
+        step = 1e-4
+        n = int(math.ceil(math.log(hi / lo) / step))
+        edges = lo * np.exp(step * np.arange(n + 1))
+        grid = np.sqrt(edges[:-1] * edges[1:])
 
-    labels = {
-        "alpha_nu": float(alpha_nu), "log_l3000": float(log_l3000), "ebv": float(ebv),
-        "fwhm_broad": float(fwhm_broad), "line_strength": float(line_strength),
-        **{f"ew_{key}": float(ews[name]) for key, name in _EW_LABELS.items()},
-        "feii_uv": float(feii_uv), "r4570": float(r4570),
-        "host_fraction": float(host_fraction), "forest_transmission": forest_transmission,
-    }
-    meta = {"medium": "vacuum", "generator": "spectok.datasets.quasar_spectrum",
-            "redshift": float(redshift), **labels}
-    return Spectrum(spectral_axis=grid * u.AA,
-                    flux=flux * (1e-17 * u.erg / u.s / u.cm**2 / u.AA), meta=meta), labels
+        # Draws, always in the same order so that a seed fixes everything.
+        alpha_nu = rng.normal(-0.44, 0.30)
+        log_l3000 = rng.uniform(*_LOG_L3000_RANGE)
+        ebv = min(rng.exponential(0.04), 0.5)
+        dust_temperature = rng.uniform(1200.0, 1400.0)
+        dust_ratio = 10.0 ** rng.uniform(0.0, 0.6)  # hot dust / power law at 2.2 µm
+        line_strength = 10.0 ** rng.normal(0.0, 0.10)
+        ew_scatter = rng.normal(0.0, _EW_SCATTER_DEX, len(QUASAR_LINES))
+        fwhm_broad = _FWHM_BROAD_KMS * 10.0 ** rng.normal(0.0, _FWHM_SCATTER_DEX)
+        fwhm_narrow = rng.uniform(300.0, 800.0)
+        balmer_ratio = rng.uniform(0.05, 0.3)  # Balmer continuum / power law at 3646 Å
+        feii_uv = 10.0 ** rng.uniform(0.0, 0.6)  # EW(Fe II UV) / EW(Mg II)
+        r4570 = 10.0 ** rng.uniform(-1.0, 0.2)  # EW(Fe II 4434-4684) / EW(Hβ)
+        host_fraction = rng.uniform(0.0, 0.6)
+
+        # Continuum, normalised to 1 at 3000 Å.
+        power = (grid / 3000.0) ** (-(alpha_nu + 2.0))
+        euv = grid < 1000.0
+        power[euv] = (1000.0 / 3000.0) ** (-(alpha_nu + 2.0)) * (grid[euv] / 1000.0) ** (1.76 - 2.0)
+        hot_dust = _blackbody_lambda(grid, dust_temperature)
+        hot_dust *= dust_ratio * (22000.0 / 3000.0) ** (-(alpha_nu + 2.0)) / _blackbody_lambda(
+            22000.0, dust_temperature)
+        balmer_edge = 3646.0
+        balmer = np.where(grid <= balmer_edge,
+                          _blackbody_lambda(grid, 15000.0) * -np.expm1(-(grid / balmer_edge) ** 3),
+                          0.0)
+        balmer_at_edge = _blackbody_lambda(balmer_edge, 15000.0) * -math.expm1(-1.0)
+        balmer *= balmer_ratio * (balmer_edge / 3000.0) ** (-(alpha_nu + 2.0)) / balmer_at_edge
+        continuum = power + hot_dust + balmer
+
+        # Lines, as equivalent widths on the continuum at their wavelength.
+        sigma_broad = fwhm_broad / _C_KMS / 2.3548
+        sigma_narrow = fwhm_narrow / _C_KMS / 2.3548
+        lines = np.zeros_like(grid)
+        ews = {}
+        for (name, (wave, ew, kind)), scatter in zip(QUASAR_LINES.items(), ew_scatter):
+            ew_i = ew * line_strength * 10.0 ** scatter
+            if kind == "broad-uv":
+                ew_i *= 10.0 ** (_BALDWIN_SLOPE * (log_l3000 - _LOG_L3000_PIVOT))
+            ews[name] = ew_i
+            if not edges[0] < wave < edges[-1]:
+                continue
+            sigma = sigma_narrow if kind == "narrow" else sigma_broad
+            local = np.interp(wave, grid, continuum)
+            _add_gaussian_line(lines, edges, wave, sigma, ew_i * local)
+        feii = np.zeros_like(grid)
+        mg2_local = np.interp(2798.75, grid, continuum)
+        feii += feii_uv * ews["Mg II"] * mg2_local * _band(grid, *_FEII_UV, sigma_broad, rng)
+        hb_local = np.interp(4862.68, grid, continuum)
+        for window in _FEII_OPTICAL:
+            feii += r4570 * ews["Hβ"] * hb_local * _band(grid, *window, sigma_broad, rng)
+
+        quasar = (continuum + lines + feii) * 10.0 ** (-0.4 * smc_extinction(grid, ebv))
+
+        # Host galaxy at low redshift, where the templates cover the rest frame.
+        host = np.zeros_like(grid)
+        if self._hosts is not None and redshift < _HOST_MAX_Z:
+            host = _host_light(self._hosts, rng, redshift, edges, grid, quasar, host_fraction)
+        if not host.any():
+            host_fraction = 0.0
+
+        transmission = igm_transmission(grid, redshift, rng)
+        forest = (grid > 1070.0) & (grid < 1170.0)
+        forest_transmission = float(transmission[forest].mean()) if forest.any() else np.nan
+
+        # Flux scale: λL_λ(3000 Å) at the luminosity distance, (1 + z) for observe().
+        from astropy.cosmology import Planck18
+
+        distance_cm = Planck18.luminosity_distance(max(redshift, 1e-3)).to_value(u.cm)
+        l_lambda_3000 = 10.0**log_l3000 / 3000.0
+        scale = l_lambda_3000 / (4 * math.pi * distance_cm**2) * (1.0 + redshift)
+        flux = (quasar + host) * transmission * scale
+
+        labels = {
+            "alpha_nu": float(alpha_nu), "log_l3000": float(log_l3000), "ebv": float(ebv),
+            "fwhm_broad": float(fwhm_broad), "line_strength": float(line_strength),
+            **{f"ew_{key}": float(ews[name]) for key, name in _EW_LABELS.items()},
+            "feii_uv": float(feii_uv), "r4570": float(r4570),
+            "host_fraction": float(host_fraction), "forest_transmission": forest_transmission,
+        }
+        meta = {"medium": "vacuum", "generator": "spectok.datasets.quasar_spectrum",
+                "redshift": float(redshift), **labels}
+        model = ModelArrays(grid, flux, _FLUX_UNIT, np.ones(grid.size, dtype=bool))
+        return model, meta, labels
 
 
-def _host_light(groups, rng, redshift, edges, grid, quasar, host_fraction):
+def _host_light(hosts, rng, redshift, edges, grid, quasar, host_fraction):
     """Host starlight on ``grid`` making up ``host_fraction`` of the light at 5100 Å,
     or zeros when the templates do not cover the whole rest-frame range."""
     try:
-        galaxy, _, _ = _galaxy_model(groups, rng, redshift, [edges[0], edges[-1]] * u.AA)
+        galaxy, _ = hosts.model(rng, redshift=redshift,
+                                  wavelength_range=[edges[0], edges[-1]] * u.AA)
     except ValueError:
         return np.zeros_like(grid)
     lam, flux = galaxy.wavelength, galaxy.flux
@@ -465,7 +507,7 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         from .templates import load_ssp_templates
 
         host_templates = load_ssp_templates().spectra
-    hosts = _usable_templates(host_templates) if host_templates else None
+    generator = QuasarGenerator(host_templates)
 
     inst_lo, inst_hi = inst.wavelength_range.to_value(u.AA)
     spectra, rows = [], []
@@ -474,7 +516,7 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         zi = float(rng.uniform(z_lo, z_hi))
         snr_i = float(math.exp(rng.uniform(math.log(snr_lo), math.log(snr_hi))))
         rest_range = [inst_lo / (1 + zi) / 1.05, inst_hi / (1 + zi) * 1.05] * u.AA
-        model, labels = _quasar_spectrum(rng, zi, rest_range, hosts)
+        model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
         spectra.append(observe(model, inst, snr=snr_i, redshift=zi, rng=rng))
         rows.append({"id": f"{inst.name}-qso-{i:06d}", "z": zi, **labels, "snr": snr_i})
     names = list(rows[0])

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
-import astropy.units as u
 import numpy as np
 import torch
 
@@ -64,30 +63,27 @@ class Source:
 class _Object:
     """One object of a source, with its arrays converted once and reused for every view.
 
-    Made from a spectrum, or from the `~spectok.datasets.ModelArrays` a
-    simulator built (the spectrum is then made only for a ``"native"`` view).
+    Made from a published spectrum, or from the `~spectok.datasets.ModelArrays`
+    a simulator built (which has no ``"native"`` view).
     """
 
-    def __init__(self, spectrum=None, model=None):
-        if (spectrum is None) == (model is None):
-            raise TypeError("_Object takes a spectrum or a model, not both or neither")
-        self._spectrum = spectrum
-        if model is not None:
-            self.model = model
+    def __init__(self, source):
+        self._source = source
 
     @functools.cached_property
     def model(self):
         from ..datasets import ModelArrays
-        return ModelArrays.from_spectrum(self._spectrum)
+        if isinstance(self._source, ModelArrays):
+            return self._source
+        return ModelArrays.from_spectrum(self._source)
 
     @functools.cached_property
     def native(self):
-        spectrum = self._spectrum
-        if spectrum is None:
-            from specutils import Spectrum
-            spectrum = Spectrum(spectral_axis=self.model.wavelength * u.AA,
-                                flux=self.model.flux * self.model.unit, mask=~self.model.good)
-        return prepare_spectrum(spectrum)
+        from ..datasets import ModelArrays
+        if isinstance(self._source, ModelArrays):
+            raise ValueError("a simulated object has no native spectrum; observe it through "
+                             "an instrument preset")
+        return prepare_spectrum(self._source)
 
 
 def _choose_from(spectra):
@@ -128,18 +124,15 @@ def _ssp_templates():
 
 
 def _galaxies():
-    from ..datasets import load_ssp_templates
-    from ..datasets.galaxies import _galaxy_model, _usable_templates
-    groups = _usable_templates(load_ssp_templates().spectra)
-    return lambda rng, redshift: _Object(model=_galaxy_model(groups, rng, redshift)[0])
+    from ..datasets import GalaxyGenerator, load_ssp_templates
+    generator = GalaxyGenerator(load_ssp_templates())
+    return lambda rng, redshift: _Object(generator.model(rng, redshift=redshift)[0])
 
 
 def _quasars():
-    from ..datasets import load_ssp_templates
-    from ..datasets.galaxies import _usable_templates
-    from ..datasets.quasars import _quasar_spectrum
-    hosts = _usable_templates(load_ssp_templates().spectra)
-    return lambda rng, redshift: _Object(_quasar_spectrum(rng, redshift, None, hosts)[0])
+    from ..datasets import QuasarGenerator, load_ssp_templates
+    generator = QuasarGenerator(load_ssp_templates())
+    return lambda rng, redshift: _Object(generator.model(rng, redshift=redshift)[0])
 
 
 SOURCES = {
@@ -157,6 +150,8 @@ Only the training side of each benchmark split is used (MILES by star, SpeX
 by source), so the benchmark's test objects are never seen in pretraining.
 """
 
+_SIMULATED_SOURCES = frozenset({"galaxies", "quasars"})
+
 
 def build_sources(source_configs):
     """Turn `~spectok.training.SourceConfig` entries into `Source` objects (loading data).
@@ -164,12 +159,16 @@ def build_sources(source_configs):
     Raises
     ------
     ValueError
-        A source name that `SOURCES` does not know.
+        A source name that `SOURCES` does not know, or the ``"native"`` view
+        asked of a simulated source (galaxies, quasars), which has none.
     """
     sources = []
     for config in source_configs:
         if config.name not in SOURCES:
             raise ValueError(f"unknown training source {config.name!r}; known: {sorted(SOURCES)}")
+        if config.name in _SIMULATED_SOURCES and "native" in config.instruments:
+            raise ValueError(f"training source {config.name!r} is simulated and has no "
+                             "'native' view; list instrument presets only")
         sources.append(Source(config.name, SOURCES[config.name](), config.weight,
                               tuple(config.instruments), tuple(config.snr),
                               tuple(config.redshift)))
