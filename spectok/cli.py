@@ -1,4 +1,4 @@
-"""The ``spectok`` command: ``info``, ``encode`` and ``train``."""
+"""The ``spectok`` command: ``info``, ``encode``, ``train``, ``validate`` and ``bench``."""
 
 import argparse
 import sys
@@ -59,6 +59,24 @@ def _train(args):
         overrides["output_dir"] = args.output_dir
     config = load_config(args.config, **overrides)
     train(config, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _validate(args):
+    from astropy.table import Table
+
+    from spectok.training import build_sources, load_config, validation_loss
+
+    config = load_config(args.config)
+    sources = build_sources(config.sources)
+    rows = [{"model": name, **validation_loss(name, config, sources=sources)}
+            for name in args.models]
+    table = Table(rows=rows, names=["model", "loss", "reconstruction", "consistency"])
+    for name in ("loss", "reconstruction", "consistency"):
+        table[name].format = ".4f"
+    print(f"validation batches of {args.config}: {config.validation_batches} batches of "
+          f"{config.batch_size} pairs, seed {config.seed}")
+    table.pprint_all()
     return 0
 
 
@@ -132,6 +150,16 @@ def _parser():
     train.add_argument("--output-dir", help="override the output directory")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
+
+    validate = commands.add_parser(
+        "validate", help="score models on a training configuration's validation batches",
+        description="The pretraining loss of each model on the fixed held-out batches that "
+        "training with CONFIG validates on, so that checkpoints and runs compare on the "
+        "same spectra.")
+    validate.add_argument("config", help="training configuration (TOML)")
+    validate.add_argument("models", nargs="+", metavar="MODEL",
+                          help="shipped model name or path of a model .json")
+    validate.set_defaults(run=_validate)
 
     bench = commands.add_parser("bench", help="benchmark a model against two baselines")
     bench.add_argument("--model", help="shipped model name or path of a model .json "

@@ -99,6 +99,24 @@ def test_encode_stops_on_a_broken_file_and_resumes_after_it_is_fixed(tmp_path, t
     assert output.read_bytes() == resumed
 
 
+@pytest.mark.remote_data
+def test_validate_scores_models_on_a_configs_batches(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text("""
+batch_size = 2
+validation_batches = 1
+[[sources]]
+name = "stellar_templates"
+instruments = ["sdss"]
+""")
+    assert main(["validate", str(config), "spectok-small", "spectok-small"]) == 0
+    out = capsys.readouterr().out
+    assert "1 batches of 2 pairs" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("spectok-small")]
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert all(float(value) > 0 for value in rows[0][1:3])
+
+
 def test_train_runs_a_config_file(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text(f"""

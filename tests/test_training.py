@@ -14,7 +14,8 @@ import torch
 
 from spectok.model import load_model, save_model
 from spectok.training import (SourceConfig, TrainingConfig, TrainingStream, build_sources,
-                              consistency_loss, gaussian_nll, hide_patches, load_config, train)
+                              consistency_loss, gaussian_nll, hide_patches, load_config, train,
+                              validation_loss)
 from spectok.training.data import _Object
 from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _rewind_log
 
@@ -156,6 +157,10 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
     assert np.isfinite(log["val_loss"][-1])
     loaded = load_model(tmp_path / "toy-model.json")
     assert_same_parameters(parameters(loaded), parameters(model), atol=0)
+    # the validation helper scores a saved model on exactly the batches training used
+    losses = validation_loss(str(tmp_path / "toy-model.json"), config, sources=TOY_SOURCES)
+    assert losses["loss"] == pytest.approx(log["val_loss"][-1], rel=1e-5)
+    assert losses["consistency"] == pytest.approx(log["val_consistency"][-1], rel=1e-5)
     # the toy spectra start at 4000-5000 Å and span at most 6 % in wavelength
     low, high = loaded.metadata["wavelength_range"]
     assert 4000 <= low < 4300 and 4800 < high <= 5000 * np.exp(300 * 2e-4)

@@ -20,7 +20,7 @@ from ..model import SpectralTokenizer, load_model, save_model
 from .data import TrainingStream, build_sources
 from .objectives import consistency_loss, gaussian_nll
 
-__all__ = ["train", "TrainingObjective", "latest_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _LOG_FIELDS = ["step", "learning_rate", "loss", "reconstruction", "consistency", "grad_norm",
@@ -160,6 +160,49 @@ def _validate(objective, batches, device, autocast):
                 totals[k] += float(value) / len(batches)
     objective.train()
     return _mean_over_ranks(totals, device)
+
+
+def validation_loss(model, config, *, sources=None):
+    """The pretraining loss of a model on a configuration's validation batches.
+
+    These are the fixed held-out batches `train` validates on: they depend
+    only on the configuration's sources, seed and ``validation_batches`` (and
+    the model's patch size), so any models -- checkpoints of one run, or runs
+    of different configurations -- can be compared on the same spectra.
+
+    Parameters
+    ----------
+    model : `~spectok.model.SpectralTokenizer` or str
+        A model, or a shipped model's name or a saved model's ``.json`` path.
+    config : `~spectok.training.TrainingConfig`
+        The configuration whose validation batches (and loss weights) to use.
+    sources : list of `~spectok.training.data.Source`, optional
+        Pre-built sources instead of ``config.sources``.
+
+    Returns
+    -------
+    dict
+        ``loss`` (the weighted total), ``reconstruction`` and ``consistency``.
+
+    Examples
+    --------
+    >>> from spectok.training import TrainingConfig, SourceConfig, validation_loss
+    >>> config = TrainingConfig(sources=(SourceConfig("stellar_templates"),),
+    ...                         validation_batches=1, batch_size=2)
+    >>> losses = validation_loss("spectok-small", config)  # doctest: +REMOTE_DATA
+    >>> sorted(losses)  # doctest: +REMOTE_DATA
+    ['consistency', 'loss', 'reconstruction']
+    """
+    if isinstance(model, str):
+        model = load_model(model)
+    sources = build_sources(config.sources) if sources is None else sources
+    batches = list(TrainingStream(sources, config, model.config.patch_size, start_step=0,
+                                  stop_step=config.validation_batches, validation=True))
+    device = next(model.parameters()).device
+    was_training = model.training
+    values = _validate(TrainingObjective(model, config), batches, device, nullcontext)
+    model.train(was_training)
+    return dict(zip(("loss", "reconstruction", "consistency"), values))
 
 
 def _load_initial_weights(model, name_or_path):
