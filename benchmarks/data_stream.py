@@ -10,50 +10,44 @@ script says whether it does. For each source of the configuration it times
 ``--batches`` batches of that source alone (views simulated through the
 source's instruments, at the configuration's batch size), then the same
 number of batches of the weighted mixture, and prints a Markdown table of
-seconds per batch and pairs of views per second per worker. Building the
-sources (loading MILES, SpeX and the templates) is not timed.
+the mean seconds per batch and pairs of views per second per worker.
+Building the sources (loading MILES, SpeX and the templates) and one
+warm-up batch per row are not timed.
 """
 
 import argparse
-import dataclasses
 import time
 
-import numpy as np
 import torch
 
 
-def seconds_per_batch(config, source_configs, batches, patch_size):
-    """Median seconds to make one batch of ``source_configs`` (built first, untimed)."""
-    from spectok.training import TrainingStream, build_sources
+def seconds_per_batch(config, sources, batches):
+    """Mean seconds to make one batch from ``sources``, after one untimed batch."""
+    from spectok.training import TrainingStream
 
-    config = dataclasses.replace(config, sources=tuple(source_configs))
-    stream = TrainingStream(build_sources(config.sources), config, patch_size)
-    times = []
+    stream = TrainingStream(sources, config, config.tokenizer_config().patch_size)
+    stream.batch(batches)  # warm-up: caches of the objects drawn
+    start = time.perf_counter()
     for step in range(batches):
-        start = time.perf_counter()
         stream.batch(step)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return (time.perf_counter() - start) / batches
 
 
 def main(argv=None):
-    from spectok.training import load_config
+    from spectok.training import build_sources, load_config
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="training configuration (TOML)")
     parser.add_argument("--batches", type=int, default=20, help="batches timed per row")
-    parser.add_argument("--patch-size", type=int, default=32,
-                        help="patch size of the model trained (spectok-small: 32)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config = load_config(args.config)
+    sources = build_sources(config.sources)
 
     rows = [(source.name, f"{source.weight:g}", ", ".join(source.instruments),
-             seconds_per_batch(config, [source], args.batches, args.patch_size))
-            for source in config.sources]
-    rows.append(("mixture", "", "", seconds_per_batch(config, config.sources, args.batches,
-                                                      args.patch_size)))
-    print(f"Data stream of `{args.config}`: batch {config.batch_size} pairs of views, median "
+             seconds_per_batch(config, [source], args.batches)) for source in sources]
+    rows.append(("mixture", "", "", seconds_per_batch(config, sources, args.batches)))
+    print(f"Data stream of `{args.config}`: batch {config.batch_size} pairs of views, mean "
           f"of {args.batches} batches, one process, one thread.\n")
     print("| source | weight | instruments | s/batch | pairs/s per worker |")
     print("|---|---:|---|---:|---:|")

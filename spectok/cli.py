@@ -153,7 +153,7 @@ def _parser():
 
     validate = commands.add_parser(
         "validate", help="score models on a training configuration's validation batches",
-        description="The pretraining loss of each model on the fixed held-out batches that "
+        description="The pretraining loss of each model on the fixed validation batches that "
         "training with CONFIG validates on, so that checkpoints and runs compare on the "
         "same spectra.")
     validate.add_argument("config", help="training configuration (TOML)")

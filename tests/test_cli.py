@@ -114,7 +114,7 @@ instruments = ["sdss"]
     assert "1 batches of 2 pairs" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("spectok-small")]
     assert len(rows) == 2 and rows[0] == rows[1]
-    assert all(float(value) > 0 for value in rows[0][1:3])
+    assert all(np.isfinite(float(value)) for value in rows[0][1:])
 
 
 def test_train_runs_a_config_file(tmp_path):

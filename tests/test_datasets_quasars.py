@@ -113,8 +113,26 @@ def test_generator_draws_what_quasar_spectrum_draws():
                                                   wavelength_range=[1000, 4000] * u.AA)
     assert model_labels == labels
     np.testing.assert_array_equal(model.wavelength, spectrum.spectral_axis.to_value(u.AA))
-    np.testing.assert_array_equal(model.flux, spectrum.flux.to_value(model.unit))
-    assert spectrum.flux.unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA)
+    np.testing.assert_array_equal(model.flux, spectrum.flux.value)
+    assert model.unit == spectrum.flux.unit == u.erg / u.s / u.cm**2 / u.AA
+
+
+def test_generator_with_hosts_draws_what_quasar_spectrum_draws():
+    from specutils import Spectrum
+
+    lam = np.arange(1000.0, 12000.0, 2.0)
+    ssp = [Spectrum(spectral_axis=lam * u.AA, flux=(lam / 5000.0) ** p * u.one,
+                    meta={"age_gyr": age}) for p, age in [(-2.0, 0.1), (1.0, 10.0)]]
+    generator = QuasarGenerator(ssp)
+    for seed in range(4):  # one generator reused, as a training stream does
+        rest = [3000, 8000] * u.AA
+        expected, labels = quasar_spectrum(seed, redshift=0.2, wavelength_range=rest,
+                                           host_templates=ssp)
+        spectrum, generated_labels = generator.spectrum(seed, redshift=0.2,
+                                                        wavelength_range=rest)
+        np.testing.assert_array_equal(spectrum.flux, expected.flux)
+        np.testing.assert_equal(generated_labels, labels)  # NaN forest transmission too
+        assert labels["host_fraction"] > 0
 
 
 def test_low_redshift_quasars_can_have_hosts():

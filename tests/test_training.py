@@ -13,10 +13,9 @@ import pytest
 import torch
 
 from spectok.model import load_model, save_model
-from spectok.training import (SourceConfig, TrainingConfig, TrainingStream, build_sources,
+from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, build_sources,
                               consistency_loss, gaussian_nll, hide_patches, load_config, train,
                               validation_loss)
-from spectok.training.data import _Object
 from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _rewind_log
 
 SOURCE_CODE = textwrap.dedent("""
@@ -158,7 +157,7 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
     loaded = load_model(tmp_path / "toy-model.json")
     assert_same_parameters(parameters(loaded), parameters(model), atol=0)
     # the validation helper scores a saved model on exactly the batches training used
-    losses = validation_loss(str(tmp_path / "toy-model.json"), config, sources=TOY_SOURCES)
+    losses = validation_loss(tmp_path / "toy-model.json", config, sources=TOY_SOURCES)
     assert losses["loss"] == pytest.approx(log["val_loss"][-1], rel=1e-5)
     assert losses["consistency"] == pytest.approx(log["val_consistency"][-1], rel=1e-5)
     # the toy spectra start at 4000-5000 Å and span at most 6 % in wavelength
@@ -207,15 +206,19 @@ def test_rewinding_the_log_keeps_complete_rows_up_to_the_checkpoint(tmp_path):
     assert kept["step"].tolist() == [20, 40]
 
 
-def test_simulated_training_object_has_no_native_view():
+def test_native_view_of_simulated_objects_is_an_error(tmp_path):
     import astropy.units as u
     from spectok.datasets import ModelArrays
 
     wave = np.linspace(4000.0, 5000.0, 400)
-    obj = _Object(ModelArrays(wave, np.ones(wave.size), u.Jy, np.ones(wave.size, dtype=bool)))
-    assert obj.model.wavelength is wave
-    with pytest.raises(ValueError, match="no native spectrum"):
-        obj.native
+
+    def draw(rng, redshift):
+        return ModelArrays(wave, np.ones(wave.size), u.Jy, np.ones(wave.size, dtype=bool))
+
+    stream = TrainingStream([Source("my-simulator", draw, instruments=("sdss", "native"))],
+                            tiny_config(tmp_path), 32)
+    with pytest.raises(ValueError, match="'my-simulator' draws simulated objects"):
+        stream.batch(0)
 
 
 def test_native_view_of_a_simulated_source_is_an_error():

@@ -2,7 +2,7 @@
 
 Two generators, both ending in `~spectok.datasets.observe`:
 
-``method="fast"`` (`galaxy_spectrum`)
+``method="fast"`` (`galaxy_spectrum`, `GalaxyGenerator`)
     A mixture of two or three simple-stellar-population (SSP) template
     spectra of different ages from one library, broadened by a stellar
     velocity dispersion, attenuated with the Calzetti et al. (2000) law, plus
@@ -306,7 +306,7 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
 class GalaxyGenerator:
     """The fast galaxy generator of `galaxy_spectrum`, with its templates prepared once.
 
-    `galaxy_spectrum` sorts and checks its templates on every call; a
+    `galaxy_spectrum` groups and checks its templates on every call; a
     generator does it once and converts each template's arrays on first use,
     which is what a stream of many galaxies (a simulated population, a
     training source) wants.
@@ -334,6 +334,10 @@ class GalaxyGenerator:
     >>> model, labels = generator.model(rng=1, redshift=0.5)
     >>> model.wavelength.shape == model.flux.shape, labels["n_components"]
     (True, 2)
+    >>> spectrum, labels = generator.spectrum(rng=1, redshift=0.5)
+    >>> spectrum.meta["generator"]
+    'spectok.datasets.galaxy_spectrum'
+    
     """
 
     def __init__(self, templates):
@@ -342,15 +346,24 @@ class GalaxyGenerator:
     def model(self, rng=None, *, redshift=None, wavelength_range=None):
         """One galaxy as `~spectok.datasets.ModelArrays`, with its labels.
 
-        The arrays `~spectok.datasets.observe` takes without converting a
-        `~specutils.Spectrum`; parameters, labels and errors as for
-        `galaxy_spectrum`.
+        Parameters and errors as for `galaxy_spectrum`.
+
+        Returns
+        -------
+        model : `~spectok.datasets.ModelArrays`
+            The rest-frame spectrum as the arrays `~spectok.datasets.observe`
+            takes without converting a `~specutils.Spectrum`.
+        labels : dict
+            As for `galaxy_spectrum`.
         """
         model, _, labels = self._draw(rng, redshift, wavelength_range)
         return model, labels
 
     def spectrum(self, rng=None, *, redshift=None, wavelength_range=None):
-        """One galaxy as a `~specutils.Spectrum`, with its labels (see `galaxy_spectrum`)."""
+        """One galaxy as a `~specutils.Spectrum`, with its labels.
+
+        Parameters, returns and errors as for `galaxy_spectrum`.
+        """
         from specutils import Spectrum
 
         model, meta, labels = self._draw(rng, redshift, wavelength_range)

@@ -1,7 +1,7 @@
 """Quasar spectra: a parametric simulator and the real examples that ship in PyPI packages.
 
-The simulator (`quasar_spectrum`, `simulate_quasars`) builds a rest-frame
-type-1 quasar from published empirical ingredients:
+The simulator (`quasar_spectrum`, `QuasarGenerator`, `simulate_quasars`)
+builds a rest-frame type-1 quasar from published empirical ingredients:
 
 - a power-law continuum f_ν ∝ ν^α_ν with α_ν ~ N(−0.44, 0.30) (the SDSS
   composite slope of Vanden Berk et al. 2001, with the object-to-object
@@ -50,7 +50,7 @@ from scipy.ndimage import gaussian_filter1d
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator, _population_arguments
-from .instruments import ModelArrays, _add_gaussian_line, _bin_average_linear, observe
+from .instruments import _FLAM, ModelArrays, _add_gaussian_line, _bin_average_linear, observe
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
            "QuasarGenerator", "simulate_quasars", "load_quasar_examples"]
@@ -58,7 +58,6 @@ __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectru
 _C_KMS = 299792.458
 _LYA = 1215.67
 _LYMAN_LIMIT = 911.75
-_FLUX_UNIT = u.erg / u.s / u.cm**2 / u.AA
 
 #: Emission lines of the simulator: name -> (vacuum rest wavelength in Å,
 #: composite equivalent width in Å, kind). Equivalent widths from Vanden
@@ -258,8 +257,9 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
     wavelength_range : `~astropy.units.Quantity`, optional
         Rest-frame (min, max) to build; default 800 Å - 3 µm.
     host_templates : sequence of `~specutils.Spectrum`, optional
-        SSP templates for the host galaxy (see
-        `~spectok.datasets.galaxy_spectrum`); without them no host is added.
+        SSP templates (or a `~spectok.datasets.SpectrumDataset` of them) for
+        the host galaxy (see `~spectok.datasets.galaxy_spectrum`); without
+        them no host is added.
 
     Returns
     -------
@@ -301,20 +301,25 @@ class QuasarGenerator:
     Parameters
     ----------
     host_templates : sequence of `~specutils.Spectrum`, optional
-        SSP templates for the host galaxy (see
-        `~spectok.datasets.GalaxyGenerator`); without them no host is added.
+        SSP templates (or a `~spectok.datasets.SpectrumDataset` of them) for
+        the host galaxy (see `~spectok.datasets.GalaxyGenerator`); without
+        them no host is added.
 
     Raises
     ------
     ValueError
-        If no host template has an age.
+        If no host template has a positive age.
 
     Examples
     --------
     >>> from spectok.datasets import QuasarGenerator
-    >>> model, labels = QuasarGenerator().model(rng=3, redshift=2.0)
+    >>> generator = QuasarGenerator()
+    >>> model, labels = generator.model(rng=3, redshift=2.0)
     >>> model.unit, float(model.wavelength[0]) >= 800.0
     (Unit("erg / (Angstrom s cm2)"), True)
+    >>> spectrum, labels = generator.spectrum(rng=3, redshift=2.0)
+    >>> spectrum.meta["redshift"]
+    2.0
     """
 
     def __init__(self, host_templates=None):
@@ -323,15 +328,24 @@ class QuasarGenerator:
     def model(self, rng=None, *, redshift=1.0, wavelength_range=None):
         """One quasar as `~spectok.datasets.ModelArrays`, with its labels.
 
-        The arrays `~spectok.datasets.observe` takes without converting a
-        `~specutils.Spectrum`; parameters, labels and errors as for
-        `quasar_spectrum`.
+        Parameters and errors as for `quasar_spectrum`.
+
+        Returns
+        -------
+        model : `~spectok.datasets.ModelArrays`
+            The rest-frame spectrum as the arrays `~spectok.datasets.observe`
+            takes without converting a `~specutils.Spectrum`.
+        labels : dict
+            As for `quasar_spectrum`.
         """
         model, _, labels = self._draw(rng, redshift, wavelength_range)
         return model, labels
 
     def spectrum(self, rng=None, *, redshift=1.0, wavelength_range=None):
-        """One quasar as a `~specutils.Spectrum`, with its labels (see `quasar_spectrum`)."""
+        """One quasar as a `~specutils.Spectrum`, with its labels.
+
+        Parameters, returns and errors as for `quasar_spectrum`.
+        """
         from specutils import Spectrum
 
         model, meta, labels = self._draw(rng, redshift, wavelength_range)
@@ -435,7 +449,7 @@ class QuasarGenerator:
         }
         meta = {"medium": "vacuum", "generator": "spectok.datasets.quasar_spectrum",
                 "redshift": float(redshift), **labels}
-        model = ModelArrays(grid, flux, _FLUX_UNIT, np.ones(grid.size, dtype=bool))
+        model = ModelArrays(grid, flux, _FLAM, np.ones(grid.size, dtype=bool))
         return model, meta, labels
 
 

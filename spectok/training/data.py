@@ -37,10 +37,13 @@ class Source:
     name : str
         Name used in logs.
     draw : callable
-        ``draw(rng, redshift) -> Spectrum | SpectrumList``: one object's
-        spectrum in its rest frame, as high-resolution as the source has (the
-        redshift it will be observed at is given so that, e.g., galaxies are
-        not older than the Universe then).
+        ``draw(rng, redshift) -> Spectrum | SpectrumList | ModelArrays``: one
+        object's spectrum in its rest frame, as high-resolution as the source
+        has (the redshift it will be observed at is given so that, e.g.,
+        galaxies are not older than the Universe then). A simulator's
+        `~spectok.datasets.ModelArrays` (e.g. from
+        `~spectok.datasets.GalaxyGenerator.model`) skips a conversion but has
+        no ``"native"`` view.
     weight : float
         Relative frequency of this source in the mixture.
     instruments : tuple of str
@@ -77,12 +80,13 @@ class _Object:
             return self._source
         return ModelArrays.from_spectrum(self._source)
 
+    @property
+    def simulated(self):
+        from ..datasets import ModelArrays
+        return isinstance(self._source, ModelArrays)
+
     @functools.cached_property
     def native(self):
-        from ..datasets import ModelArrays
-        if isinstance(self._source, ModelArrays):
-            raise ValueError("a simulated object has no native spectrum; observe it through "
-                             "an instrument preset")
         return prepare_spectrum(self._source)
 
 
@@ -326,6 +330,9 @@ class TrainingStream(torch.utils.data.IterableDataset):
         for _ in range(_MAX_REDRAWS):
             redshift = rng.uniform(*source.redshift)
             obj = _as_object(source.draw(rng, redshift))
+            if obj.simulated and "native" in instruments:
+                raise ValueError(f"training source {source.name!r} draws simulated objects, "
+                                 "which have no 'native' view; list instrument presets only")
             views = []
             try:
                 for instrument in instruments:

@@ -162,17 +162,28 @@ def _validate(objective, batches, device, autocast):
     return _mean_over_ranks(totals, device)
 
 
+def _validation_batches(sources, config, patch_size, rank=0, world_size=1):
+    """The fixed validation batches of a configuration (this rank's share of each)."""
+    return list(TrainingStream(sources, config, patch_size, rank=rank, world_size=world_size,
+                               start_step=0, stop_step=config.validation_batches,
+                               validation=True))
+
+
 def validation_loss(model, config, *, sources=None):
     """The pretraining loss of a model on a configuration's validation batches.
 
-    These are the fixed held-out batches `train` validates on: they depend
-    only on the configuration's sources, seed and ``validation_batches`` (and
-    the model's patch size), so any models -- checkpoints of one run, or runs
-    of different configurations -- can be compared on the same spectra.
+    These are the fixed batches `train` validates on (new draws and views of
+    the training pool, from a stream of their own): they depend only on the
+    configuration's sources, seed and ``validation_batches`` (and the
+    model's patch size), so any saved models -- the stages of one model, or
+    runs of different configurations -- can be compared on the same
+    spectra. The loss is computed in float32 on the model's device (`train`
+    validates under bfloat16 autocast on a GPU, so its logged values differ
+    there in the last digits).
 
     Parameters
     ----------
-    model : `~spectok.model.SpectralTokenizer` or str
+    model : `~spectok.model.SpectralTokenizer`, str or `~pathlib.Path`
         A model, or a shipped model's name or a saved model's ``.json`` path.
     config : `~spectok.training.TrainingConfig`
         The configuration whose validation batches (and loss weights) to use.
@@ -193,11 +204,10 @@ def validation_loss(model, config, *, sources=None):
     >>> sorted(losses)  # doctest: +REMOTE_DATA
     ['consistency', 'loss', 'reconstruction']
     """
-    if isinstance(model, str):
+    if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     sources = build_sources(config.sources) if sources is None else sources
-    batches = list(TrainingStream(sources, config, model.config.patch_size, start_step=0,
-                                  stop_step=config.validation_batches, validation=True))
+    batches = _validation_batches(sources, config, model.config.patch_size)
     device = next(model.parameters()).device
     was_training = model.training
     values = _validate(TrainingObjective(model, config), batches, device, nullcontext)
@@ -338,9 +348,7 @@ def train(config, *, resume=False, progress=True, sources=None):
                             start_step=start, stop_step=config.steps)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=config.num_workers,
                                          persistent_workers=False)
-    validation = list(TrainingStream(sources, config, patch_size, rank=rank,
-                                     world_size=world_size, start_step=0,
-                                     stop_step=config.validation_batches, validation=True))
+    validation = _validation_batches(sources, config, patch_size, rank, world_size)
 
     def autocast():
         return (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
