@@ -19,6 +19,7 @@ from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod
                                 nmad, resample_to_grid, run_benchmark, twin_ranks)
 from spectok.cli import main
 from spectok.model import CONFIGS, SpectralTokenizer
+from spectok.probes import HEADS
 
 
 def test_twin_ranks_and_nmad():
@@ -179,6 +180,13 @@ def test_quick_benchmark(quick_report):
     assert quick_report.meta["quick"] is True
     assert quick_report.meta["torch_threads"] == 1
     assert "Methods:" in text
+    # every probe chose its head, per method, and the report says which
+    heads = quick_report.meta["heads"]
+    assert set(heads) == {"MILES parameters", "SpeX classes", "SpeX subtypes",
+                          "galaxy redshifts", "quasar redshifts"}
+    assert all(set(by_method) == {"spectok", "untrained", "flux_pca"}
+               and set(by_method.values()) <= set(HEADS) for by_method in heads.values())
+    assert "Heads chosen by cross-validation on the training set: MILES parameters:" in text
 
 
 @pytest.mark.remote_data

@@ -15,8 +15,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import spectok
 from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftProbe,
                             SpectralClassProbe, SpectrumEmbedder, StellarParameterProbe,
-                            calibration_split, conformal_quantile, load_probe, make_head,
-                            save_probe, trusted_types)
+                            build_head, calibration_split, conformal_quantile, load_probe,
+                            make_head, save_probe, trusted_types)
 
 
 # -- scikit-learn conformance --------------------------------------------------------------
@@ -156,6 +156,38 @@ def test_heads_are_validated():
     with pytest.raises(ValueError, match="head_params"):
         make_head("ridge", "regression", 10, params={"no_such_parameter": 1})
     assert make_head("knn", "classification", 4, params={"n_neighbors": 50}).n_neighbors == 4
+
+
+def test_auto_head_follows_the_data():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 2))
+    _, linear, scores = build_head("auto", "regression", X, X @ [1.0, -1.0], random_state=0)
+    assert linear == "ridge" and scores["ridge"] == max(scores.values())
+    # a target no linear model can follow
+    _, curved, scores = build_head("auto", "regression", X, np.sin(3 * X[:, 0]), random_state=0)
+    assert curved != "ridge" and scores[curved] > scores["ridge"] + 0.1
+
+
+def test_auto_head_in_probes_records_its_choice(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    probe = RedshiftProbe(head="auto").fit(X, 0.5 + 0.3 * np.sin(3 * X[:, 0]))
+    assert probe.head_name_ in HEADS and set(probe.head_scores_) == set(HEADS)
+    assert type(probe.head_) is type(make_head(probe.head_name_, "regression", 10))
+    loaded = RedshiftProbe.load(probe.save(tmp_path / "auto.safetensors"))
+    assert loaded.head_name_ == probe.head_name_ and loaded.head_scores_ == probe.head_scores_
+    np.testing.assert_array_equal(loaded.predict(X), probe.predict(X))
+    fixed = SpectralClassProbe(head="knn").fit(X, np.where(X[:, 0] > 0, "a", "b"))
+    assert fixed.head_name_ == "knn" and fixed.head_scores_ is None
+
+
+def test_auto_head_refuses_what_it_cannot_do():
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match="name a head to give head_params"):
+        RedshiftProbe(head="auto", head_params={"alpha": 1.0}).fit(X, np.abs(X[:, 0]))
+    y = np.array(["common"] * 38 + ["rare"] * 2)
+    with pytest.raises(ValueError, match="needs at least 3 samples of every class"):
+        SpectralClassProbe(head="auto").fit(X, y)
 
 
 # -- persistence ---------------------------------------------------------------------------

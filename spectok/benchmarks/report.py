@@ -193,6 +193,12 @@ def format_report(report):
                                          str(row["n"])] + cells) + " |")
     for note in meta.get("notes", ()):
         lines += ["", note]
+    heads = meta.get("heads")
+    if heads:
+        chosen = "; ".join(f"{probe}: " + ", ".join(f"{_METHOD_TITLES[m]} {h}"
+                                                    for m, h in by_method.items())
+                           for probe, by_method in heads.items())
+        lines += ["", f"Heads chosen by cross-validation on the training set: {chosen}."]
     timings = meta.get("seconds")
     if timings:
         total = sum(timings.values())

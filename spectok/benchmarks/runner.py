@@ -15,8 +15,12 @@ __all__ = ["run_benchmark", "benchmark_threads"]
 def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None):
     """Run the spectok benchmark on a model and two baselines.
 
-    Every task fits the same probes (`spectok.probes`, default heads, fixed
-    seeds) on three kinds of features and reports them side by side:
+    Every task fits the same probes (`spectok.probes`, fixed seeds) on three
+    kinds of features and reports them side by side. Each probe picks its
+    head by cross-validation on the training set (``head="auto"``), so every
+    method gets the head that suits it; the star/galaxy/quasar probe, whose
+    classes are unequally many, is a logistic regression with balanced class
+    weights instead. The features:
 
     * ``spectok`` — embeddings of the model under test;
     * ``untrained`` — embeddings of the same architecture with random
@@ -119,7 +123,9 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         "divided by its median, resampled onto a fixed log-λ grid per task, and its leading "
         "64 principal components fitted on the training spectra (gaps filled by a "
         "least-squares fit of the components). Every method feeds the same probes "
-        "(default heads, fixed seeds); splits are by object. *template fit* (redshift tasks "
+        "(fixed seeds), each with the head that 3-fold cross-validation on the training set "
+        "chooses (`head=\"auto\"`; the star/galaxy/quasar probe: logistic regression with "
+        "balanced class weights); splits are by object. *template fit* (redshift tasks "
         f"only) — no probe: χ² over trial redshifts of {_FIT.n_templates} eigen-templates "
         f"plus a degree-{_FIT.poly_degree} polynomial, the templates learnt from noiseless "
         "rest-frame models of the same simulator that made the test galaxies and quasars, so "

@@ -206,7 +206,7 @@ class _Data:
         redshifts across the task's range (which limits galaxy ages and sets
         the quasars' IGM), from seeds no other set uses.
         """
-        from ..datasets import galaxy_spectrum, quasar_spectrum
+        from ..datasets import GalaxyGenerator, QuasarGenerator
 
         def make():
             z_range, seed = {"galaxies": (_GALAXY_Z, _GALAXY_SEED),
@@ -214,11 +214,13 @@ class _Data:
             rng = np.random.default_rng([seed + 1000 * self.seed + 900])
             z = rng.uniform(*z_range, self.sizes["template_models"])
             if kind == "galaxies":
-                return [galaxy_spectrum(self.templates(), rng, redshift=float(zi))[0] for zi in z]
+                generator = GalaxyGenerator(self.templates())
+                return [generator.spectrum(rng, redshift=float(zi))[0] for zi in z]
             # blue enough for 3500 Å at z = 4.5 (the default starts at 800 Å)
             rest = (600.0, 11000.0) * u.AA
-            return [quasar_spectrum(rng, redshift=float(zi), wavelength_range=rest,
-                                    host_templates=self.templates())[0] for zi in z]
+            generator = QuasarGenerator(self.templates())
+            return [generator.spectrum(rng, redshift=float(zi), wavelength_range=rest)[0]
+                    for zi in z]
         return self._cached(("rest_models", kind), make)
 
     def star_rows(self, part):
@@ -270,7 +272,11 @@ class BenchmarkContext:
         self.model_name = getattr(model, "name", "unnamed")
         self.report = BenchmarkReport(meta={
             "model": self.model_name, "seed": self.seed, "quick": self.quick,
-            "seconds": {}})
+            "seconds": {}, "heads": {}})
+
+    def record_head(self, probe_name, method, probe):
+        """Note in the report which head a fitted probe used (``head="auto"`` chooses)."""
+        self.report.meta["heads"].setdefault(probe_name, {})[method] = probe.head_name_
 
     def methods(self, grid_name):
         """The model under test, the untrained baseline and flux+PCA on a task's grid."""
@@ -316,7 +322,8 @@ def stellar_parameters(ctx):
     names = (("Teff", "K"), ("log g", "dex"), ("[Fe/H]", "dex"))
     results = {}
     for method, (x_train, (x_test,)) in feats.items():
-        probe = StellarParameterProbe(random_state=ctx.seed).fit(x_train, y[train])
+        probe = StellarParameterProbe(head="auto", random_state=ctx.seed).fit(x_train, y[train])
+        ctx.record_head("MILES parameters", method, probe)
         pred = probe.predict(x_test)
         truth = y[test]
         res = {}
@@ -365,12 +372,14 @@ def spectral_types(ctx):
                          [spex.spectra[i] for i in test])
     accuracy, rmse, set_size, mae, within1 = {}, {}, {}, {}, {}
     for method, (x_train, (x_test,)) in feats.items():
-        clf = SpectralClassProbe(random_state=ctx.seed).fit(x_train, classes[train])
+        clf = SpectralClassProbe(head="auto", random_state=ctx.seed).fit(x_train, classes[train])
+        ctx.record_head("SpeX classes", method, clf)
         predicted_class = clf.predict(x_test)
         accuracy[method] = float(np.mean(predicted_class == classes[test]))
         set_size[method] = float(clf.predict_set(x_test, 0.9).sum(axis=1).mean())
-        reg = StellarParameterProbe(targets=("spt",), random_state=ctx.seed)
+        reg = StellarParameterProbe(targets=("spt",), head="auto", random_state=ctx.seed)
         reg.fit(x_train, spt[train])
+        ctx.record_head("SpeX subtypes", method, reg)
         predicted_spt = np.ravel(reg.predict(x_test))
         err = predicted_spt - spt[test]
         rmse[method] = float(np.sqrt(np.mean(err ** 2)))
@@ -453,7 +462,8 @@ def redshift(ctx):
 
     panels = []
     for method, (x_train, (x_test, x_desi, x_manga)) in feats.items():
-        probe = RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
+        probe = RedshiftProbe(head="auto", random_state=ctx.seed).fit(x_train, z_train)
+        ctx.record_head("galaxy redshifts", method, probe)
         z_pred = probe.predict(x_test)
         score(method, z_pred, {"DESI": np.ravel(probe.predict(x_desi)),
                                "MaNGA": np.ravel(probe.predict(x_manga))})
@@ -591,8 +601,11 @@ def quasar_redshift(ctx):
     test_spectra, z_test = _spectra_and_z(data.quasars("test", i) for i in CLASS_INSTRUMENTS)
     feats = ctx.features("galaxies", train_spectra, test_spectra)
     rows = {"σ_NMAD of Δz/(1+z)": {}, "outliers |Δz|/(1+z) > 0.05": {}, "R² of z": {}}
-    predictions = {method: RedshiftProbe(random_state=ctx.seed).fit(x_train, z_train)
-                   .predict(x_test) for method, (x_train, (x_test,)) in feats.items()}
+    predictions = {}
+    for method, (x_train, (x_test,)) in feats.items():
+        probe = RedshiftProbe(head="auto", random_state=ctx.seed).fit(x_train, z_train)
+        ctx.record_head("quasar redshifts", method, probe)
+        predictions[method] = probe.predict(x_test)
     fit = ctx.template_fit("quasars")
     predictions["template_fit"] = fit.predict(test_spectra)
     ctx.report.add_figure("quasar_redshift", partial(panel_figure, [

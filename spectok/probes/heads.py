@@ -16,15 +16,18 @@ Three kinds, each for regression and classification:
     layer of 256 ReLU units, weight decay 10⁻³, Adam with early stopping on
     a 10 % validation split when there are at least 100 samples.
 
-Every parameter can be overridden with a probe's ``head_params``.
+Every parameter can be overridden with a probe's ``head_params``. A probe
+given ``head="auto"`` picks one of the three by cross-validation on its
+training data (`build_head`).
 """
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["HEADS", "make_head", "fit_head"]
+__all__ = ["HEADS", "make_head", "build_head", "fit_head"]
 
 #: The heads a probe can use.
 HEADS = ("ridge", "knn", "mlp")
@@ -99,6 +102,96 @@ def make_head(head, task, n_samples, random_state=None, params=None):
     return estimator
 
 
+def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3):
+    """The unfitted head a probe will fit to ``(X, y)``, chosen by cross-validation for ``"auto"``.
+
+    For ``head="auto"``, each of `HEADS` (with its default parameters) is
+    scored by ``n_splits``-fold cross-validation on ``(X, y)`` -- mean squared
+    error for regression (``y`` standardised by the caller, so the outputs of
+    a multi-output target weigh alike), accuracy for classification -- and
+    the best is returned; ties go to the simplest (the order of `HEADS`).
+    Only the training data are used, so the choice never sees test objects.
+
+    Parameters
+    ----------
+    head : {"ridge", "knn", "mlp", "auto"}
+    task : {"regression", "classification"}
+    X, y : array-like
+        The data the head will be fitted to (standardised features).
+    params : dict, optional
+        Overrides for the estimator's parameters; not allowed with ``"auto"``,
+        whose candidates differ in their parameters.
+    random_state : int, optional
+        Seed of the MLP and of the folds.
+    n_splits : int
+        Folds of the cross-validation.
+
+    Returns
+    -------
+    estimator : `~sklearn.base.BaseEstimator`
+        Unfitted.
+    name : str
+        The head chosen.
+    scores : dict or None
+        For ``"auto"``, each head's cross-validated score (higher is better:
+        negative mean squared error, or accuracy); otherwise `None`.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``head`` or ``task``, ``params`` with ``"auto"``, or a
+        class with fewer than ``n_splits`` samples for ``"auto"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.probes import build_head
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(120, 3))
+    >>> y = X @ [1.0, -2.0, 0.5]
+    >>> estimator, name, scores = build_head("auto", "regression", X, y, random_state=0)
+    >>> name, sorted(scores)
+    ('ridge', ['knn', 'mlp', 'ridge'])
+    """
+    if head != "auto":
+        return make_head(head, task, len(X), random_state=random_state, params=params), head, None
+    if params:
+        raise ValueError("head='auto' chooses among the heads with their default parameters; "
+                         "name a head to give head_params")
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
+    if task == "classification":
+        counts = np.unique(y, return_counts=True)[1]
+        if counts.min() < n_splits:
+            raise ValueError(f"head='auto' needs at least {n_splits} samples of every class "
+                             f"to fit on for its {n_splits}-fold cross-validation; the rarest "
+                             f"class has {counts.min()}")
+        folds = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
+        scoring = "accuracy"
+    else:
+        folds = KFold(n_splits, shuffle=True, random_state=random_state)
+        scoring = "neg_mean_squared_error"
+    fold_size = len(X) * (n_splits - 1) // n_splits
+    scores = {}
+    for candidate in HEADS:
+        estimator = make_head(candidate, task, fold_size, random_state=random_state)
+        with _quiet_single_thread():
+            scores[candidate] = float(np.mean(cross_val_score(estimator, X, y, cv=folds,
+                                                              scoring=scoring)))
+    best = max(HEADS, key=lambda name: scores[name])  # first of equals: the simplest
+    return make_head(best, task, len(X), random_state=random_state), best, scores
+
+
+@contextmanager
+def _quiet_single_thread():
+    """One BLAS thread, and no MLP `~sklearn.exceptions.ConvergenceWarning` (see `fit_head`)."""
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
 def fit_head(estimator, X, y):
     """Fit a head with one BLAS thread, without the MLP's `~sklearn.exceptions.ConvergenceWarning`.
 
@@ -120,8 +213,5 @@ def fit_head(estimator, X, y):
     estimator
         The fitted estimator.
     """
-    from threadpoolctl import threadpool_limits
-
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with _quiet_single_thread():
         return estimator.fit(X, y)

@@ -6,7 +6,7 @@ from sklearn.utils import check_random_state
 
 from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
 from .conformal import NotCalibratedError, calibration_split, conformal_quantile
-from .heads import HEADS, fit_head, make_head
+from .heads import HEADS, build_head, fit_head
 
 __all__ = ["RedshiftProbe", "StellarParameterProbe", "TARGET_UNITS"]
 
@@ -70,8 +70,8 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         -------
         self
         """
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.head not in (*HEADS, "auto"):
+            raise ValueError(f"head must be one of {(*HEADS, 'auto')}, got {self.head!r}")
         names = self._target_names()
         multi = len(names) > 1
         X, y = validate_data(self, X, y, multi_output=multi, y_numeric=True, dtype=np.float64)
@@ -88,12 +88,13 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         self.target_mean_ = t[fit_idx].mean(axis=0)
         spread = t[fit_idx].std(axis=0)
         self.target_scale_ = np.where(spread > 0, spread, 1.0)
-        head = make_head(self.head, "regression", len(fit_idx),
-                         random_state=rng.randint(np.iinfo(np.int32).max),
-                         params=self.head_params)
         target = (t[fit_idx] - self.target_mean_) / self.target_scale_
-        self.head_ = fit_head(head, self.scaler_.transform(X[fit_idx]),
-                              target[:, 0] if target.shape[1] == 1 else target)
+        target = target[:, 0] if target.shape[1] == 1 else target
+        features = self.scaler_.transform(X[fit_idx])
+        head, self.head_name_, self.head_scores_ = build_head(
+            self.head, "regression", features, target, params=self.head_params,
+            random_state=rng.randint(np.iinfo(np.int32).max))
+        self.head_ = fit_head(head, features, target)
         if len(cal_idx):
             residual = np.abs(t[cal_idx] - self._predict_internal(X[cal_idx]))
             self.calibration_scores_ = np.sort(residual, axis=0)
@@ -176,15 +177,19 @@ class RedshiftProbe(_ConformalRegressor):
 
     Parameters
     ----------
-    head : {"ridge", "knn", "mlp"}
+    head : {"ridge", "knn", "mlp", "auto"}
         The model fitted on the standardised embeddings (see
         ``spectok.probes.heads``). The default, ``"ridge"``, was the most
         accurate of the three on simulated SDSS, DESI and LAMOST galaxies
         (σ_NMAD 0.048 against 0.054 for ``"mlp"`` and 0.075 for ``"knn"``;
         `spectok.benchmarks.compare_heads`, measured on the development
         weights: re-measure when the shipped model changes).
+        ``"auto"`` picks the head with the best 3-fold cross-validated
+        score on the training data (`~spectok.probes.build_head`): the best
+        head differs between tasks (for the benchmark's galaxy redshifts
+        ``"ridge"``, for its quasar redshifts ``"mlp"``).
     head_params : dict, optional
-        Parameter overrides for the head estimator.
+        Parameter overrides for the head estimator (not with ``"auto"``).
     standardize : bool
         Scale each feature to zero mean and unit variance first.
     calibration_fraction : float
@@ -200,6 +205,11 @@ class RedshiftProbe(_ConformalRegressor):
     calibration_scores_ : `~numpy.ndarray`, shape (n_calibration, 1)
         Sorted absolute residuals in ln(1 + z) of the calibration samples.
     n_calibration_ : int
+    head_name_ : str
+        The head used: ``head``, or the one ``"auto"`` chose.
+    head_scores_ : dict or None
+        For ``head="auto"``, each head's cross-validated score (negative
+        mean squared error in the head's standardised space, or accuracy).
     target_names_ : list of str
         ``["z"]``.
     units_ : dict
@@ -259,7 +269,7 @@ class StellarParameterProbe(_ConformalRegressor):
         Names of the columns of ``y``, in order. Known names (see
         `TARGET_UNITS`: ``teff``, ``logg``, ``feh``, ``mh``, ``alpha_fe``,
         ``spt``) get units; ``teff`` is modelled in log10.
-    head : {"ridge", "knn", "mlp"}
+    head : {"ridge", "knn", "mlp", "auto"}
         The model fitted on the standardised embeddings. The default,
         ``"mlp"``, was the most accurate on MILES for all three parameters
         (Teff, log g, [Fe/H] RMSE 537 K, 0.72, 0.36 dex against 541 K, 0.76,
@@ -268,8 +278,12 @@ class StellarParameterProbe(_ConformalRegressor):
         weights: re-measure when the shipped model changes). ``"ridge"``
         fits 30× faster and is as good for a single smooth target such as
         the SpeX subtype.
+        ``"auto"`` picks the head with the best 3-fold cross-validated
+        score on the training data (`~spectok.probes.build_head`): the best
+        head differs between tasks (for the benchmark's galaxy redshifts
+        ``"ridge"``, for its quasar redshifts ``"mlp"``).
     head_params : dict, optional
-        Parameter overrides for the head estimator.
+        Parameter overrides for the head estimator (not with ``"auto"``).
     standardize : bool
         Scale each feature to zero mean and unit variance first.
     calibration_fraction : float
@@ -286,6 +300,11 @@ class StellarParameterProbe(_ConformalRegressor):
         Sorted absolute residuals of the calibration samples, per target,
         in the head's space (dex for Teff).
     n_calibration_ : int
+    head_name_ : str
+        The head used: ``head``, or the one ``"auto"`` chose.
+    head_scores_ : dict or None
+        For ``head="auto"``, each head's cross-validated score (negative
+        mean squared error in the head's standardised space, or accuracy).
     target_names_ : list of str
     units_ : dict
         Unit string of each target, e.g. ``{"teff": "K", "logg": "dex(cm / s2)",
