@@ -346,6 +346,15 @@ def _table(header, rows):
     return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
 
 
+def _sharing(r):
+    """What the load average says about other work on the machine during the run."""
+    load = max(r["machine"]["load_average"][0], r["load_average_end"][0])
+    if load > r["machine"]["threads"] + 0.5:
+        return ("other processes were using the machine's cores too, so wall times are "
+                "those of a shared machine.")
+    return "no other process kept a core busy, so wall times are those of a quiet machine."
+
+
 def report(r):
     m, mm = r["machine"], r["matmul"]
     out = [
@@ -359,10 +368,9 @@ def report(r):
         f"torch {m['torch']}; **{m['threads']} torch thread(s)** (`torch.set_num_threads`; "
         f"`OMP_NUM_THREADS={m['omp_num_threads']}`).",
         f"- Load average (1 min) at start {m['load_average'][0]:.2f}, at end "
-        f"{r['load_average_end'][0]:.2f}: other processes were using the other core "
-        "throughout, so wall times are those of a shared machine. Where it helps, rates "
-        "per CPU-second of this process are given too: they leave out the time spent "
-        "waiting for a core, but not the slowdown of sharing caches and memory.",
+        f"{r['load_average_end'][0]:.2f}: {_sharing(r)} Where it helps, rates per "
+        "CPU-second of this process are given too: they leave out the time spent waiting "
+        "for a core, but not the slowdown of sharing caches and memory.",
         f"- Measured fp32 matrix-multiplication rate (`torch.mm` of {mm['size']}² matrices, "
         f"median over 3 s, {m['threads']} thread(s)): **{mm['gflops_per_second']:.1f} GFLOP/s** "
         f"by wall clock, {mm['gflops_per_cpu_second']:.1f} per CPU-second (best single "
