@@ -130,3 +130,29 @@ def test_shipped_model_listed_and_loads():
     model = load_model("spectok-small")
     assert isinstance(model, SpectralTokenizer) and not model.training
     assert model.name == "spectok-small"
+
+
+def test_shipped_model_was_trained_by_its_committed_configs():
+    """The weights' recorded training run is ``spectok-small.toml``, and its ``init_weights``
+    chain leads through the committed stage configs back to random weights."""
+    import dataclasses
+    from importlib import resources
+
+    from spectok.training import load_config
+
+    folder = resources.files("spectok") / "data"
+    configs = {path.name: load_config(path) for path in folder.iterdir()
+               if path.name.startswith("spectok-small") and path.name.endswith(".toml")}
+    shipped = configs["spectok-small.toml"]
+    recorded = load_model("spectok-small").metadata["training"]
+    expected = json.loads(json.dumps(dataclasses.asdict(shipped)))
+    assert {k: v for k, v in recorded.items() if k != "output_dir"} == \
+        {k: v for k, v in expected.items() if k != "output_dir"}
+    by_output = {f"{c.output_dir}/{c.name}.json": name for name, c in configs.items()}
+    chain, config = ["spectok-small.toml"], shipped
+    while config.init_weights:  # stage 1 starts from random weights
+        chain.append(by_output[config.init_weights])
+        config = configs[chain[-1]]
+    assert chain == ["spectok-small.toml", "spectok-small-stage4.toml",
+                     "spectok-small-stage3.toml", "spectok-small-stage2.toml",
+                     "spectok-small-stage1.toml"]
