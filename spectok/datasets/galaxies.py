@@ -364,11 +364,8 @@ class GalaxyGenerator:
 
         Parameters, returns and errors as for `galaxy_spectrum`.
         """
-        from specutils import Spectrum
-
         model, meta, labels = self._draw(rng, redshift, wavelength_range)
-        return Spectrum(spectral_axis=model.wavelength * u.AA, flux=model.flux * model.unit,
-                        meta=meta), labels
+        return model.to_spectrum(meta), labels
 
     def _draw(self, rng, redshift, wavelength_range):
         rng = np.random.default_rng(rng)

@@ -1072,6 +1072,28 @@ class ModelArrays:
         return cls(lam[keep], flux[keep], unit, good[keep],
                    None if sigma_in is None else sigma_in[keep])
 
+    def to_spectrum(self, meta=None):
+        """The model as a `~specutils.Spectrum` (vacuum Å; invalid pixels masked).
+
+        Parameters
+        ----------
+        meta : dict, optional
+            The spectrum's ``meta``.
+
+        Examples
+        --------
+        >>> import numpy as np, astropy.units as u
+        >>> from spectok.datasets.instruments import ModelArrays
+        >>> m = ModelArrays(np.array([4000.0, 4001.0]), np.ones(2), u.Jy, np.array([True, False]))
+        >>> s = m.to_spectrum({"id": "toy"})
+        >>> s.flux.unit, s.mask.tolist(), s.meta["id"]
+        (Unit("Jy"), [False, True], 'toy')
+        """
+        from specutils import Spectrum
+
+        return Spectrum(spectral_axis=self.wavelength * u.AA, flux=self.flux * self.unit,
+                        mask=~self.good, meta=meta or {})
+
 
 def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=True):
     """`observe` on plain arrays: one ``(flux, ivar, mask, resolution_limited)`` per arm.
