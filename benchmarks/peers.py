@@ -115,64 +115,75 @@ def _import_without_package_init(package, module):
     return importlib.import_module(f"{package}.{module}")
 
 
-def spender_encoder():
+def spender_encoder(device="cpu"):
     """``(name, encode, make_batch, pixels)`` for spender's SDSS encoder."""
     model = _import_without_package_init("spender", "model")
-    encoder = model.SpectrumEncoder(None, 10).eval()
+    encoder = model.SpectrumEncoder(None, 10).eval().to(device)
     pixels = len(torch.arange(3.578, 3.97, 0.0001))   # spender.data.sdss.SDSS._wave_obs
 
     def make_batch(n):
-        return (1 + 0.1 * torch.randn(n, pixels),)
+        return (1 + 0.1 * torch.randn(n, pixels, device=device),)
     return "spender encoder (SDSS)", encoder, make_batch, pixels
 
 
-def aion_codec():
+def aion_codec(device="cpu"):
     """``(name, encode, make_batch, pixels)`` for the AION-1 spectrum codec."""
     from aion.codecs.spectrum import SpectrumCodec
     from aion.modalities import Spectrum
     codec = SpectrumCodec(encoder_depths=(3, 3, 9, 3), encoder_dims=(96, 192, 384, 768),
                           latent_channels=768, embedding_dim=10, dim=10,
-                          codebook_size=1024).eval()
+                          codebook_size=1024).eval().to(device)
     pixels = 4600
-    wavelength = torch.logspace(math.log10(3600), math.log10(10400), pixels)
+    wavelength = torch.logspace(math.log10(3600), math.log10(10400), pixels, device=device)
 
     def make_batch(n):
-        return (Spectrum(flux=1 + 0.1 * torch.randn(n, pixels), ivar=torch.full((n, pixels), 100.0),
-                         mask=torch.zeros(n, pixels, dtype=torch.bool),
+        return (Spectrum(flux=1 + 0.1 * torch.randn(n, pixels, device=device),
+                         ivar=torch.full((n, pixels), 100.0, device=device),
+                         mask=torch.zeros(n, pixels, dtype=torch.bool, device=device),
                          wavelength=wavelength.repeat(n, 1)),)
     return "AION-1 spectrum codec", codec.encode, make_batch, pixels
 
 
-def specformer():
+def specformer(device="cpu"):
     """``(name, encode, make_batch, pixels)`` for AstroCLIP's SpecFormer."""
-    model = SpecFormer().eval()
+    model = SpecFormer().eval().to(device)
     pixels = 7781
 
     def make_batch(n):
-        return (1 + 0.1 * torch.randn(n, pixels),)
+        return (1 + 0.1 * torch.randn(n, pixels, device=device),)
     return "AstroCLIP SpecFormer", model, make_batch, pixels
 
 
 PEERS = {"spender": spender_encoder, "aion": aion_codec, "specformer": specformer}
 
 
-def throughput(encode, make_batch, batch_size, min_repeats, max_seconds, max_repeats=20):
+def synchronize(device):
+    """Wait for the work queued on ``device`` (a no-op on the CPU), so that wall clocks see it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def throughput(encode, make_batch, batch_size, min_repeats, max_seconds, max_repeats=20,
+               device="cpu"):
     """Spectra per second of ``encode``, by wall clock and by CPU time of this process.
 
     Medians over timed calls after an untimed one: at least ``min_repeats``,
     more (up to ``max_repeats``) while less than ``max_seconds`` have passed.
     On a shared machine the CPU-time rate leaves out the time the process
-    waited for a core.
+    waited for a core. On a GPU each call is timed to the end of its queued
+    work.
     """
     inputs = make_batch(batch_size)
     wall, cpu = [], []
     with torch.inference_mode():
         encode(*inputs)
+        synchronize(device)
         started = time.perf_counter()
         while len(wall) < min_repeats or (len(wall) < max_repeats
                                           and time.perf_counter() - started < max_seconds):
             start, start_cpu = time.perf_counter(), time.process_time()
             encode(*inputs)
+            synchronize(device)
             wall.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
     return {"batch_size": batch_size, "repeats": len(wall),
@@ -188,15 +199,16 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="time budget per measurement beyond its first timed call")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = []
     for key in args.peers:
-        name, encode, make_batch, pixels = PEERS[key]()
+        name, encode, make_batch, pixels = PEERS[key](args.device)
         for batch_size in args.batch_sizes:
             row = throughput(encode, make_batch, batch_size, min_repeats=1 if batch_size > 1
-                             else 3, max_seconds=args.seconds)
+                             else 3, max_seconds=args.seconds, device=args.device)
             row.update(peer=key, name=name, pixels=pixels)
             results.append(row)
             if not args.json:
@@ -204,7 +216,7 @@ def main():
                       f"{row['spectra_per_second']:8.2f} spectra/s ({row['repeats']} calls)")
     if args.json:
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                          "results": results}))
+                          "device": args.device, "results": results}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ smoke run of a minute or two)::
         --peers-python peers-venv/bin/python -o benchmarks/RESULTS.md
 
 (see ``benchmarks/peers.py`` for the three-line set-up of ``peers-venv``; without
-``--peers-python`` the peers are left out). It prints, as Markdown:
+``--peers-python`` the peers are left out). With ``--device cuda`` spectok and the
+peers run on the GPU instead (``benchmarks/RESULTS-gpu.md``): times are taken after
+`torch.cuda.synchronize`, the ceiling is the bfloat16 matrix product (spectok runs
+under bfloat16 autocast there) and memory is the GPU's. It prints, as Markdown:
 
 1. the machine: CPU model and cores, torch version and threads, load average;
 2. encode throughput of the shipped model through `spectok.encode` (adapter,
@@ -38,6 +41,7 @@ Times are wall-clock medians over repeated calls after an untimed warm-up.
 """
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
@@ -60,7 +64,7 @@ from spectok.datasets import load_miles, load_model_atmospheres, observe
 from spectok.encode import _BATCH_PIXELS, _plan_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import throughput  # noqa: E402
+from peers import PEERS, synchronize, throughput  # noqa: E402
 
 #: Instrument presets timed, with the library observed through them.
 INSTRUMENTS = {"sdss": "miles", "desi": "miles", "apogee": "atmospheres", "gaia_xp": "miles",
@@ -71,8 +75,8 @@ QUICK_LENGTHS = [1000, 10_000, 20_000, 50_000]
 
 # -- the machine ---------------------------------------------------------------------------
 
-def machine(threads):
-    """CPU model, cores, torch version and threads, load average."""
+def machine(threads, device):
+    """CPU model, cores, torch version and threads, load average; the GPU where one is used."""
     model = platform.processor() or platform.machine()
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -80,30 +84,47 @@ def machine(threads):
                      if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__,
-            "threads": threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
-            "python": platform.python_version(),
-            "load_average": os.getloadavg()}
+    found = {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__,
+             "threads": threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+             "python": platform.python_version(), "device": device.type,
+             "load_average": os.getloadavg()}
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        found.update(gpu=properties.name, gpu_memory_gib=properties.total_memory / 2**30,
+                     multiprocessors=properties.multi_processor_count, cuda=torch.version.cuda)
+    return found
 
 
-def matmul_rate(n=2048, seconds=3.0):
-    """fp32 GFLOP/s of square `torch.mm`: the ceiling, by wall clock and by CPU time.
+def compute_dtype(device):
+    """The dtype of `spectok.encode`'s matrix products: float32 on CPU, bfloat16 on GPU."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def matmul_size(device):
+    """Side of the square products that give the ceiling: large enough to fill the device."""
+    return 8192 if device.type == "cuda" else 2048
+
+
+def matmul_rate(device, dtype=None, seconds=3.0):
+    """GFLOP/s of square `torch.mm`: the ceiling, by wall clock and by CPU time.
 
     Medians over back-to-back products for ``seconds``, the same statistic as
     the forward pass is measured with, so that both see the same share of a
-    shared machine.
+    shared machine. ``dtype`` defaults to `compute_dtype`.
     """
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    n, dtype = matmul_size(device), dtype or compute_dtype(device)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     torch.mm(a, b)
+    synchronize(device)
     wall, cpu = [], []
     started = time.perf_counter()
     while len(wall) < 3 or time.perf_counter() - started < seconds:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        torch.mm(a, b)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
+        w, c = _timed(device, torch.mm, a, b)
+        wall.append(w)
+        cpu.append(c)
     flop = 2 * n**3 / 1e9
-    return {"size": n, "gflops_per_second": flop / float(np.median(wall)),
+    return {"size": n, "dtype": str(dtype).removeprefix("torch."),
+            "gflops_per_second": flop / float(np.median(wall)),
             "gflops_per_cpu_second": flop / float(np.median(cpu)),
             "best_gflops_per_second": flop / min(wall)}
 
@@ -138,11 +159,16 @@ def synthetic(n_pixels, seed=0):
 # -- spectok ---------------------------------------------------------------------------------
 
 def _encode(items, model):
-    return spectok.encode(items, model=model, device="cpu", progress=False)
+    return spectok.encode(items, model=model, device=next(model.parameters()).device,
+                          progress=False)
 
 
 def encode_throughput(model, pools, batch_sizes, seconds):
-    """Spectra per second of `spectok.encode`, per instrument and batch size."""
+    """Spectra per second of `spectok.encode`, per instrument and batch size.
+
+    Results come back as NumPy arrays, so each call has finished its GPU work
+    when it returns.
+    """
     rows = []
     for instrument, pool in pools.items():
         pixels = int(np.mean([prepare_spectrum(s).n_slots(1) for s in pool]))
@@ -159,26 +185,37 @@ def encode_throughput(model, pools, batch_sizes, seconds):
 
 
 def _forward(model, inputs):
-    for x in inputs:
-        model.encode(*x)
+    device = next(model.parameters()).device
+    with _autocast(device):
+        for x in inputs:
+            model.encode(*(t.to(device) for t in x))
 
 
-def forward_flops(model, pool, batch_size, repeats, matmul_size=2048):
+def _autocast(device):
+    """The autocast `spectok.encode` and training use: bfloat16 on a GPU, none on CPU."""
+    return (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+            else contextlib.nullcontext())
+
+
+def forward_flops(model, pool, batch_size, repeats):
     """Achieved GFLOP/s of the model's forward pass on ``batch_size`` spectra.
 
     Measured two ways: split into the passes `spectok.encode` makes (at most
-    ``_BATCH_PIXELS["cpu"]`` padded pixels each), and as one pass of all rows.
+    ``_BATCH_PIXELS[device]`` padded pixels each), and as one pass of all rows.
     FLOPs are counted by `~torch.utils.flop_counter.FlopCounterMode` (matrix
     products and attention; element-wise work is not counted). Each timed
-    forward pass is followed by square products for as long, so that the
-    ceiling it is compared with is measured under the same load.
+    forward pass is followed by square products in `compute_dtype` for as
+    long, so that the ceiling it is compared with is measured under the same
+    load.
     """
+    device = next(model.parameters()).device
     prepared = [prepare_spectrum(pool[k % len(pool)]) for k in range(batch_size)]
     patch_size = model.config.patch_size
     plan = _plan_batches(np.array([p.n_slots(patch_size) for p in prepared]), batch_size,
-                         _BATCH_PIXELS["cpu"], model.config.full_attention_limit * patch_size)
-    a, b = torch.randn(matmul_size, matmul_size), torch.randn(matmul_size, matmul_size)
-    matmul_gflop = 2 * matmul_size**3 / 1e9
+                         _BATCH_PIXELS[device.type], model.config.full_attention_limit * patch_size)
+    n = matmul_size(device)
+    a, b = (torch.randn(n, n, device=device, dtype=compute_dtype(device)) for _ in range(2))
+    matmul_gflop = 2 * n**3 / 1e9
     results = {}
     for label, groups in (("as spectok.encode batches it", plan),
                           ("one pass of all rows", [list(range(batch_size))])):
@@ -189,9 +226,9 @@ def forward_flops(model, pool, batch_size, repeats, matmul_size=2048):
         forward, products = [], []
         with torch.inference_mode():
             for _ in range(repeats):
-                forward.append(_timed(_forward, model, inputs))
+                forward.append(_timed(device, _forward, model, inputs))
                 while sum(w for w, _ in products[-50:]) < forward[-1][0] or len(products) < 1:
-                    products.append(_timed(torch.mm, a, b))
+                    products.append(_timed(device, torch.mm, a, b))
         gflop = counter.get_total_flops() / 1e9
         wall, cpu = np.median(forward, axis=0)
         matmul_wall, matmul_cpu = np.median(products, axis=0)
@@ -203,10 +240,11 @@ def forward_flops(model, pool, batch_size, repeats, matmul_size=2048):
     return results
 
 
-def _timed(function, *args):
-    """(wall, CPU) seconds of one call."""
+def _timed(device, function, *args):
+    """(wall, CPU) seconds of one call, to the end of the work it queued on ``device``."""
     start, start_cpu = time.perf_counter(), time.process_time()
     function(*args)
+    synchronize(device)
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
@@ -216,36 +254,43 @@ def _memory_kb(field):
         return int(next(line.split()[1] for line in f if line.startswith(field + ":")))
 
 
-def measure_length(n_pixels, threads, repeats):
+def measure_length(n_pixels, threads, repeats, device):
     """Time and peak memory of encoding one ``n_pixels`` spectrum (run in a fresh process).
 
-    The peak is the resident high-water mark (``VmHWM``), reset just before the
-    first encoding of this length, so that imports and warm-up do not count.
+    On CPU the peak is the resident high-water mark (``VmHWM``), reset just
+    before the first encoding of this length, so that imports and warm-up do
+    not count; on a GPU it is the peak of memory allocated on the device
+    (`torch.cuda.max_memory_allocated`), reset likewise.
     """
     torch.set_num_threads(threads)
-    model = spectok.get_model(device="cpu")
+    model = spectok.get_model(device=device)
     spectrum = synthetic(n_pixels)
-    spectok.encode(synthetic(1000), model=model)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")   # resets VmHWM to the current resident size
-    baseline = _memory_kb("VmRSS")
+    spectok.encode(synthetic(1000), model=model, device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        baseline = torch.cuda.memory_allocated(device) / 2**10
+    else:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")   # resets VmHWM to the current resident size
+        baseline = _memory_kb("VmRSS")
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        tokens = spectok.encode(spectrum, model=model)
+        tokens = spectok.encode(spectrum, model=model, device=device)
         times.append(time.perf_counter() - start)
-    peak = _memory_kb("VmHWM")
+    peak = (torch.cuda.max_memory_allocated(device) / 2**10 if device.type == "cuda"
+            else _memory_kb("VmHWM"))
     return {"pixels": n_pixels, "patches": tokens.n_patches, "seconds": float(np.median(times)),
             "peak_mb": peak / 1024, "added_mb": (peak - baseline) / 1024,
             "finite": bool(np.isfinite(tokens.embedding).all())}
 
 
-def length_scaling(lengths, threads, repeats):
+def length_scaling(lengths, threads, repeats, device):
     """`measure_length` for each length, each in its own process."""
     rows = []
     for n in lengths:
         out = subprocess.run([sys.executable, __file__, "--length", str(n), "--threads",
-                              str(threads), "--repeats", str(repeats)],
+                              str(threads), "--repeats", str(repeats), "--device", device.type],
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"  {n:7d} pixels: {rows[-1]['seconds']:.3f} s, peak {rows[-1]['peak_mb']:.0f} MB "
@@ -266,46 +311,47 @@ def local_against_global(model, lengths):
     """How far local attention moves tokens and embeddings from global attention."""
     dense = copy.deepcopy(model)
     dense.config = dataclasses.replace(model.config, full_attention_limit=10**9)
+    device = next(model.parameters()).device
     rows = []
     for n in lengths:
         batch = to_batch([prepare_spectrum(synthetic(n, seed=1))], model.config.patch_size)
+        inputs = [t.to(device) for t in batch.model_inputs()]
         with torch.inference_mode():
-            start = time.perf_counter()
-            local = model.encode(*batch.model_inputs())
-            local_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            full = dense.encode(*batch.model_inputs())
-            full_seconds = time.perf_counter() - start
-        a, b = local["embedding"][0], full["embedding"][0]
-        rows.append({"pixels": n, "patches": local["tokens"].shape[1],
+            local_seconds, _ = _timed(device, model.encode, *inputs)
+            full_seconds, _ = _timed(device, dense.encode, *inputs)
+            local, full = model.encode(*inputs), dense.encode(*inputs)
+        a, b = local["embedding"][0].float(), full["embedding"][0].float()
+        tokens, full_tokens = local["tokens"].float(), full["tokens"].float()
+        rows.append({"pixels": n, "patches": tokens.shape[1],
                      "embedding_error": float((a - b).norm() / b.norm()),
                      "cosine": float(torch.nn.functional.cosine_similarity(a, b, dim=0)),
-                     "token_error": float((local["tokens"] - full["tokens"]).norm()
-                                          / full["tokens"].norm()),
+                     "token_error": float((tokens - full_tokens).norm() / full_tokens.norm()),
                      "local_seconds": local_seconds, "global_seconds": full_seconds})
     return rows
 
 
-def training_throughput(steps):
+def training_throughput(steps, device):
     """Seconds per optimiser step of the small configuration, and spectra per second.
 
     The configuration is ``spectok/data/spectok-small.toml``; its data come from
     its ``miles`` source only (building every source takes minutes), observed
     through that source's instruments. Views are cropped to
     ``max_view_pixels`` whatever the source, so the step cost is representative.
+    On a GPU the step runs under bfloat16 autocast, as `spectok.training.train`
+    runs it.
     """
     from spectok.model import SpectralTokenizer
     from spectok.training import load_config
     from spectok.training.config import SourceConfig
     from spectok.training.data import TrainingStream, build_sources
-    from spectok.training.loop import TrainingObjective
+    from spectok.training.loop import TrainingObjective, _to_device
 
     path = resources.files("spectok") / "data" / "spectok-small.toml"
     config = load_config(path)
     miles = [s for s in config.sources if s.name == "miles"] or [SourceConfig("miles")]
     config = dataclasses.replace(config, sources=tuple(miles))
     torch.manual_seed(config.seed)
-    model = SpectralTokenizer(config.tokenizer_config()).train()
+    model = SpectralTokenizer(config.tokenizer_config()).to(device).train()
     objective = TrainingObjective(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
@@ -316,11 +362,13 @@ def training_throughput(steps):
         view_a, view_b = stream.batch(step)
         data_times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        loss, _, _ = objective(view_a, view_b)
+        with _autocast(device):
+            loss, _, _ = objective(_to_device(view_a, device), _to_device(view_b, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        synchronize(device)
         step_times.append(time.perf_counter() - start)
     seconds = float(np.median(step_times[1:]))
     return {"config": "spectok/data/spectok-small.toml", "batch_size": config.batch_size,
@@ -330,13 +378,25 @@ def training_throughput(steps):
             "spectra_per_second": 2 * config.batch_size / seconds}
 
 
-def run_peers(python, threads, batch_sizes, seconds):
-    """The peers' results from ``benchmarks/peers.py`` run by ``python``."""
-    out = subprocess.run([python, str(Path(__file__).with_name("peers.py")), "--json",
-                          "--threads", str(threads), "--seconds", str(seconds),
-                          "--batch-sizes", *map(str, batch_sizes)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_peers(python, threads, batch_sizes, seconds, device):
+    """The peers' results from ``benchmarks/peers.py`` run by ``python``, one peer at a time.
+
+    A peer that fails is reported with the end of its error output instead of
+    stopping the suite.
+    """
+    results, failed = [], {}
+    for peer in PEERS:
+        out = subprocess.run([python, str(Path(__file__).with_name("peers.py")), "--json",
+                              "--peers", peer, "--threads", str(threads), "--seconds",
+                              str(seconds), "--device", device.type,
+                              "--batch-sizes", *map(str, batch_sizes)],
+                             capture_output=True, text=True)
+        if out.returncode:
+            failed[peer] = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "?"
+            print(f"  {peer} failed: {failed[peer]}", flush=True)
+            continue
+        results += json.loads(out.stdout.strip().splitlines()[-1])["results"]
+    return {"results": results, "failed": failed}
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -355,18 +415,26 @@ def _sharing(r):
     return "no other process kept a core busy, so wall times are those of a quiet machine."
 
 
-def report(r):
+def _machine_lines(r):
+    """The report's description of the machine: CPU, or GPU, and the matmul ceiling."""
     m, mm = r["machine"], r["matmul"]
-    out = [
-        "# spectok performance",
-        "",
-        f"Produced by `{r['command']}` on {r['date']}.",
-        "",
-        "## Machine",
-        "",
-        f"- CPU: {m['cpu']}, {m['cores']} cores (`lscpu`); Python {m['python']}, "
-        f"torch {m['torch']}; **{m['threads']} torch thread(s)** (`torch.set_num_threads`; "
-        f"`OMP_NUM_THREADS={m['omp_num_threads']}`).",
+    cpu = (f"{m['cpu']}, {m['cores']} cores (`lscpu`); Python {m['python']}, torch {m['torch']}; "
+           f"**{m['threads']} torch thread(s)** (`torch.set_num_threads`; "
+           f"`OMP_NUM_THREADS={m['omp_num_threads']}`)")
+    if m.get("device") == "cuda":
+        f32 = r["matmul_float32"]
+        return [
+            f"- **GPU: {m['gpu']}**, {m['gpu_memory_gib']:.0f} GiB, {m['multiprocessors']} "
+            f"multiprocessors, CUDA {m['cuda']}. spectok and the peers run on the GPU; "
+            "`spectok.encode` and training use bfloat16 autocast there, the peers run as "
+            "published (float32). Times are taken after `torch.cuda.synchronize`.",
+            f"- Host: {cpu}.",
+            f"- Measured matrix-multiplication rate (`torch.mm` of {mm['size']}² matrices, "
+            f"median over 3 s): **{mm['gflops_per_second'] / 1e3:.0f} TFLOP/s in {mm['dtype']}**"
+            f", {f32['gflops_per_second'] / 1e3:.0f} TFLOP/s in float32.",
+        ]
+    return [
+        f"- CPU: {cpu}.",
         f"- Load average (1 min) at start {m['load_average'][0]:.2f}, at end "
         f"{r['load_average_end'][0]:.2f}: {_sharing(r)} Where it helps, rates per "
         "CPU-second of this process are given too: they leave out the time spent waiting "
@@ -375,6 +443,19 @@ def report(r):
         f"median over 3 s, {m['threads']} thread(s)): **{mm['gflops_per_second']:.1f} GFLOP/s** "
         f"by wall clock, {mm['gflops_per_cpu_second']:.1f} per CPU-second (best single "
         f"product: {mm['best_gflops_per_second']:.1f}).",
+    ]
+
+
+def report(r):
+    gpu = r["machine"].get("device") == "cuda"
+    out = [
+        "# spectok performance" + (f" on {r['machine']['gpu']}" if gpu else ""),
+        "",
+        f"Produced by `{r['command']}` on {r['date']}.",
+        "",
+        "## Machine",
+        "",
+        *_machine_lines(r),
         "",
         "## Encode throughput (spectra/s)",
         "",
@@ -393,8 +474,10 @@ def report(r):
     out += ["", f"Single-spectrum latency (SDSS, batch 1): **{1e3 / sdss[1]:.1f} ms** "
             f"({1e3 / by['sdss', 1]['spectra_per_cpu_second']:.1f} ms of CPU time).", ""]
 
-    out += ["## Peers (same run, same threads)", ""]
-    if r.get("peers"):
+    out += ["## Peers (same run, same " + ("GPU)" if gpu else "threads)"), ""]
+    for peer, error in r.get("peers", {}).get("failed", {}).items():
+        out += [f"- {peer} did not run: `{error}`", ""]
+    if r.get("peers", {}).get("results"):
         peer_rows = r["peers"]["results"]
         peer_sizes = sorted({p["batch_size"] for p in peer_rows})
         names = list(dict.fromkeys(p["name"] for p in peer_rows))
@@ -423,13 +506,17 @@ def report(r):
     else:
         out += ["Not measured in this run (no `--peers-python`).", ""]
 
+    memory = ("peak GPU memory allocated while encoding (`torch.cuda.max_memory_allocated`, "
+              "reset after warm-up), and the memory added by the encoding (that peak minus "
+              "what was allocated just before: the model)" if gpu else
+              "peak resident memory of the process while encoding (`VmHWM`, reset after imports "
+              "and warm-up), and the memory added by the encoding (that peak minus the "
+              "resident size just before)")
     out += ["## Cost against length", "",
             "One synthetic spectrum of 3,700-9,500 Å per length, encoded with `spectok.encode` "
-            "in a fresh process: median wall time, peak resident memory of the process while "
-            "encoding (`VmHWM`, reset after imports and warm-up), and the memory added by the "
-            "encoding (that peak minus the resident size just before).", ""]
-    out.append(_table(["pixels", "patches", "time (s)", "µs / pixel", "peak RSS (MB)",
-                       "added (MB)"],
+            f"in a fresh process: median wall time, {memory}.", ""]
+    out.append(_table(["pixels", "patches", "time (s)", "µs / pixel",
+                       "peak GPU (MB)" if gpu else "peak RSS (MB)", "added (MB)"],
                       [[f"{x['pixels']:,}", x["patches"], f"{x['seconds']:.3f}",
                         f"{1e6 * x['seconds'] / x['pixels']:.1f}", f"{x['peak_mb']:.0f}",
                         f"{x['added_mb']:.0f}"] for x in r["lengths"]]))
@@ -458,8 +545,9 @@ def report(r):
     out += [f"## Forward pass against the matmul ceiling (SDSS, batch {r['flops_batch']})", ""]
     out += ["FLOPs counted by `torch.utils.flop_counter.FlopCounterMode` (matrix products "
             "and attention; element-wise work is free). Medians over repeats; each forward "
-            "pass is followed by 2048² `torch.mm` products for as long, which give the "
-            "ceiling under the same load.", ""]
+            f"pass is followed by {r['matmul']['size']}² `torch.mm` products in "
+            f"{r['matmul']['dtype']} for as long, which give the ceiling under the same load.",
+            ""]
     out.append(_table(["forward pass", "passes", "GFLOP", "time (s)", "GFLOP/s",
                        "matmul GFLOP/s", "of matmul rate", "per CPU-second"],
                       [[label, f["passes"], f"{f['gflop']:.1f}", f"{f['seconds']:.3f}",
@@ -516,27 +604,33 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run: fewer sizes, repeats")
     parser.add_argument("--peers-python", help="python of the environment with the peers")
     parser.add_argument("-o", "--output", help="write the Markdown report here too")
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu' (default) or 'cuda': where spectok and the peers run")
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
+    device = torch.device(args.device)
     if args.length:
-        print(json.dumps(measure_length(args.length, args.threads, args.repeats)))
+        print(json.dumps(measure_length(args.length, args.threads, args.repeats, device)))
         return
 
     quick = args.quick
-    results = {"machine": machine(args.threads), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    results = {"machine": machine(args.threads, device),
+               "date": time.strftime("%Y-%m-%d %H:%M %Z"),
                "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python "
                           "benchmarks/performance.py " + " ".join(sys.argv[1:])}
     print("matmul ceiling", flush=True)
-    results["matmul"] = matmul_rate(seconds=1.0 if quick else 3.0)
+    results["matmul"] = matmul_rate(device, seconds=1.0 if quick else 3.0)
+    if device.type == "cuda":
+        results["matmul_float32"] = matmul_rate(device, torch.float32, 1.0 if quick else 3.0)
     print("spectra", flush=True)
     libraries = {"miles": load_miles().spectra[:64],
                  "atmospheres": load_model_atmospheres().spectra[:64]}
     pools = {name: spectra(name, libraries[library], 8 if quick else 32)
              for name, library in INSTRUMENTS.items()}
-    model = spectok.get_model(device="cpu")
+    model = spectok.get_model(device=device)
     batch_sizes = [1, 16] if quick else [1, 16, 64, 256]
     print("encode throughput", flush=True)
     results["encode"] = encode_throughput(model, pools, batch_sizes, 2.0 if quick else 8.0)
@@ -546,17 +640,18 @@ def main():
                                      1 if quick else 5)
     print("length scaling", flush=True)
     results["lengths"] = length_scaling(QUICK_LENGTHS if quick else LENGTHS, args.threads,
-                                        1 if quick else 3)
+                                        1 if quick else 3, device)
     results["time_exponent"] = exponent(results["lengths"], "seconds")
     results["memory_exponent"] = exponent(results["lengths"], "added_mb")
     print("local against global attention", flush=True)
     results["local"] = local_against_global(model, [40_000] if quick else [40_000, 65_536])
     print("training", flush=True)
-    results["training"] = training_throughput(1 if quick else 5)
+    results["training"] = training_throughput(1 if quick else 5, device)
     if args.peers_python:
         print("peers", flush=True)
-        results["peers"] = run_peers(args.peers_python, args.threads,
-                                     [1, 4] if quick else [1, 16, 64], 1.0 if quick else 8.0)
+        peer_sizes = [1, 4] if quick else [1, 16, 64] + ([256] if device.type == "cuda" else [])
+        results["peers"] = run_peers(args.peers_python, args.threads, peer_sizes,
+                                     1.0 if quick else 8.0, device)
     results["load_average_end"] = os.getloadavg()
     text = report(results)
     print(text)

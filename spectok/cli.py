@@ -58,7 +58,7 @@ def _train(args):
     if args.output_dir is not None:
         overrides["output_dir"] = args.output_dir
     config = load_config(args.config, **overrides)
-    train(config, resume=args.resume, progress=not args.no_progress)
+    train(config, resume=args.resume, progress=not args.no_progress, device=args.device)
     return 0
 
 
@@ -148,6 +148,9 @@ def _parser():
                        help="continue from the checkpoint in the output directory")
     train.add_argument("--steps", type=int, help="override the number of steps")
     train.add_argument("--output-dir", help="override the output directory")
+    train.add_argument("--device", default="auto",
+                       help="'auto' (default: the GPU of this process where one is visible), "
+                            "'cpu' or 'cuda'")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
 

@@ -7,6 +7,7 @@ import warnings
 import astropy.units as u
 import numpy as np
 import pytest
+import torch
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 from specutils import Spectrum, SpectrumList
 
@@ -410,3 +411,15 @@ def test_default_model_smoke(pair):
     assert np.isfinite(tokens.embedding).all()
     rendered = spectok.decode(tokens, np.linspace(410, 490, 20) * u.nm, device="cpu")
     assert rendered.flux.unit == FLAM and np.isfinite(rendered.flux.value).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_encoding_agrees_with_cpu(make_pair):
+    # on a GPU the model runs under bfloat16 autocast: the same embeddings to ~1e-3
+    spectra = [make_pair(n=4000, lo=3800, hi=9200, seed=k) for k in range(8)]
+    cpu = spectok.encode(spectra, device="cpu")
+    gpu = spectok.encode(spectra, device="cuda")
+    a, b = cpu.embedding, gpu.embedding
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.995
+    assert np.isfinite(gpu.embedding).all()

@@ -16,7 +16,7 @@ from spectok.model import load_model, save_model
 from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, build_sources,
                               consistency_loss, gaussian_nll, hide_patches, load_config, train,
                               validation_loss)
-from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _rewind_log
+from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _distributed_setup, _rewind_log
 
 SOURCE_CODE = textwrap.dedent("""
     import astropy.units as u
@@ -51,7 +51,7 @@ def tiny_config(tmp_path, **changes):
 
 
 def parameters(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def assert_same_parameters(a, b, atol=1e-6):
@@ -149,7 +149,7 @@ def test_stream_is_deterministic_and_split_across_ranks(tmp_path):
 
 def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
     config = tiny_config(tmp_path, steps=30, validate_every=30)
-    model = train(config, progress=False, sources=TOY_SOURCES)
+    model = train(config, progress=False, sources=TOY_SOURCES, device="cpu")
     log = np.genfromtxt(tmp_path / "log.csv", delimiter=",", names=True)
     assert len(log) == 30
     assert log["loss"][-5:].mean() < log["loss"][:5].mean()
@@ -163,6 +163,21 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
     # the toy spectra start at 4000-5000 Å and span at most 6 % in wavelength
     low, high = loaded.metadata["wavelength_range"]
     assert 4000 <= low < 4300 and 4800 < high <= 5000 * np.exp(300 * 2e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_training_on_a_gpu(tmp_path):
+    # bfloat16 autocast: the loss falls, the saved model is the trained one, and the
+    # float32 validation loss of the saved model is close to the logged bfloat16 one
+    config = tiny_config(tmp_path, steps=30, validate_every=30)
+    model = train(config, progress=False, sources=TOY_SOURCES, device="cuda")
+    assert next(model.parameters()).is_cuda
+    log = np.genfromtxt(tmp_path / "log.csv", delimiter=",", names=True)
+    assert log["loss"][-5:].mean() < log["loss"][:5].mean()
+    loaded = load_model(tmp_path / "toy-model.json")
+    assert_same_parameters(parameters(loaded), parameters(model), atol=0)
+    losses = validation_loss(tmp_path / "toy-model.json", config, sources=TOY_SOURCES)
+    assert losses["loss"] == pytest.approx(log["val_loss"][-1], rel=0.05)
 
 
 def test_resume_from_a_checkpoint_without_the_wavelength_record(tmp_path):
@@ -246,7 +261,7 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tmp_path):
                             warmup_steps=2, max_query_pixels=64, log_every=1,
                             validate_every=1000, checkpoint_every=1, validation_batches=1,
                             learning_rate=1e-3, name="toy-model")
-    train(config, resume=len(sys.argv) > 2, progress=False, sources=SOURCES)
+    train(config, resume=len(sys.argv) > 2, progress=False, sources=SOURCES, device="cpu")
     """
     script = _run_script(tmp_path, body)
     run_dir = tmp_path / "killed"
@@ -267,7 +282,7 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tmp_path):
                                     max_query_pixels=64, log_every=1, validate_every=1000,
                                     checkpoint_every=100, validation_batches=1,
                                     learning_rate=1e-3, name="toy-model"),
-                     progress=False, sources=TOY_SOURCES)
+                     progress=False, sources=TOY_SOURCES, device="cpu")
     resumed = load_model(run_dir / "toy-model.json")
     assert_same_parameters(parameters(straight), parameters(resumed), atol=1e-5)
     # the log reads as one run: each step once, the wall clock carried over
@@ -290,7 +305,7 @@ def test_two_process_ddp_matches_one_process(tmp_path):
                             warmup_steps=2, max_query_pixels=64, log_every=1, validate_every=4,
                             checkpoint_every=100, validation_batches=1, learning_rate=1e-3,
                             name="toy-model")
-    train(config, progress=False, sources=SOURCES)
+    train(config, progress=False, sources=SOURCES, device="cpu")
     """
     script = _run_script(tmp_path, body)
     port = _free_port()
@@ -305,7 +320,7 @@ def test_two_process_ddp_matches_one_process(tmp_path):
                                   batch_size=4, warmup_steps=2, max_query_pixels=64, log_every=1,
                                   validate_every=4, checkpoint_every=100, validation_batches=1,
                                   learning_rate=1e-3, name="toy-model"),
-                   progress=False, sources=TOY_SOURCES)
+                   progress=False, sources=TOY_SOURCES, device="cpu")
     ddp = load_model(tmp_path / "ddp" / "toy-model.json")
     # Summation order differs between one and two processes (~1e-7 relative in the
     # gradients); Adam's normalised steps of size lr = 1e-3 turn that into ~1e-5.
@@ -321,3 +336,10 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path):
     (tmp_path / (CHECKPOINT_NAME + ".partial")).write_bytes(b"a crash while saving step 4")
     resumed = train(config, resume=True, progress=False, sources=TOY_SOURCES)
     assert_same_parameters(parameters(first), parameters(resumed), atol=0)
+
+
+def test_more_processes_than_gpus_is_an_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(RuntimeError, match="LOCAL_RANK 1.*1 GPU"):
+        _distributed_setup("cuda")

@@ -337,7 +337,7 @@ class GalaxyGenerator:
     >>> spectrum, labels = generator.spectrum(rng=1, redshift=0.5)
     >>> spectrum.meta["generator"]
     'spectok.datasets.galaxy_spectrum'
-    
+
     """
 
     def __init__(self, templates):

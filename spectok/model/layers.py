@@ -320,7 +320,7 @@ class Attention(nn.Module):
         k, v = (self._local_keys(t, layout).flatten(1, 2) for t in self.keys_values(x))
         bias = bias.to(q.dtype).reshape(batch, heads * blocks, window, -1)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        return self.out(y.view(batch, heads, n, head_width).transpose(1, 2).reshape(x.shape))
+        return self.out(y.reshape(batch, heads, n, head_width).transpose(1, 2).reshape(x.shape))
 
     def block_keys_values(self, context, layout):
         """Keys and values of each block of ``layout``, for `LocalLayout.query_chunks`.

@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .._preflight import check_free_space, check_writable_directory
+from ..encode import resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .data import TrainingStream, build_sources
 from .objectives import consistency_loss, gaussian_nll
@@ -79,18 +80,29 @@ def _learning_rate_factor(config):
     return factor
 
 
-def _distributed_setup():
-    """(rank, world_size, device), initialising torch.distributed under torchrun."""
+def _distributed_setup(device=None):
+    """(rank, world_size, device), initialising torch.distributed under torchrun.
+
+    ``device`` as for `train`: each process of a GPU run takes the GPU of its
+    ``LOCAL_RANK`` and talks over NCCL; a CPU run talks over gloo.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device("auto" if device is None else device)
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        if device.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"this process (LOCAL_RANK {local_rank}) needs GPU {device.index}, but "
+                f"{torch.cuda.device_count()} GPU(s) are visible: start at most that many "
+                "processes per node (torchrun --nproc-per-node), or train on the CPU "
+                "(device='cpu', `spectok train --device cpu`)")
+        torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
-    if torch.cuda.is_available():
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        return rank, world_size, torch.device("cuda", local_rank)
-    return rank, world_size, torch.device("cpu")
+    return rank, world_size, device
 
 
 def latest_checkpoint(output_dir):
@@ -266,7 +278,7 @@ def _trained_wavelength_range(span, initial_range):
     return [math.floor(10 * low + 1e-6) / 10, math.ceil(10 * high - 1e-6) / 10]
 
 
-def train(config, *, resume=False, progress=True, sources=None):
+def train(config, *, resume=False, progress=True, sources=None, device=None):
     """Pretrain a tokenizer; the same call runs on one CPU or under ``torchrun``.
 
     Parameters
@@ -280,6 +292,10 @@ def train(config, *, resume=False, progress=True, sources=None):
         Show a progress bar (rank 0 only).
     sources : list of `~spectok.training.data.Source`, optional
         Pre-built sources instead of ``config.sources`` (tests, custom data).
+    device : str or `torch.device`, optional
+        ``"cpu"``, ``"cuda"`` or ``"auto"``; `None` means ``"auto"``: the GPU
+        of the process's ``LOCAL_RANK`` where one is visible, else the CPU.
+        On a GPU the forward pass runs under bfloat16 autocast.
 
     Returns
     -------
@@ -299,8 +315,10 @@ def train(config, *, resume=False, progress=True, sources=None):
     OSError
         Not enough free disk space for two checkpoints and the model
         (``errno.ENOSPC``, checked before any work).
+    RuntimeError
+        A GPU run with more processes on a node than visible GPUs.
     """
-    rank, world_size, device = _distributed_setup()
+    rank, world_size, device = _distributed_setup(device)
     if config.batch_size % world_size:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
                          f"{world_size} processes")
@@ -331,7 +349,7 @@ def train(config, *, resume=False, progress=True, sources=None):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())   # map_location moved it
         start = int(state["step"])
         if "wavelength_span" in state:
             span = tuple(state["wavelength_span"].tolist())
