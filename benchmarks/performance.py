@@ -415,6 +415,17 @@ def _sharing(r):
     return "no other process kept a core busy, so wall times are those of a quiet machine."
 
 
+def _model_alone(r, peers, names):
+    """A sentence comparing spectok's forward pass alone (no adapter) with the peers."""
+    batch = r["flops_batch"]
+    forward = batch / r["flops"]["as spectok.encode batches it"]["seconds"]
+    ratios = "; ".join(f"{name} {forward / peers[name, batch]['spectra_per_second']:.1f}x"
+                       for name in names if (name, batch) in peers)
+    return (f"spectok's model alone, timed as the peers are (the forward pass of batch {batch} "
+            "on ready-made tensors, from the FLOP measurement below, without the adapter and "
+            f"result objects): **{forward:.0f} spectra/s** ({ratios}).")
+
+
 def _machine_lines(r):
     """The report's description of the machine: CPU, or GPU, and the matmul ceiling."""
     m, mm = r["machine"], r["matmul"]
@@ -502,7 +513,7 @@ def report(r):
         out += ["", "Peers are built at their published configurations with random weights "
                 "and timed on ready-made tensors (no reading, no unit handling), which favours "
                 "them; spectok's times include its adapter. See `benchmarks/peers.py` for what "
-                "each peer computes.", ""]
+                "each peer computes.", "", _model_alone(r, pb, names), ""]
     else:
         out += ["Not measured in this run (no `--peers-python`).", ""]
 
@@ -546,7 +557,8 @@ def report(r):
     out += ["FLOPs counted by `torch.utils.flop_counter.FlopCounterMode` (matrix products "
             "and attention; element-wise work is free). Medians over repeats; each forward "
             f"pass is followed by {r['matmul']['size']}² `torch.mm` products in "
-            f"{r['matmul']['dtype']} for as long, which give the ceiling under the same load.",
+            f"{r['matmul'].get('dtype', 'float32')} for as long, which give the ceiling under "
+            "the same load.",
             ""]
     out.append(_table(["forward pass", "passes", "GFLOP", "time (s)", "GFLOP/s",
                        "matmul GFLOP/s", "of matmul rate", "per CPU-second"],
@@ -606,12 +618,21 @@ def main():
     parser.add_argument("-o", "--output", help="write the Markdown report here too")
     parser.add_argument("--device", default="cpu",
                         help="'cpu' (default) or 'cuda': where spectok and the peers run")
+    parser.add_argument("--from-json", metavar="RESULTS_JSON",
+                        help="measure nothing: print the report of a saved run (the .json "
+                             "that -o writes beside the Markdown)")
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     device = torch.device(args.device)
+    if args.from_json:
+        text = report(json.loads(Path(args.from_json).read_text()))
+        print(text)
+        if args.output:
+            Path(args.output).write_text(text)
+        return
     if args.length:
         print(json.dumps(measure_length(args.length, args.threads, args.repeats, device)))
         return
