@@ -216,7 +216,7 @@ def main():
                       f"{row['spectra_per_second']:8.2f} spectra/s ({row['repeats']} calls)")
     if args.json:
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                          "device": args.device, "results": results}))
+                          "results": results}))
 
 
 if __name__ == "__main__":

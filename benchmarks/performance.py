@@ -308,7 +308,11 @@ def exponent(rows, key, low=10_000):
 
 
 def local_against_global(model, lengths):
-    """How far local attention moves tokens and embeddings from global attention."""
+    """How far local attention moves tokens and embeddings from global attention.
+
+    Both run in float32 on any device, so that the difference is the
+    attention's alone; each is timed after an untimed call.
+    """
     dense = copy.deepcopy(model)
     dense.config = dataclasses.replace(model.config, full_attention_limit=10**9)
     device = next(model.parameters()).device
@@ -317,11 +321,11 @@ def local_against_global(model, lengths):
         batch = to_batch([prepare_spectrum(synthetic(n, seed=1))], model.config.patch_size)
         inputs = [t.to(device) for t in batch.model_inputs()]
         with torch.inference_mode():
+            local, full = model.encode(*inputs), dense.encode(*inputs)
             local_seconds, _ = _timed(device, model.encode, *inputs)
             full_seconds, _ = _timed(device, dense.encode, *inputs)
-            local, full = model.encode(*inputs), dense.encode(*inputs)
-        a, b = local["embedding"][0].float(), full["embedding"][0].float()
-        tokens, full_tokens = local["tokens"].float(), full["tokens"].float()
+        a, b = local["embedding"][0], full["embedding"][0]
+        tokens, full_tokens = local["tokens"], full["tokens"]
         rows.append({"pixels": n, "patches": tokens.shape[1],
                      "embedding_error": float((a - b).norm() / b.norm()),
                      "cosine": float(torch.nn.functional.cosine_similarity(a, b, dim=0)),
@@ -419,11 +423,22 @@ def _model_alone(r, peers, names):
     """A sentence comparing spectok's forward pass alone (no adapter) with the peers."""
     batch = r["flops_batch"]
     forward = batch / r["flops"]["as spectok.encode batches it"]["seconds"]
-    ratios = "; ".join(f"{name} {forward / peers[name, batch]['spectra_per_second']:.1f}x"
+    ratios = "; ".join(f"{name} {_ratio(forward / peers[name, batch]['spectra_per_second'])}"
                        for name in names if (name, batch) in peers)
-    return (f"spectok's model alone, timed as the peers are (the forward pass of batch {batch} "
-            "on ready-made tensors, from the FLOP measurement below, without the adapter and "
-            f"result objects): **{forward:.0f} spectra/s** ({ratios}).")
+    return (f"spectok's model alone, timed nearly as the peers are (the forward pass of batch "
+            f"{batch} from ready-made tensors, their copy to the device included, from the FLOP "
+            "measurement below; no adapter, no result objects): "
+            f"**{forward:.0f} spectra/s**" + (f" ({ratios})." if ratios else "."))
+
+
+def _ratio(x):
+    """``2.8x``, or two significant digits below 1 (``0.035x``)."""
+    return f"{x:.1f}x" if x >= 1 else f"{x:.2g}x"
+
+
+def _share(x):
+    """A fraction as a percentage, with a decimal below 10 %."""
+    return f"{x:.0%}" if x >= 0.1 else f"{x:.1%}"
 
 
 def _machine_lines(r):
@@ -439,7 +454,8 @@ def _machine_lines(r):
             f"multiprocessors, CUDA {m['cuda']}. spectok and the peers run on the GPU; "
             "`spectok.encode` and training use bfloat16 autocast there, the peers run as "
             "published (float32). Times are taken after `torch.cuda.synchronize`.",
-            f"- Host: {cpu}.",
+            f"- Host: {cpu}; load average (1 min) at start {m['load_average'][0]:.2f}, at end "
+            f"{r['load_average_end'][0]:.2f}.",
             f"- Measured matrix-multiplication rate (`torch.mm` of {mm['size']}² matrices, "
             f"median over 3 s): **{mm['gflops_per_second'] / 1e3:.0f} TFLOP/s in {mm['dtype']}**"
             f", {f32['gflops_per_second'] / 1e3:.0f} TFLOP/s in float32.",
@@ -458,6 +474,7 @@ def _machine_lines(r):
 
 
 def report(r):
+    """The Markdown report of a run's results (the dictionary that ``-o`` saves as JSON)."""
     gpu = r["machine"].get("device") == "cuda"
     out = [
         "# spectok performance" + (f" on {r['machine']['gpu']}" if gpu else ""),
@@ -497,7 +514,7 @@ def report(r):
                                                  for b in peer_sizes] + ["-"]]
         for name in names:
             pixels = pb[name, peer_sizes[0]]["pixels"]
-            ratio = [f"{sdss[b] / pb[name, b]['spectra_per_second']:.1f}x" for b in peer_sizes
+            ratio = [_ratio(sdss[b] / pb[name, b]['spectra_per_second']) for b in peer_sizes
                      if b in sdss]
             rows.append([f"{name} ({pixels:,} px)"]
                         + [f"{pb[name, b]['spectra_per_second']:.2f}" for b in peer_sizes]
@@ -508,7 +525,7 @@ def report(r):
         cpu = by["sdss", big]["spectra_per_cpu_second"]
         out += ["", f"Per CPU-second at batch {big}: spectok {cpu:.1f} spectra; "
                 + "; ".join(f"{name} {pb[name, big]['spectra_per_cpu_second']:.2f} "
-                            f"({cpu / pb[name, big]['spectra_per_cpu_second']:.1f}x)"
+                            f"({_ratio(cpu / pb[name, big]['spectra_per_cpu_second'])})"
                             for name in names) + "."]
         out += ["", "Peers are built at their published configurations with random weights "
                 "and timed on ready-made tensors (no reading, no unit handling), which favours "
@@ -540,7 +557,7 @@ def report(r):
                        "token rel. error", "local (s)", "global (s)"],
                       [[f"{x['pixels']:,}", x["patches"], f"{x['embedding_error']:.3f}",
                         f"{x['cosine']:.4f}", f"{x['token_error']:.3f}",
-                        f"{x['local_seconds']:.2f}", f"{x['global_seconds']:.2f}"]
+                        f"{x['local_seconds']:.3g}", f"{x['global_seconds']:.3g}"]
                        for x in r["local"]]))
 
     t = r["training"]
@@ -564,10 +581,12 @@ def report(r):
                        "matmul GFLOP/s", "of matmul rate", "per CPU-second"],
                       [[label, f["passes"], f"{f['gflop']:.1f}", f"{f['seconds']:.3f}",
                         f"{f['gflops_per_second']:.1f}", f"{f['matmul_gflops_per_second']:.1f}",
-                        f"{f['gflops_per_second'] / f['matmul_gflops_per_second']:.0%}",
-                        f"{f['gflops_per_cpu_second'] / f['matmul_gflops_per_cpu_second']:.0%}"]
+                        _share(f['gflops_per_second'] / f['matmul_gflops_per_second']),
+                        _share(f['gflops_per_cpu_second'] / f['matmul_gflops_per_cpu_second'])]
                        for label, f in r["flops"].items()]))
     out += ["", "## Targets (issue 7)", ""]
+    if gpu:
+        return "\n".join(out + ["The targets are set for the CPU: see `RESULTS.md`.", ""])
     out += ["Judged by wall clock; the last column gives the same quantity per CPU-second of "
             "the measured process (time waiting for a core left out).", ""]
     out.append(_table(["target", "measured", "", "per CPU-second"], targets(r)))

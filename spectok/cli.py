@@ -148,9 +148,9 @@ def _parser():
                        help="continue from the checkpoint in the output directory")
     train.add_argument("--steps", type=int, help="override the number of steps")
     train.add_argument("--output-dir", help="override the output directory")
-    train.add_argument("--device", default="auto",
-                       help="'auto' (default: the GPU of this process where one is visible), "
-                            "'cpu' or 'cuda'")
+    train.add_argument("--device",
+                       help="'auto' (a GPU where one is visible), 'cpu' or 'cuda'; default: "
+                            "spectok.conf.device ('auto')")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
 

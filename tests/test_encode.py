@@ -415,11 +415,13 @@ def test_default_model_smoke(pair):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_gpu_encoding_agrees_with_cpu(make_pair):
-    # on a GPU the model runs under bfloat16 autocast: the same embeddings to ~1e-3
+    # on a GPU the model runs under bfloat16 autocast: embeddings agree to a cosine of 0.995;
+    # the 40,000-pixel spectrum takes the local-attention path (beyond 1,024 patches)
     spectra = [make_pair(n=4000, lo=3800, hi=9200, seed=k) for k in range(8)]
+    spectra.append(make_pair(n=40_000, lo=3800, hi=9200, seed=8))
     cpu = spectok.encode(spectra, device="cpu")
     gpu = spectok.encode(spectra, device="cuda")
+    assert gpu[-1].n_patches > get_model().config.full_attention_limit
     a, b = cpu.embedding, gpu.embedding
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() > 0.995
-    assert np.isfinite(gpu.embedding).all()

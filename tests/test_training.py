@@ -167,8 +167,8 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_training_on_a_gpu(tmp_path):
-    # bfloat16 autocast: the loss falls, the saved model is the trained one, and the
-    # float32 validation loss of the saved model is close to the logged bfloat16 one
+    # bfloat16 autocast: the loss falls, the saved model is the trained one, the float32
+    # validation loss of the saved model is close to the logged bfloat16 one, and it resumes
     config = tiny_config(tmp_path, steps=30, validate_every=30)
     model = train(config, progress=False, sources=TOY_SOURCES, device="cuda")
     assert next(model.parameters()).is_cuda
@@ -178,6 +178,11 @@ def test_training_on_a_gpu(tmp_path):
     assert_same_parameters(parameters(loaded), parameters(model), atol=0)
     losses = validation_loss(tmp_path / "toy-model.json", config, sources=TOY_SOURCES)
     assert losses["loss"] == pytest.approx(log["val_loss"][-1], rel=0.05)
+    # a checkpoint written on the GPU resumes there
+    more = train(tiny_config(tmp_path, steps=32, validate_every=30), resume=True, progress=False,
+                 sources=TOY_SOURCES, device="cuda")
+    assert not torch.equal(parameters(more)["patch_projection.weight"],
+                           parameters(model)["patch_projection.weight"])
 
 
 def test_resume_from_a_checkpoint_without_the_wavelength_record(tmp_path):
@@ -338,8 +343,15 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path):
     assert_same_parameters(parameters(first), parameters(resumed), atol=0)
 
 
-def test_more_processes_than_gpus_is_an_error(monkeypatch):
+def test_gpu_settings_that_cannot_work_are_errors(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="sees no GPU"):
+        _distributed_setup("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("LOCAL_RANK", "1")
     with pytest.raises(RuntimeError, match="LOCAL_RANK 1.*1 GPU"):
         _distributed_setup("cuda")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="all 2 processes on one GPU"):
+        _distributed_setup("cuda:0")

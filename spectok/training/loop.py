@@ -83,13 +83,21 @@ def _learning_rate_factor(config):
 def _distributed_setup(device=None):
     """(rank, world_size, device), initialising torch.distributed under torchrun.
 
-    ``device`` as for `train`: each process of a GPU run takes the GPU of its
-    ``LOCAL_RANK`` and talks over NCCL; a CPU run talks over gloo.
+    ``device`` as for `train`. A GPU given without an index means the GPU of
+    the process's ``LOCAL_RANK``; processes talk over NCCL on GPUs and over
+    gloo on the CPU.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device("auto" if device is None else device)
+    device = resolve_device(device)
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {str(device)!r} asked for, but PyTorch sees no GPU "
+                               f"(torch {torch.__version__}); train with device='cpu'")
+        if device.index is not None and world_size > 1:
+            raise RuntimeError(f"device {str(device)!r} would put all {world_size} processes "
+                               "on one GPU; give 'cuda' and each process takes the GPU of its "
+                               "LOCAL_RANK")
         if device.index is None:
             device = torch.device("cuda", local_rank)
         if device.index >= torch.cuda.device_count():
@@ -293,8 +301,9 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     sources : list of `~spectok.training.data.Source`, optional
         Pre-built sources instead of ``config.sources`` (tests, custom data).
     device : str or `torch.device`, optional
-        ``"cpu"``, ``"cuda"`` or ``"auto"``; `None` means ``"auto"``: the GPU
-        of the process's ``LOCAL_RANK`` where one is visible, else the CPU.
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (a GPU where one is visible, else
+        the CPU); `None` means ``spectok.conf.device`` (``"auto"`` unless
+        changed). ``"cuda"`` means the GPU of the process's ``LOCAL_RANK``.
         On a GPU the forward pass runs under bfloat16 autocast.
 
     Returns
@@ -316,7 +325,8 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         Not enough free disk space for two checkpoints and the model
         (``errno.ENOSPC``, checked before any work).
     RuntimeError
-        A GPU run with more processes on a node than visible GPUs.
+        A GPU asked for where none is visible, or a GPU run with more
+        processes on a node than visible GPUs (or all of them on one).
     """
     rank, world_size, device = _distributed_setup(device)
     if config.batch_size % world_size:
