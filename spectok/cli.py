@@ -57,6 +57,8 @@ def _train(args):
         overrides["steps"] = args.steps
     if args.output_dir is not None:
         overrides["output_dir"] = args.output_dir
+    if args.num_workers is not None:
+        overrides["num_workers"] = args.num_workers
     config = load_config(args.config, **overrides)
     train(config, resume=args.resume, progress=not args.no_progress, device=args.device)
     return 0
@@ -148,6 +150,9 @@ def _parser():
                        help="continue from the checkpoint in the output directory")
     train.add_argument("--steps", type=int, help="override the number of steps")
     train.add_argument("--output-dir", help="override the output directory")
+    train.add_argument("--num-workers", type=int,
+                       help="override the DataLoader workers that make the batches (the data "
+                            "stream, and so the run, does not depend on their number)")
     train.add_argument("--device",
                        help="'auto' (a GPU where one is visible), 'cpu' or 'cuda'; default: "
                             "spectok.conf.device ('auto')")

@@ -134,4 +134,4 @@ checkpoint_every = 1
 name = "unknown-source"
 """)
     with pytest.raises(ValueError, match="unknown-source"):
-        main(["train", str(config), "--no-progress"])
+        main(["train", str(config), "--no-progress", "--device", "cpu", "--num-workers", "0"])

@@ -145,6 +145,18 @@ def test_stream_is_deterministic_and_split_across_ranks(tmp_path):
     assert whole[0]["query"].shape == (4, 64)
 
 
+def test_stream_does_not_depend_on_the_number_of_workers(tmp_path):
+    config = tiny_config(tmp_path)
+
+    def fluxes(num_workers):
+        stream = TrainingStream(TOY_SOURCES, config, 32, start_step=0, stop_step=4)
+        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers)
+        return [view_a["inputs"][1] for view_a, _ in loader]
+
+    for a, b in zip(fluxes(0), fluxes(2), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
 # -- the loop -----------------------------------------------------------------------------
 
 def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
