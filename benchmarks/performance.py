@@ -41,7 +41,6 @@ Times are wall-clock medians over repeated calls after an untimed warm-up.
 """
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import json
@@ -61,7 +60,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import spectok
 from spectok.adapter import FLAM, prepare_spectrum, to_batch
 from spectok.datasets import load_miles, load_model_atmospheres, observe
-from spectok.encode import _BATCH_PIXELS, _plan_batches
+from spectok.encode import _BATCH_PIXELS, _autocast, _plan_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import PEERS, synchronize, throughput  # noqa: E402
@@ -189,12 +188,6 @@ def _forward(model, inputs):
     with _autocast(device):
         for x in inputs:
             model.encode(*(t.to(device) for t in x))
-
-
-def _autocast(device):
-    """The autocast `spectok.encode` and training use: bfloat16 on a GPU, none on CPU."""
-    return (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-            else contextlib.nullcontext())
 
 
 def forward_flops(model, pool, batch_size, repeats):

@@ -122,6 +122,11 @@ def test_load_config_reads_sources_and_rejects_unknown_keys(tmp_path):
         load_config(path)
 
 
+def test_negative_num_workers_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="num_workers must be 0 .* got -1"):
+        tiny_config(tmp_path, num_workers=-1)
+
+
 def test_unknown_source_name_is_an_error(tmp_path):
     config = tiny_config(tmp_path, sources=(SourceConfig("nonexistent"),))
     with pytest.raises(ValueError, match="nonexistent"):

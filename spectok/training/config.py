@@ -109,6 +109,9 @@ class TrainingConfig:
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be 0 (batches made in the training process) or "
+                             f"more, got {self.num_workers}")
         if not self.sources:
             raise ValueError("the training mixture needs at least one source")
 

@@ -1,6 +1,7 @@
 """The training loop: one process, or many under ``torchrun`` (DDP)."""
 
 import csv
+import functools
 import json
 import math
 import os
@@ -16,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .._preflight import check_free_space, check_writable_directory
-from ..encode import resolve_device
+from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .data import TrainingStream, build_sources
 from .objectives import consistency_loss, gaussian_nll
@@ -378,9 +379,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
                                          persistent_workers=False)
     validation = _validation_batches(sources, config, patch_size, rank, world_size)
 
-    def autocast():
-        return (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else nullcontext())
+    autocast = functools.partial(_autocast, device)
 
     log_path = output_dir / "log.csv"
     seconds_before = 0.0
