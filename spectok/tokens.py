@@ -78,11 +78,67 @@ class SpectralTokens:
         table.meta.update({"id": self.id, "model": self.model, "scale": str(self.scale)})
         return table
 
+    def aligned(self, bin_edges, medium="vacuum"):
+        """The tokens averaged onto fixed wavelength bins: one layout for every instrument.
+
+        Each bin gets the mean of the valid tokens whose patches overlap it,
+        weighted by the overlap in ln λ (a patch spans its pixels, half a
+        pixel beyond the first and last). Spectra of any grid, resolution and
+        wavelength range then give arrays of one shape whose rows mean the
+        same wavelengths: fixed-length features for a probe that keep where
+        in the spectrum each feature is, which the pooled `embedding` does not.
+
+        Parameters
+        ----------
+        bin_edges : `~astropy.units.Quantity`, shape (n_bins + 1,)
+            Strictly monotonic bin edges in any spectral unit.
+        medium : {"vacuum", "air"}
+            Medium of ``bin_edges``.
+
+        Returns
+        -------
+        `~numpy.ma.MaskedArray`, shape (n_bins, token_dim)
+            Masked in bins that no valid patch reaches (``.filled(0.0)`` gives
+            plain features), in the order of ascending wavelength.
+
+        Raises
+        ------
+        spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
+            Bin edges without a spectral unit, fewer than two, or not
+            strictly monotonic.
+
+        Examples
+        --------
+        >>> import astropy.units as u, numpy as np
+        >>> import spectok
+        >>> tokens = spectok.encode(spectok.datasets.example_spectrum())
+        >>> grid = tokens.aligned(np.geomspace(3000, 12000, 31) * u.AA)
+        >>> grid.shape, int(grid.mask.any(axis=1).sum())
+        ((30, 32), 7)
+        """
+        from .adapter import wavelength_grid
+
+        log_edges = np.sort(wavelength_grid(bin_edges, medium)[0])
+        return np.ma.MaskedArray(*_aligned(self, log_edges))
+
     def __repr__(self):
         lo, hi = self.patch_edges[0, 0], self.patch_edges[-1, 1]
         return (f"<SpectralTokens {self.n_patches} tokens × {self.tokens.shape[1]} "
                 f"({self.valid.sum()} valid), embedding {self.embedding.shape[0]}, "
                 f"{lo:.1f} – {hi:.1f}, model {self.model!r}>")
+
+
+def _aligned(tokens, log_edges):
+    """(bin means, mask) of `SpectralTokens.aligned` for ascending ln λ bin edges."""
+    half_pixel = 0.5 * 10.0 ** tokens.patch_log_spacing[tokens.valid]
+    edges = np.log(tokens.patch_edges[tokens.valid].to_value(u.AA))
+    lo, hi = edges[:, :1] - half_pixel[:, None], edges[:, 1:] + half_pixel[:, None]
+    overlap = np.clip(np.minimum(hi, log_edges[1:]) - np.maximum(lo, log_edges[:-1]), 0, None)
+    weight = overlap.sum(axis=0)
+    covered = weight > 0
+    means = np.zeros((len(weight), tokens.tokens.shape[1]), dtype=np.float64)
+    means[covered] = (overlap.T @ tokens.tokens[tokens.valid])[covered] / weight[covered, None]
+    return means, np.broadcast_to(~covered[:, None], means.shape).copy()
 
 
 @dataclass
@@ -125,6 +181,41 @@ class TokenBatch:
     def tokens(self):
         """Per-spectrum token arrays (their lengths differ)."""
         return [item.tokens for item in self.items]
+
+    def aligned(self, bin_edges, medium="vacuum"):
+        """`SpectralTokens.aligned` of every spectrum, stacked.
+
+        Parameters
+        ----------
+        bin_edges : `~astropy.units.Quantity`, shape (n_bins + 1,)
+            Strictly monotonic bin edges in any spectral unit.
+        medium : {"vacuum", "air"}
+            Medium of ``bin_edges``.
+
+        Returns
+        -------
+        `~numpy.ma.MaskedArray`, shape (n_spectra, n_bins, token_dim)
+
+        Raises
+        ------
+        spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
+            As for `SpectralTokens.aligned`.
+
+        Examples
+        --------
+        >>> import astropy.units as u, numpy as np
+        >>> import spectok
+        >>> s = spectok.datasets.example_spectrum()
+        >>> spectok.encode([s, s]).aligned(np.geomspace(4000, 8000, 9) * u.AA).shape
+        (2, 8, 32)
+        """
+        from .adapter import wavelength_grid
+
+        log_edges = np.sort(wavelength_grid(bin_edges, medium)[0])
+        if not self.items:
+            return np.ma.MaskedArray(np.empty((0, len(log_edges) - 1, 0)))
+        means, masks = zip(*(_aligned(item, log_edges) for item in self.items))
+        return np.ma.MaskedArray(np.stack(means), np.stack(masks))
 
     @property
     def ids(self):

@@ -16,7 +16,7 @@ from specutils import Spectrum
 from spectok.adapter import prepare_spectrum
 from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod,
                                 FluxPCAMethod, choose_hidden_patches, format_report, log_grid,
-                                nmad, resample_to_grid, run_benchmark, twin_ranks)
+                                nmad, resample_to_grid, run_benchmark, token_bins, twin_ranks)
 from spectok.cli import main
 from spectok.model import CONFIGS, SpectralTokenizer
 from spectok.probes import HEADS
@@ -74,6 +74,11 @@ def test_methods_on_synthetic_spectra(tiny_model, make_pair):
     model = EmbeddingMethod(tiny_model, "tiny")
     assert model.transform(test).shape == (6, tiny_model.config.width)
     assert len(model.cache) == 6
+    aligned = EmbeddingMethod(tiny_model, "tiny", token_bins(4000.0, 5000.0), cache=model.cache)
+    x = aligned.transform(test)
+    c = tiny_model.config
+    assert x.shape == (6, c.width + 4 * c.token_dim) and len(model.cache) == 6   # no re-encoding
+    np.testing.assert_array_equal(x[:, :c.width], model.transform(test))
     prepared = [prepare_spectrum(s, patch_size=32) for s in test]
     patches, pixels = choose_hidden_patches(prepared, 0.2, 32, seed=1)
     for method, hidden in ((model, patches), (pca, pixels)):

@@ -283,3 +283,23 @@ def test_embedder_in_a_pipeline(tiny_model, make_pair):
     pipeline = make_pipeline(SpectrumEmbedder(model=tiny_model),
                              RedshiftProbe(head="ridge")).fit(spectra, z)
     assert pipeline.predict(spectra[:2]).shape == (2,)
+
+
+def test_embedder_adds_tokens_aligned_on_wavelength_bins(tiny_model, make_pair):
+    spectra = [make_pair(n=150, seed=1), make_pair(n=300, lo=4500, hi=6000, seed=2)]
+    bins = np.geomspace(3800, 6200, 9) * u.AA
+    embedder = SpectrumEmbedder(model=tiny_model, wavelength_bins=bins).fit()
+    X = embedder.transform(spectra)
+    c = tiny_model.config
+    assert X.shape == (2, c.width + 8 * c.token_dim) == (2, embedder.n_features_out_)
+    names = embedder.get_feature_names_out()
+    assert len(names) == X.shape[1] and names[c.width] == "bin0_token0"
+    assert names[-1] == f"bin7_token{c.token_dim - 1}"
+    np.testing.assert_allclose(X[:, :c.width], SpectrumEmbedder(model=tiny_model).transform(spectra),
+                               atol=1e-6)
+    tokens = spectok.encode(spectra, model=tiny_model)
+    np.testing.assert_allclose(X[:, c.width:], tokens.aligned(bins).filled(0.0).reshape(2, -1),
+                               atol=1e-6)
+    assert np.all(X[0, -c.token_dim:] == 0)   # the first spectrum stops at 5000 Å
+    with pytest.raises(ValueError, match="strictly ascending or descending"):
+        SpectrumEmbedder(model=tiny_model, wavelength_bins=[4000, 5000, 4500] * u.AA).fit()

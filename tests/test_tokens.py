@@ -129,3 +129,82 @@ def test_empty_token_batch():
     table = batch.to_table()
     assert len(table) == 0 and table.meta["skipped"] == [0]
     assert repr(batch) == "<TokenBatch 0 spectra, 1 skipped>"
+
+
+# -- tokens aligned on wavelength bins -------------------------------------------------------
+
+def _patch_log_extent(tokens):
+    """ln λ span of each patch, half a pixel beyond its first and last pixel."""
+    half = 0.5 * 10.0 ** tokens.patch_log_spacing
+    edges = np.log(tokens.patch_edges.to_value(u.AA))
+    return edges[:, 0] - half, edges[:, 1] + half
+
+
+def test_aligned_tokens_are_overlap_weighted_means(tokens):
+    lo, hi = _patch_log_extent(tokens)
+    # one bin over everything: the mean of the tokens weighted by each patch's ln λ span
+    whole = tokens.aligned(np.exp([lo[0] - 0.1, hi[-1] + 0.1]) * u.AA)
+    assert whole.shape == (1, tokens.tokens.shape[1]) and not whole.mask.any()
+    np.testing.assert_allclose(whole[0], np.average(tokens.tokens, axis=0, weights=hi - lo),
+                               rtol=1e-6)
+    # a bin inside one patch is that patch's token; the bin beyond the spectrum is masked
+    inside = np.exp([lo[2] + 0.2 * (hi[2] - lo[2]), lo[2] + 0.4 * (hi[2] - lo[2]),
+                     hi[-1] + 0.01, hi[-1] + 0.02]) * u.AA
+    grid = tokens.aligned(inside)
+    np.testing.assert_allclose(grid[0], tokens.tokens[2], rtol=1e-6)
+    assert not grid.mask[:2].any() and grid.mask[2].all()
+
+
+def test_aligned_tokens_skip_patches_left_out_of_attention(tiny_model, pair):
+    wave, flux, sigma = pair
+    mask = np.zeros(len(wave), bool)
+    mask[40:80] = True   # patch 1 (pixels 32-63) is mostly masked
+    tokens = spectok.encode(Spectrum(spectral_axis=wave, flux=flux, mask=mask,
+                                     uncertainty=StdDevUncertainty(sigma)), model=tiny_model)
+    assert not tokens.valid[1]
+    lo, hi = _patch_log_extent(tokens)
+    grid = tokens.aligned(np.exp([lo[1] + 0.3 * (hi[1] - lo[1]), lo[1] + 0.6 * (hi[1] - lo[1]),
+                                  hi[-1]]) * u.AA)
+    assert grid.mask[0].all()   # only the invalid patch was there
+    assert not grid.mask[1].any()
+
+
+@pytest.mark.parametrize("unit", [u.nm, u.um, u.THz])
+def test_aligned_tokens_take_any_spectral_unit_and_order(tokens, unit):
+    edges = np.geomspace(3900, 5100, 7) * u.AA
+    expected = tokens.aligned(edges)
+    for given in (edges.to(unit, u.spectral()), edges[::-1].to(unit, u.spectral())):
+        got = tokens.aligned(given)
+        np.testing.assert_allclose(got.filled(0), expected.filled(0), rtol=1e-9)
+        assert np.array_equal(got.mask, expected.mask)
+
+
+def test_aligned_tokens_in_air_are_shifted_to_vacuum(tokens):
+    edges = np.geomspace(4000, 5000, 11) * u.AA
+    air = tokens.aligned(edges, medium="air")
+    vacuum = tokens.aligned(edges * (1 + 2.8e-4))   # n - 1 of air in the optical
+    np.testing.assert_allclose(air.filled(0), vacuum.filled(0), atol=2e-3)
+
+
+@pytest.mark.parametrize("edges, error, match", [
+    (np.array([4000.0, 5000.0]), u.UnitConversionError, "no unit"),
+    ([4000.0] * u.AA, ValueError, "at least 2"),
+    ([4000.0, 4500.0, 4200.0] * u.AA, ValueError, "strictly ascending or descending"),
+    ([4000.0, 5000.0] * u.s, u.UnitConversionError, "not a wavelength"),
+    ([4000.0, np.nan] * u.AA, ValueError, "non-finite"),
+])
+def test_aligned_tokens_reject_bad_bin_edges(tokens, edges, error, match):
+    with pytest.raises(error, match=match):
+        tokens.aligned(edges)
+
+
+def test_token_batch_aligned_stacks_each_spectrum(tiny_model, make_pair):
+    batch = spectok.encode([make_pair(n=150, seed=1), make_pair(n=300, lo=4500, hi=6000)],
+                           model=tiny_model)
+    edges = np.geomspace(3800, 6200, 9) * u.AA
+    grid = batch.aligned(edges)
+    assert grid.shape == (2, 8, tiny_model.config.token_dim)
+    for row, item in zip(grid, batch):
+        np.testing.assert_array_equal(row.filled(0), item.aligned(edges).filled(0))
+    assert grid.mask[0, -1].all() and not grid.mask[1, -1].any()   # 5000-6000 Å: second only
+    assert TokenBatch([], np.array([], int)).aligned(edges).shape[:2] == (0, 8)

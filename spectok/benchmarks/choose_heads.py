@@ -1,9 +1,10 @@
-"""Measure every probe head on a model's embeddings, to choose the probes' defaults.
+"""Measure every probe head on a model's features, to choose the probes' defaults.
 
 Run ``python -m spectok.benchmarks.choose_heads [--quick] [--model NAME]``
 after training a model: it fits each probe with each head (``ridge``,
-``knn``, ``mlp``) on the benchmark's training sides and prints test-side
-errors. The defaults in `spectok.probes` are the heads that won on the
+``knn``, ``mlp``) on the benchmark's training sides, with the features the
+benchmark gives them (pooled embedding and tokens aligned on the task's
+wavelength bins), and prints test-side errors. The defaults in `spectok.probes` are the heads that won on the
 shipped model.
 """
 
@@ -15,8 +16,8 @@ import numpy as np
 from astropy.table import Table
 
 from ..probes import HEADS, RedshiftProbe, SpectralClassProbe, StellarParameterProbe
-from .features import EmbeddingMethod
-from .tasks import GALAXY_INSTRUMENTS, _Data, _spectra_and_z, nmad
+from .features import EmbeddingMethod, token_bins
+from .tasks import _GRIDS, GALAXY_INSTRUMENTS, _Data, _spectra_and_z, nmad
 
 __all__ = ["compare_heads", "COMPARISONS"]
 
@@ -26,7 +27,7 @@ COMPARISONS = ("stellar", "spex", "redshift")
 
 
 def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMPARISONS):
-    """Test-side errors of each probe with each head, on one model's embeddings.
+    """Test-side errors of each probe with each head, on one model's benchmark features.
 
     Parameters
     ----------
@@ -64,7 +65,12 @@ def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMP
         raise ValueError(f"unknown comparisons {unknown}; choose from {COMPARISONS}")
     heads = list(heads)
     net = get_model(model, "cpu")
-    method = EmbeddingMethod(net, "spectok")
+    cache = {}
+
+    def method(grid_name):
+        lo, hi, _ = _GRIDS[grid_name]
+        return EmbeddingMethod(net, "spectok", token_bins(lo, hi), cache=cache)
+
     data = _Data(quick, seed)
     rows = []
 
@@ -84,11 +90,11 @@ def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMP
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoUncertaintyWarning)
         if "stellar" in comparisons:
-            _stellar(data, method, run, seed)
+            _stellar(data, method("miles"), run, seed)
         if "spex" in comparisons:
-            _spex(data, method, run, seed)
+            _spex(data, method("spex"), run, seed)
         if "redshift" in comparisons:
-            _redshift(data, method, run, seed)
+            _redshift(data, method("galaxies"), run, seed)
 
     table = Table(rows=rows, names=["probe", "metric", "better"] + heads + ["best"])
     table.meta.update({"model": getattr(net, "name", "unnamed"), "quick": quick, "seed": seed})

@@ -3,9 +3,10 @@
 Each method turns spectra into features for the probes and reconstructs
 spectra for the χ² task:
 
-* `EmbeddingMethod` — a spectok model's pooled embeddings and its decoder
-  (used for the model under test and for the *untrained* baseline: the same
-  architecture with random, seeded weights, which tells what pretraining buys);
+* `EmbeddingMethod` — a spectok model's pooled embedding and its tokens
+  aligned on the task's wavelength bins, and its decoder (used for the model
+  under test and for the *untrained* baseline: the same architecture with
+  random, seeded weights, which tells what pretraining buys);
 * `FluxPCAMethod` — the classic approach: flux divided by its median,
   resampled onto a fixed log-λ grid per task, and the leading principal
   components of the training spectra; missing pixels are handled by a
@@ -15,11 +16,16 @@ spectra for the χ² task:
 
 import warnings
 
+import astropy.units as u
 import numpy as np
 import torch
 
-__all__ = ["EmbeddingMethod", "FluxPCAMethod", "log_grid", "resample_to_grid",
+__all__ = ["EmbeddingMethod", "FluxPCAMethod", "log_grid", "token_bins", "resample_to_grid",
            "choose_hidden_patches"]
+
+#: Width in ln λ of the bins on which the benchmark aligns tokens (about 5 % in
+#: wavelength: 15 bins over the MILES range, 27 over SpeX's).
+TOKEN_BIN_WIDTH = 0.05
 
 
 def log_grid(lo, hi, step=1e-4):
@@ -34,6 +40,20 @@ def log_grid(lo, hi, step=1e-4):
     """
     n = int(np.floor(np.log10(hi / lo) / step)) + 1
     return lo * 10.0 ** (step * np.arange(n))
+
+
+def token_bins(lo, hi, width=TOKEN_BIN_WIDTH):
+    """Edges of equal bins in ln λ that cover ``lo`` to ``hi`` Å, about ``width`` wide.
+
+    Examples
+    --------
+    >>> from spectok.benchmarks import token_bins
+    >>> edges = token_bins(3700.0, 9000.0)
+    >>> len(edges) - 1, edges[0], edges[-1]
+    (18, <Quantity 3700. Angstrom>, <Quantity 9000. Angstrom>)
+    """
+    n_bins = max(1, int(round(np.log(hi / lo) / width)))
+    return np.geomspace(lo, hi, n_bins + 1) * u.AA
 
 
 def _prepare(spectra, patch_size=None):
@@ -177,17 +197,22 @@ class EmbeddingMethod:
     model : `~spectok.model.SpectralTokenizer`
     name : str
         Column name in the report.
+    bin_edges : `~astropy.units.Quantity`, optional
+        Wavelength bins on which tokens are aligned and appended to the
+        pooled embedding (`~spectok.SpectralTokens.aligned`); `None` gives
+        the pooled embedding alone.
     batch_size : int
         Spectra per forward pass.
     cache : dict, optional
-        Shared store of embeddings by spectrum (see `transform`).
+        Shared store of tokens by spectrum (see `transform`).
     """
 
     kind = "embedding"
 
-    def __init__(self, model, name, batch_size=32, cache=None):
+    def __init__(self, model, name, bin_edges=None, batch_size=32, cache=None):
         self.model = model
         self.name = name
+        self.bin_edges = bin_edges
         self.batch_size = batch_size
         self.cache = {} if cache is None else cache
 
@@ -196,14 +221,15 @@ class EmbeddingMethod:
         return self
 
     def transform(self, spectra):
-        """Pooled embeddings, shape (n, width), float64.
+        """Pooled embeddings and aligned tokens, shape (n, width + n_bins × token_dim), float64.
 
-        Embeddings are cached per spectrum object (which the cache keeps
-        alive, so its ``id`` cannot be reused), so a spectrum used by several
-        tasks is encoded once.
+        Tokens are cached per spectrum object (which the cache keeps alive,
+        so its ``id`` cannot be reused), so a spectrum used by several tasks
+        is encoded once.
         """
         from ..adapter import NoUncertaintyWarning
         from ..encode import encode
+        from ..tokens import TokenBatch
 
         spectra = list(spectra)
         missing = list({id(s): s for s in spectra if id(s) not in self.cache}.values())
@@ -212,11 +238,14 @@ class EmbeddingMethod:
                 warnings.simplefilter("ignore", NoUncertaintyWarning)  # MILES has no errors
                 result = encode(missing, model=self.model, batch_size=self.batch_size,
                                 device="cpu", progress=False)
-            for spectrum, embedding in zip(missing, result.embedding):
-                self.cache[id(spectrum)] = (spectrum, embedding.astype(np.float64))
-        if not spectra:
-            return np.empty((0, self.model.config.width))
-        return np.stack([self.cache[id(s)][1] for s in spectra])
+            for spectrum, tokens in zip(missing, result):
+                self.cache[id(spectrum)] = (spectrum, tokens)
+        tokens = TokenBatch([self.cache[id(s)][1] for s in spectra], np.arange(len(spectra)))
+        config = self.model.config
+        if self.bin_edges is None:
+            return tokens.embedding.astype(np.float64).reshape(len(spectra), config.width)
+        aligned = tokens.aligned(self.bin_edges).filled(0.0).reshape(len(spectra), -1)
+        return np.hstack([tokens.embedding.reshape(len(spectra), config.width), aligned])
 
     def reconstruction_chi2(self, prepared, hidden_patches):
         """Median-ready reduced χ² per spectrum: all pixels, and hidden-patch pixels.

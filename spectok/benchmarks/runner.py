@@ -118,7 +118,9 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
     ctx = BenchmarkContext(net, quick=quick, seed=seed)
     ctx.report.meta["tasks"] = names
     ctx.report.meta["notes"] = [
-        "Methods: *spectok* — pooled embeddings of the model under test; *untrained* — the "
+        "Methods: *spectok* — the pooled embedding of the model under test followed by its "
+        "tokens aligned on wavelength bins ~5 % wide over the task's range "
+        "(`SpectrumEmbedder(wavelength_bins=...)`); *untrained* — the same features from the "
         "same architecture with random weights (what pretraining buys); *flux + PCA* — flux "
         "divided by its median, resampled onto a fixed log-λ grid per task, and its leading "
         "64 principal components fitted on the training spectra (gaps filled by a "

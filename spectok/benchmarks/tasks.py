@@ -17,7 +17,7 @@ import torch
 
 from ..probes import RedshiftProbe, SpectralClassProbe, StellarParameterProbe
 from .features import (EmbeddingMethod, FluxPCAMethod, _prepare, choose_hidden_patches,
-                       log_grid)
+                       log_grid, token_bins)
 from .figures import embedding_figure, panel_figure, reconstruction_figure
 from .report import BenchmarkReport
 from .template_redshift import TemplateRedshiftFit
@@ -280,8 +280,11 @@ class BenchmarkContext:
 
     def methods(self, grid_name):
         """The model under test, the untrained baseline and flux+PCA on a task's grid."""
-        return [EmbeddingMethod(self.model, "spectok", cache=self._caches["spectok"]),
-                EmbeddingMethod(self.untrained, "untrained", cache=self._caches["untrained"]),
+        lo, hi, _ = _GRIDS[grid_name]
+        bins = token_bins(lo, hi)
+        return [EmbeddingMethod(self.model, "spectok", bins, cache=self._caches["spectok"]),
+                EmbeddingMethod(self.untrained, "untrained", bins,
+                                cache=self._caches["untrained"]),
                 FluxPCAMethod(log_grid(*_GRIDS[grid_name]), name="flux_pca")]
 
     def template_fit(self, kind):

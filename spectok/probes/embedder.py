@@ -11,9 +11,13 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
 
     ``transform`` runs `spectok.encode` and returns the pooled embeddings as
     an array, so the embedder can head a pipeline whose next steps are the
-    probes: ``make_pipeline(SpectrumEmbedder(), RedshiftProbe())``. Nothing is
-    learned: `fit` only records which model will be used and the width of
-    its embedding.
+    probes: ``make_pipeline(SpectrumEmbedder(), RedshiftProbe())``. With
+    ``wavelength_bins``, the tokens aligned on those bins
+    (`~spectok.SpectralTokens.aligned`, zero where a spectrum does not reach)
+    follow the pooled embedding in each row: features that keep where in
+    wavelength each token was, which redshifts and stellar parameters need
+    (see the benchmark in the model card). Nothing is learned: `fit` only
+    records which model will be used and the number of features.
 
     It takes spectra, not arrays (a list of `~specutils.Spectrum`,
     `~specutils.SpectrumList` or ``(wavelength, flux[, uncertainty])``
@@ -31,13 +35,17 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         Where to run (default ``spectok.conf.device``).
     medium : {None, "air", "vacuum"}
         Medium of the wavelengths; `None` reads each spectrum's ``meta["medium"]``.
+    wavelength_bins : `~astropy.units.Quantity`, optional
+        Edges (vacuum, any spectral unit, strictly monotonic) of the bins on
+        which to add aligned tokens; `None` gives the pooled embedding alone.
 
     Attributes
     ----------
     model_name_ : str
         Name of the model used.
     n_features_out_ : int
-        Width of the embedding.
+        Features per spectrum: the embedding width, plus
+        ``n_bins × token_dim`` with ``wavelength_bins``.
 
     Examples
     --------
@@ -47,13 +55,22 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
     >>> X = SpectrumEmbedder().fit_transform([spectrum, spectrum])
     >>> X.shape
     (2, 128)
+
+    With 16 wavelength bins of 32-wide tokens as well:
+
+    >>> import astropy.units as u, numpy as np
+    >>> bins = np.geomspace(3700, 9000, 17) * u.AA
+    >>> SpectrumEmbedder(wavelength_bins=bins).fit_transform([spectrum]).shape
+    (1, 640)
     """
 
-    def __init__(self, model=None, batch_size=None, device=None, medium=None):
+    def __init__(self, model=None, batch_size=None, device=None, medium=None,
+                 wavelength_bins=None):
         self.model = model
         self.batch_size = batch_size
         self.device = device
         self.medium = medium
+        self.wavelength_bins = wavelength_bins
 
     def fit(self, X=None, y=None):
         """Record the model's name and embedding width; nothing is learned.
@@ -66,13 +83,31 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
+            ``wavelength_bins`` that are not strictly monotonic spectral edges.
         """
         from ..encode import get_model
 
         net = get_model(self.model, self.device)
         self.model_name_ = getattr(net, "name", "unnamed")
-        self.n_features_out_ = int(net.config.width)
+        self.n_features_out_ = len(self._feature_names(net.config))
         return self
+
+    def _n_bins(self):
+        from ..adapter import wavelength_grid
+
+        if self.wavelength_bins is None:
+            return 0
+        return len(wavelength_grid(self.wavelength_bins)[0]) - 1
+
+    def _feature_names(self, config):
+        names = [f"embedding{i}" for i in range(config.width)]
+        names += [f"bin{b}_token{i}" for b in range(self._n_bins())
+                  for i in range(config.token_dim)]
+        return names
 
     def transform(self, X):
         """Encode spectra and return their embeddings.
@@ -83,7 +118,7 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        `~numpy.ndarray`, shape (n_spectra, width), float32
+        `~numpy.ndarray`, shape (n_spectra, n_features_out_), float32
             One row per spectrum, in input order.
 
         Raises
@@ -94,28 +129,29 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         """
         from ..datasets import SpectrumDataset
         from ..encode import encode
-        from ..tokens import SpectralTokens
+        from ..tokens import SpectralTokens, TokenBatch
 
         spectra = X.spectra if isinstance(X, SpectrumDataset) else X
         result = encode(spectra, model=self.model, batch_size=self.batch_size,
                         device=self.device, medium=self.medium, progress=False, errors="raise")
         if isinstance(result, SpectralTokens):
-            return result.embedding[None, :]
-        return result.embedding
+            result = TokenBatch([result], np.zeros(1, dtype=int))
+        if self.wavelength_bins is None:
+            return result.embedding
+        aligned = result.aligned(self.wavelength_bins).filled(0.0).reshape(len(result), -1)
+        return np.hstack([result.embedding, aligned.astype(np.float32)])
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the embedding columns: ``embedding0``, ``embedding1``, …
+        """Names of the columns: ``embedding0``, …, then ``bin0_token0``, … per wavelength bin.
 
         Returns
         -------
         `~numpy.ndarray` of str
         """
-        width = getattr(self, "n_features_out_", None)
-        if width is None:
-            from ..encode import get_model
+        from ..encode import get_model
 
-            width = int(get_model(self.model, self.device).config.width)
-        return np.array([f"embedding{i}" for i in range(width)], dtype=object)
+        config = get_model(self.model, self.device).config
+        return np.array(self._feature_names(config), dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
