@@ -181,6 +181,34 @@ def test_auto_head_in_probes_records_its_choice(tmp_path):
     assert fixed.head_name_ == "knn" and fixed.head_scores_ is None
 
 
+def test_auto_head_takes_a_scorer():
+    X = np.random.default_rng(4).normal(size=(120, 2))
+
+    def prefers_neighbours(estimator, X, y):
+        return 1.0 if type(estimator).__name__.startswith("KNeighbors") else 0.0
+
+    _, name, scores = build_head("auto", "regression", X, X @ [1.0, -1.0], random_state=0,
+                                 scoring=prefers_neighbours)
+    assert name == "knn" and scores == {"ridge": 0.0, "knn": 1.0, "mlp": 0.0}
+
+
+def test_redshift_heads_are_compared_by_capped_outlier_error():
+    from spectok.probes.regression import _capped_redshift_error_score
+
+    class Shifted:   # predicts the standardised target shifted by fixed amounts
+        def predict(self, X):
+            return X[:, 0]
+
+    # |Δz|/(1+z) = 0.01, 0.2 and 1/3 (a prediction too low); the last two are capped at 0.05
+    delta = np.log([1.01, 1.2, 1 / 1.5])
+    score = _capped_redshift_error_score(Shifted(), (delta / 2)[:, None], np.zeros(3), scale=2.0)
+    assert score == pytest.approx(-(0.01 + 0.05 + 0.05) / 3)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 3))
+    probe = RedshiftProbe(head="auto").fit(X, 0.5 + 0.3 * np.sin(3 * X[:, 0]))
+    assert all(-0.05 <= value <= 0 for value in probe.head_scores_.values())
+
+
 def test_auto_head_refuses_what_it_cannot_do():
     X = np.random.default_rng(0).normal(size=(40, 2))
     with pytest.raises(ValueError, match="name a head to give head_params"):

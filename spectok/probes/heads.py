@@ -102,15 +102,16 @@ def make_head(head, task, n_samples, random_state=None, params=None):
     return estimator
 
 
-def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3):
+def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, scoring=None):
     """The unfitted head a probe will fit to ``(X, y)``, chosen by cross-validation for ``"auto"``.
 
     For ``head="auto"``, each of `HEADS` (with its default parameters) is
-    scored by ``n_splits``-fold cross-validation on ``(X, y)`` -- mean squared
-    error for regression (``y`` standardised by the caller, so the outputs of
-    a multi-output target weigh alike), accuracy for classification -- and
-    the best is returned; ties go to the simplest (the order of `HEADS`).
-    Only the training data are used, so the choice never sees test objects.
+    scored by ``n_splits``-fold cross-validation on ``(X, y)`` -- by default
+    mean squared error for regression (``y`` standardised by the caller, so
+    the outputs of a multi-output target weigh alike), accuracy for
+    classification -- and the best is returned; ties go to the simplest (the
+    order of `HEADS`). Only the training data are used, so the choice never
+    sees test objects.
 
     Parameters
     ----------
@@ -125,6 +126,9 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3):
         Seed of the MLP and of the folds.
     n_splits : int
         Folds of the cross-validation.
+    scoring : callable, optional
+        ``scoring(estimator, X, y) -> float``, higher is better (a
+        scikit-learn scorer), instead of the default score.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3):
         The head chosen.
     scores : dict or None
         For ``"auto"``, each head's cross-validated score (higher is better:
-        negative mean squared error, or accuracy); otherwise `None`.
+        negative mean squared error, accuracy, or ``scoring``); otherwise `None`.
 
     Raises
     ------
@@ -167,10 +171,10 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3):
                              f"to fit on for its {n_splits}-fold cross-validation; the rarest "
                              f"class has {counts.min()}")
         folds = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
-        scoring = "accuracy"
     else:
         folds = KFold(n_splits, shuffle=True, random_state=random_state)
-        scoring = "neg_mean_squared_error"
+    if scoring is None:
+        scoring = "accuracy" if task == "classification" else "neg_mean_squared_error"
     fold_size = len(X) * (n_splits - 1) // n_splits
     scores = {}
     for candidate in HEADS:

@@ -1,5 +1,7 @@
 """Regression probes: redshift and stellar parameters, with conformal intervals."""
 
+from functools import partial
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
@@ -51,6 +53,10 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
     def _inverse(self, t):
         return t
 
+    def _selection_score(self):
+        """Scorer with which ``head="auto"`` compares heads; `None`: negative mean squared error."""
+        return None
+
     def _check_targets(self, y):
         if not np.all(np.isfinite(y)):
             raise ValueError("targets must be finite")
@@ -93,7 +99,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         features = self.scaler_.transform(X[fit_idx])
         head, self.head_name_, self.head_scores_ = build_head(
             self.head, "regression", features, target, params=self.head_params,
-            random_state=rng.randint(np.iinfo(np.int32).max))
+            random_state=rng.randint(np.iinfo(np.int32).max), scoring=self._selection_score())
         self.head_ = fit_head(head, features, target)
         if len(cal_idx):
             residual = np.abs(t[cal_idx] - self._predict_internal(X[cal_idx]))
@@ -169,6 +175,16 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         return self._shape(self._inverse(t - q)), self._shape(self._inverse(t + q))
 
 
+# |Δz|/(1 + z) beyond which a redshift counts as an outlier when head="auto" chooses
+_REDSHIFT_OUTLIER_BOUND = 0.05
+
+
+def _capped_redshift_error_score(estimator, X, t, scale):
+    """Negative mean of min(|Δz|/(1 + z), bound) from standardised ln(1 + z) (a scorer)."""
+    delta = (estimator.predict(X) - t) * scale   # Δ ln(1 + z)
+    return -float(np.mean(np.minimum(np.abs(np.expm1(delta)), _REDSHIFT_OUTLIER_BOUND)))
+
+
 class RedshiftProbe(_ConformalRegressor):
     """Redshift from embeddings, with split-conformal intervals.
 
@@ -187,9 +203,15 @@ class RedshiftProbe(_ConformalRegressor):
         model changes). Ridge stays the default because, unlike nearest
         neighbours, it does not need a training set that samples every
         redshift densely.
-        ``"auto"`` picks the head with the best 3-fold cross-validated
-        score on the training data (`~spectok.probes.build_head`): the best
-        head differs between tasks.
+        ``"auto"`` picks the head with the lowest 3-fold cross-validated
+        mean of |Δz|/(1 + z) capped at 0.05 on the training data
+        (`~spectok.probes.build_head`): a catastrophic error costs the same
+        whatever its size, as in the outlier rates by which redshift
+        surveys are judged, while the accurate predictions are scored by
+        their size. The best head differs between tasks (on the benchmark's
+        simulated quasars nearest neighbours give 0.49 outliers beyond 0.05
+        against 0.75 for ridge, which the mean squared error of ln(1 + z)
+        preferred).
     head_params : dict, optional
         Parameter overrides for the head estimator (not with ``"auto"``).
     standardize : bool
@@ -210,8 +232,8 @@ class RedshiftProbe(_ConformalRegressor):
     head_name_ : str
         The head used: ``head``, or the one ``"auto"`` chose.
     head_scores_ : dict or None
-        For ``head="auto"``, each head's cross-validated score (negative
-        mean squared error in the head's standardised space, or accuracy).
+        For ``head="auto"``, each head's cross-validated score: the negative
+        mean of min(|Δz|/(1 + z), 0.05).
     target_names_ : list of str
         ``["z"]``.
     units_ : dict
@@ -246,6 +268,9 @@ class RedshiftProbe(_ConformalRegressor):
 
     def _forward(self, y):
         return np.log1p(y)
+
+    def _selection_score(self):
+        return partial(_capped_redshift_error_score, scale=float(self.target_scale_[0]))
 
     def _inverse(self, t):
         return np.expm1(t)
