@@ -35,7 +35,7 @@ from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
                       WavelengthRangeWarning, _is_single, check_wavelength_range,
-                      prepare_spectrum)
+                      prepare_spectrum, wavelength_grid)
 from .encode import encode, get_model, resolve_device
 
 __all__ = ["encode_catalogue", "read_spectrum", "CatalogueResult", "OUTPUT_FORMATS"]
@@ -50,6 +50,7 @@ _MANIFEST_VERSION = 1
 #: Bytes per output row besides the embedding (index, id, scale, unit, file), an upper bound.
 _ROW_OVERHEAD = 512
 _ERROR_MODES = ("raise", "warn", "skip")
+_ALIGNED_COLUMNS = ("aligned_tokens", "aligned_valid")
 
 
 @dataclass
@@ -233,6 +234,9 @@ class _Parts:
                 f.create_dataset("unit", data=np.asarray(rows["unit"], object), dtype=strings)
                 f["n_patches"] = np.asarray(rows["n_patches"], np.int64)
                 f["embedding"] = rows["embedding"]
+                for name in _ALIGNED_COLUMNS:
+                    if name in rows:
+                        f[name] = rows[name]
                 f.create_dataset("file", data=np.asarray(rows["file"], object), dtype=strings)
                 f["skipped_index"] = np.asarray([i for i, _ in skipped], np.int64)
                 f.create_dataset("skipped_message", data=np.asarray(
@@ -280,6 +284,10 @@ def _encode_chunk(sources, start, net, options):
     rows = {"index": indices, "id": [], "scale": [], "unit": [], "n_patches": [],
             "embedding": np.empty((0, width), np.float32),
             "file": [files[index] for index in indices]}
+    bins = options["wavelength_bins"]
+    if bins is not None:
+        rows["aligned_tokens"] = np.empty((0, len(bins) - 1, net.config.token_dim), np.float32)
+        rows["aligned_valid"] = np.empty((0, len(bins) - 1), bool)
     notes = {"no_uncertainty": sum(not p.has_uncertainty for p in prepared),
              "outside_range": []}
     if prepared:
@@ -294,6 +302,10 @@ def _encode_chunk(sources, start, net, options):
         table = batch.to_table()
         rows.update({name: list(table[name]) for name in ("id", "scale", "unit", "n_patches")})
         rows["embedding"] = np.asarray(table["embedding"], np.float32)
+        if bins is not None:
+            aligned = batch.aligned(bins)
+            rows["aligned_tokens"] = aligned.filled(0.0).astype(np.float32)
+            rows["aligned_valid"] = ~np.ma.getmaskarray(aligned).any(axis=2)
     return rows, skipped, notes
 
 
@@ -319,10 +331,10 @@ def _write_table(table, output, fmt):
     _write_atomically(output, write)
 
 
-def _assemble(parts, n_chunks, width, model_name):
+def _assemble(parts, n_chunks, width, model_name, bins_aa):
     """The output table from the chunk files; (table, skipped, no_uncertainty, outside_range)."""
-    columns = {name: [] for name in ("index", "id", "scale", "unit", "n_patches", "embedding",
-                                     "file")}
+    names = ("index", "id", "scale", "unit", "n_patches", "embedding", "file")
+    columns = {name: [] for name in names + (_ALIGNED_COLUMNS if bins_aa is not None else ())}
     skipped, outside, no_uncertainty = [], [], 0
     for chunk, missing in parts.read_chunks(n_chunks):
         for name in columns:
@@ -340,7 +352,10 @@ def _assemble(parts, n_chunks, width, model_name):
         data[name] = data[name].astype(str)
     if not any(data["file"]):
         del data["file"]
-    table = Table(data, meta={"model": model_name, "skipped": [i for i, _ in skipped]})
+    meta = {"model": model_name, "skipped": [i for i, _ in skipped]}
+    if bins_aa is not None:
+        meta["binedges"] = bins_aa   # 8 characters: a plain FITS keyword
+    table = Table(data, meta=meta)
     return table, skipped, no_uncertainty, outside
 
 
@@ -362,7 +377,7 @@ def _warn_summary(n_sources, skipped, no_uncertainty, outside, errors):
 
 def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size=None,
                      device=None, medium=None, errors="raise", file_format=None, resume=False,
-                     overwrite=False, progress=None):
+                     overwrite=False, progress=None, wavelength_bins=None):
     """Encode many spectra to an embedding table on disk, in chunks that survive a kill.
 
     Each chunk of ``chunk_size`` inputs is read, encoded and written to its
@@ -409,6 +424,13 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
         partial run.
     progress : bool, optional
         Show a progress bar over chunks; `None` shows one for more than 10 chunks.
+    wavelength_bins : `~astropy.units.Quantity`, optional
+        Bin edges (vacuum, any spectral unit, strictly monotonic): also write
+        each spectrum's tokens aligned on these bins
+        (`spectok.SpectralTokens.aligned`) as ``aligned_tokens``, shape
+        (n_bins, token_dim), zero where ``aligned_valid`` (shape (n_bins,))
+        is false; the edges in vacuum Å, ascending, go to
+        ``meta["binedges"]`` (``BINEDGES`` in a FITS header).
 
     Returns
     -------
@@ -430,8 +452,8 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
         The partial run was started with other inputs or settings, or a
         bad argument.
     spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
-        A spectrum that cannot be used (with ``errors="raise"``), or an empty
-        list of sources.
+        A spectrum that cannot be used (with ``errors="raise"``), an empty
+        list of sources, or ``wavelength_bins`` that are not bin edges.
 
     Warns
     -----
@@ -468,24 +490,30 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     check_writable_directory(output.parent, "output directory")
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    bins_aa = None
+    if wavelength_bins is not None:
+        bins_aa = np.exp(np.sort(wavelength_grid(wavelength_bins)[0])).tolist()
     net = get_model(model, device)
     n_sources = len(sources) if hasattr(sources, "__len__") else None
     width = net.config.width
+    n_bins = 0 if bins_aa is None else len(bins_aa) - 1
+    row_bytes = 4 * width + n_bins * (4 * net.config.token_dim + 1) + _ROW_OVERHEAD
     if n_sources is not None:
         # the chunk files, then the table written from them
-        check_free_space(output.parent, 2 * n_sources * (4 * width + _ROW_OVERHEAD) + 2**20,
+        check_free_space(output.parent, 2 * n_sources * row_bytes + 2**20,
                          f"the embeddings of {n_sources} spectra")
     manifest = {"format": _MANIFEST_FORMAT, "format_version": _MANIFEST_VERSION,
                 "n_sources": n_sources, "model": _model_digest(net),
                 "files": None if n_sources is None else _paths_digest(sources),
                 "chunk_size": chunk_size, "batch_size": batch_size, "medium": medium,
                 "errors": errors, "file_format": file_format,
-                "device": resolve_device(device).type}
+                "device": resolve_device(device).type, "wavelength_bins": bins_aa}
     parts = _Parts(output)
     done = parts.start(manifest, resume, overwrite)
 
     options = {"file_format": file_format, "medium": medium, "errors": errors,
-               "batch_size": batch_size, "device": device}
+               "batch_size": batch_size, "device": device,
+               "wavelength_bins": None if bins_aa is None else bins_aa * u.AA}
     iterator = iter(sources)
     n_seen = sum(1 for _ in itertools.islice(iterator, done * chunk_size))
     total = None if n_sources is None else math.ceil(n_sources / chunk_size)
@@ -510,7 +538,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     bar.close()
 
     table, skipped, no_uncertainty, outside = _assemble(parts, k, width,
-                                                        getattr(net, "name", "unnamed"))
+                                                        getattr(net, "name", "unnamed"), bins_aa)
     _write_table(table, output, fmt)
     shutil.rmtree(parts.directory)
     _warn_summary(n_seen, skipped, no_uncertainty, outside, errors)

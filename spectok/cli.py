@@ -31,6 +31,23 @@ def _info(args):
     return 0
 
 
+def _wavelength_bins(values):
+    """``--wavelength-bins LO HI N``: N bins equal in ln λ from LO to HI Å (or None)."""
+    if values is None:
+        return None
+    import astropy.units as u
+    import numpy as np
+
+    lo, hi, n = values
+    if not (n == int(n) and n >= 1):
+        raise SystemExit(f"spectok encode: --wavelength-bins needs a whole number of bins "
+                         f"(at least 1), got {n:g}")
+    if not (0 < lo < hi):
+        raise SystemExit(f"spectok encode: --wavelength-bins needs 0 < LO < HI (Å), got "
+                         f"{lo:g} and {hi:g}")
+    return np.geomspace(lo, hi, int(n) + 1) * u.AA
+
+
 def _encode(args):
     from spectok.catalogue import encode_catalogue
 
@@ -39,7 +56,8 @@ def _encode(args):
             args.files, args.output, model=args.model, chunk_size=args.chunk_size,
             batch_size=args.batch_size, device=args.device, medium=args.medium,
             errors=args.errors, file_format=args.format, resume=args.resume,
-            overwrite=args.overwrite, progress=True if args.progress else None)
+            overwrite=args.overwrite, progress=True if args.progress else None,
+            wavelength_bins=_wavelength_bins(args.wavelength_bins))
     except (OSError, ValueError) as error:  # unreadable input, unwritable output, bad settings
         raise SystemExit(f"spectok encode: {error}") from None
     resumed = (f" (resumed: {result.resumed_chunks} chunks were already done)"
@@ -142,6 +160,10 @@ def _parser():
     encode.add_argument("--overwrite", action="store_true",
                         help="replace OUTPUT, and (without --resume) discard OUTPUT.parts/")
     encode.add_argument("--progress", action="store_true", help="show a progress bar")
+    encode.add_argument("--wavelength-bins", nargs=3, type=float, metavar=("LO", "HI", "N"),
+                        help="also write the tokens aligned on N bins equal in ln λ from LO "
+                             "to HI Å (vacuum): columns aligned_tokens and aligned_valid, the edges in "
+                             "meta['binedges']")
     encode.set_defaults(run=_encode)
 
     train = commands.add_parser("train", help="pretrain a tokenizer from a TOML config")

@@ -302,6 +302,37 @@ def test_rows_match_encode_and_bad_spectra_are_skipped(tmp_path, tiny_model, mak
     assert silent.skipped == result.skipped
 
 
+@pytest.mark.parametrize("suffix", [".h5", ".fits"])
+def test_aligned_tokens_are_written_beside_the_embedding(tmp_path, tiny_model, make_pair,
+                                                         suffix):
+    spectra = [make_pair(150, seed=1), make_pair(300, lo=4500, hi=6000, seed=2),
+               make_pair(120, lo=4100, hi=4900, seed=3)]
+    bins = (np.geomspace(3800, 6200, 9) * u.AA).to(u.um)   # any spectral unit
+    result = encode_catalogue(spectra, tmp_path / f"out{suffix}", tiny_model, chunk_size=2,
+                              wavelength_bins=bins)
+    table = Table.read(result.path)
+    expected = spectok.encode(spectra, tiny_model).aligned(bins)
+    c = tiny_model.config
+    assert table["aligned_tokens"].shape == (3, 8, c.token_dim)
+    np.testing.assert_allclose(table["aligned_tokens"], expected.filled(0.0), atol=1e-6)
+    np.testing.assert_array_equal(table["aligned_valid"], ~expected.mask.any(axis=2))
+    assert not table["aligned_valid"][0, -1] and table["aligned_valid"][1, -1]
+    edges = table.meta["BINEDGES" if suffix == ".fits" else "binedges"]
+    np.testing.assert_allclose(edges, np.geomspace(3800, 6200, 9))
+    # without bins, no such columns; a resumed run must use the same bins
+    plain = Table.read(encode_catalogue(spectra, tmp_path / f"plain{suffix}", tiny_model).path)
+    assert "aligned_tokens" not in plain.colnames
+    output = tmp_path / f"resumed{suffix}"
+    with pytest.raises(KeyboardInterrupt):
+        encode_catalogue(_interrupted(spectra, 2), output, tiny_model, chunk_size=2,
+                         wavelength_bins=bins)
+    with pytest.raises(ValueError, match="other inputs or settings .*wavelength_bins"):
+        encode_catalogue(spectra, output, tiny_model, chunk_size=2, resume=True)
+    with pytest.raises(ValueError, match="strictly ascending or descending"):
+        encode_catalogue(spectra, tmp_path / f"bad{suffix}", tiny_model,
+                         wavelength_bins=[4000, 5000, 4500] * u.AA)
+
+
 def test_files_unreadable_ones_skipped_with_their_name(tmp_path, tiny_model):
     path = str(example_spectrum_path())
     broken = tmp_path / "broken.fits"

@@ -47,6 +47,22 @@ def test_encode_writes_embeddings_with_ids(tmp_path, tiny_model_path, suffix, ca
     assert "wrote 2 embeddings" in capsys.readouterr().out
 
 
+def test_encode_writes_aligned_tokens(tmp_path, tiny_model_path):
+    output = tmp_path / "embeddings.h5"
+    path = str(example_spectrum_path())
+    assert main(["encode", path, "-o", str(output), "--model", str(tiny_model_path),
+                 "--format", "tabular-fits", "--wavelength-bins", "3700", "9000", "18"]) == 0
+    table = Table.read(output)
+    assert table["aligned_tokens"].shape == (1, 18, CONFIGS["tiny"].token_dim)
+    assert table["aligned_valid"].all()   # the MaNGA spectrum covers 3600-10300 Å
+    np.testing.assert_allclose(table.meta["binedges"], np.geomspace(3700, 9000, 19))
+    for bad, message in ((["3700", "9000", "2.5"], "whole number of bins"),
+                         (["9000", "3700", "4"], "0 < LO < HI")):
+        with pytest.raises(SystemExit, match=message):
+            main(["encode", path, "-o", str(tmp_path / "bad.h5"), "--model",
+                  str(tiny_model_path), "--wavelength-bins", *bad])
+
+
 def test_encode_refuses_unknown_output_format(tmp_path, tiny_model_path):
     with pytest.raises(SystemExit, match="output format"):
         main(["encode", str(example_spectrum_path()), "-o", str(tmp_path / "out.txt"),
