@@ -181,6 +181,16 @@ def test_auto_head_in_probes_records_its_choice(tmp_path):
     assert fixed.head_name_ == "knn" and fixed.head_scores_ is None
 
 
+def test_auto_head_chooses_the_number_of_neighbours():
+    rng = np.random.default_rng(6)
+    X = rng.uniform(size=(300, 1))
+    y = np.sin(60 * X[:, 0])   # wiggles a few samples wide: only close neighbours follow them
+    estimator, name, _ = build_head("auto", "regression", X, y, random_state=0)
+    assert name == "knn" and estimator.n_neighbors <= 5
+    named, _, _ = build_head("knn", "regression", X, y)
+    assert named.n_neighbors == 15   # a named head keeps its defaults
+
+
 def test_auto_head_takes_a_scorer():
     X = np.random.default_rng(4).normal(size=(120, 2))
 

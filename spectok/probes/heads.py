@@ -18,7 +18,8 @@ Three kinds, each for regression and classification:
 
 Every parameter can be overridden with a probe's ``head_params``. A probe
 given ``head="auto"`` picks one of the three by cross-validation on its
-training data (`build_head`).
+training data, and for ``"knn"`` the number of neighbours too
+(`build_head`).
 """
 
 import warnings
@@ -33,6 +34,8 @@ __all__ = ["HEADS", "make_head", "build_head", "fit_head"]
 HEADS = ("ridge", "knn", "mlp")
 
 _RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
+#: Numbers of neighbours ``head="auto"`` tries for the ``"knn"`` head.
+_NEIGHBOURS = (1, 3, 5, 10, 15, 30)
 
 
 def make_head(head, task, n_samples, random_state=None, params=None):
@@ -110,8 +113,11 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
     mean squared error for regression (``y`` standardised by the caller, so
     the outputs of a multi-output target weigh alike), accuracy for
     classification -- and the best is returned; ties go to the simplest (the
-    order of `HEADS`). Only the training data are used, so the choice never
-    sees test objects.
+    order of `HEADS`). The ``"knn"`` candidate is scored with each of 1, 3,
+    5, 10, 15 and 30 neighbours and enters with its best (few neighbours
+    suit targets that the training set samples sparsely, such as redshifts
+    over a wide range). Only the training data are used, so the choice
+    never sees test objects.
 
     Parameters
     ----------
@@ -138,7 +144,8 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
         The head chosen.
     scores : dict or None
         For ``"auto"``, each head's cross-validated score (higher is better:
-        negative mean squared error, accuracy, or ``scoring``); otherwise `None`.
+        negative mean squared error, accuracy, or ``scoring``; for ``"knn"``
+        with its best number of neighbours); otherwise `None`.
 
     Raises
     ------
@@ -176,14 +183,22 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
     if scoring is None:
         scoring = "accuracy" if task == "classification" else "neg_mean_squared_error"
     fold_size = len(X) * (n_splits - 1) // n_splits
-    scores = {}
+    scores, chosen = {}, {}
     for candidate in HEADS:
-        estimator = make_head(candidate, task, fold_size, random_state=random_state)
-        with _quiet_single_thread():
-            scores[candidate] = float(np.mean(cross_val_score(estimator, X, y, cv=folds,
-                                                              scoring=scoring)))
+        options = [None]
+        if candidate == "knn":
+            options = [{"n_neighbors": k} for k in _NEIGHBOURS if k <= max(fold_size, 1)]
+        for option in options:
+            estimator = make_head(candidate, task, fold_size, random_state=random_state,
+                                  params=option)
+            with _quiet_single_thread():
+                score = float(np.mean(cross_val_score(estimator, X, y, cv=folds,
+                                                      scoring=scoring)))
+            if candidate not in scores or score > scores[candidate]:
+                scores[candidate], chosen[candidate] = score, option
     best = max(HEADS, key=lambda name: scores[name])  # first of equals: the simplest
-    return make_head(best, task, len(X), random_state=random_state), best, scores
+    estimator = make_head(best, task, len(X), random_state=random_state, params=chosen[best])
+    return estimator, best, scores
 
 
 @contextmanager
