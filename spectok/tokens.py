@@ -97,7 +97,7 @@ class SpectralTokens:
 
         Returns
         -------
-        `~numpy.ma.MaskedArray`, shape (n_bins, token_dim)
+        ``numpy.ma.MaskedArray``, shape (n_bins, token_dim)
             Masked in bins that no valid patch reaches (``.filled(0.0)`` gives
             plain features), in the order of ascending wavelength.
 
@@ -194,7 +194,7 @@ class TokenBatch:
 
         Returns
         -------
-        `~numpy.ma.MaskedArray`, shape (n_spectra, n_bins, token_dim)
+        ``numpy.ma.MaskedArray``, shape (n_spectra, n_bins, token_dim)
 
         Raises
         ------

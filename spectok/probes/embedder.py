@@ -118,7 +118,7 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        `~numpy.ndarray`, shape (n_spectra, n_features_out_), float32
+        `~numpy.ndarray`, shape (n_spectra, ``n_features_out_``), float32
             One row per spectrum, in input order.
 
         Raises

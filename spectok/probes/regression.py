@@ -180,7 +180,7 @@ _REDSHIFT_OUTLIER_BOUND = 0.05
 
 
 def _capped_redshift_error_score(estimator, X, t, scale):
-    """Negative mean of min(|Δz|/(1 + z), bound) from standardised ln(1 + z) (a scorer)."""
+    """Negative mean of ``min(|Δz|/(1 + z), bound)`` from standardised ln(1 + z) (a scorer)."""
     delta = (estimator.predict(X) - t) * scale   # Δ ln(1 + z)
     return -float(np.mean(np.minimum(np.abs(np.expm1(delta)), _REDSHIFT_OUTLIER_BOUND)))
 
@@ -204,7 +204,7 @@ class RedshiftProbe(_ConformalRegressor):
         neighbours, it does not need a training set that samples every
         redshift densely.
         ``"auto"`` picks the head with the lowest 3-fold cross-validated
-        mean of |Δz|/(1 + z) capped at 0.05 on the training data
+        mean of ``|Δz|/(1 + z)`` capped at 0.05 on the training data
         (`~spectok.probes.build_head`): a catastrophic error costs the same
         whatever its size, as in the outlier rates by which redshift
         surveys are judged, while the accurate predictions are scored by
@@ -233,7 +233,7 @@ class RedshiftProbe(_ConformalRegressor):
         The head used: ``head``, or the one ``"auto"`` chose.
     head_scores_ : dict or None
         For ``head="auto"``, each head's cross-validated score: the negative
-        mean of min(|Δz|/(1 + z), 0.05).
+        mean of ``min(|Δz|/(1 + z), 0.05)``.
     target_names_ : list of str
         ``["z"]``.
     units_ : dict
