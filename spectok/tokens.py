@@ -116,16 +116,20 @@ class SpectralTokens:
         >>> grid.shape, int(grid.mask.any(axis=1).sum())
         ((30, 32), 7)
         """
-        from .adapter import wavelength_grid
-
-        log_edges = np.sort(wavelength_grid(bin_edges, medium)[0])
-        return np.ma.MaskedArray(*_aligned(self, log_edges))
+        return np.ma.MaskedArray(*_aligned(self, _log_bin_edges(bin_edges, medium)))
 
     def __repr__(self):
         lo, hi = self.patch_edges[0, 0], self.patch_edges[-1, 1]
         return (f"<SpectralTokens {self.n_patches} tokens × {self.tokens.shape[1]} "
                 f"({self.valid.sum()} valid), embedding {self.embedding.shape[0]}, "
                 f"{lo:.1f} – {hi:.1f}, model {self.model!r}>")
+
+
+def _log_bin_edges(bin_edges, medium):
+    """Ascending ln(λ / Å) in vacuum of bin edges given in any spectral unit (checked)."""
+    from .adapter import wavelength_grid
+
+    return np.sort(wavelength_grid(bin_edges, medium)[0])
 
 
 def _aligned(tokens, log_edges):
@@ -187,10 +191,8 @@ class TokenBatch:
 
         Parameters
         ----------
-        bin_edges : `~astropy.units.Quantity`, shape (n_bins + 1,)
-            Strictly monotonic bin edges in any spectral unit.
-        medium : {"vacuum", "air"}
-            Medium of ``bin_edges``.
+        bin_edges, medium
+            As for `SpectralTokens.aligned`.
 
         Returns
         -------
@@ -209,9 +211,7 @@ class TokenBatch:
         >>> spectok.encode([s, s]).aligned(np.geomspace(4000, 8000, 9) * u.AA).shape
         (2, 8, 32)
         """
-        from .adapter import wavelength_grid
-
-        log_edges = np.sort(wavelength_grid(bin_edges, medium)[0])
+        log_edges = _log_bin_edges(bin_edges, medium)
         if not self.items:
             return np.ma.MaskedArray(np.empty((0, len(log_edges) - 1, 0)))
         means, masks = zip(*(_aligned(item, log_edges) for item in self.items))

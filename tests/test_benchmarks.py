@@ -79,6 +79,7 @@ def test_methods_on_synthetic_spectra(tiny_model, make_pair):
     c = tiny_model.config
     assert x.shape == (6, c.width + 4 * c.token_dim) and len(model.cache) == 6   # no re-encoding
     np.testing.assert_array_equal(x[:, :c.width], model.transform(test))
+    assert aligned.transform([]).shape == (0, c.width + 4 * c.token_dim)
     prepared = [prepare_spectrum(s, patch_size=32) for s in test]
     patches, pixels = choose_hidden_patches(prepared, 0.2, 32, seed=1)
     for method, hidden in ((model, patches), (pca, pixels)):

@@ -16,7 +16,7 @@ import spectok
 from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftProbe,
                             SpectralClassProbe, SpectrumEmbedder, StellarParameterProbe,
                             build_head, calibration_split, conformal_quantile, load_probe,
-                            make_head, save_probe, trusted_types)
+                            make_head, save_probe, token_features, trusted_types)
 
 
 # -- scikit-learn conformance --------------------------------------------------------------
@@ -339,5 +339,7 @@ def test_embedder_adds_tokens_aligned_on_wavelength_bins(tiny_model, make_pair):
     np.testing.assert_allclose(X[:, c.width:], tokens.aligned(bins).filled(0.0).reshape(2, -1),
                                atol=1e-6)
     assert np.all(X[0, -c.token_dim:] == 0)   # the first spectrum stops at 5000 Å
+    np.testing.assert_array_equal(token_features(tokens, bins), X)
+    np.testing.assert_array_equal(token_features(tokens), tokens.embedding)
     with pytest.raises(ValueError, match="strictly ascending or descending"):
         SpectrumEmbedder(model=tiny_model, wavelength_bins=[4000, 5000, 4500] * u.AA).fit()

@@ -221,7 +221,7 @@ class EmbeddingMethod:
         return self
 
     def transform(self, spectra):
-        """Pooled embeddings and aligned tokens, shape (n, width + n_bins × token_dim), float64.
+        """Pooled embeddings and aligned tokens (`~spectok.probes.token_features`), float64.
 
         Tokens are cached per spectrum object (which the cache keeps alive,
         so its ``id`` cannot be reused), so a spectrum used by several tasks
@@ -229,6 +229,7 @@ class EmbeddingMethod:
         """
         from ..adapter import NoUncertaintyWarning
         from ..encode import encode
+        from ..probes import token_features
         from ..tokens import TokenBatch
 
         spectra = list(spectra)
@@ -240,12 +241,12 @@ class EmbeddingMethod:
                                 device="cpu", progress=False)
             for spectrum, tokens in zip(missing, result):
                 self.cache[id(spectrum)] = (spectrum, tokens)
+        if not spectra:
+            n_bins = 0 if self.bin_edges is None else len(self.bin_edges) - 1
+            config = self.model.config
+            return np.empty((0, config.width + n_bins * config.token_dim))
         tokens = TokenBatch([self.cache[id(s)][1] for s in spectra], np.arange(len(spectra)))
-        config = self.model.config
-        if self.bin_edges is None:
-            return tokens.embedding.astype(np.float64).reshape(len(spectra), config.width)
-        aligned = tokens.aligned(self.bin_edges).filled(0.0).reshape(len(spectra), -1)
-        return np.hstack([tokens.embedding.reshape(len(spectra), config.width), aligned])
+        return token_features(tokens, self.bin_edges).astype(np.float64)
 
     def reconstruction_chi2(self, prepared, hidden_patches):
         """Median-ready reduced χ² per spectrum: all pixels, and hidden-patch pixels.

@@ -3,7 +3,43 @@
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["SpectrumEmbedder"]
+__all__ = ["SpectrumEmbedder", "token_features"]
+
+
+def token_features(batch, wavelength_bins=None):
+    """The feature rows `SpectrumEmbedder` gives: pooled embedding, then aligned tokens.
+
+    Parameters
+    ----------
+    batch : `~spectok.TokenBatch`
+        Encoded spectra (from `spectok.encode`).
+    wavelength_bins : `~astropy.units.Quantity`, optional
+        Bin edges for `~spectok.TokenBatch.aligned` (zero where a spectrum
+        does not reach); `None` gives the pooled embedding alone.
+
+    Returns
+    -------
+    `~numpy.ndarray`, shape (n_spectra, width [+ n_bins × token_dim]), float32
+
+    Raises
+    ------
+    spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
+        ``wavelength_bins`` that are not strictly monotonic spectral edges.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> import spectok
+    >>> from spectok.probes import token_features
+    >>> s = spectok.datasets.example_spectrum()
+    >>> token_features(spectok.encode([s, s]), np.geomspace(4000, 8000, 5) * u.AA).shape
+    (2, 256)
+    """
+    embedding = batch.embedding.reshape(len(batch), -1)
+    if wavelength_bins is None:
+        return embedding
+    aligned = batch.aligned(wavelength_bins).filled(0.0).astype(np.float32)
+    return np.hstack([embedding, aligned.reshape(len(batch), -1)])
 
 
 class SpectrumEmbedder(TransformerMixin, BaseEstimator):
@@ -136,10 +172,7 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
                         device=self.device, medium=self.medium, progress=False, errors="raise")
         if isinstance(result, SpectralTokens):
             result = TokenBatch([result], np.zeros(1, dtype=int))
-        if self.wavelength_bins is None:
-            return result.embedding
-        aligned = result.aligned(self.wavelength_bins).filled(0.0).reshape(len(result), -1)
-        return np.hstack([result.embedding, aligned.astype(np.float32)])
+        return token_features(result, self.wavelength_bins)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the columns: ``embedding0``, …, then ``bin0_token0``, … per wavelength bin.
