@@ -834,7 +834,7 @@ its valid pixels); their embeddings are extrapolations
 
 # -- the way back: requested grids and output units ------------------------------------
 
-def wavelength_grid(wavelength, medium="vacuum"):
+def wavelength_grid(wavelength, medium="vacuum", *, label="requested wavelength grid"):
     """ln λ and sampling of a grid on which to render a spectrum.
 
     Parameters
@@ -843,6 +843,8 @@ def wavelength_grid(wavelength, medium="vacuum"):
         Strictly monotonic spectral axis in any spectral unit.
     medium : {"vacuum", "air"}
         Medium of ``wavelength``.
+    label : str, optional
+        What ``wavelength`` is, for error messages.
 
     Returns
     -------
@@ -866,7 +868,6 @@ def wavelength_grid(wavelength, medium="vacuum"):
     >>> wave
     array([10000., 15000., 20000.])
     """
-    label = "requested wavelength grid"
     wave = _wavelength_angstrom(wavelength, label)
     if len(wave) < 2:
         raise SpectrumInputError(f"{label}: needs at least 2 wavelengths, got {len(wave)}")

@@ -35,8 +35,9 @@ from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
                       WavelengthRangeWarning, _is_single, check_wavelength_range,
-                      prepare_spectrum, wavelength_grid)
+                      prepare_spectrum)
 from .encode import encode, get_model, resolve_device
+from .tokens import _log_bin_edges
 
 __all__ = ["encode_catalogue", "read_spectrum", "CatalogueResult", "OUTPUT_FORMATS"]
 
@@ -492,7 +493,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
     bins_aa = None
     if wavelength_bins is not None:
-        bins_aa = np.exp(np.sort(wavelength_grid(wavelength_bins)[0])).tolist()
+        bins_aa = np.exp(_log_bin_edges(wavelength_bins, "vacuum")).tolist()
     net = get_model(model, device)
     n_sources = len(sources) if hasattr(sources, "__len__") else None
     width = net.config.width

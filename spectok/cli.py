@@ -161,9 +161,9 @@ def _parser():
                         help="replace OUTPUT, and (without --resume) discard OUTPUT.parts/")
     encode.add_argument("--progress", action="store_true", help="show a progress bar")
     encode.add_argument("--wavelength-bins", nargs=3, type=float, metavar=("LO", "HI", "N"),
-                        help="also write the tokens aligned on N bins equal in ln λ from LO "
-                             "to HI Å (vacuum): columns aligned_tokens and aligned_valid, the edges in "
-                             "meta['binedges']")
+                        help="also write the tokens aligned on N bins equal in ln λ from "
+                             "LO to HI Å (vacuum): columns aligned_tokens and aligned_valid, "
+                             "the edges in meta['binedges']")
     encode.set_defaults(run=_encode)
 
     train = commands.add_parser("train", help="pretrain a tokenizer from a TOML config")

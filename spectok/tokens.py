@@ -129,7 +129,7 @@ def _log_bin_edges(bin_edges, medium):
     """Ascending ln(λ / Å) in vacuum of bin edges given in any spectral unit (checked)."""
     from .adapter import wavelength_grid
 
-    return np.sort(wavelength_grid(bin_edges, medium)[0])
+    return np.sort(wavelength_grid(bin_edges, medium, label="wavelength bin edges")[0])
 
 
 def _aligned(tokens, log_edges):

@@ -4,8 +4,8 @@ Run ``python -m spectok.benchmarks.choose_heads [--quick] [--model NAME]``
 after training a model: it fits each probe with each head (``ridge``,
 ``knn``, ``mlp``) on the benchmark's training sides, with the features the
 benchmark gives them (pooled embedding and tokens aligned on the task's
-wavelength bins), and prints test-side errors. The defaults in `spectok.probes` are the heads that won on the
-shipped model.
+wavelength bins), and prints test-side errors. The defaults in
+`spectok.probes` are the heads that won on the shipped model.
 """
 
 import argparse
@@ -16,8 +16,8 @@ import numpy as np
 from astropy.table import Table
 
 from ..probes import HEADS, RedshiftProbe, SpectralClassProbe, StellarParameterProbe
-from .features import EmbeddingMethod, token_bins
-from .tasks import _GRIDS, GALAXY_INSTRUMENTS, _Data, _spectra_and_z, nmad
+from .features import EmbeddingMethod
+from .tasks import GALAXY_INSTRUMENTS, _Data, _spectra_and_z, grid_token_bins, nmad
 
 __all__ = ["compare_heads", "COMPARISONS"]
 
@@ -68,8 +68,7 @@ def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMP
     cache = {}
 
     def method(grid_name):
-        lo, hi, _ = _GRIDS[grid_name]
-        return EmbeddingMethod(net, "spectok", token_bins(lo, hi), cache=cache)
+        return EmbeddingMethod(net, "spectok", grid_token_bins(grid_name), cache=cache)
 
     data = _Data(quick, seed)
     rows = []

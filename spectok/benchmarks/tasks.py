@@ -59,6 +59,12 @@ _GRIDS = {
 }
 
 
+def grid_token_bins(grid_name):
+    """Wavelength bins of the aligned tokens over the range of a task's grid."""
+    lo, hi, _ = _GRIDS[grid_name]
+    return token_bins(lo, hi)
+
+
 def nmad(values):
     """Normalised median absolute deviation, 1.4826 · median ``|x - median x|``.
 
@@ -280,8 +286,7 @@ class BenchmarkContext:
 
     def methods(self, grid_name):
         """The model under test, the untrained baseline and flux+PCA on a task's grid."""
-        lo, hi, _ = _GRIDS[grid_name]
-        bins = token_bins(lo, hi)
+        bins = grid_token_bins(grid_name)
         return [EmbeddingMethod(self.model, "spectok", bins, cache=self._caches["spectok"]),
                 EmbeddingMethod(self.untrained, "untrained", bins,
                                 cache=self._caches["untrained"]),

@@ -133,11 +133,11 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def _n_bins(self):
-        from ..adapter import wavelength_grid
+        from ..tokens import _log_bin_edges
 
         if self.wavelength_bins is None:
             return 0
-        return len(wavelength_grid(self.wavelength_bins)[0]) - 1
+        return len(_log_bin_edges(self.wavelength_bins, "vacuum")) - 1
 
     def _feature_names(self, config):
         names = [f"embedding{i}" for i in range(config.width)]
