@@ -14,8 +14,8 @@ import torch
 
 from spectok.model import load_model, save_model
 from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, build_sources,
-                              consistency_loss, gaussian_nll, hide_patches, load_config, train,
-                              validation_loss)
+                              chi2_and_scatter_nll, consistency_loss, gaussian_nll, hide_patches,
+                              load_config, reduced_chi2, train, validation_loss)
 from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _distributed_setup, _rewind_log
 
 SOURCE_CODE = textwrap.dedent("""
@@ -83,6 +83,39 @@ def test_model_scatter_absorbs_large_residuals():
     without = gaussian_nll(mean, torch.full((1, 3), -40.0), flux, sigma, valid)
     with_scatter = gaussian_nll(mean, torch.zeros(1, 3), flux, sigma, valid)
     assert with_scatter < without
+
+
+def test_chi2_loss_trains_the_mean_on_chi2_and_the_scatter_on_the_likelihood():
+    generator = torch.Generator().manual_seed(0)
+    flux = torch.randn(2, 6, generator=generator)
+    sigma = torch.full((2, 6), 0.2)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    valid[1, 4:] = False
+    mean = torch.zeros(2, 6, requires_grad=True)
+    log_scatter = torch.full((2, 6), -1.0, requires_grad=True)
+    chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid).backward()
+    # the mean's gradient is that of the reduced χ², whatever the predicted scatter
+    reference_mean = torch.zeros(2, 6, requires_grad=True)
+    reduced_chi2(reference_mean, flux, sigma, valid).mean().backward()
+    torch.testing.assert_close(mean.grad, reference_mean.grad)
+    # the scatter's gradient is that of the Gaussian likelihood
+    reference_scatter = torch.full((2, 6), -1.0, requires_grad=True)
+    gaussian_nll(torch.zeros(2, 6), reference_scatter, flux, sigma, valid).backward()
+    torch.testing.assert_close(log_scatter.grad, reference_scatter.grad)
+
+
+def test_unknown_reconstruction_loss_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown reconstruction_loss 'l1'.*'chi2'"):
+        tiny_config(tmp_path, reconstruction_loss="l1")
+
+
+def test_training_with_the_chi2_loss_lowers_the_reconstruction_chi2(tmp_path):
+    config = tiny_config(tmp_path, steps=30, validate_every=30, reconstruction_loss="chi2")
+    train(config, progress=False, sources=TOY_SOURCES, device="cpu")
+    log = np.genfromtxt(tmp_path / "log.csv", delimiter=",", names=True)
+    assert log["reconstruction"][-5:].mean() < log["reconstruction"][:5].mean()
+    loaded = load_model(tmp_path / "toy-model.json")
+    assert loaded.metadata["training"]["reconstruction_loss"] == "chi2"
 
 
 def test_hide_patches_keeps_one_visible_patch_and_hides_the_fraction():

@@ -146,8 +146,11 @@ def test_shipped_model_was_trained_by_its_committed_configs():
     shipped = configs["spectok-small.toml"]
     recorded = load_model("spectok-small").metadata["training"]
     expected = json.loads(json.dumps(dataclasses.asdict(shipped)))
+    defaults = {f.name: f.default for f in dataclasses.fields(shipped)}
+    for key in expected.keys() - recorded.keys():  # options added after the model was trained
+        assert expected[key] == defaults[key], key
     assert {k: v for k, v in recorded.items() if k != "output_dir"} == \
-        {k: v for k, v in expected.items() if k != "output_dir"}
+        {k: v for k, v in expected.items() if k in recorded and k != "output_dir"}
     by_output = {f"{c.output_dir}/{c.name}.json": name for name, c in configs.items()}
     chain, config = ["spectok-small.toml"], shipped
     while config.init_weights:  # stage 1 starts from random weights

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..model import CONFIGS, TokenizerConfig
+from .objectives import RECONSTRUCTION_LOSSES
 
 __all__ = ["SourceConfig", "TrainingConfig", "load_config"]
 
@@ -58,6 +59,12 @@ class TrainingConfig:
         Fraction of patches hidden from the encoder (masked-patch modelling).
     noise_floor : float
         Added in quadrature to normalised errors in the reconstruction loss.
+    reconstruction_loss : {"gaussian_nll", "chi2"}
+        ``"gaussian_nll"``: the decoder's mean and scatter trained together
+        by the Gaussian likelihood (`~spectok.training.gaussian_nll`).
+        ``"chi2"``: the mean by its χ² alone, the scatter by the likelihood
+        given the mean (`~spectok.training.chi2_and_scatter_nll`), so that
+        the model cannot discount the pixels it fits worst.
     reconstruction_weight, consistency_weight, temperature : float
         Weights of the loss terms and the InfoNCE temperature.
     max_query_pixels : int
@@ -92,6 +99,7 @@ class TrainingConfig:
     grad_clip: float = 1.0
     hide_fraction: float = 0.3
     noise_floor: float = 0.005
+    reconstruction_loss: str = "gaussian_nll"
     reconstruction_weight: float = 1.0
     consistency_weight: float = 0.2
     temperature: float = 0.1
@@ -114,6 +122,9 @@ class TrainingConfig:
                              f"more, got {self.num_workers}")
         if not self.sources:
             raise ValueError("the training mixture needs at least one source")
+        if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"unknown reconstruction_loss {self.reconstruction_loss!r}; "
+                             f"choose from {sorted(RECONSTRUCTION_LOSSES)}")
 
     def tokenizer_config(self):
         """The `~spectok.model.TokenizerConfig` of the model to train."""

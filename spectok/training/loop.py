@@ -20,7 +20,7 @@ from .._preflight import check_free_space, check_writable_directory
 from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .data import TrainingStream, build_sources
-from .objectives import consistency_loss, gaussian_nll
+from .objectives import RECONSTRUCTION_LOSSES, consistency_loss
 
 __all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint", "CHECKPOINT_NAME"]
 
@@ -57,8 +57,9 @@ class TrainingObjective(nn.Module):
         encoded, mean, log_scatter = self.model(
             log_wave, flux, sigma, valid, observed, spacing, hide=view["hide"],
             query_log_wavelength=pick(log_wave), query_spacing=pick(spacing))
-        nll = gaussian_nll(mean, log_scatter, pick(flux), pick(sigma),
-                           pick(valid) & view["query_valid"], self.config.noise_floor)
+        reconstruction_loss = RECONSTRUCTION_LOSSES[self.config.reconstruction_loss]
+        nll = reconstruction_loss(mean, log_scatter, pick(flux), pick(sigma),
+                                  pick(valid) & view["query_valid"], self.config.noise_floor)
         return nll, encoded["embedding"]
 
     def forward(self, view_a, view_b):

@@ -3,7 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gaussian_nll", "reduced_chi2", "hide_patches", "consistency_loss"]
+__all__ = ["gaussian_nll", "chi2_and_scatter_nll", "RECONSTRUCTION_LOSSES", "reduced_chi2",
+           "hide_patches", "consistency_loss"]
 
 
 def _per_spectrum_mean(values, weight):
@@ -51,6 +52,37 @@ def gaussian_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0):
     total_var = data_var + torch.exp(2 * log_scatter.float())
     per_pixel = (flux - mean.float()) ** 2 / total_var + torch.log(total_var / data_var)
     return _per_spectrum_mean(per_pixel, valid.float()).mean()
+
+
+def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0):
+    """χ² of the mean, plus the Gaussian likelihood of the scatter given that mean.
+
+    The mean is trained on ``(y − ŷ)² / (σ² + floor²)`` alone, so every pixel
+    pulls on it with the weight of its error, and the scatter ``s`` on
+    `gaussian_nll` with the mean held fixed (its gradient stopped), so that
+    ``s`` still says where the model cannot reproduce the data. In
+    `gaussian_nll` both are trained together and the model can instead widen
+    ``s`` where it fails, which weakens the pull of exactly those pixels on
+    the mean: the reconstruction χ² then stays high where the spectrum has
+    the most structure (strong lines).
+
+    Parameters and return value are those of `gaussian_nll`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.training import chi2_and_scatter_nll
+    >>> y = torch.ones(1, 4); s = torch.full((1, 4), 0.1)
+    >>> round(float(chi2_and_scatter_nll(y + 0.1, torch.full((1, 4), -30.0), y, s, y.bool())), 5)
+    2.0
+    """
+    data_var = sigma.float() ** 2 + noise_floor ** 2
+    chi2 = _per_spectrum_mean((flux - mean.float()) ** 2 / data_var, valid.float()).mean()
+    return chi2 + gaussian_nll(mean.detach(), log_scatter, flux, sigma, valid, noise_floor)
+
+
+#: The reconstruction terms a `~spectok.training.TrainingConfig` can name.
+RECONSTRUCTION_LOSSES = {"gaussian_nll": gaussian_nll, "chi2": chi2_and_scatter_nll}
 
 
 def reduced_chi2(mean, flux, sigma, valid):
