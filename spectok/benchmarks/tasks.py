@@ -501,14 +501,23 @@ def redshift(ctx):
 
 def _crop(spectrum, lo, hi):
     """The part of a spectrum (or of each arm of a list) between ``lo`` and ``hi`` Å."""
-    from specutils import SpectrumList
+    from specutils import Spectrum, SpectrumList
 
     if isinstance(spectrum, SpectrumList):
         arms = [_crop(arm, lo, hi) for arm in spectrum]
         return SpectrumList([arm for arm in arms if arm is not None])
     wave = spectrum.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
     keep = np.flatnonzero((wave >= lo) & (wave <= hi))
-    return spectrum[keep[0]:keep[-1] + 1] if len(keep) else None
+    if not len(keep):
+        return None
+    # A new Spectrum from slices of the arrays: 10x faster than slicing the
+    # Spectrum, which deep-copies it (a third of the classification task's time).
+    part = slice(keep[0], keep[-1] + 1)
+    return Spectrum(spectral_axis=spectrum.spectral_axis[part], flux=spectrum.flux[part],
+                    uncertainty=None if spectrum.uncertainty is None else
+                    spectrum.uncertainty[part],
+                    mask=None if spectrum.mask is None else spectrum.mask[part],
+                    meta=spectrum.meta)
 
 
 def _cropped(spectra):
