@@ -3,8 +3,9 @@
 Run: python benchmarks/reconstruction_residuals.py [--model NAME_OR_JSON]
      [--source miles|quasars] [--instrument sdss] [--snr 30] [-n 24]
 
-Encodes held-out spectra (MILES test stars of the benchmark split, or simulated
-quasars at 0.1 ≤ z ≤ 4.5) observed through a one-arm instrument, renders them
+Encodes held-out spectra (MILES test stars of the benchmark split at S/N
+``--snr``, or simulated quasars at 0.1 ≤ z ≤ 4.5 with host galaxies and their
+own S/N of 3-50) observed through a one-arm instrument, renders them
 back on their own pixels with `spectok.decode`, and prints, over those spectra:
 the median reduced χ² against the data errors, the same against the data
 errors and the model's own scatter added in quadrature, the share of χ² in the
@@ -19,13 +20,15 @@ import numpy as np
 import torch
 
 import spectok
-from spectok.datasets import benchmark_split, load_miles, observe, simulate_quasars
+from spectok.datasets import (benchmark_split, load_miles, load_ssp_templates, observe,
+                              simulate_quasars)
 
 
 def held_out_spectra(source, instrument, snr, n, seed):
     """``n`` held-out spectra of ``source`` observed through ``instrument``."""
     if source == "quasars":
-        return list(simulate_quasars(n, instrument, seed=10_000 + seed).spectra)
+        return list(simulate_quasars(n, instrument, seed=10_000 + seed,
+                                     host_templates=load_ssp_templates()).spectra)
     miles = load_miles()
     _, test = benchmark_split("miles", miles.labels)
     rows = np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False)
@@ -44,7 +47,7 @@ def residuals(spectrum, model):
     flux = spectrum.flux.value
     model_flux = rendered.flux.to_value(spectrum.flux.unit)
     scatter = rendered.uncertainty.quantity.to_value(spectrum.flux.unit)
-    log_wave = np.log(spectrum.spectral_axis.to_value(u.AA))
+    log_wave = np.log(spectrum.spectral_axis.to_value(u.AA, equivalencies=u.spectral()))
     return (log_wave[valid], (flux - model_flux)[valid] / sigma[valid],
             scatter[valid] / sigma[valid])
 
@@ -83,7 +86,8 @@ def main():
     print("mean χ² per pixel by wavelength:")
     for k in range(10):
         lo, hi = np.exp(edges[k:k + 2])
-        print(f"  {lo:8.0f} – {hi:8.0f} Å  {r2[step == k].mean():8.2f}")
+        mean = f"{r2[step == k].mean():8.2f}" if np.any(step == k) else "  (no valid pixels)"
+        print(f"  {lo:8.0f} – {hi:8.0f} Å  {mean}")
 
 
 if __name__ == "__main__":

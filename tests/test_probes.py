@@ -15,7 +15,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import spectok
 from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftProbe,
                             SpectralClassProbe, SpectrumEmbedder, StellarParameterProbe,
-                            build_head, calibration_split, conformal_quantile, load_probe,
+                            build_head, calibration_folds, calibration_split,
+                            conformal_quantile, load_probe,
                             make_head, save_probe, token_features, trusted_types)
 
 
@@ -25,7 +26,7 @@ from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftP
 # named targets rightly refuses that; its multi-output path is tested below.
 # SpectrumEmbedder is not checked: it takes spectra, not numeric arrays (see its docstring).
 @parametrize_with_checks([RedshiftProbe(), StellarParameterProbe(targets=("teff",)),
-                          SpectralClassProbe()])
+                          RedshiftProbe(head="knn", calibration="cv"), SpectralClassProbe()])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -40,13 +41,17 @@ def _regression_problem(n, seed):
     return X, z
 
 
-@pytest.mark.parametrize("probe", [RedshiftProbe(head="ridge"),
-                                   StellarParameterProbe(targets=("logg",), head="ridge")])
-def test_interval_coverage(probe):
+@pytest.mark.parametrize("probe, n_calibration", [
+    (RedshiftProbe(head="ridge"), 800),
+    (StellarParameterProbe(targets=("logg",), head="ridge"), 800),
+    (RedshiftProbe(head="ridge", calibration="cv"), 4000),
+    (RedshiftProbe(head="knn", calibration="cv"), 4000),
+])
+def test_interval_coverage(probe, n_calibration):
     X, y = _regression_problem(8000, seed=1)
     train, test = slice(0, 4000), slice(4000, None)
     probe.fit(X[train], y[train])
-    assert probe.n_calibration_ == 800
+    assert probe.n_calibration_ == n_calibration
     for alpha, tolerance in ((0.68, 0.05), (0.95, 0.03)):
         lower, upper = probe.predict_interval(X[test], alpha=alpha)
         covered = np.mean((y[test] >= lower) & (y[test] <= upper))
@@ -82,6 +87,36 @@ def test_multi_output_intervals_and_units():
     np.testing.assert_allclose(table["teff"].value, probe.predict(X[:4])[:, 0])
     low_q, high_q = probe.predict_interval(X[:4], 0.95, as_quantity=True)
     assert np.all(low_q["feh"] < high_q["feh"])
+
+
+def test_cross_calibration_fits_the_head_on_every_sample():
+    X, z = _regression_problem(500, seed=4)
+    cross = RedshiftProbe(head="knn", head_params={"n_neighbors": 1}, calibration="cv").fit(X, z)
+    split = RedshiftProbe(head="knn", head_params={"n_neighbors": 1}).fit(X, z)
+    # one neighbour: the cross-calibrated head reproduces every training redshift ...
+    np.testing.assert_allclose(cross.predict(X), z)
+    # ... the split one only those it was fitted on (four fifths)
+    assert np.isclose(split.predict(X), z).mean() == pytest.approx(0.8)
+    # each score is an out-of-fold error, not the head's zero training error
+    assert cross.n_calibration_ == 500 and np.median(cross.calibration_scores_) > 0
+
+
+@pytest.mark.parametrize("fraction, sizes", [(0.2, [20, 20, 20, 20, 20]), (0.5, [50, 50]),
+                                             (0.9, [50, 50]), (0.0, [])])
+def test_calibration_folds_cover_every_sample_once(fraction, sizes):
+    parts = calibration_folds(100, fraction, np.random.RandomState(0))
+    assert [len(part) for part in parts] == sizes
+    if parts:
+        np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(100))
+    assert calibration_folds(3, 0.2, np.random.RandomState(0)) == []  # too few to fold
+    with pytest.raises(ValueError, match="calibration_fraction"):
+        calibration_folds(100, 1.0, np.random.RandomState(0))
+
+
+def test_unknown_calibration_is_an_error():
+    X, z = _regression_problem(50, seed=5)
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        RedshiftProbe(calibration="jackknife").fit(X, z)
 
 
 def test_stellar_targets_must_match_y():

@@ -330,7 +330,8 @@ def stellar_parameters(ctx):
     names = (("Teff", "K"), ("log g", "dex"), ("[Fe/H]", "dex"))
     results = {}
     for method, (x_train, (x_test,)) in feats.items():
-        probe = StellarParameterProbe(head="auto", random_state=ctx.seed).fit(x_train, y[train])
+        probe = StellarParameterProbe(head="auto", calibration="cv", random_state=ctx.seed).fit(
+            x_train, y[train])
         ctx.record_head("MILES parameters", method, probe)
         pred = probe.predict(x_test)
         truth = y[test]
@@ -385,7 +386,8 @@ def spectral_types(ctx):
         predicted_class = clf.predict(x_test)
         accuracy[method] = float(np.mean(predicted_class == classes[test]))
         set_size[method] = float(clf.predict_set(x_test, 0.9).sum(axis=1).mean())
-        reg = StellarParameterProbe(targets=("spt",), head="auto", random_state=ctx.seed)
+        reg = StellarParameterProbe(targets=("spt",), head="auto", calibration="cv",
+                                    random_state=ctx.seed)
         reg.fit(x_train, spt[train])
         ctx.record_head("SpeX subtypes", method, reg)
         predicted_spt = np.ravel(reg.predict(x_test))
@@ -470,7 +472,8 @@ def redshift(ctx):
 
     panels = []
     for method, (x_train, (x_test, x_desi, x_manga)) in feats.items():
-        probe = RedshiftProbe(head="auto", random_state=ctx.seed).fit(x_train, z_train)
+        probe = RedshiftProbe(head="auto", calibration="cv", random_state=ctx.seed).fit(
+            x_train, z_train)
         ctx.record_head("galaxy redshifts", method, probe)
         z_pred = probe.predict(x_test)
         score(method, z_pred, {"DESI": np.ravel(probe.predict(x_desi)),
@@ -517,7 +520,7 @@ def _crop(spectrum, lo, hi):
                     uncertainty=None if spectrum.uncertainty is None else
                     spectrum.uncertainty[part],
                     mask=None if spectrum.mask is None else spectrum.mask[part],
-                    meta=spectrum.meta)
+                    meta=dict(spectrum.meta))
 
 
 def _cropped(spectra):
@@ -622,7 +625,8 @@ def quasar_redshift(ctx):
     rows = {"σ_NMAD of Δz/(1+z)": {}, "outliers |Δz|/(1+z) > 0.05": {}, "R² of z": {}}
     predictions = {}
     for method, (x_train, (x_test,)) in feats.items():
-        probe = RedshiftProbe(head="auto", random_state=ctx.seed).fit(x_train, z_train)
+        probe = RedshiftProbe(head="auto", calibration="cv", random_state=ctx.seed).fit(
+            x_train, z_train)
         ctx.record_head("quasar redshifts", method, probe)
         predictions[method] = probe.predict(x_test)
     fit = ctx.template_fit("quasars")

@@ -1,4 +1,4 @@
-"""Split-conformal calibration: turn held-out scores into intervals and prediction sets.
+"""Conformal calibration: turn held-out scores into intervals and prediction sets.
 
 A probe keeps a calibration fraction of its training set out of the fit,
 scores those samples (absolute residual for a regressor, one minus the
@@ -7,13 +7,25 @@ scores. For a new sample the ⌈(n + 1) α⌉-th smallest of the n scores is
 the threshold that covers the truth with probability at least α, whatever
 the distribution, as long as the new sample is exchangeable with the
 calibration ones (Vovk et al. 2005; Lei et al. 2018, JASA 113, 1094).
+
+Regression probes can instead fit the head on all samples and score every
+sample out of fold, with the head refitted on the other folds
+(``calibration="cv"``, the "CV" method of Barber et al. 2021, Ann. Stat. 49,
+486). That method has no finite-sample guarantee: its coverage is measured,
+not promised (the benchmark reports it).
 """
 
 import math
 
 import numpy as np
 
-__all__ = ["conformal_quantile", "calibration_split", "NotCalibratedError"]
+__all__ = ["conformal_quantile", "calibration_split", "calibration_folds", "CALIBRATIONS",
+           "NotCalibratedError"]
+
+#: How a probe calibrates: ``"split"`` holds out a fraction of the training set
+#: from the fit; ``"cv"`` fits on every sample and scores each one with the head
+#: refitted without its fold (cross-conformal).
+CALIBRATIONS = ("split", "cv")
 
 
 class NotCalibratedError(ValueError):
@@ -70,6 +82,53 @@ def conformal_quantile(scores, alpha):
     if rank > n:
         return np.full(scores.shape[1:], np.inf)[()] if scores.ndim > 1 else np.float64(np.inf)
     return scores[rank - 1]
+
+
+def calibration_folds(n_samples, fraction, random_state):
+    """Held-out parts of an out-of-fold calibration.
+
+    Every sample is held out once, in ``max(2, round(1 / fraction))`` parts
+    of about equal size, but no more than ``n_samples // 2`` parts, so that
+    each has at least 2 samples; each part is scored by the head refitted on
+    the others. No parts (an empty list) for ``fraction=0`` or fewer than 4
+    samples.
+
+    Parameters
+    ----------
+    n_samples : int
+        Size of the training set.
+    fraction : float
+        Share of the samples in each part, in [0, 1); 0 gives no parts.
+    random_state : `numpy.random.RandomState`
+        Source of the permutation.
+
+    Returns
+    -------
+    list of `~numpy.ndarray` of int
+        Sorted indices of each part; together they cover every sample once.
+
+    Raises
+    ------
+    ValueError
+        If ``fraction`` is not in [0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.probes import calibration_folds
+    >>> [len(part) for part in calibration_folds(10, 0.2, np.random.RandomState(0))]
+    [2, 2, 2, 2, 2]
+    """
+    fraction = float(fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"calibration_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return []
+    n_parts = min(max(2, round(1.0 / fraction)), n_samples // 2)
+    if n_parts < 2:
+        return []
+    return [np.sort(part) for part in np.array_split(random_state.permutation(n_samples),
+                                                      n_parts)]
 
 
 def calibration_split(n_samples, fraction, random_state, groups=None):

@@ -3,11 +3,12 @@
 from functools import partial
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils import check_random_state
 
 from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
-from .conformal import NotCalibratedError, calibration_split, conformal_quantile
+from .conformal import (CALIBRATIONS, NotCalibratedError, calibration_folds, calibration_split,
+                        conformal_quantile)
 from .heads import HEADS, build_head, fit_head
 
 __all__ = ["RedshiftProbe", "StellarParameterProbe", "TARGET_UNITS"]
@@ -26,7 +27,7 @@ TARGET_UNITS = {
 
 
 class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
-    """Standardise → head → split-conformal absolute-residual intervals.
+    """Standardise → head → conformal absolute-residual intervals (split or cross-validated).
 
     Subclasses say which targets they predict (``_target_names``), how to map
     them to the space the head works in (``_forward``/``_inverse``, monotonic
@@ -36,12 +37,13 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
     _head_default = "ridge"
 
     def __init__(self, head="ridge", head_params=None, standardize=True,
-                 calibration_fraction=0.2, random_state=0):
+                 calibration_fraction=0.2, random_state=0, calibration="split"):
         self.head = head
         self.head_params = head_params
         self.standardize = standardize
         self.calibration_fraction = calibration_fraction
         self.random_state = random_state
+        self.calibration = calibration
 
     # -- hooks ----------------------------------------------------------------------------
     def _target_names(self):
@@ -63,7 +65,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, X, y):
-        """Fit the head on part of the data and calibrate intervals on the rest.
+        """Fit the head and calibrate its intervals (see ``calibration``).
 
         Parameters
         ----------
@@ -87,35 +89,57 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
                              f"{list(names)}, got {y.shape}")
         self._check_targets(y.reshape(len(y), -1))
         t = self._forward(y.reshape(len(y), -1))
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, "
+                             f"got {self.calibration!r}")
         rng = check_random_state(self.random_state)
-        fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng)
+        if self.calibration == "split":
+            fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng)
+            folds = []
+        else:
+            folds = calibration_folds(len(X), self.calibration_fraction, rng)
+            fit_idx, cal_idx = np.arange(len(X)), np.empty(0, dtype=np.intp)
 
-        self.scaler_ = standardizer(self.standardize).fit(X[fit_idx])
-        self.target_mean_ = t[fit_idx].mean(axis=0)
-        spread = t[fit_idx].std(axis=0)
-        self.target_scale_ = np.where(spread > 0, spread, 1.0)
-        target = (t[fit_idx] - self.target_mean_) / self.target_scale_
-        target = target[:, 0] if target.shape[1] == 1 else target
-        features = self.scaler_.transform(X[fit_idx])
+        self.scaler_, self.target_mean_, self.target_scale_, features, target = \
+            self._standardized(X[fit_idx], t[fit_idx])
         head, self.head_name_, self.head_scores_ = build_head(
             self.head, "regression", features, target, params=self.head_params,
             random_state=rng.randint(np.iinfo(np.int32).max), scoring=self._selection_score())
         self.head_ = fit_head(head, features, target)
-        if len(cal_idx):
+        if folds:
+            residual = np.concatenate([self._held_out_residuals(X, t, part) for part in folds])
+        elif len(cal_idx):
             residual = np.abs(t[cal_idx] - self._predict_internal(X[cal_idx]))
-            self.calibration_scores_ = np.sort(residual, axis=0)
         else:
-            self.calibration_scores_ = np.empty((0, t.shape[1]))
-        self.n_calibration_ = len(cal_idx)
+            residual = np.empty((0, t.shape[1]))
+        self.calibration_scores_ = np.sort(residual, axis=0)
+        self.n_calibration_ = len(residual)
         self.target_names_ = list(names)
         self.units_ = {name: TARGET_UNITS.get(name, "") for name in names}
         return self
 
+    def _standardized(self, X, t):
+        """(scaler, target mean, target scale, features, target) for fitting a head."""
+        scaler = standardizer(self.standardize).fit(X)
+        mean = t.mean(axis=0)
+        spread = t.std(axis=0)
+        scale = np.where(spread > 0, spread, 1.0)
+        target = (t - mean) / scale
+        return scaler, mean, scale, scaler.transform(X), target[:, 0] if t.shape[1] == 1 else target
+
+    def _held_out_residuals(self, X, t, held_out):
+        """|t − prediction| on ``held_out`` of the fitted head refitted on the other samples."""
+        rest = np.setdiff1d(np.arange(len(X)), held_out)
+        scaler, mean, scale, features, target = self._standardized(X[rest], t[rest])
+        head = clone(self.head_)
+        if "n_neighbors" in head.get_params():
+            head.set_params(n_neighbors=min(head.n_neighbors, len(rest)))
+        fit_head(head, features, target)
+        return np.abs(t[held_out] - _unstandardized(head, scaler, mean, scale, X[held_out]))
+
     # -- prediction -----------------------------------------------------------------------
     def _predict_internal(self, X):
-        out = self.head_.predict(self.scaler_.transform(X))
-        out = np.asarray(out, dtype=np.float64).reshape(len(X), -1)
-        return out * self.target_scale_ + self.target_mean_
+        return _unstandardized(self.head_, self.scaler_, self.target_mean_, self.target_scale_, X)
 
     def _shape(self, values):
         return values[:, 0] if values.shape[1] == 1 else values
@@ -135,14 +159,16 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         return self._shape(self._inverse(self._predict_internal(validated_input(self, X))))
 
     def predict_interval(self, X, alpha=0.68):
-        """Split-conformal prediction intervals.
+        """Conformal prediction intervals.
 
-        The head's absolute residuals on the held-out calibration samples,
-        in the space the head works in, set a symmetric half-width there
-        (the ⌈(n + 1) α⌉-th smallest residual); the bounds are then mapped
-        back to natural units, so a Teff interval is symmetric in log Teff.
-        Each target's interval covers the truth with probability at least
-        ``alpha`` for samples exchangeable with the training set.
+        The head's absolute residuals on the held-out calibration samples
+        (with ``calibration="cv"``: of each sample, out of fold), in the
+        space the head works in, set a symmetric half-width there (the
+        ⌈(n + 1) α⌉-th smallest residual); the bounds are then mapped back to
+        natural units, so a Teff interval is symmetric in log Teff. With
+        ``calibration="split"`` each target's interval covers the truth with
+        probability at least ``alpha`` for samples exchangeable with the
+        training set; with ``"cv"`` that holds approximately (measure it).
 
         Parameters
         ----------
@@ -167,12 +193,19 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         """
         t = self._predict_internal(validated_input(self, X))
         if self.n_calibration_ == 0:
+            minimum = " (calibration='cv' needs at least 4)" if self.calibration == "cv" else ""
             raise NotCalibratedError(
                 f"{type(self).__name__} was fitted without a calibration set "
-                f"(calibration_fraction={self.calibration_fraction}, or too few samples); "
-                "refit with calibration_fraction > 0 to get intervals")
+                f"(calibration_fraction={self.calibration_fraction}, or too few "
+                f"samples{minimum}); refit with calibration_fraction > 0 to get intervals")
         q = conformal_quantile(self.calibration_scores_, alpha)
         return self._shape(self._inverse(t - q)), self._shape(self._inverse(t + q))
+
+
+def _unstandardized(head, scaler, mean, scale, X):
+    """A head's predictions for ``X`` in the targets' (forward-mapped) space."""
+    out = np.asarray(head.predict(scaler.transform(X)), dtype=np.float64).reshape(len(X), -1)
+    return out * scale + mean
 
 
 # |Δz|/(1 + z) beyond which a redshift counts as an outlier when head="auto" chooses
@@ -217,9 +250,20 @@ class RedshiftProbe(_ConformalRegressor):
     standardize : bool
         Scale each feature to zero mean and unit variance first.
     calibration_fraction : float
-        Share of the training set held out to calibrate intervals, in [0, 1).
+        Share of the training set held out to calibrate intervals, in [0, 1)
+        (with ``calibration="cv"``: held out at a time).
     random_state : int, `numpy.random.RandomState` or None
         Seed of the calibration split and of the MLP head.
+    calibration : {"split", "cv"}
+        ``"split"``: the head is fitted on the rest of the training set
+        (split-conformal: coverage guaranteed). ``"cv"``: the head is fitted
+        on every sample, and each sample is scored by the same head (same
+        kind and parameters, for ``head="auto"`` chosen on all samples)
+        refitted without its part of the data (`calibration_folds`;
+        out-of-fold calibration, the "CV" method of Barber et al. 2021): a
+        better head from the same data, nearest neighbours especially, but
+        coverage only measured, not guaranteed. It needs at least 4 samples
+        and costs as many more head fits as there are parts.
 
     Attributes
     ----------
@@ -254,9 +298,10 @@ class RedshiftProbe(_ConformalRegressor):
     """
 
     def __init__(self, head="ridge", head_params=None, standardize=True,
-                 calibration_fraction=0.2, random_state=0):
+                 calibration_fraction=0.2, random_state=0, calibration="split"):
         super().__init__(head=head, head_params=head_params, standardize=standardize,
-                         calibration_fraction=calibration_fraction, random_state=random_state)
+                         calibration_fraction=calibration_fraction, random_state=random_state,
+                         calibration=calibration)
 
     def _target_names(self):
         return ("z",)
@@ -312,9 +357,20 @@ class StellarParameterProbe(_ConformalRegressor):
     standardize : bool
         Scale each feature to zero mean and unit variance first.
     calibration_fraction : float
-        Share of the training set held out to calibrate intervals, in [0, 1).
+        Share of the training set held out to calibrate intervals, in [0, 1)
+        (with ``calibration="cv"``: held out at a time).
     random_state : int, `numpy.random.RandomState` or None
         Seed of the calibration split and of the MLP head.
+    calibration : {"split", "cv"}
+        ``"split"``: the head is fitted on the rest of the training set
+        (split-conformal: coverage guaranteed). ``"cv"``: the head is fitted
+        on every sample, and each sample is scored by the same head (same
+        kind and parameters, for ``head="auto"`` chosen on all samples)
+        refitted without its part of the data (`calibration_folds`;
+        out-of-fold calibration, the "CV" method of Barber et al. 2021): a
+        better head from the same data, nearest neighbours especially, but
+        coverage only measured, not guaranteed. It needs at least 4 samples
+        and costs as many more head fits as there are parts.
 
     Attributes
     ----------
@@ -352,9 +408,11 @@ class StellarParameterProbe(_ConformalRegressor):
     """
 
     def __init__(self, targets=("teff", "logg", "feh"), head="ridge", head_params=None,
-                 standardize=True, calibration_fraction=0.2, random_state=0):
+                 standardize=True, calibration_fraction=0.2, random_state=0,
+                 calibration="split"):
         super().__init__(head=head, head_params=head_params, standardize=standardize,
-                         calibration_fraction=calibration_fraction, random_state=random_state)
+                         calibration_fraction=calibration_fraction, random_state=random_state,
+                         calibration=calibration)
         self.targets = targets
 
     def _target_names(self):
