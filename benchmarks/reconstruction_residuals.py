@@ -39,7 +39,8 @@ def residuals(spectrum, model):
     """(ln λ, (data − model)/σ, model scatter / σ) on the valid pixels of one spectrum."""
     if isinstance(spectrum, list):
         raise ValueError("choose a one-arm instrument: this script reads one array per spectrum")
-    rendered = spectok.decode(spectok.encode(spectrum, model=model), spectrum.spectral_axis)
+    rendered = spectok.decode(spectok.encode(spectrum, model=model), spectrum.spectral_axis,
+                              model=model)
     with np.errstate(divide="ignore"):  # masked pixels have zero inverse variance
         sigma = spectrum.uncertainty.represent_as(
             type(rendered.uncertainty)).quantity.to_value(spectrum.flux.unit)
