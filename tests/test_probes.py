@@ -26,7 +26,8 @@ from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftP
 # named targets rightly refuses that; its multi-output path is tested below.
 # SpectrumEmbedder is not checked: it takes spectra, not numeric arrays (see its docstring).
 @parametrize_with_checks([RedshiftProbe(), StellarParameterProbe(targets=("teff",)),
-                          RedshiftProbe(head="knn", calibration="cv"), SpectralClassProbe()])
+                          RedshiftProbe(head="knn", calibration="cv"), SpectralClassProbe(),
+                          SpectralClassProbe(head="knn", calibration="cv")])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -117,6 +118,30 @@ def test_unknown_calibration_is_an_error():
     X, z = _regression_problem(50, seed=5)
     with pytest.raises(ValueError, match="calibration must be one of"):
         RedshiftProbe(calibration="jackknife").fit(X, z)
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        SpectralClassProbe(calibration="jackknife").fit(X, z > np.median(z))
+
+
+def test_stratified_calibration_folds_deal_each_class_over_the_parts():
+    groups = np.repeat([0, 1, 2], [50, 30, 1])
+    parts = calibration_folds(81, 0.2, np.random.RandomState(0), groups=groups)
+    assert len(parts) == 5
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(81))
+    for part in parts:
+        assert np.sum(groups[part] == 0) == 10 and np.sum(groups[part] == 1) == 6
+
+
+def test_cross_calibrated_classifier_sets_cover_and_use_every_sample():
+    rng = np.random.default_rng(6)
+    n = 4000
+    X = rng.normal(size=(n, 4))
+    y = np.array(["M", "L", "T"])[np.digitize(X[:, 0] + 0.8 * rng.normal(size=n), [-0.5, 0.5])]
+    probe = SpectralClassProbe(head="ridge", calibration="cv").fit(X[:2000], y[:2000])
+    assert probe.n_calibration_ == 2000
+    for alpha, tolerance in ((0.68, 0.05), (0.9, 0.03)):
+        sets = probe.predict_set(X[2000:], alpha)
+        covered = sets[np.arange(2000), np.searchsorted(probe.classes_, y[2000:])].mean()
+        assert abs(covered - alpha) < tolerance, (alpha, covered)
 
 
 def test_stellar_targets_must_match_y():

@@ -381,7 +381,8 @@ def spectral_types(ctx):
                          [spex.spectra[i] for i in test])
     accuracy, rmse, set_size, mae, within1 = {}, {}, {}, {}, {}
     for method, (x_train, (x_test,)) in feats.items():
-        clf = SpectralClassProbe(head="auto", random_state=ctx.seed).fit(x_train, classes[train])
+        clf = SpectralClassProbe(head="auto", calibration="cv", random_state=ctx.seed).fit(
+            x_train, classes[train])
         ctx.record_head("SpeX classes", method, clf)
         predicted_class = clf.predict(x_test)
         accuracy[method] = float(np.mean(predicted_class == classes[test]))
@@ -583,13 +584,14 @@ def object_classes(ctx):
     # many (150 training stars, more quasars, and as many galaxies as the window
     # leaves): weight them equally in the fit too.
     balanced = {"class_weight": "balanced"}
+    # no prediction sets are reported here: fit on every training sample, calibrate nothing
+    options = {"random_state": ctx.seed, "head_params": balanced, "calibration_fraction": 0}
     for method, (x_all, (x_real,)) in feats.items():
         blocks = [x_all[a:b] for a, b in zip(sizes[:-1], sizes[1:])]
         x_train = dict(zip(CLASS_INSTRUMENTS, blocks[:len(CLASS_INSTRUMENTS)]))
         x_test = dict(zip(CLASS_INSTRUMENTS, blocks[len(CLASS_INSTRUMENTS):]))
         for inst in CLASS_INSTRUMENTS:
-            probe = SpectralClassProbe(random_state=ctx.seed, head_params=balanced).fit(
-                x_train[inst], train[inst][1])
+            probe = SpectralClassProbe(**options).fit(x_train[inst], train[inst][1])
             predicted, truth = probe.predict(x_test[inst]), test[inst][1]
             per_class = [float(np.mean(predicted[truth == c] == c)) for c in classes]
             if method == "spectok":
@@ -598,7 +600,7 @@ def object_classes(ctx):
             rows.setdefault(f"mean per-class accuracy, {inst}", {})[method] = np.mean(per_class)
             for c, accuracy in zip(classes, per_class):
                 rows.setdefault(f"{c} accuracy, {inst}", {})[method] = accuracy
-        both = SpectralClassProbe(random_state=ctx.seed, head_params=balanced).fit(
+        both = SpectralClassProbe(**options).fit(
             np.concatenate([x_train[i] for i in CLASS_INSTRUMENTS]),
             np.concatenate([train[i][1] for i in CLASS_INSTRUMENTS]))
         probability = both.predict_proba(x_real)

@@ -1,12 +1,13 @@
 """Classification probe: spectral classes, with conformal prediction sets."""
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
-from .conformal import NotCalibratedError, calibration_split, conformal_quantile
+from .conformal import (CALIBRATIONS, NotCalibratedError, calibration_folds, calibration_split,
+                        conformal_quantile)
 from .heads import HEADS, build_head, fit_head
 
 __all__ = ["SpectralClassProbe"]
@@ -33,9 +34,19 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
     standardize : bool
         Scale each feature to zero mean and unit variance first.
     calibration_fraction : float
-        Share of each class held out to calibrate prediction sets, in [0, 1).
+        Share of each class held out to calibrate prediction sets, in [0, 1)
+        (with ``calibration="cv"``: held out at a time).
     random_state : int, `numpy.random.RandomState` or None
         Seed of the calibration split and of the MLP head.
+    calibration : {"split", "cv"}
+        ``"split"``: the head is fitted on the rest of each class
+        (split-conformal: coverage guaranteed). ``"cv"``: the head is fitted
+        on every sample, and each sample is scored by the same head (same
+        kind and parameters, for ``head="auto"`` chosen on all samples)
+        refitted without its part of the data (`calibration_folds`, by
+        class): more training data for the head, but coverage only
+        measured, not guaranteed. It needs at least 4 samples and costs as
+        many more head fits as there are parts.
 
     Attributes
     ----------
@@ -68,15 +79,16 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, head="ridge", head_params=None, standardize=True,
-                 calibration_fraction=0.2, random_state=0):
+                 calibration_fraction=0.2, random_state=0, calibration="split"):
         self.head = head
         self.head_params = head_params
         self.standardize = standardize
         self.calibration_fraction = calibration_fraction
         self.random_state = random_state
+        self.calibration = calibration
 
     def fit(self, X, y):
-        """Fit the head on part of each class and calibrate prediction sets on the rest.
+        """Fit the head and calibrate its prediction sets (see ``calibration``).
 
         Parameters
         ----------
@@ -96,29 +108,50 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least two classes; "
                              f"got only one class, {self.classes_[0].item()!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, "
+                             f"got {self.calibration!r}")
         rng = check_random_state(self.random_state)
-        fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng,
-                                             groups=encoded)
+        if self.calibration == "split":
+            fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng,
+                                                 groups=encoded)
+            folds = []
+        else:
+            folds = calibration_folds(len(X), self.calibration_fraction, rng, groups=encoded)
+            fit_idx, cal_idx = np.arange(len(X)), np.empty(0, dtype=np.intp)
         self.scaler_ = standardizer(self.standardize).fit(X[fit_idx])
         features = self.scaler_.transform(X[fit_idx])
         head, self.head_name_, self.head_scores_ = build_head(
             self.head, "classification", features, encoded[fit_idx], params=self.head_params,
             random_state=rng.randint(np.iinfo(np.int32).max))
         self.head_ = fit_head(head, features, encoded[fit_idx])
-        if len(cal_idx):
+        if folds:
+            scores = np.concatenate([self._held_out_scores(X, encoded, part) for part in folds])
+        elif len(cal_idx):
             proba = self._proba(X[cal_idx])
-            self.calibration_scores_ = np.sort(1.0 - proba[np.arange(len(cal_idx)),
-                                                           encoded[cal_idx]])
+            scores = 1.0 - proba[np.arange(len(cal_idx)), encoded[cal_idx]]
         else:
-            self.calibration_scores_ = np.empty(0)
-        self.n_calibration_ = len(cal_idx)
+            scores = np.empty(0)
+        self.calibration_scores_ = np.sort(scores)
+        self.n_calibration_ = len(scores)
         return self
 
+    def _held_out_scores(self, X, encoded, held_out):
+        """1 − p(true class) on ``held_out`` of the fitted head refitted on the other samples.
+
+        A class the other samples lack gets probability 0, so its members score 1.
+        """
+        rest = np.setdiff1d(np.arange(len(X)), held_out)
+        scaler = standardizer(self.standardize).fit(X[rest])
+        head = clone(self.head_)
+        if "n_neighbors" in head.get_params():
+            head.set_params(n_neighbors=min(head.n_neighbors, len(rest)))
+        fit_head(head, scaler.transform(X[rest]), encoded[rest])
+        proba = _class_probabilities(head, scaler, X[held_out], len(self.classes_))
+        return 1.0 - proba[np.arange(len(held_out)), encoded[held_out]]
+
     def _proba(self, X):
-        head_proba = self.head_.predict_proba(self.scaler_.transform(X))
-        proba = np.zeros((len(X), len(self.classes_)))
-        proba[:, np.asarray(self.head_.classes_, dtype=int)] = head_proba
-        return proba
+        return _class_probabilities(self.head_, self.scaler_, X, len(self.classes_))
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -177,9 +210,17 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         """
         proba = self.predict_proba(X)
         if self.n_calibration_ == 0:
+            minimum = " (calibration='cv' needs at least 4)" if self.calibration == "cv" else ""
             raise NotCalibratedError(
                 "SpectralClassProbe was fitted without a calibration set "
-                f"(calibration_fraction={self.calibration_fraction}, or classes too small); "
-                "refit with calibration_fraction > 0 to get prediction sets")
+                f"(calibration_fraction={self.calibration_fraction}, or classes too "
+                f"small{minimum}); refit with calibration_fraction > 0 to get prediction sets")
         q = conformal_quantile(self.calibration_scores_, alpha)
         return proba >= 1.0 - q - 1e-12
+
+
+def _class_probabilities(head, scaler, X, n_classes):
+    """A head's probabilities in columns of all ``n_classes`` (0 for classes it never saw)."""
+    proba = np.zeros((len(X), n_classes))
+    proba[:, np.asarray(head.classes_, dtype=int)] = head.predict_proba(scaler.transform(X))
+    return proba

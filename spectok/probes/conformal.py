@@ -84,7 +84,7 @@ def conformal_quantile(scores, alpha):
     return scores[rank - 1]
 
 
-def calibration_folds(n_samples, fraction, random_state):
+def calibration_folds(n_samples, fraction, random_state, groups=None):
     """Held-out parts of an out-of-fold calibration.
 
     Every sample is held out once, in ``max(2, round(1 / fraction))`` parts
@@ -101,6 +101,9 @@ def calibration_folds(n_samples, fraction, random_state):
         Share of the samples in each part, in [0, 1); 0 gives no parts.
     random_state : `numpy.random.RandomState`
         Source of the permutation.
+    groups : array-like of int, optional
+        Class of each sample: each class is then dealt out over the parts
+        in turn (stratified), so every part holds its share of each class.
 
     Returns
     -------
@@ -127,8 +130,17 @@ def calibration_folds(n_samples, fraction, random_state):
     n_parts = min(max(2, round(1.0 / fraction)), n_samples // 2)
     if n_parts < 2:
         return []
-    return [np.sort(part) for part in np.array_split(random_state.permutation(n_samples),
-                                                      n_parts)]
+    if groups is None:
+        return [np.sort(part) for part in np.array_split(random_state.permutation(n_samples),
+                                                          n_parts)]
+    groups = np.asarray(groups)
+    part_of = np.empty(n_samples, dtype=int)
+    start = 0   # each class continues the deal where the last one stopped
+    for value in np.unique(groups):
+        members = random_state.permutation(np.flatnonzero(groups == value))
+        part_of[members] = (start + np.arange(len(members))) % n_parts
+        start += len(members)
+    return [np.flatnonzero(part_of == k) for k in range(n_parts)]
 
 
 def calibration_split(n_samples, fraction, random_state, groups=None):
