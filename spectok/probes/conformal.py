@@ -39,6 +39,13 @@ def _check_alpha(alpha):
     return alpha
 
 
+def _check_fraction(fraction):
+    fraction = float(fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"calibration_fraction must be in [0, 1), got {fraction}")
+    return fraction
+
+
 def conformal_quantile(scores, alpha):
     """The split-conformal threshold for coverage ``alpha``.
 
@@ -122,9 +129,7 @@ def calibration_folds(n_samples, fraction, random_state, groups=None):
     >>> [len(part) for part in calibration_folds(10, 0.2, np.random.RandomState(0))]
     [2, 2, 2, 2, 2]
     """
-    fraction = float(fraction)
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"calibration_fraction must be in [0, 1), got {fraction}")
+    fraction = _check_fraction(fraction)
     if fraction == 0.0:
         return []
     n_parts = min(max(2, round(1.0 / fraction)), n_samples // 2)
@@ -177,9 +182,7 @@ def calibration_split(n_samples, fraction, random_state, groups=None):
     >>> len(fit), len(cal)
     (8, 2)
     """
-    fraction = float(fraction)
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"calibration_fraction must be in [0, 1), got {fraction}")
+    fraction = _check_fraction(fraction)
     if groups is None:
         groups = np.zeros(n_samples, dtype=int)
     groups = np.asarray(groups)
