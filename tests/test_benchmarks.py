@@ -22,6 +22,15 @@ from spectok.model import CONFIGS, SpectralTokenizer
 from spectok.probes import HEADS
 
 
+
+def test_token_bins_take_any_spectral_quantity():
+    in_angstrom = token_bins(10_000.0, 20_000.0)
+    np.testing.assert_allclose(token_bins(1 * u.um, 2 * u.um).value, in_angstrom.value)
+    np.testing.assert_allclose(token_bins(299.792458 * u.THz, 149.896229 * u.THz).value,
+                               in_angstrom.value, rtol=1e-9)
+    with pytest.raises(u.UnitConversionError):
+        token_bins(1 * u.s, 2 * u.s)
+
 def test_twin_ranks_and_nmad():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(20, 8))

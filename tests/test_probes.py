@@ -16,7 +16,7 @@ import spectok
 from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftProbe,
                             SpectralClassProbe, SpectrumEmbedder, StellarParameterProbe,
                             build_head, calibration_folds, calibration_split,
-                            conformal_quantile, load_probe,
+                            conformal_quantile, load_probe, refit_head,
                             make_head, save_probe, token_features, trusted_types)
 
 
@@ -112,6 +112,24 @@ def test_calibration_folds_cover_every_sample_once(fraction, sizes):
     assert calibration_folds(3, 0.2, np.random.RandomState(0)) == []  # too few to fold
     with pytest.raises(ValueError, match="calibration_fraction"):
         calibration_folds(100, 1.0, np.random.RandomState(0))
+
+
+def test_cross_calibration_needs_four_samples():
+    X, z = _regression_problem(3, seed=7)
+    probe = RedshiftProbe(head="ridge", calibration="cv").fit(X, z)
+    assert probe.n_calibration_ == 0
+    with pytest.raises(NotCalibratedError, match="calibration='cv' needs at least 4"):
+        probe.predict_interval(X)
+
+
+def test_refit_head_copies_parameters_not_state():
+    X, z = _regression_problem(40, seed=8)
+    head = make_head("knn", "regression", n_samples=40, params={"n_neighbors": 10}).fit(X, z)
+    small = refit_head(head, X[:4], z[:4])
+    assert small is not head and small.n_neighbors == 4 and head.n_neighbors == 10
+    np.testing.assert_allclose(small.predict(X[:4]), z[:4])  # fitted on the four only
+    mlp = make_head("mlp", "regression", n_samples=40, random_state=3)
+    assert refit_head(mlp, X, z).get_params() == mlp.get_params()
 
 
 def test_unknown_calibration_is_an_error():

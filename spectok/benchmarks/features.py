@@ -43,15 +43,32 @@ def log_grid(lo, hi, step=1e-4):
 
 
 def token_bins(lo, hi, width=TOKEN_BIN_WIDTH):
-    """Edges of equal bins in ln λ that cover ``lo`` to ``hi`` Å, about ``width`` wide.
+    """Edges of equal bins in ln λ that cover ``lo`` to ``hi``, about ``width`` wide.
+
+    Parameters
+    ----------
+    lo, hi : float or `~astropy.units.Quantity`
+        Ends of the range: Å, or any spectral Quantity.
+    width : float
+        Bin width in ln λ.
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+        Ascending edges in Å.
 
     Examples
     --------
+    >>> import astropy.units as u
     >>> from spectok.benchmarks import token_bins
     >>> edges = token_bins(3700.0, 9000.0)
     >>> len(edges) - 1, edges[0], edges[-1]
     (18, <Quantity 3700. Angstrom>, <Quantity 9000. Angstrom>)
+    >>> len(token_bins(1 * u.um, 2 * u.um)) - 1
+    14
     """
+    lo, hi = sorted((v if isinstance(v, u.Quantity) else v * u.AA).to_value(u.AA, u.spectral())
+                    for v in (lo, hi))
     n_bins = max(1, int(round(np.log(hi / lo) / width)))
     return np.geomspace(lo, hi, n_bins + 1) * u.AA
 

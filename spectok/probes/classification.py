@@ -1,14 +1,14 @@
 """Classification probe: spectral classes, with conformal prediction sets."""
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
-from .conformal import (CALIBRATIONS, NotCalibratedError, calibration_folds, calibration_split,
-                        conformal_quantile)
-from .heads import HEADS, build_head, fit_head
+from .conformal import (NotCalibratedError, _check_calibration, calibration_folds,
+                        calibration_split, conformal_quantile)
+from .heads import HEADS, build_head, fit_head, refit_head
 
 __all__ = ["SpectralClassProbe"]
 
@@ -108,9 +108,7 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least two classes; "
                              f"got only one class, {self.classes_[0].item()!r}")
-        if self.calibration not in CALIBRATIONS:
-            raise ValueError(f"calibration must be one of {CALIBRATIONS}, "
-                             f"got {self.calibration!r}")
+        _check_calibration(self.calibration)
         rng = check_random_state(self.random_state)
         if self.calibration == "split":
             fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng,
@@ -143,10 +141,7 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         """
         rest = np.setdiff1d(np.arange(len(X)), held_out)
         scaler = standardizer(self.standardize).fit(X[rest])
-        head = clone(self.head_)
-        if "n_neighbors" in head.get_params():
-            head.set_params(n_neighbors=min(head.n_neighbors, len(rest)))
-        fit_head(head, scaler.transform(X[rest]), encoded[rest])
+        head = refit_head(self.head_, scaler.transform(X[rest]), encoded[rest])
         proba = _class_probabilities(head, scaler, X[held_out], len(self.classes_))
         return 1.0 - proba[np.arange(len(held_out)), encoded[held_out]]
 

@@ -8,11 +8,11 @@ the threshold that covers the truth with probability at least α, whatever
 the distribution, as long as the new sample is exchangeable with the
 calibration ones (Vovk et al. 2005; Lei et al. 2018, JASA 113, 1094).
 
-Regression probes can instead fit the head on all samples and score every
-sample out of fold, with the head refitted on the other folds
-(``calibration="cv"``, the "CV" method of Barber et al. 2021, Ann. Stat. 49,
-486). That method has no finite-sample guarantee: its coverage is measured,
-not promised (the benchmark reports it).
+A probe can instead fit the head on all samples and score every sample out
+of fold, with the head refitted on the other folds (``calibration="cv"``,
+the "CV" method of Barber et al. 2021, Ann. Stat. 49, 486). That method has
+no finite-sample guarantee: its coverage is measured, not promised (the
+benchmark reports it).
 """
 
 import math
@@ -24,7 +24,7 @@ __all__ = ["conformal_quantile", "calibration_split", "calibration_folds", "CALI
 
 #: How a probe calibrates: ``"split"`` holds out a fraction of the training set
 #: from the fit; ``"cv"`` fits on every sample and scores each one with the head
-#: refitted without its fold (cross-conformal).
+#: refitted without its fold (out-of-fold calibration).
 CALIBRATIONS = ("split", "cv")
 
 
@@ -37,6 +37,12 @@ def _check_alpha(alpha):
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha is the coverage probability and must be in (0, 1), got {alpha}")
     return alpha
+
+
+def _check_calibration(calibration):
+    """Raise ValueError unless ``calibration`` is one of `CALIBRATIONS`."""
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
 
 
 def _check_fraction(fraction):

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["HEADS", "make_head", "build_head", "fit_head"]
+__all__ = ["HEADS", "make_head", "build_head", "fit_head", "refit_head"]
 
 #: The heads a probe can use.
 HEADS = ("ridge", "knn", "mlp")
@@ -234,3 +234,36 @@ def fit_head(estimator, X, y):
     """
     with _quiet_single_thread():
         return estimator.fit(X, y)
+
+
+def refit_head(fitted, X, y):
+    """A fresh copy of a fitted head (same kind and parameters), fitted on ``X`` and ``y``.
+
+    A ``"knn"`` head asks for no more neighbours than ``X`` has samples. The
+    probes use this to score held-out data with ``calibration="cv"``.
+
+    Parameters
+    ----------
+    fitted : `~sklearn.base.BaseEstimator`
+        A head, fitted or not (only its parameters are copied).
+    X, y : array-like
+
+    Returns
+    -------
+    estimator
+        The new, fitted head; ``fitted`` is not changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.probes import make_head, refit_head
+    >>> head = make_head("knn", "regression", n_samples=100).fit(np.eye(20), np.arange(20.0))
+    >>> refit_head(head, np.eye(3), np.arange(3.0)).n_neighbors, head.n_neighbors
+    (3, 15)
+    """
+    from sklearn.base import clone
+
+    head = clone(fitted)
+    if "n_neighbors" in head.get_params():
+        head.set_params(n_neighbors=min(head.n_neighbors, len(X)))
+    return fit_head(head, X, y)

@@ -3,13 +3,13 @@
 from functools import partial
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 
 from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
-from .conformal import (CALIBRATIONS, NotCalibratedError, calibration_folds, calibration_split,
-                        conformal_quantile)
-from .heads import HEADS, build_head, fit_head
+from .conformal import (NotCalibratedError, _check_calibration, calibration_folds,
+                        calibration_split, conformal_quantile)
+from .heads import HEADS, build_head, fit_head, refit_head
 
 __all__ = ["RedshiftProbe", "StellarParameterProbe", "TARGET_UNITS"]
 
@@ -89,9 +89,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
                              f"{list(names)}, got {y.shape}")
         self._check_targets(y.reshape(len(y), -1))
         t = self._forward(y.reshape(len(y), -1))
-        if self.calibration not in CALIBRATIONS:
-            raise ValueError(f"calibration must be one of {CALIBRATIONS}, "
-                             f"got {self.calibration!r}")
+        _check_calibration(self.calibration)
         rng = check_random_state(self.random_state)
         if self.calibration == "split":
             fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng)
@@ -131,10 +129,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         """|t − prediction| on ``held_out`` of the fitted head refitted on the other samples."""
         rest = np.setdiff1d(np.arange(len(X)), held_out)
         scaler, mean, scale, features, target = self._standardized(X[rest], t[rest])
-        head = clone(self.head_)
-        if "n_neighbors" in head.get_params():
-            head.set_params(n_neighbors=min(head.n_neighbors, len(rest)))
-        fit_head(head, features, target)
+        head = refit_head(self.head_, features, target)
         return np.abs(t[held_out] - _unstandardized(head, scaler, mean, scale, X[held_out]))
 
     # -- prediction -----------------------------------------------------------------------

@@ -93,9 +93,9 @@ def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0)
     >>> round(float(chi2_and_scatter_nll(y + 0.1, torch.full((1, 4), -30.0), y, s, y.bool())), 5)
     2.0
     """
-    data_var = sigma.float() ** 2 + noise_floor ** 2
-    chi2 = _per_spectrum_mean((flux - mean.float()) ** 2 / data_var, valid.float()).mean()
-    return chi2 + gaussian_nll(mean.detach(), log_scatter, flux, sigma, valid, noise_floor)
+    error = torch.sqrt(sigma.float() ** 2 + noise_floor ** 2)
+    return (reduced_chi2(mean, flux, error, valid).mean()
+            + gaussian_nll(mean.detach(), log_scatter, flux, sigma, valid, noise_floor))
 
 
 #: The reconstruction terms a `~spectok.training.TrainingConfig` can name.
