@@ -15,8 +15,9 @@ from specutils import Spectrum
 
 from spectok.adapter import prepare_spectrum
 from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod,
-                                FluxPCAMethod, choose_hidden_patches, format_report, log_grid,
-                                nmad, resample_to_grid, run_benchmark, token_bins, twin_ranks)
+                                FluxPCAMethod, choose_hidden_patches, diagonal_ranks,
+                                format_report, log_grid, matched_chi2, nmad, resample_to_grid,
+                                run_benchmark, token_bins, twin_ranks)
 from spectok.cli import main
 from spectok.model import CONFIGS, SpectralTokenizer
 from spectok.probes import HEADS
@@ -39,6 +40,35 @@ def test_twin_ranks_and_nmad():
     shuffled = twin_ranks(a, a[::-1])
     assert shuffled.min() >= 1 and shuffled.max() <= 20 and np.median(shuffled) > 1
     assert nmad(np.r_[np.zeros(10), 100.0]) == 0.0
+    assert diagonal_ranks(-np.abs(a[:, :1] - a[:, :1].T)).tolist() == [1] * 20  # ties: rank 1
+
+
+def _lined_star(centres, depth=0.4):
+    """A flat spectrum with Gaussian absorption lines (σ 30 Å) at ``centres``."""
+    lam = np.linspace(3500.0, 7500.0, 20_000)
+    flux = 1.0 - sum(depth * np.exp(-0.5 * ((lam - c) / 30.0) ** 2) for c in centres)
+    return Spectrum(spectral_axis=lam * u.AA, flux=flux * u.Unit("erg/(s cm2 AA)"))
+
+
+def test_matched_chi2_finds_twins_at_any_scale():
+    from spectok.datasets import observe
+
+    stars = [_lined_star(c) for c in ([4300, 5200], [4300, 5300], [4400, 6500], [5900])]
+    sdss = [observe(s, "sdss", snr=50, rng=i) for i, s in enumerate(stars)]
+    xp = [observe(s * f, "gaia_xp", snr=50, rng=10 + i)
+          for i, (s, f) in enumerate(zip(stars, (1.0, 3.0, 0.5, 20.0)))]
+    chi2 = matched_chi2(sdss, xp, "gaia_xp")
+    assert chi2.shape == (4, 4)
+    assert np.all(diagonal_ranks(-chi2) == 1)
+    assert np.all(np.diag(chi2) < 3)  # the twin fits to the noise, whatever its scale
+    assert np.all(chi2[~np.eye(4, dtype=bool)] > 2 * np.diag(chi2).max())
+    desi = [observe(stars[0], "desi", snr=50, rng=20)]
+    np.testing.assert_allclose(matched_chi2(desi, xp[:1], "gaia_xp"),
+                               matched_chi2(sdss[:1], xp[:1], "gaia_xp"), rtol=0.2)
+    with pytest.raises(ValueError, match="not all on one grid"):
+        matched_chi2(sdss, [xp[0], sdss[1]], "gaia_xp")
+    with pytest.raises(ValueError, match="not on the pixels of 'gaia_xp'"):
+        matched_chi2(xp, sdss, "gaia_xp")
 
 
 def test_resample_to_grid():
@@ -167,6 +197,12 @@ def test_quick_benchmark(quick_report):
     assert set(table["task"][fitted]) == {"redshift", "quasar_redshift"}
     redshift_rows = np.isin(table["task"], ["redshift", "quasar_redshift"])
     assert np.array_equal(fitted, redshift_rows & (table["metric"] != "68% interval coverage"))
+    # the matched χ² answers the cross-instrument twins only, better than chance
+    matched = np.isfinite(table["matched_chi2"])
+    assert set(table["task"][matched]) == {"cross_instrument"}
+    assert np.sum(matched) == np.sum(table["task"] == "cross_instrument")
+    assert quick_report.value("cross_instrument", "MILES stars sdss↔lamost: top-1 rate",
+                              "matched_chi2") > 0.5
     assert 0 < quick_report.value("redshift", "template fit: seconds per spectrum",
                                   "template_fit") < 5
     assert quick_report.value("redshift", "R² of z, simulated", "template_fit") > 0.99

@@ -2,7 +2,8 @@
 
 `run_benchmark` runs every task on a model and on two honest baselines
 (the same architecture untrained, and resampled flux + PCA), plus a
-classical template fit for redshifts (`TemplateRedshiftFit`), with fixed
+classical template fit for redshifts (`TemplateRedshiftFit`) and a χ² at
+matched resolution for cross-instrument twins (`matched_chi2`), with fixed
 seeds and by-object splits; `format_report` prints the result as markdown;
 `compare_heads` measures the probe heads so their defaults can be re-chosen.
 """
@@ -13,7 +14,9 @@ from .tasks import *  # noqa: F401,F403
 from .runner import *  # noqa: F401,F403
 from .choose_heads import *  # noqa: F401,F403
 from .template_redshift import *  # noqa: F401,F403
-from . import features, report, tasks, runner, choose_heads, template_redshift  # noqa: E402
+from .matched_twins import *  # noqa: F401,F403
+from . import (features, report, tasks, runner, choose_heads, template_redshift,  # noqa: E402
+               matched_twins)
 
 __all__ = (features.__all__ + report.__all__ + tasks.__all__ + runner.__all__
-           + choose_heads.__all__ + template_redshift.__all__)
+           + choose_heads.__all__ + template_redshift.__all__ + matched_twins.__all__)

@@ -8,12 +8,14 @@ from astropy.table import Table
 
 __all__ = ["BenchmarkReport", "format_report", "METHODS"]
 
-#: Report columns, in order: the model under test, the two baselines, and the
-#: classical template fit (redshift tasks only, `TemplateRedshiftFit`).
-METHODS = ("spectok", "untrained", "flux_pca", "template_fit")
+#: Report columns, in order: the model under test, the two baselines, the
+#: classical template fit (redshift tasks only, `TemplateRedshiftFit`) and the
+#: classical χ² at matched resolution (cross-instrument twins only, `matched_chi2`).
+METHODS = ("spectok", "untrained", "flux_pca", "template_fit", "matched_chi2")
 
 _METHOD_TITLES = {"spectok": "spectok", "untrained": "untrained (random weights)",
-                  "flux_pca": "flux + PCA", "template_fit": "template fit"}
+                  "flux_pca": "flux + PCA", "template_fit": "template fit",
+                  "matched_chi2": "matched χ²"}
 
 
 def _empty_table():

@@ -20,9 +20,10 @@ from .features import (EmbeddingMethod, FluxPCAMethod, _prepare, choose_hidden_p
                        log_grid, token_bins)
 from .figures import embedding_figure, panel_figure, reconstruction_figure
 from .report import BenchmarkReport
+from .matched_twins import matched_chi2
 from .template_redshift import TemplateRedshiftFit
 
-__all__ = ["TASKS", "BenchmarkContext", "twin_ranks", "nmad"]
+__all__ = ["TASKS", "BenchmarkContext", "twin_ranks", "diagonal_ranks", "nmad"]
 
 #: Galaxy instruments the redshift probe is trained and tested on.
 GALAXY_INSTRUMENTS = ("sdss", "desi", "lamost")
@@ -105,9 +106,24 @@ def twin_ranks(a, b):
     b = np.asarray(b, dtype=float)
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-30)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-30)
-    similarity = a @ b.T
-    twin = np.diag(similarity)
-    return 1 + np.sum(similarity > twin[:, None], axis=1)
+    return diagonal_ranks(a @ b.T)
+
+
+def diagonal_ranks(score):
+    """Rank of each row's diagonal entry among the row, highest score first.
+
+    ``score[i, j]`` scores candidate ``j`` for object ``i``, whose twin is
+    candidate ``i``; its rank is 1 + the number of candidates scored higher.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.benchmarks import diagonal_ranks
+    >>> diagonal_ranks(np.array([[0.9, 0.1], [0.8, 0.3]])).tolist()
+    [1, 2]
+    """
+    score = np.asarray(score, dtype=float)
+    return 1 + np.sum(score > np.diag(score)[:, None], axis=1)
 
 
 class _Data:
@@ -668,6 +684,14 @@ def cross_instrument(ctx):
             results.setdefault(("MILES stars", a, b), {})[method] = ranks
         _, gal_x = gal_feats[method]
         results.setdefault(("galaxies", "sdss", "desi"), {})[method] = twin_ranks(*gal_x)
+    # The classical reference re-observes the sharper view through the coarser
+    # instrument (SDSS's R ≈ 2000 is coarser than DESI's), so for galaxies
+    # the candidates of each SDSS view are ranked down a column.
+    for a, b in pairs:
+        chi2 = matched_chi2(views[STAR_INSTRUMENTS.index(a)], views[STAR_INSTRUMENTS.index(b)], b)
+        results[("MILES stars", a, b)]["matched_chi2"] = diagonal_ranks(-chi2)
+    chi2 = matched_chi2(gal_views[1], gal_views[0], "sdss")
+    results[("galaxies", "sdss", "desi")]["matched_chi2"] = diagonal_ranks(-chi2.T)
     _add_embedding_figure(ctx, star_feats["spectok"][1][0])
     for (what, a, b), by_method in results.items():
         n = len(next(iter(by_method.values())))
