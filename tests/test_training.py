@@ -195,6 +195,45 @@ def test_stream_does_not_depend_on_the_number_of_workers(tmp_path):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def _three_families(n_each=4):
+    """Spectra in three families of slope (blue, flat, red), each object starting at its
+    own wavelength: object ``i`` starts at 4000 + 10 i Å."""
+    import astropy.units as u
+    from specutils import Spectrum
+
+    spectra = []
+    for family, slope in enumerate((-3.0, 0.0, 3.0)):
+        for member in range(n_each):
+            start = 4000.0 + 10.0 * (family * n_each + member)
+            wave = start * np.exp(np.arange(2000) * 2e-4)
+            flux = (1 + 0.01 * member) * (wave / 5000.0) ** slope
+            spectra.append(Spectrum(spectral_axis=wave * u.AA, flux=flux * u.Jy))
+    return spectra
+
+
+def test_similar_batches_hold_one_object_and_its_neighbours(tmp_path):
+    from spectok.training.data import _Pool
+
+    pool = _Pool(_three_families())
+    near = pool.neighbours(5, 4).tolist()
+    assert near[0] == 5 and sorted(near) == [4, 5, 6, 7]
+    sources = [Source("families", pool, instruments=("native",))]
+
+    def families_per_batch(fraction):
+        config = tiny_config(tmp_path, similar_batch_fraction=fraction)
+        stream = TrainingStream(sources, config, 32)
+        families = []
+        for step in range(6):
+            start = torch.exp(stream.batch(step)[0]["inputs"][0][:, 0]).numpy()
+            families.append(set(np.round((start - 4000.0) / 10.0).astype(int) // 4))
+        return families
+
+    assert all(len(f) == 1 for f in families_per_batch(1.0))
+    assert any(len(f) > 1 for f in families_per_batch(0.0))
+    with pytest.raises(ValueError, match="similar_batch_fraction"):
+        tiny_config(tmp_path, similar_batch_fraction=1.5)
+
+
 # -- the loop -----------------------------------------------------------------------------
 
 def test_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):

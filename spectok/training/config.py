@@ -67,6 +67,12 @@ class TrainingConfig:
         the model cannot discount the pixels it fits worst.
     reconstruction_weight, consistency_weight, temperature : float
         Weights of the loss terms and the InfoNCE temperature.
+    similar_batch_fraction : float
+        Fraction of the steps that draw from a fixed collection (not a
+        simulator) whose batch is one random object and its nearest
+        neighbours in coarse spectral shape instead of random objects: hard
+        negatives, so that the consistency term must tell similar objects
+        apart, not only different kinds.
     max_query_pixels : int
         Pixels per spectrum at which the decoder is queried in training (a
         random subset; all pixels when the spectrum is shorter).
@@ -103,6 +109,7 @@ class TrainingConfig:
     reconstruction_weight: float = 1.0
     consistency_weight: float = 0.2
     temperature: float = 0.1
+    similar_batch_fraction: float = 0.0
     max_query_pixels: int = 512
     max_view_pixels: int = 4096
     seed: int = 0
@@ -122,6 +129,9 @@ class TrainingConfig:
                              f"more, got {self.num_workers}")
         if not self.sources:
             raise ValueError("the training mixture needs at least one source")
+        if not 0 <= self.similar_batch_fraction <= 1:
+            raise ValueError(f"similar_batch_fraction must be between 0 and 1, got "
+                             f"{self.similar_batch_fraction}")
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"unknown reconstruction_loss {self.reconstruction_loss!r}; "
                              f"choose from {sorted(RECONSTRUCTION_LOSSES)}")

@@ -90,12 +90,45 @@ class _Object:
         return prepare_spectrum(self._source)
 
 
-def _choose_from(spectra):
-    objects = [_Object(s) for s in spectra]
+class _Pool:
+    """A fixed collection of objects: draws one at random, and knows each one's neighbours.
 
-    def draw(rng, redshift):
-        return objects[rng.integers(len(objects))]
-    return draw
+    Neighbours are near in coarse spectral shape: the log of the flux
+    averaged in 48 bins equally spaced in log λ over the wavelengths most of
+    the collection covers, less its mean (so brightness does not count).
+    """
+
+    n_bins = 48
+
+    def __init__(self, spectra):
+        self.objects = [_Object(s) for s in spectra]
+
+    def __call__(self, rng, redshift):
+        return self.objects[rng.integers(len(self.objects))]
+
+    @functools.cached_property
+    def _shapes(self):
+        models = [obj.model for obj in self.objects]
+        lo = np.median([m.wavelength[m.good][0] for m in models])
+        hi = np.median([m.wavelength[m.good][-1] for m in models])
+        edges = np.geomspace(lo, hi, self.n_bins + 1)
+        shapes = np.zeros((len(models), self.n_bins))
+        for row, m in enumerate(models):
+            wave, flux = m.wavelength[m.good], m.flux[m.good]
+            index = np.searchsorted(edges, wave) - 1
+            inside = (index >= 0) & (index < self.n_bins) & (flux > 0)
+            counts = np.bincount(index[inside], minlength=self.n_bins)
+            sums = np.bincount(index[inside], flux[inside], minlength=self.n_bins)
+            covered = counts > 0
+            log_mean = np.log(sums[covered] / counts[covered])
+            shapes[row, covered] = log_mean - log_mean.mean()
+        return shapes
+
+    def neighbours(self, index, k):
+        """Indices of the ``k`` objects nearest to object ``index`` (itself first)."""
+        distance = np.sum((self._shapes - self._shapes[index]) ** 2, axis=1)
+        distance[index] = -1.0
+        return np.argsort(distance, kind="stable")[:k]
 
 
 def _miles_training_stars():
@@ -140,11 +173,11 @@ def _quasars():
 
 
 SOURCES = {
-    "miles": lambda: _choose_from(_miles_training_stars()),
-    "spex": lambda: _choose_from(_spex_training_sources()),
-    "stellar_templates": lambda: _choose_from(_stellar_templates()),
-    "model_atmospheres": lambda: _choose_from(_model_atmospheres()),
-    "ssp": lambda: _choose_from(_ssp_templates()),
+    "miles": lambda: _Pool(_miles_training_stars()),
+    "spex": lambda: _Pool(_spex_training_sources()),
+    "stellar_templates": lambda: _Pool(_stellar_templates()),
+    "model_atmospheres": lambda: _Pool(_model_atmospheres()),
+    "ssp": lambda: _Pool(_ssp_templates()),
     "galaxies": _galaxies,
     "quasars": _quasars,
 }
@@ -325,11 +358,14 @@ class TrainingStream(torch.utils.data.IterableDataset):
             if (step - self.start_step) % n_workers == worker:
                 yield self.batch(step)
 
-    def _example(self, source, instruments, step, index):
+    def _example(self, source, instruments, step, index, chosen=None):
+        """Two views of one object: ``chosen`` (an object of the source's pool) if given,
+        else a random draw, which also replaces a chosen object no view can be made of."""
         rng = np.random.default_rng([self.config.seed, self.stream, step, index])
-        for _ in range(_MAX_REDRAWS):
+        for attempt in range(_MAX_REDRAWS):
             redshift = rng.uniform(*source.redshift)
-            obj = _as_object(source.draw(rng, redshift))
+            obj = source.draw.objects[chosen] if chosen is not None and attempt == 0 else \
+                _as_object(source.draw(rng, redshift))
             if obj.simulated and "native" in instruments:
                 raise ValueError(f"training source {source.name!r} draws simulated objects, "
                                  "which have no 'native' view; list instrument presets only")
@@ -351,9 +387,15 @@ class TrainingStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.config.seed, self.stream, step])
         source = self.sources[rng.choice(len(self.sources), p=self.probabilities)]
         instruments = tuple(rng.choice(source.instruments, 2))
+        chosen = [None] * self.config.batch_size
+        if (self.config.similar_batch_fraction > 0 and isinstance(source.draw, _Pool)
+                and rng.random() < self.config.similar_batch_fraction):
+            anchor = rng.integers(len(source.draw.objects))
+            near = source.draw.neighbours(anchor, self.config.batch_size)
+            chosen[:len(near)] = near.tolist()
         local = self.config.batch_size // self.world_size
         indices = range(self.rank * local, (self.rank + 1) * local)
-        examples = [self._example(source, instruments, step, i) for i in indices]
+        examples = [self._example(source, instruments, step, i, chosen[i]) for i in indices]
         generators = [torch.Generator().manual_seed(int(np.random.SeedSequence(
             [self.config.seed, self.stream, step, i]).generate_state(1)[0])) for i in indices]
         rngs = [r for _, r in examples]
