@@ -217,19 +217,28 @@ def test_similar_batches_hold_one_object_and_its_neighbours(tmp_path):
     pool = _Pool(_three_families())
     near = pool.neighbours(5, 4).tolist()
     assert near[0] == 5 and sorted(near) == [4, 5, 6, 7]
+    # repeat spectra of one source are never negatives of each other
+    grouped = _Pool(_three_families(), groups=[0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    assert grouped.neighbours(0, 4).tolist()[0] == 0
+    assert 1 not in grouped.neighbours(0, 4) and len(grouped.neighbours(0, 4)) == 4
     sources = [Source("families", pool, instruments=("native",))]
 
-    def families_per_batch(fraction):
+    def objects_per_batch(fraction):
         config = tiny_config(tmp_path, similar_batch_fraction=fraction)
         stream = TrainingStream(sources, config, 32)
-        families = []
+        objects = []
         for step in range(6):
             start = torch.exp(stream.batch(step)[0]["inputs"][0][:, 0]).numpy()
-            families.append(set(np.round((start - 4000.0) / 10.0).astype(int) // 4))
-        return families
+            objects.append(np.round((start - 4000.0) / 10.0).astype(int))
+        return objects
 
-    assert all(len(f) == 1 for f in families_per_batch(1.0))
-    assert any(len(f) > 1 for f in families_per_batch(0.0))
+    for objects in objects_per_batch(1.0):  # an object and its three neighbours
+        assert sorted(objects) == sorted(pool.neighbours(objects[0], 4).tolist())
+    assert any(len(set(objects // 4)) > 1 for objects in objects_per_batch(0.0))
+    # a source without a fixed collection draws the same stream whatever the fraction
+    plain, similar = (TrainingStream(TOY_SOURCES, tiny_config(tmp_path, similar_batch_fraction=f),
+                                     32).batch(2) for f in (0.0, 1.0))
+    torch.testing.assert_close(plain[0]["inputs"][1], similar[0]["inputs"][1], atol=0, rtol=0)
     with pytest.raises(ValueError, match="similar_batch_fraction"):
         tiny_config(tmp_path, similar_batch_fraction=1.5)
 

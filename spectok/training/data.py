@@ -95,24 +95,31 @@ class _Pool:
 
     Neighbours are near in coarse spectral shape: the log of the flux
     averaged in 48 bins equally spaced in log λ over the wavelengths most of
-    the collection covers, less its mean (so brightness does not count).
+    the collection covers, compared on the bins both objects cover after
+    removing the mean difference (so brightness does not count, nor does
+    coverage). Spectra that share a ``group`` (repeat spectra of one source)
+    are never in one batch of neighbours: they would be negatives of each
+    other.
     """
 
     n_bins = 48
+    min_shared_bins = 12
 
-    def __init__(self, spectra):
+    def __init__(self, spectra, groups=None):
         self.objects = [_Object(s) for s in spectra]
+        self.groups = np.arange(len(self.objects)) if groups is None else np.asarray(groups)
 
     def __call__(self, rng, redshift):
         return self.objects[rng.integers(len(self.objects))]
 
     @functools.cached_property
-    def _shapes(self):
+    def _log_flux(self):
+        """(objects, bins) log mean flux, NaN where an object has no positive flux."""
         models = [obj.model for obj in self.objects]
         lo = np.median([m.wavelength[m.good][0] for m in models])
         hi = np.median([m.wavelength[m.good][-1] for m in models])
         edges = np.geomspace(lo, hi, self.n_bins + 1)
-        shapes = np.zeros((len(models), self.n_bins))
+        log_flux = np.full((len(models), self.n_bins), np.nan)
         for row, m in enumerate(models):
             wave, flux = m.wavelength[m.good], m.flux[m.good]
             index = np.searchsorted(edges, wave) - 1
@@ -120,15 +127,29 @@ class _Pool:
             counts = np.bincount(index[inside], minlength=self.n_bins)
             sums = np.bincount(index[inside], flux[inside], minlength=self.n_bins)
             covered = counts > 0
-            log_mean = np.log(sums[covered] / counts[covered])
-            shapes[row, covered] = log_mean - log_mean.mean()
-        return shapes
+            log_flux[row, covered] = np.log(sums[covered] / counts[covered])
+        return log_flux
 
     def neighbours(self, index, k):
-        """Indices of the ``k`` objects nearest to object ``index`` (itself first)."""
-        distance = np.sum((self._shapes - self._shapes[index]) ** 2, axis=1)
+        """Indices of up to ``k`` objects nearest to object ``index``, itself first, no two
+        of one group; objects sharing fewer than `min_shared_bins` bins with it are left out."""
+        difference = self._log_flux - self._log_flux[index]
+        shared = np.isfinite(difference)
+        n_shared = shared.sum(axis=1)
+        difference = np.where(shared, difference, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            offset = difference.sum(axis=1) / n_shared
+            distance = np.where(shared, (difference - offset[:, None]) ** 2, 0.0).sum(1) / n_shared
+        distance[n_shared < self.min_shared_bins] = np.inf
         distance[index] = -1.0
-        return np.argsort(distance, kind="stable")[:k]
+        chosen, seen = [], set()
+        for candidate in np.argsort(distance, kind="stable"):
+            if len(chosen) == k or not np.isfinite(distance[candidate]):
+                break
+            if self.groups[candidate] not in seen:
+                seen.add(self.groups[candidate])
+                chosen.append(candidate)
+        return np.array(chosen, dtype=int)
 
 
 def _miles_training_stars():
@@ -139,10 +160,11 @@ def _miles_training_stars():
 
 
 def _spex_training_sources():
+    """The training side of the SpeX split, and each spectrum's source (some have several)."""
     from ..datasets import benchmark_split, load_spex
     spex = load_spex()
     train, _ = benchmark_split("spex", spex.labels)
-    return [spex.spectra[i] for i in train]
+    return [spex.spectra[i] for i in train], np.asarray(spex.labels["source_key"])[train]
 
 
 def _stellar_templates():
@@ -174,7 +196,7 @@ def _quasars():
 
 SOURCES = {
     "miles": lambda: _Pool(_miles_training_stars()),
-    "spex": lambda: _Pool(_spex_training_sources()),
+    "spex": lambda: _Pool(*_spex_training_sources()),
     "stellar_templates": lambda: _Pool(_stellar_templates()),
     "model_atmospheres": lambda: _Pool(_model_atmospheres()),
     "ssp": lambda: _Pool(_ssp_templates()),
@@ -359,8 +381,11 @@ class TrainingStream(torch.utils.data.IterableDataset):
                 yield self.batch(step)
 
     def _example(self, source, instruments, step, index, chosen=None):
-        """Two views of one object: ``chosen`` (an object of the source's pool) if given,
-        else a random draw, which also replaces a chosen object no view can be made of."""
+        """Two views of one object: the pool's object ``chosen``, or a random draw.
+
+        A random draw also replaces a chosen object that the instruments
+        cannot observe.
+        """
         rng = np.random.default_rng([self.config.seed, self.stream, step, index])
         for attempt in range(_MAX_REDRAWS):
             redshift = rng.uniform(*source.redshift)

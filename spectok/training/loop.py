@@ -196,10 +196,11 @@ def validation_loss(model, config, *, sources=None):
 
     These are the fixed batches `train` validates on (new draws and views of
     the training pool, from a stream of their own): they depend only on the
-    configuration's sources, seed and ``validation_batches`` (and the
-    model's patch size), so any saved models -- the stages of one model, or
-    runs of different configurations -- can be compared on the same
-    spectra. The loss is computed in float32 on the model's device (`train`
+    configuration's sources, seed, batch settings (``batch_size``,
+    ``similar_batch_fraction``, ``max_view_pixels``, …) and
+    ``validation_batches`` (and the model's patch size), so any saved
+    models -- the stages of one model, or runs of different configurations --
+    can be compared on the same spectra. The loss is computed in float32 on the model's device (`train`
     validates under bfloat16 autocast on a GPU, so its logged values differ
     there in the last digits).
 
