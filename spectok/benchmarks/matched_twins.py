@@ -16,28 +16,31 @@ import numpy as np
 __all__ = ["matched_chi2"]
 
 
-def _flat(observed):
-    """Flux, inverse variance and validity of a spectrum or of all arms of a list, joined."""
-    from specutils import SpectrumList
+def _flat(spectrum, index, need_errors=False):
+    """Flux, inverse variance and validity of a spectrum (all arms joined), in one unit."""
+    from ..adapter import prepare_spectrum
 
-    arms = observed if isinstance(observed, SpectrumList) else [observed]
-    flux = np.concatenate([np.asarray(arm.flux.value, dtype=float) for arm in arms])
-    ivar = np.concatenate([np.asarray(arm.uncertainty.array, dtype=float) for arm in arms])
-    mask = np.concatenate([np.asarray(arm.mask, dtype=bool) for arm in arms])
-    valid = ~mask & (ivar > 0) & np.isfinite(flux)
-    return np.where(valid, flux, 0.0), np.where(valid, ivar, 0.0), valid
+    prepared = prepare_spectrum(spectrum, index)
+    if need_errors and not prepared.has_uncertainty:
+        raise ValueError(f"{prepared.label} has no uncertainty, which its χ² needs")
+    flux, sigma, valid = (np.concatenate(arrays) for arrays in
+                          (prepared.flux, prepared.sigma, prepared.valid))
+    valid = valid & (sigma > 0)
+    ivar = np.where(valid, 1.0 / np.where(valid, sigma, 1.0) ** 2, 0.0)
+    return np.where(valid, flux, 0.0), ivar, valid
 
 
 def matched_chi2(views_a, views_b, instrument_b):
-    """Reduced χ² of every view in ``views_b`` against every view in ``views_a``
-    observed again through ``instrument_b``.
+    """Reduced χ² of every view of ``b`` against every view of ``a`` re-observed as ``b``.
 
     Each view of ``a`` is convolved to the resolution of ``instrument_b`` and
     binned onto its pixels without added noise; each view of ``b`` is then
-    compared with it on the pixels both have, with the flux scale that
-    minimises χ² (so calibration and distance do not matter). Only the
-    errors of ``b`` enter χ²: choose ``b`` as the instrument of lower
-    resolution, where the re-observed ``a`` is nearly noiseless.
+    compared with it on the pixels both have, with the non-negative flux
+    scale that minimises χ² (so calibration and distance do not matter).
+    Only the errors of ``b`` enter χ²: where ``b`` has the lower resolution
+    (Gaia XP against SDSS), the re-observed ``a`` is nearly noiseless; where
+    the two are alike (LAMOST against SDSS), every χ² is larger by a similar
+    factor, which leaves the ranking of candidates about as it is.
 
     Parameters
     ----------
@@ -47,6 +50,8 @@ def matched_chi2(views_a, views_b, instrument_b):
     views_b : sequence of `~specutils.Spectrum` or `~specutils.SpectrumList`
         Observations through ``instrument_b``, all on its pixels.
     instrument_b : str or `~spectok.datasets.Instrument`
+        The instrument of ``views_b``, through which the views of ``a`` are
+        observed again.
 
     Returns
     -------
@@ -56,8 +61,8 @@ def matched_chi2(views_a, views_b, instrument_b):
     Raises
     ------
     ValueError
-        If the views of ``b`` are not all on one grid of ``instrument_b``'s
-        size.
+        If either list is empty, a view of ``b`` has no uncertainty, or the
+        views of ``b`` are not all on the pixels of ``instrument_b``.
 
     Examples
     --------
@@ -78,18 +83,22 @@ def matched_chi2(views_a, views_b, instrument_b):
     """
     from ..datasets import observe
 
-    data = [_flat(view) for view in views_b]
+    if len(views_a) == 0 or len(views_b) == 0:
+        raise ValueError("matched_chi2 needs at least one view of a and one of b")
+    data = [_flat(view, j, need_errors=True) for j, view in enumerate(views_b)]
     if len({len(flux) for flux, _, _ in data}) > 1:
         raise ValueError(f"the views of b are not all on one grid of {instrument_b!r}")
     flux_b, ivar_b, _ = (np.stack(column) for column in zip(*data))
-    models = [_flat(observe(view, instrument_b, noise=False)) for view in views_a]
-    if models and models[0][0].shape != flux_b.shape[1:]:
+    models = [_flat(observe(view, instrument_b, noise=False), i)
+              for i, view in enumerate(views_a)]
+    if models[0][0].shape != flux_b.shape[1:]:
         raise ValueError(f"the views of b are not on the pixels of {instrument_b!r}")
     flux_a = np.stack([flux for flux, _, _ in models])
     valid_a = np.stack([valid for _, _, valid in models]).astype(float)
     # For the pair (i, j) the best scale is s = Σ w a b / Σ w a² and the minimum
-    # χ² is Σ w b² - (Σ w a b)² / Σ w a², with w = ivar_b[j] on pixels valid in a[i].
-    sum_ab = flux_a @ (ivar_b * flux_b).T
+    # χ² is Σ w b² - (Σ w a b)² / Σ w a², with w = ivar_b[j] on pixels valid in a[i];
+    # a negative s (a candidate shaped like the model upside down) becomes 0.
+    sum_ab = np.maximum(flux_a @ (ivar_b * flux_b).T, 0.0)
     sum_aa = (flux_a ** 2) @ ivar_b.T
     sum_bb = valid_a @ (ivar_b * flux_b ** 2).T
     n_pixels = valid_a @ (ivar_b > 0).T
