@@ -42,6 +42,13 @@ def test_twin_ranks_and_nmad():
     assert nmad(np.r_[np.zeros(10), 100.0]) == 0.0
     assert diagonal_ranks(-np.abs(a[:, :1] - a[:, :1].T)).tolist() == [1] * 20
     assert diagonal_ranks([[1, 1, 2], [0, 1, 0], [3, 3, 3]]).tolist() == [2, 1, 1]  # ties count
+    assert diagonal_ranks([[0.0, -np.inf], [-np.inf, 0.0]]).tolist() == [1, 1]
+    with pytest.raises(ValueError, match="must be square"):
+        diagonal_ranks(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="NaN in 1 rows"):
+        diagonal_ranks([[1.0, np.nan], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="of one shape"):
+        twin_ranks(a, a[:5])
 
 
 def _lined_star(centres, depth=0.4):
@@ -68,6 +75,10 @@ def test_matched_chi2_finds_twins_at_any_scale():
                                matched_chi2(sdss[:1], xp[:1], "gaia_xp"), rtol=0.2)
     with pytest.raises(ValueError, match="not all on one grid"):
         matched_chi2(sdss, [xp[0], sdss[1]], "gaia_xp")
+    shifted = Spectrum(spectral_axis=xp[1].spectral_axis * 1.01, flux=xp[1].flux,
+                       uncertainty=xp[1].uncertainty)  # as many pixels, other wavelengths
+    with pytest.raises(ValueError, match="not all on one grid"):
+        matched_chi2(sdss, [xp[0], shifted], "gaia_xp")
     with pytest.raises(ValueError, match="not on the pixels of 'gaia_xp'"):
         matched_chi2(xp, sdss, "gaia_xp")
     with pytest.raises(ValueError, match="at least one view"):

@@ -16,18 +16,18 @@ import numpy as np
 __all__ = ["matched_chi2"]
 
 
-def _flat(spectrum, index, need_errors=False):
-    """Flux, inverse variance and validity of a spectrum (all arms joined), in one unit."""
+def _pixels(spectrum, index, need_errors=False):
+    """Wavelength, flux, inverse variance and validity of a spectrum, all arms joined."""
     from ..adapter import prepare_spectrum
+    from .features import _flat
 
     prepared = prepare_spectrum(spectrum, index)
     if need_errors and not prepared.has_uncertainty:
         raise ValueError(f"{prepared.label} has no uncertainty, which its χ² needs")
-    flux, sigma, valid = (np.concatenate(arrays) for arrays in
-                          (prepared.flux, prepared.sigma, prepared.valid))
+    wavelength, flux, valid, sigma, _ = _flat(prepared)
     valid = valid & (sigma > 0)
     ivar = np.where(valid, 1.0 / np.where(valid, sigma, 1.0) ** 2, 0.0)
-    return np.where(valid, flux, 0.0), ivar, valid
+    return wavelength, np.where(valid, flux, 0.0), ivar, valid
 
 
 def matched_chi2(views_a, views_b, instrument_b):
@@ -85,16 +85,17 @@ def matched_chi2(views_a, views_b, instrument_b):
 
     if len(views_a) == 0 or len(views_b) == 0:
         raise ValueError("matched_chi2 needs at least one view of a and one of b")
-    data = [_flat(view, j, need_errors=True) for j, view in enumerate(views_b)]
-    if len({len(flux) for flux, _, _ in data}) > 1:
+    data = [_pixels(view, j, need_errors=True) for j, view in enumerate(views_b)]
+    grid = data[0][0]
+    if any(len(w) != len(grid) or not np.allclose(w, grid) for w, _, _, _ in data):
         raise ValueError(f"the views of b are not all on one grid of {instrument_b!r}")
-    flux_b, ivar_b, _ = (np.stack(column) for column in zip(*data))
-    models = [_flat(observe(view, instrument_b, noise=False), i)
+    models = [_pixels(observe(view, instrument_b, noise=False), i)
               for i, view in enumerate(views_a)]
-    if models[0][0].shape != flux_b.shape[1:]:
+    if len(models[0][0]) != len(grid) or not np.allclose(models[0][0], grid):
         raise ValueError(f"the views of b are not on the pixels of {instrument_b!r}")
-    flux_a = np.stack([flux for flux, _, _ in models])
-    valid_a = np.stack([valid for _, _, valid in models]).astype(float)
+    _, flux_b, ivar_b, _ = (np.stack(column) for column in zip(*data))
+    flux_a = np.stack([flux for _, flux, _, _ in models])
+    valid_a = np.stack([valid for _, _, _, valid in models]).astype(float)
     # For the pair (i, j) the best scale is s = Σ w a b / Σ w a² and the minimum
     # χ² is Σ w b² - (Σ w a b)² / Σ w a², with w = ivar_b[j] on pixels valid in a[i];
     # a negative s (a candidate shaped like the model upside down) becomes 0.

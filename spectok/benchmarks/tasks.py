@@ -94,6 +94,11 @@ def twin_ranks(a, b):
     -------
     `~numpy.ndarray` of int, shape (n,)
 
+    Raises
+    ------
+    ValueError
+        If ``a`` and ``b`` are not 2-D arrays of one shape.
+
     Examples
     --------
     >>> import numpy as np
@@ -104,6 +109,9 @@ def twin_ranks(a, b):
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"a and b must be (objects, features) arrays of one shape, one row "
+                         f"per object; got {a.shape} and {b.shape}")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-30)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-30)
     return diagonal_ranks(a @ b.T)
@@ -113,7 +121,22 @@ def diagonal_ranks(score):
     """Rank of each row's diagonal entry among the row, highest score first.
 
     ``score[i, j]`` scores candidate ``j`` for object ``i``, whose twin is
-    candidate ``i``; its rank is 1 + the number of candidates scored higher.
+    candidate ``i``; its rank is 1 + the number of candidates scored higher
+    (ties go to the twin). Infinite scores are allowed (``-inf``: never a
+    match).
+
+    Parameters
+    ----------
+    score : array-like, shape (n, n)
+
+    Returns
+    -------
+    `~numpy.ndarray` of int, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        If ``score`` is not square or holds NaN.
 
     Examples
     --------
@@ -123,6 +146,12 @@ def diagonal_ranks(score):
     [1, 2]
     """
     score = np.asarray(score, dtype=float)
+    if score.ndim != 2 or score.shape[0] != score.shape[1]:
+        raise ValueError(f"score must be square, objects by candidates with each twin on the "
+                         f"diagonal; got shape {score.shape}")
+    if np.isnan(score).any():
+        raise ValueError(f"score holds NaN in {int(np.isnan(score).any(axis=1).sum())} rows; "
+                         "a NaN cannot be ranked")
     return 1 + np.sum(score > np.diag(score)[:, None], axis=1)
 
 
