@@ -39,6 +39,8 @@ class ProbeVersionWarning(UserWarning):
 def _trusted_types():
     from sklearn.decomposition import PCA
     from sklearn.impute import SimpleImputer
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.kernel_ridge import KernelRidge
     from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -51,6 +53,8 @@ def _trusted_types():
     sklearn_types = {
         "sklearn.decomposition": [PCA],
         "sklearn.impute": [SimpleImputer],
+        "sklearn.kernel_approximation": [Nystroem],
+        "sklearn.kernel_ridge": [KernelRidge],
         "sklearn.linear_model": [LogisticRegression, Ridge, RidgeCV],
         "sklearn.neighbors": [KNeighborsClassifier, KNeighborsRegressor],
         "sklearn.neural_network": [MLPClassifier, MLPRegressor],
@@ -287,16 +291,18 @@ def load_probe(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no probe file {path}")
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head[:1] == b"\x80":
-        raise ProbeFileError(f"{path} looks like a Python pickle; spectok never loads pickles "
-                             "(they can run arbitrary code). Save probes with probe.save().")
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
             arrays = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, ValueError) as error:
+        # Only now: a safetensors file opens with its header's length, whose
+        # first byte is 0x80 -- a pickle's first byte -- for one length in 256.
+        with open(path, "rb") as f:
+            if f.read(1) == b"\x80":
+                raise ProbeFileError(
+                    f"{path} looks like a Python pickle; spectok never loads pickles (they "
+                    "can run arbitrary code). Save probes with probe.save().") from None
         raise ProbeFileError(f"{path} is not a safetensors probe file ({error}); probes are "
                              "read only from files written by probe.save()") from None
     if metadata.get("format") != _FORMAT:
