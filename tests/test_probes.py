@@ -132,6 +132,53 @@ def test_refit_head_copies_parameters_not_state():
     assert refit_head(mlp, X, z).get_params() == mlp.get_params()
 
 
+def test_kernel_head_fits_what_a_linear_head_cannot():
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(300, 4))
+    y = np.sin(2 * X[:, 0]) + 0.5 * X[:, 1] ** 2
+    test = rng.normal(size=(200, 4))
+    truth = np.sin(2 * test[:, 0]) + 0.5 * test[:, 1] ** 2
+    errors = {head: np.sqrt(np.mean((make_head(head, "regression", 300).fit(X, y)
+                                     .predict(test) - truth) ** 2))
+              for head in ("ridge", "kernel")}
+    assert errors["kernel"] < 0.3 * errors["ridge"]
+    # a ring: no straight line separates the classes
+    labels = np.where(np.hypot(X[:, 0], X[:, 1]) > 1.2, "out", "in")
+    expected = np.where(np.hypot(test[:, 0], test[:, 1]) > 1.2, "out", "in")
+    accuracy = {head: np.mean(make_head(head, "classification", 300, random_state=0)
+                              .fit(X, labels).predict(test) == expected)
+                for head in ("ridge", "kernel")}
+    assert accuracy["kernel"] > 0.9 > accuracy["ridge"]
+
+
+def test_kernel_head_parameters():
+    regressor = make_head("kernel", "regression", 50, params={"gamma": 0.2, "alpha": 1.0})
+    assert (regressor.kernel, regressor.gamma, regressor.alpha) == ("rbf", 0.2, 1.0)
+    classifier = make_head("kernel", "classification", 50, random_state=1,
+                           params={"gamma": 0.2, "C": 3.0, "class_weight": "balanced"})
+    nystroem, logistic = (step for _, step in classifier.steps)
+    assert (nystroem.gamma, nystroem.n_components, nystroem.random_state) == (0.2, 50, 1)
+    assert (logistic.C, logistic.class_weight) == (3.0, "balanced")
+    with pytest.raises(ValueError, match="head_params for the 'kernel' head"):
+        make_head("kernel", "regression", 50, params={"n_neighbors": 3})
+    # refitted on fewer samples than the Nyström map was built from: it shrinks
+    X = np.random.default_rng(2).normal(size=(50, 3))
+    labels = np.where(X[:, 0] > 0, "a", "b")
+    small = refit_head(classifier, X[:20], labels[:20])
+    assert small.named_steps["nystroem"].n_components == 20
+    assert classifier.named_steps["nystroem"].n_components == 50
+
+
+def test_auto_head_tunes_the_kernel_width_on_the_features():
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(150, 5))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    estimator, name, scores = build_head("auto", "regression", X, y, random_state=0)
+    assert name == "kernel" and scores["kernel"] == max(scores.values())
+    assert estimator.gamma * X.shape[1] in (0.1, 0.3, 1.0)
+    assert estimator.alpha in (1e-3, 1e-2, 1e-1)
+
+
 def test_unknown_calibration_is_an_error():
     X, z = _regression_problem(50, seed=5)
     with pytest.raises(ValueError, match="calibration must be one of"):
@@ -277,7 +324,7 @@ def test_auto_head_takes_a_scorer():
 
     _, name, scores = build_head("auto", "regression", X, X @ [1.0, -1.0], random_state=0,
                                  scoring=prefers_neighbours)
-    assert name == "knn" and scores == {"ridge": 0.0, "knn": 1.0, "mlp": 0.0}
+    assert name == "knn" and scores == {"ridge": 0.0, "knn": 1.0, "mlp": 0.0, "kernel": 0.0}
 
 
 def test_redshift_heads_are_compared_by_capped_outlier_error():
@@ -348,6 +395,20 @@ def test_load_refuses_pickles(tmp_path):
     path.write_bytes(pickle.dumps(probe, protocol=0))
     with pytest.raises(ProbeFileError, match="not a safetensors probe file"):
         RedshiftProbe.load(path)
+
+
+def test_a_probe_file_whose_first_byte_is_a_pickle_marker_loads(tmp_path):
+    # safetensors files begin with the header's length; one in 256 lengths
+    # begins with 0x80, the byte that opens a pickle: pad the header to one
+    X, probe = _fitted(RedshiftProbe, "ridge")
+    raw = probe.save(tmp_path / "probe.safetensors").read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    padded = length + (0x80 - length) % 256
+    path = tmp_path / "padded.safetensors"
+    path.write_bytes(padded.to_bytes(8, "little") + raw[8:8 + length]
+                     + b" " * (padded - length) + raw[8 + length:])
+    assert path.read_bytes()[:1] == b"\x80"
+    np.testing.assert_array_equal(RedshiftProbe.load(path).predict(X), probe.predict(X))
 
 
 def test_load_refuses_untrusted_types(tmp_path):

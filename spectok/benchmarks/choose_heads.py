@@ -2,8 +2,8 @@
 
 Run ``python -m spectok.benchmarks.choose_heads [--quick] [--model NAME]``
 after training a model: it fits each probe with each head (``ridge``,
-``knn``, ``mlp``) on the benchmark's training sides, with the features the
-benchmark gives them (pooled embedding and tokens aligned on the task's
+``knn``, ``mlp``, ``kernel``) on the benchmark's training sides, with the
+features the benchmark gives them (pooled embedding and tokens aligned on the task's
 wavelength bins), and prints test-side errors. The defaults in
 `spectok.probes` are the heads that won on the shipped model.
 """

@@ -2,7 +2,7 @@
 
 `SpectrumEmbedder` turns spectra into embedding arrays; the probes are
 ordinary scikit-learn estimators on arrays, each with a choice of head
-(``"ridge"``, ``"knn"``, ``"mlp"``), standardised inputs, split-conformal
+(``"ridge"``, ``"knn"``, ``"mlp"``, ``"kernel"``), standardised inputs, split-conformal
 intervals (``predict_interval``) or prediction sets
 (`SpectralClassProbe.predict_set`), and pickle-free persistence
 (`save_probe` / `load_probe`).

@@ -18,10 +18,11 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    head : {"ridge", "knn", "mlp", "auto"}
+    head : {"ridge", "knn", "mlp", "kernel", "auto"}
         The model fitted on the standardised features: ``"ridge"`` is an
         L2-penalised logistic regression, ``"knn"`` inverse-distance
-        neighbours, ``"mlp"`` a one-hidden-layer network (see
+        neighbours, ``"mlp"`` a one-hidden-layer network, ``"kernel"`` a
+        logistic regression on a Gaussian-kernel (Nyström) map (see
         ``spectok.probes.heads``). The default, ``"ridge"``, was the most
         accurate on SpeX M/L/T classes (96.6 % against 95.0 % for ``"mlp"``
         and 94.9 % for ``"knn"``; `spectok.benchmarks.compare_heads` on the

@@ -1,6 +1,6 @@
 """The small models ("heads") a probe fits on standardised embeddings.
 
-Three kinds, each for regression and classification:
+Four kinds, each for regression and classification:
 
 ``"ridge"``
     Linear: `~sklearn.linear_model.RidgeCV` (the L2 strength chosen by
@@ -15,11 +15,24 @@ Three kinds, each for regression and classification:
     `~sklearn.neural_network.MLPRegressor` / ``MLPClassifier``, one hidden
     layer of 256 ReLU units, weight decay 10⁻³, Adam with early stopping on
     a 10 % validation split when there are at least 100 samples.
+``"kernel"``
+    A Gaussian (RBF) kernel, exp(−γ |x − x'|²) with γ = 1 / (number of
+    features) by default, which on standardised features gives a typical
+    pair of samples a similarity of about e⁻²: for regression exact
+    `~sklearn.kernel_ridge.KernelRidge` (L2 strength 10⁻²); for classes
+    `~sklearn.linear_model.LogisticRegression` (C = 10) on a
+    `~sklearn.kernel_approximation.Nystroem` map of the kernel built from up
+    to 1000 training samples, which gives probabilities. Smooth but
+    non-linear where the ridge is linear, and unlike nearest neighbours it
+    interpolates between training samples. Exact kernel ridge keeps the
+    training features and solves an n × n system: fine for the tens of
+    thousands of samples a probe is usually fitted on (10⁴ samples: 0.8 GB),
+    not for millions.
 
 Every parameter can be overridden with a probe's ``head_params``. A probe
-given ``head="auto"`` picks one of the three by cross-validation on its
-training data, and for ``"knn"`` the number of neighbours too
-(`build_head`).
+given ``head="auto"`` picks one of the four by cross-validation on its
+training data, and for ``"knn"`` the number of neighbours and for
+``"kernel"`` the kernel width and the regularisation too (`build_head`).
 """
 
 import warnings
@@ -31,11 +44,19 @@ from sklearn.exceptions import ConvergenceWarning
 __all__ = ["HEADS", "make_head", "build_head", "fit_head", "refit_head"]
 
 #: The heads a probe can use.
-HEADS = ("ridge", "knn", "mlp")
+HEADS = ("ridge", "knn", "mlp", "kernel")
 
 _RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
 #: Numbers of neighbours ``head="auto"`` tries for the ``"knn"`` head.
 _NEIGHBOURS = (1, 3, 5, 10, 15, 30)
+#: Kernel widths ``head="auto"`` tries for the ``"kernel"`` head, as γ × number of features.
+_KERNEL_WIDTHS = (0.1, 0.3, 1.0)
+#: Regularisation ``head="auto"`` tries for the ``"kernel"`` head: the kernel
+#: ridge's L2 strength, or the inverse strength C of the classifier.
+_KERNEL_ALPHAS = (1e-3, 1e-2, 1e-1)
+_KERNEL_CS = (1.0, 10.0)
+#: Most training samples from which the classifier's Nyström map is built.
+_NYSTROEM_COMPONENTS = 1000
 
 
 def make_head(head, task, n_samples, random_state=None, params=None):
@@ -43,13 +64,13 @@ def make_head(head, task, n_samples, random_state=None, params=None):
 
     Parameters
     ----------
-    head : {"ridge", "knn", "mlp"}
+    head : {"ridge", "knn", "mlp", "kernel"}
         Which kind of model.
     task : {"regression", "classification"}
         What it will be fitted to.
     n_samples : int
-        Number of samples it will see (caps the number of neighbours and
-        switches early stopping on or off).
+        Number of samples it will see (caps the number of neighbours and of
+        Nyström components, and switches early stopping on or off).
     random_state : int, optional
         Seed of the MLP's initialisation and validation split.
     params : dict, optional
@@ -88,21 +109,53 @@ def make_head(head, task, n_samples, random_state=None, params=None):
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
         cls = KNeighborsRegressor if regression else KNeighborsClassifier
         estimator = cls(n_neighbors=min(15, n_samples), weights="distance", algorithm="brute")
-    else:
+    elif head == "mlp":
         from sklearn.neural_network import MLPClassifier, MLPRegressor
         cls = MLPRegressor if regression else MLPClassifier
         estimator = cls(hidden_layer_sizes=(256,), alpha=1e-3, learning_rate_init=1e-3,
                         max_iter=400, early_stopping=n_samples >= 100, n_iter_no_change=20,
                         random_state=random_state)
+    elif regression:
+        from sklearn.kernel_ridge import KernelRidge
+        estimator = KernelRidge(kernel="rbf", alpha=1e-2)
+    else:
+        from sklearn.kernel_approximation import Nystroem
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        estimator = Pipeline([
+            ("nystroem", Nystroem(kernel="rbf", n_components=min(_NYSTROEM_COMPONENTS, n_samples),
+                                  random_state=random_state)),
+            ("logistic", LogisticRegression(C=10.0, max_iter=5000))])
     if params:
         params = dict(params)
         if head == "knn" and "n_neighbors" in params:
             params["n_neighbors"] = min(int(params["n_neighbors"]), n_samples)
+        if head == "kernel" and not regression:
+            params = _classifier_kernel_params(params)
         try:
             estimator.set_params(**params)
         except ValueError as error:
             raise ValueError(f"head_params for the {head!r} head: {error}") from None
     return estimator
+
+
+def _classifier_kernel_params(params):
+    """``head_params`` of the kernel classifier, with ``gamma`` and ``C`` routed to its steps."""
+    routes = {"gamma": "nystroem__gamma", "n_components": "nystroem__n_components",
+              "C": "logistic__C", "class_weight": "logistic__class_weight"}
+    return {routes.get(name, name): value for name, value in params.items()}
+
+
+def _auto_options(candidate, task, n_features, fold_size):
+    """The parameter sets ``head="auto"`` scores for one head (`None`: its defaults)."""
+    if candidate == "knn":
+        return [{"n_neighbors": k} for k in _NEIGHBOURS if k <= max(fold_size, 1)]
+    if candidate == "kernel":
+        strengths = (("alpha", _KERNEL_ALPHAS) if task == "regression" else ("C", _KERNEL_CS))
+        name, values = strengths
+        return [{"gamma": width / n_features, name: value}
+                for width in _KERNEL_WIDTHS for value in values]
+    return [None]
 
 
 def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, scoring=None):
@@ -116,8 +169,11 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
     order of `HEADS`). The ``"knn"`` candidate is scored with each of 1, 3,
     5, 10, 15 and 30 neighbours and enters with its best (few neighbours
     suit targets that the training set samples sparsely, such as redshifts
-    over a wide range). Only the training data are used, so the choice
-    never sees test objects.
+    over a wide range). The ``"kernel"`` candidate is scored with kernel
+    widths γ of 0.1, 0.3 and 1 over the number of features, each with L2
+    strengths 10⁻³, 10⁻² and 10⁻¹ (regression) or C of 1 and 10
+    (classification), and enters with its best. Only the training data are
+    used, so the choice never sees test objects.
 
     Parameters
     ----------
@@ -145,7 +201,7 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
     scores : dict or None
         For ``"auto"``, each head's cross-validated score (higher is better:
         negative mean squared error, accuracy, or ``scoring``; for ``"knn"``
-        with its best number of neighbours); otherwise `None`.
+        and ``"kernel"`` with their best parameters); otherwise `None`.
 
     Raises
     ------
@@ -162,7 +218,7 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
     >>> y = X @ [1.0, -2.0, 0.5]
     >>> estimator, name, scores = build_head("auto", "regression", X, y, random_state=0)
     >>> name, sorted(scores)
-    ('ridge', ['knn', 'mlp', 'ridge'])
+    ('ridge', ['kernel', 'knn', 'mlp', 'ridge'])
     """
     if head != "auto":
         return make_head(head, task, len(X), random_state=random_state, params=params), head, None
@@ -185,10 +241,7 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
     fold_size = len(X) * (n_splits - 1) // n_splits
     scores, chosen = {}, {}
     for candidate in HEADS:
-        options = [None]
-        if candidate == "knn":
-            options = [{"n_neighbors": k} for k in _NEIGHBOURS if k <= max(fold_size, 1)]
-        for option in options:
+        for option in _auto_options(candidate, task, X.shape[1], fold_size):
             estimator = make_head(candidate, task, fold_size, random_state=random_state,
                                   params=option)
             with _quiet_single_thread():
@@ -239,8 +292,9 @@ def fit_head(estimator, X, y):
 def refit_head(fitted, X, y):
     """A fresh copy of a fitted head (same kind and parameters), fitted on ``X`` and ``y``.
 
-    A ``"knn"`` head asks for no more neighbours than ``X`` has samples. The
-    probes use this to score held-out data with ``calibration="cv"``.
+    A ``"knn"`` head asks for no more neighbours than ``X`` has samples, and
+    a ``"kernel"`` classifier for no more Nyström components. The probes use
+    this to score held-out data with ``calibration="cv"``.
 
     Parameters
     ----------
@@ -264,6 +318,8 @@ def refit_head(fitted, X, y):
     from sklearn.base import clone
 
     head = clone(fitted)
-    if "n_neighbors" in head.get_params():
-        head.set_params(n_neighbors=min(head.n_neighbors, len(X)))
+    params = head.get_params()
+    for name in ("n_neighbors", "nystroem__n_components"):
+        if name in params:
+            head.set_params(**{name: min(params[name], len(X))})
     return fit_head(head, X, y)

@@ -221,16 +221,17 @@ class RedshiftProbe(_ConformalRegressor):
 
     Parameters
     ----------
-    head : {"ridge", "knn", "mlp", "auto"}
+    head : {"ridge", "knn", "mlp", "kernel", "auto"}
         The model fitted on the standardised features (see
         ``spectok.probes.heads``). On simulated SDSS, DESI and LAMOST
         galaxies the default, ``"ridge"``, gives σ_NMAD 0.026, ``"knn"``
-        0.022 and ``"mlp"`` 0.057, with no outliers beyond 0.15 but for
-        ``"mlp"`` (`spectok.benchmarks.compare_heads` on the shipped model's
-        pooled embedding and aligned tokens: re-measure when the shipped
-        model changes). Ridge stays the default because, unlike nearest
-        neighbours, it does not need a training set that samples every
-        redshift densely.
+        0.022, ``"mlp"`` 0.057 and ``"kernel"`` 0.012, with no outliers
+        beyond 0.15 but for ``"mlp"`` (`spectok.benchmarks.compare_heads` on
+        the shipped model's pooled embedding and aligned tokens: re-measure
+        when the shipped model changes). Ridge stays the default because,
+        unlike nearest neighbours, it does not need a training set that
+        samples every redshift densely, and unlike the kernel it needs no
+        width tuned to the features (``"auto"`` tunes it).
         ``"auto"`` picks the head with the lowest 3-fold cross-validated
         mean of ``|Δz|/(1 + z)`` capped at 0.05 on the training data
         (`~spectok.probes.build_head`): a catastrophic error costs the same
@@ -336,7 +337,7 @@ class StellarParameterProbe(_ConformalRegressor):
         Names of the columns of ``y``, in order. Known names (see
         `TARGET_UNITS`: ``teff``, ``logg``, ``feh``, ``mh``, ``alpha_fe``,
         ``spt``) get units; ``teff`` is modelled in log10.
-    head : {"ridge", "knn", "mlp", "auto"}
+    head : {"ridge", "knn", "mlp", "kernel", "auto"}
         The model fitted on the standardised features. The default,
         ``"ridge"``, was the most accurate on MILES for Teff and log g and
         fits 7× faster than ``"mlp"`` (Teff, log g, [Fe/H] RMSE 432 K, 0.50,
