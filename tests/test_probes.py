@@ -27,7 +27,9 @@ from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftP
 # SpectrumEmbedder is not checked: it takes spectra, not numeric arrays (see its docstring).
 @parametrize_with_checks([RedshiftProbe(), StellarParameterProbe(targets=("teff",)),
                           RedshiftProbe(head="knn", calibration="cv"), SpectralClassProbe(),
-                          SpectralClassProbe(head="knn", calibration="cv")])
+                          SpectralClassProbe(head="knn", calibration="cv"),
+                          RedshiftProbe(head="kernel"),
+                          SpectralClassProbe(head="kernel", calibration="cv")])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -170,13 +172,54 @@ def test_kernel_head_parameters():
 
 
 def test_auto_head_tunes_the_kernel_width_on_the_features():
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.model_selection import KFold, cross_val_score
+
     rng = np.random.default_rng(12)
     X = rng.normal(size=(150, 5))
-    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    y = np.sin(2 * X).sum(axis=1)   # its best kernel is not the first one tried
     estimator, name, scores = build_head("auto", "regression", X, y, random_state=0)
     assert name == "kernel" and scores["kernel"] == max(scores.values())
-    assert estimator.gamma * X.shape[1] in (0.1, 0.3, 1.0)
-    assert estimator.alpha in (1e-3, 1e-2, 1e-1)
+    # the option kept is the best of the grid, scored on the same folds
+    folds = KFold(3, shuffle=True, random_state=0)
+    grid = {(width, alpha): np.mean(cross_val_score(
+        KernelRidge(kernel="rbf", gamma=width / 5, alpha=alpha), X, y, cv=folds,
+        scoring="neg_mean_squared_error"))
+        for width in (0.1, 0.3, 1.0) for alpha in (1e-3, 1e-2, 1e-1)}
+    best = max(grid, key=grid.get)
+    assert (estimator.gamma, estimator.alpha) == pytest.approx((best[0] / 5, best[1]))
+    assert scores["kernel"] == pytest.approx(grid[best])
+    assert best != (0.1, 1e-3)
+
+
+def test_auto_head_picks_the_kernel_classifier_for_a_ring():
+    X = np.random.default_rng(13).normal(size=(240, 2))
+    labels = np.where(np.hypot(X[:, 0], X[:, 1]) > 1.2, "out", "in")
+    probe = SpectralClassProbe(head="auto", random_state=0).fit(X, labels)
+    assert probe.head_name_ == "kernel"
+    logistic = probe.head_.named_steps["logistic"]
+    assert logistic.C in (1.0, 10.0)
+    assert probe.head_.named_steps["nystroem"].gamma * 2 in (0.1, 0.3, 1.0)
+
+
+def test_kernel_classifier_parameters_named_twice_are_an_error():
+    with pytest.raises(ValueError, match="'gamma' and 'nystroem__gamma' name the same"):
+        make_head("kernel", "classification", 50, params={"gamma": 0.1, "nystroem__gamma": 0.5})
+    head = make_head("kernel", "classification", 50, params={"n_components": 500,
+                                                             "logistic__max_iter": 7})
+    assert head.named_steps["nystroem"].n_components == 50
+    assert head.named_steps["logistic"].max_iter == 7
+
+
+@pytest.mark.parametrize("kind", [RedshiftProbe, SpectralClassProbe])
+def test_probes_predict_in_blocks_as_at_once(kind, monkeypatch):
+    from spectok.probes import heads
+
+    X, probe = _fitted(kind, "kernel")
+    whole = probe.predict_proba(X) if kind is SpectralClassProbe else probe.predict(X)
+    monkeypatch.setattr(heads, "_PREDICT_BLOCK_ROWS", 7)
+    blocks = probe.predict_proba(X) if kind is SpectralClassProbe else probe.predict(X)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-12, atol=1e-12)
 
 
 def test_unknown_calibration_is_an_error():

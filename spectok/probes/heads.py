@@ -17,19 +17,25 @@ Four kinds, each for regression and classification:
     a 10 % validation split when there are at least 100 samples.
 ``"kernel"``
     A Gaussian (RBF) kernel, exp(−γ |x − x'|²) with γ = 1 / (number of
-    features) by default, which on standardised features gives a typical
-    pair of samples a similarity of about e⁻²: for regression exact
-    `~sklearn.kernel_ridge.KernelRidge` (L2 strength 10⁻²); for classes
-    `~sklearn.linear_model.LogisticRegression` (C = 10) on a
-    `~sklearn.kernel_approximation.Nystroem` map of the kernel built from up
-    to 1000 training samples, which gives probabilities. Smooth but
-    non-linear where the ridge is linear, and unlike nearest neighbours it
-    interpolates between training samples. Exact kernel ridge keeps the
-    training features and solves an n × n system: fine for the tens of
-    thousands of samples a probe is usually fitted on (10⁴ samples: 0.8 GB),
-    not for millions.
+    features) by default, which on standardised features (none constant)
+    gives a typical pair of samples a similarity of about e⁻²: for
+    regression exact `~sklearn.kernel_ridge.KernelRidge` (L2 strength
+    10⁻²); for classes `~sklearn.linear_model.LogisticRegression` (C = 10)
+    on a `~sklearn.kernel_approximation.Nystroem` map of the kernel built
+    from up to 1000 training samples (chosen with the probe's random
+    state), which gives probabilities. Smooth but non-linear where the
+    ridge is linear, and unlike nearest neighbours it interpolates between
+    training samples. Exact kernel ridge keeps the training features and
+    solves an n × n system: fine for the thousands to tens of thousands of
+    samples a probe is usually fitted on (10⁴ samples: about 1.6 GB while
+    fitting, as the solver copies the kernel), not for millions. Probes
+    predict in blocks of rows (`predict_in_blocks`), so predicting costs
+    bounded memory however many spectra are given at once.
 
-Every parameter can be overridden with a probe's ``head_params``. A probe
+Every parameter can be overridden with a probe's ``head_params``; for the
+kernel classifier ``gamma`` and ``n_components`` go to its Nyström map and
+``C`` and ``class_weight`` to its logistic regression, and any other
+parameter is named with its step (``nystroem__...``, ``logistic__...``). A probe
 given ``head="auto"`` picks one of the four by cross-validation on its
 training data, and for ``"knn"`` the number of neighbours and for
 ``"kernel"`` the kernel width and the regularisation too (`build_head`).
@@ -41,7 +47,7 @@ from contextlib import contextmanager
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["HEADS", "make_head", "build_head", "fit_head", "refit_head"]
+__all__ = ["HEADS", "make_head", "build_head", "fit_head", "refit_head", "predict_in_blocks"]
 
 #: The heads a probe can use.
 HEADS = ("ridge", "knn", "mlp", "kernel")
@@ -57,6 +63,9 @@ _KERNEL_ALPHAS = (1e-3, 1e-2, 1e-1)
 _KERNEL_CS = (1.0, 10.0)
 #: Most training samples from which the classifier's Nyström map is built.
 _NYSTROEM_COMPONENTS = 1000
+#: Rows a head is given at a time when it predicts: the kernel head builds a
+#: (rows × training samples) kernel, about 80 MB for 10⁴ training samples.
+_PREDICT_BLOCK_ROWS = 1024
 
 
 def make_head(head, task, n_samples, random_state=None, params=None):
@@ -72,9 +81,11 @@ def make_head(head, task, n_samples, random_state=None, params=None):
         Number of samples it will see (caps the number of neighbours and of
         Nyström components, and switches early stopping on or off).
     random_state : int, optional
-        Seed of the MLP's initialisation and validation split.
+        Seed of the MLP's initialisation and validation split and of the
+        samples the kernel classifier's Nyström map is built from.
     params : dict, optional
-        Overrides for the estimator's parameters.
+        Overrides for the estimator's parameters (for the kernel
+        classifier, see the module's description of ``head_params``).
 
     Returns
     -------
@@ -84,7 +95,8 @@ def make_head(head, task, n_samples, random_state=None, params=None):
     Raises
     ------
     ValueError
-        An unknown ``head`` or ``task``, or a parameter the estimator does not have.
+        An unknown ``head`` or ``task``, a parameter the estimator does not
+        have, or one kernel classifier parameter given by two names.
 
     Examples
     --------
@@ -131,7 +143,7 @@ def make_head(head, task, n_samples, random_state=None, params=None):
         if head == "knn" and "n_neighbors" in params:
             params["n_neighbors"] = min(int(params["n_neighbors"]), n_samples)
         if head == "kernel" and not regression:
-            params = _classifier_kernel_params(params)
+            params = _classifier_kernel_params(params, n_samples)
         try:
             estimator.set_params(**params)
         except ValueError as error:
@@ -139,11 +151,23 @@ def make_head(head, task, n_samples, random_state=None, params=None):
     return estimator
 
 
-def _classifier_kernel_params(params):
-    """``head_params`` of the kernel classifier, with ``gamma`` and ``C`` routed to its steps."""
-    routes = {"gamma": "nystroem__gamma", "n_components": "nystroem__n_components",
-              "C": "logistic__C", "class_weight": "logistic__class_weight"}
-    return {routes.get(name, name): value for name, value in params.items()}
+#: ``head_params`` of the kernel classifier that need no step prefix.
+_CLASSIFIER_KERNEL_ROUTES = {"gamma": "nystroem__gamma", "n_components": "nystroem__n_components",
+                             "C": "logistic__C", "class_weight": "logistic__class_weight"}
+
+
+def _classifier_kernel_params(params, n_samples):
+    """``head_params`` of the kernel classifier routed to its pipeline's steps."""
+    routed, given_as = {}, {}
+    for name, value in params.items():
+        target = _CLASSIFIER_KERNEL_ROUTES.get(name, name)
+        if target in routed:
+            raise ValueError(f"head_params for the 'kernel' head: {given_as[target]!r} and "
+                             f"{name!r} name the same parameter; give one")
+        routed[target], given_as[target] = value, name
+    if "nystroem__n_components" in routed:
+        routed["nystroem__n_components"] = min(int(routed["nystroem__n_components"]), n_samples)
+    return routed
 
 
 def _auto_options(candidate, task, n_features, fold_size):
@@ -161,23 +185,23 @@ def _auto_options(candidate, task, n_features, fold_size):
 def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, scoring=None):
     """The unfitted head a probe will fit to ``(X, y)``, chosen by cross-validation for ``"auto"``.
 
-    For ``head="auto"``, each of `HEADS` (with its default parameters) is
-    scored by ``n_splits``-fold cross-validation on ``(X, y)`` -- by default
-    mean squared error for regression (``y`` standardised by the caller, so
-    the outputs of a multi-output target weigh alike), accuracy for
-    classification -- and the best is returned; ties go to the simplest (the
-    order of `HEADS`). The ``"knn"`` candidate is scored with each of 1, 3,
-    5, 10, 15 and 30 neighbours and enters with its best (few neighbours
-    suit targets that the training set samples sparsely, such as redshifts
-    over a wide range). The ``"kernel"`` candidate is scored with kernel
-    widths γ of 0.1, 0.3 and 1 over the number of features, each with L2
+    For ``head="auto"``, each of `HEADS` (with its default parameters, but for
+    the two tuned below) is scored by ``n_splits``-fold cross-validation on
+    ``(X, y)`` -- by default mean squared error for regression (``y``
+    standardised by the caller, so the outputs of a multi-output target weigh
+    alike), accuracy for classification -- and the best is returned; ties go to
+    the simplest (the order of `HEADS`). The ``"knn"`` candidate is scored with
+    each of 1, 3, 5, 10, 15 and 30 neighbours and enters with its best (few
+    neighbours suit targets that the training set samples sparsely, such as
+    redshifts over a wide range). The ``"kernel"`` candidate is scored with
+    kernel widths γ of 0.1, 0.3 and 1 over the number of features, each with L2
     strengths 10⁻³, 10⁻² and 10⁻¹ (regression) or C of 1 and 10
     (classification), and enters with its best. Only the training data are
     used, so the choice never sees test objects.
 
     Parameters
     ----------
-    head : {"ridge", "knn", "mlp", "auto"}
+    head : {"ridge", "knn", "mlp", "kernel", "auto"}
     task : {"regression", "classification"}
     X, y : array-like
         The data the head will be fitted to (standardised features).
@@ -185,7 +209,8 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, 
         Overrides for the estimator's parameters; not allowed with ``"auto"``,
         whose candidates differ in their parameters.
     random_state : int, optional
-        Seed of the MLP and of the folds.
+        Seed of the MLP, of the kernel classifier's Nyström map and of the
+        folds.
     n_splits : int
         Folds of the cross-validation.
     scoring : callable, optional
@@ -287,6 +312,41 @@ def fit_head(estimator, X, y):
     """
     with _quiet_single_thread():
         return estimator.fit(X, y)
+
+
+def predict_in_blocks(method, X, rows=None):
+    """``method(X)``, called on blocks of ``rows`` rows and stacked.
+
+    A kernel head compares every row with every training sample; in blocks
+    its memory stays bounded however many spectra are predicted at once.
+
+    Parameters
+    ----------
+    method : callable
+        A fitted head's ``predict`` or ``predict_proba``.
+    X : `~numpy.ndarray`, shape (n_samples, n_features)
+    rows : int, optional
+        Rows per call; default 1024.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        What ``method(X)`` returns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.probes import make_head, predict_in_blocks
+    >>> head = make_head("kernel", "regression", n_samples=50).fit(np.eye(50), np.arange(50.0))
+    >>> X = np.random.default_rng(0).normal(size=(5, 50))
+    >>> bool(np.allclose(predict_in_blocks(head.predict, X, rows=2), head.predict(X)))
+    True
+    """
+    rows = _PREDICT_BLOCK_ROWS if rows is None else int(rows)
+    if len(X) <= rows:
+        return np.asarray(method(X))
+    return np.concatenate([np.asarray(method(X[start:start + rows]))
+                           for start in range(0, len(X), rows)])
 
 
 def refit_head(fitted, X, y):

@@ -301,8 +301,9 @@ def load_probe(path):
         with open(path, "rb") as f:
             if f.read(1) == b"\x80":
                 raise ProbeFileError(
-                    f"{path} looks like a Python pickle; spectok never loads pickles (they "
-                    "can run arbitrary code). Save probes with probe.save().") from None
+                    f"{path} looks like a Python pickle and is not a safetensors file "
+                    f"({error}); spectok never loads pickles (they can run arbitrary "
+                    "code). Save probes with probe.save().") from None
         raise ProbeFileError(f"{path} is not a safetensors probe file ({error}); probes are "
                              "read only from files written by probe.save()") from None
     if metadata.get("format") != _FORMAT:

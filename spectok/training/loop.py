@@ -200,9 +200,9 @@ def validation_loss(model, config, *, sources=None):
     ``similar_batch_fraction``, ``max_view_pixels``, …) and
     ``validation_batches`` (and the model's patch size), so any saved
     models -- the stages of one model, or runs of different configurations --
-    can be compared on the same spectra. The loss is computed in float32 on the model's device (`train`
-    validates under bfloat16 autocast on a GPU, so its logged values differ
-    there in the last digits).
+    can be compared on the same spectra. The loss is computed in float32 on
+    the model's device (`train` validates under bfloat16 autocast on a GPU,
+    so its logged values differ there in the last digits).
 
     Parameters
     ----------
