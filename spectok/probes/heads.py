@@ -16,12 +16,12 @@ Four kinds, each for regression and classification:
     layer of 256 ReLU units, weight decay 10⁻³, Adam with early stopping on
     a 10 % validation split when there are at least 100 samples.
 ``"kernel"``
-    A Gaussian (RBF) kernel, exp(−γ |x − x'|²) with γ = 1 / (number of
+    A Gaussian (RBF) kernel, exp(−γ ‖x − x'‖²) with γ = 1 / (number of
     features) by default, which on standardised features (none constant)
     gives a typical pair of samples a similarity of about e⁻²: for
     regression exact `~sklearn.kernel_ridge.KernelRidge` (L2 strength
     10⁻²); for classes `~sklearn.linear_model.LogisticRegression` (C = 10)
-    on a `~sklearn.kernel_approximation.Nystroem` map of the kernel built
+    on scikit-learn's ``Nystroem`` map of the kernel built
     from up to 1000 training samples (chosen with the probe's random
     state), which gives probabilities. Smooth but non-linear where the
     ridge is linear, and unlike nearest neighbours it interpolates between
