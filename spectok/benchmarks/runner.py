@@ -86,9 +86,10 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         Seed of subsets, simulated galaxies and noise, probes and the
         untrained baseline.
     num_threads : int, optional
-        Torch threads for the models during the run (default: leave torch's
-        setting). On a machine that other jobs keep busy, 1 is much faster
-        than one per core (measured 3.5× on a loaded 2-core machine).
+        Torch threads for the models during the run, and threads for the
+        probes' cross-validation (default: leave torch's setting). On a
+        machine that other jobs keep busy, 1 is much faster than one per
+        core (measured 3.5× on a loaded 2-core machine).
 
     Returns
     -------
@@ -161,12 +162,17 @@ def benchmark_threads(num_threads=None):
 
     Small matrix products dominate the probes and flux + PCA; one BLAS thread
     is much faster for them on a busy machine (the model runs on torch's own
-    threads). Torch's previous thread count is restored on exit.
+    threads). Instead, scikit-learn's parallel work -- the folds with which
+    ``head="auto"`` scores each head -- runs in as many threads as torch
+    uses (joblib's threading backend; the heads' linear algebra releases the
+    GIL): a quarter less time for the SpeX class probe on 2 cores. Torch's
+    previous thread count is restored on exit.
 
     Parameters
     ----------
     num_threads : int, optional
-        Torch threads; default: leave torch's setting.
+        Torch threads, and threads for scikit-learn's parallel work; default:
+        leave torch's setting.
 
     Examples
     --------
@@ -179,13 +185,15 @@ def benchmark_threads(num_threads=None):
     >>> torch.get_num_threads() == before
     True
     """
+    from joblib import parallel_config
     from threadpoolctl import threadpool_limits
 
     threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas"), \
+                parallel_config(backend="threading", n_jobs=torch.get_num_threads()):
             yield
     finally:
         torch.set_num_threads(threads)

@@ -43,13 +43,13 @@ _STAR_SNR = 30.0
 _SIZES = {
     # None: every available object
     False: {"miles_train": None, "miles_test": None, "spex_train": None, "spex_test": None,
-            "galaxy_train": 600, "galaxy_test": 60, "twin_stars": None, "pca_stars": 150,
-            "quasar_train": 1000, "quasar_test": 100, "class_quasars": 300,
-            "reconstruction": 24, "template_models": 200},
+            "galaxy_train": 1000, "galaxy_test": 60, "twin_stars": None, "pca_stars": 150,
+            "quasar_train": 1000, "quasar_test": 100, "class_galaxies": 600,
+            "class_quasars": 300, "reconstruction": 24, "template_models": 200},
     True: {"miles_train": 80, "miles_test": 24, "spex_train": 100, "spex_test": 30,
            "galaxy_train": 10, "galaxy_test": 6, "twin_stars": 10, "pca_stars": 10,
-           "quasar_train": 10, "quasar_test": 6, "class_quasars": 10, "reconstruction": 3,
-           "template_models": 20},
+           "quasar_train": 10, "quasar_test": 6, "class_galaxies": 10, "class_quasars": 10,
+           "reconstruction": 3, "template_models": 20},
 }
 
 _GRIDS = {
@@ -239,6 +239,16 @@ class _Data:
         n = self.sizes[f"galaxy_{part}"]
         return self._cached(("galaxies", part, instrument), lambda: simulate_galaxies(
             n, instrument, z=_GALAXY_Z, seed=seed, templates=self.templates()))
+
+    def galaxy_pca_train(self):
+        """Training galaxies for flux + PCA's components where no probe is fitted.
+
+        The twins and reconstruction tasks take the first ``class_galaxies``
+        of each instrument, as the classes do: enough for the components.
+        """
+        size = self.sizes["class_galaxies"]
+        return [s for inst in GALAXY_INSTRUMENTS
+                for s in self.galaxies("train", inst).spectra[:size]]
 
     def quasars(self, part, instrument):
         """Simulated quasars; the test sets of all instruments are the same quasars."""
@@ -600,7 +610,8 @@ def object_classes(ctx):
         stars = data.star_views("test" if part == "test" else "train", instrument)
         galaxies = data.galaxies(part, instrument).spectra
         quasars = data.quasars(part, instrument).spectra
-        if part == "train":   # the quasar redshift task needs more of them than this one
+        if part == "train":   # the redshift tasks need more of them than this one
+            galaxies = galaxies[:data.sizes["class_galaxies"]]
             quasars = quasars[:data.sizes["class_quasars"]]
         labels = np.repeat(classes, [len(stars), len(galaxies), len(quasars)])
         spectra = _cropped(list(stars) + list(galaxies) + list(quasars))
@@ -702,7 +713,7 @@ def cross_instrument(ctx):
     pca_train = [s for inst in STAR_INSTRUMENTS for s in data.star_views("train", inst)]
     views = [data.star_views("test", inst) for inst in STAR_INSTRUMENTS]
     star_feats = ctx.features("stars_optical", pca_train, *views, need_train=False)
-    gal_train = [s for inst in GALAXY_INSTRUMENTS for s in data.galaxies("train", inst).spectra]
+    gal_train = data.galaxy_pca_train()
     gal_views = [data.galaxies("test", inst).spectra for inst in ("sdss", "desi")]
     gal_feats = ctx.features("galaxies", gal_train, *gal_views, need_train=False)
     results = {}
@@ -755,7 +766,7 @@ def reconstruction(ctx):
     spex = data.spex()
     spex_train, spex_test = data.spex_split()
     star_test = data.star_views("test", "sdss")
-    gal_train = [s for inst in GALAXY_INSTRUMENTS for s in data.galaxies("train", inst).spectra]
+    gal_train = data.galaxy_pca_train()
     gal_test = [s for inst in GALAXY_INSTRUMENTS for s in data.galaxies("test", inst).spectra]
     domains = [
         ("stars, optical (MILES test via SDSS)", "stars_optical",
