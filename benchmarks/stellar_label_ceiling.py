@@ -23,7 +23,7 @@ import numpy as np
 
 from spectok.adapter import prepare_spectrum
 from spectok.benchmarks import log_grid, nmad, resample_to_grid
-from spectok.datasets import benchmark_split, load_miles
+from spectok.benchmarks.tasks import _Data
 
 _GRID = (3600.0, 7350.0, 1e-4)   # inside every MILES star's vacuum coverage
 
@@ -66,16 +66,16 @@ def main(argv=None):
     parser.add_argument("--components", type=int, default=30,
                         help="principal components of the log flux (default 30)")
     args = parser.parse_args(argv)
+    if args.components < 1:
+        parser.error(f"--components must be at least 1, got {args.components}")
     from sklearn.base import clone
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
-    miles = load_miles()
+    data = _Data(quick=False, seed=0)   # the benchmark's own split and label completeness
+    train, test = data.miles_split()
+    miles = data.miles()
     labels = miles.labels
-    train, test = benchmark_split("miles", labels)
-    complete = ~(np.ma.getmaskarray(labels["teff"]) | np.ma.getmaskarray(labels["logg"])
-                 | np.ma.getmaskarray(labels["feh"]))
-    train, test = train[complete[train]], test[complete[test]]
     targets = {"log10 Teff": np.log10(np.asarray(labels["teff"], float)),
                "log g": np.asarray(labels["logg"], float),
                "[Fe/H]": np.asarray(labels["feh"], float)}

@@ -17,7 +17,8 @@ from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftP
                             SpectralClassProbe, SpectrumEmbedder, StellarParameterProbe,
                             build_head, calibration_folds, calibration_split,
                             conformal_quantile, load_probe, refit_head,
-                            make_head, save_probe, token_features, trusted_types)
+                            make_head, predict_in_blocks, save_probe, token_features,
+                            trusted_types)
 
 
 # -- scikit-learn conformance --------------------------------------------------------------
@@ -209,6 +210,12 @@ def test_kernel_classifier_parameters_named_twice_are_an_error():
                                                              "logistic__max_iter": 7})
     assert head.named_steps["nystroem"].n_components == 50
     assert head.named_steps["logistic"].max_iter == 7
+
+
+@pytest.mark.parametrize("rows", [0, -3, 2.5, True, "8"])
+def test_predict_in_blocks_rejects_a_bad_block_size(rows):
+    with pytest.raises(ValueError, match="rows must be a positive integer"):
+        predict_in_blocks(np.asarray, np.zeros((5, 2)), rows=rows)
 
 
 @pytest.mark.parametrize("kind", [RedshiftProbe, SpectralClassProbe])

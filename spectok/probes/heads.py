@@ -63,6 +63,9 @@ _KERNEL_ALPHAS = (1e-3, 1e-2, 1e-1)
 _KERNEL_CS = (1.0, 10.0)
 #: Most training samples from which the classifier's Nyström map is built.
 _NYSTROEM_COMPONENTS = 1000
+#: ``head_params`` of the kernel classifier that need no step prefix.
+_CLASSIFIER_KERNEL_ROUTES = {"gamma": "nystroem__gamma", "n_components": "nystroem__n_components",
+                             "C": "logistic__C", "class_weight": "logistic__class_weight"}
 #: Rows a head is given at a time when it predicts: the kernel head builds a
 #: (rows × training samples) kernel, about 80 MB for 10⁴ training samples.
 _PREDICT_BLOCK_ROWS = 1024
@@ -151,11 +154,6 @@ def make_head(head, task, n_samples, random_state=None, params=None):
     return estimator
 
 
-#: ``head_params`` of the kernel classifier that need no step prefix.
-_CLASSIFIER_KERNEL_ROUTES = {"gamma": "nystroem__gamma", "n_components": "nystroem__n_components",
-                             "C": "logistic__C", "class_weight": "logistic__class_weight"}
-
-
 def _classifier_kernel_params(params, n_samples):
     """``head_params`` of the kernel classifier routed to its pipeline's steps."""
     routed, given_as = {}, {}
@@ -175,8 +173,7 @@ def _auto_options(candidate, task, n_features, fold_size):
     if candidate == "knn":
         return [{"n_neighbors": k} for k in _NEIGHBOURS if k <= max(fold_size, 1)]
     if candidate == "kernel":
-        strengths = (("alpha", _KERNEL_ALPHAS) if task == "regression" else ("C", _KERNEL_CS))
-        name, values = strengths
+        name, values = ("alpha", _KERNEL_ALPHAS) if task == "regression" else ("C", _KERNEL_CS)
         return [{"gamma": width / n_features, name: value}
                 for width in _KERNEL_WIDTHS for value in values]
     return [None]
@@ -326,12 +323,17 @@ def predict_in_blocks(method, X, rows=None):
         A fitted head's ``predict`` or ``predict_proba``.
     X : `~numpy.ndarray`, shape (n_samples, n_features)
     rows : int, optional
-        Rows per call; default 1024.
+        Rows per call, at least 1; default 1024.
 
     Returns
     -------
     `~numpy.ndarray`
         What ``method(X)`` returns.
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` is not a positive integer.
 
     Examples
     --------
@@ -342,7 +344,9 @@ def predict_in_blocks(method, X, rows=None):
     >>> bool(np.allclose(predict_in_blocks(head.predict, X, rows=2), head.predict(X)))
     True
     """
-    rows = _PREDICT_BLOCK_ROWS if rows is None else int(rows)
+    rows = _PREDICT_BLOCK_ROWS if rows is None else rows
+    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
+        raise ValueError(f"rows must be a positive integer, got {rows!r}")
     if len(X) <= rows:
         return np.asarray(method(X))
     return np.concatenate([np.asarray(method(X[start:start + rows]))
