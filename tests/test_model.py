@@ -167,6 +167,116 @@ def test_gradients_flow():
     assert model.patch_projection.weight.grad.abs().sum() > 0
 
 
+# -- the pixel basis -----------------------------------------------------------------------
+
+
+def _with_pixel_basis(model, node_values=None):
+    """``model`` with the pixel basis added; every patch's coefficients are ``node_values``."""
+    other = SpectralTokenizer(dataclasses.replace(model.config, pixel_basis=True)).eval()
+    missing = other.load_state_dict(model.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("pixel_coefficients.") for key in missing)
+    if node_values is not None:
+        with torch.no_grad():
+            other.pixel_coefficients[-1].bias.copy_(node_values)
+    return other
+
+
+def test_pixel_basis_starts_at_zero(tiny_model):
+    """Switched on for trained weights, the basis changes nothing until it is trained."""
+    inputs = _inputs(2, 3 * P)
+    query = inputs[0][:, 5:40] + 3e-5
+    spacing = torch.full((2, 35), 1e-4)
+    for kwargs in ({}, {"query_log_wavelength": query, "query_spacing": spacing}):
+        _, mean, log_scatter = tiny_model(*inputs, **kwargs)
+        _, mean_basis, log_scatter_basis = _with_pixel_basis(tiny_model)(*inputs, **kwargs)
+        torch.testing.assert_close(mean_basis, mean, atol=0, rtol=0)
+        torch.testing.assert_close(log_scatter_basis, log_scatter, atol=0, rtol=0)
+
+
+def test_pixel_basis_is_a_spline_over_the_pixels_of_active_patches(tiny_model):
+    """Node k of a patch sits on its pixel k; between pixels the spline is linear; queries
+    in hidden or invalid patches, or beyond the spectrum, get no detail."""
+    nodes = torch.arange(P, dtype=torch.float32) ** 2
+    basis = _with_pixel_basis(tiny_model, nodes)
+    inputs = _inputs(1, 4 * P)
+    inputs[3][0, 3 * P:] = False                       # patch 3 has no valid pixel
+    hide = torch.tensor([[False, True, False, False]])  # patch 1 is hidden
+    log_wave = inputs[0]
+    query = torch.cat([log_wave, log_wave[:, 2 * P + 3:2 * P + 4] + 0.25e-4,
+                       log_wave[:, :1] - 0.1, log_wave[:, -1:] + 0.1], dim=1)
+    spacing = torch.full_like(query, 1e-4, dtype=torch.float32)
+    _, with_basis, _ = basis(*inputs, hide=hide, query_log_wavelength=query,
+                             query_spacing=spacing)
+    _, without, _ = tiny_model(*inputs, hide=hide, query_log_wavelength=query,
+                               query_spacing=spacing)
+    detail = (with_basis - without)[0]
+    expected = torch.cat([nodes, torch.zeros(P), nodes, torch.zeros(P),
+                          torch.tensor([3**2 + 0.25 * (4**2 - 3**2), 0.0, 0.0])])
+    torch.testing.assert_close(detail, expected, atol=1e-3, rtol=1e-5)
+
+
+def test_pixel_basis_follows_each_patch_sampling_and_arm_order(tiny_model):
+    """Two arms given out of wavelength order, the second sampled twice as coarsely."""
+    nodes = torch.arange(P, dtype=torch.float32)
+    basis = _with_pixel_basis(tiny_model, nodes)
+    inputs = _inputs(1, 2 * P)
+    inputs[0][0, :P] = 8.6 + 1e-4 * torch.arange(P, dtype=torch.float64)
+    inputs[0][0, P:] = 8.3 + 2e-4 * torch.arange(P, dtype=torch.float64)
+    inputs[5][0, P:] = 2e-4
+    _, with_basis, _ = basis(*inputs)
+    _, without, _ = tiny_model(*inputs)
+    torch.testing.assert_close((with_basis - without)[0], torch.cat([nodes, nodes]),
+                               atol=1e-3, rtol=1e-5)
+
+
+def test_pixel_basis_keeps_rows_independent_and_padding_inert(tiny_model):
+    nodes = torch.randn(P, generator=torch.Generator().manual_seed(2))
+    basis = _with_pixel_basis(tiny_model, nodes)
+    inputs = _inputs(1, 2 * P)
+    _, alone, _ = basis(*inputs)
+    padded = []
+    for k, x in enumerate(inputs):
+        extra = x[:, -1:].expand(1, 2 * P).clone()
+        if k in (3, 4):
+            extra[:] = False
+        padded.append(torch.cat([x, extra], dim=1))
+    batch = [torch.cat([a, b]) for a, b in zip(padded, _inputs(1, 4 * P, seed=3))]
+    _, together, _ = basis(*batch)
+    torch.testing.assert_close(together[0, :2 * P], alone[0], atol=1e-5, rtol=0)
+
+
+def test_pixel_basis_under_local_attention(tiny_model):
+    """Beyond the attention limit the detail is the same spline (exact with one window)."""
+    basis = _with_pixel_basis(tiny_model, torch.linspace(-1, 1, P))
+    inputs = _inputs(2, 6 * P)
+    inputs[3][0, P:2 * P] = False
+    _, full, _ = basis(*inputs)
+    _, local, _ = _with_attention(basis, limit=0, window=8)(*inputs)
+    torch.testing.assert_close(local, full, atol=1e-5, rtol=0)
+
+
+def test_encoder_parameters_are_all_that_tokens_depend_on(tiny_model):
+    """Changing every other parameter leaves tokens and embeddings; each of these matters."""
+    model = _with_pixel_basis(tiny_model)
+    inputs = _inputs(2, 3 * P)
+    before = model.encode(*inputs)
+    encoder = {id(p) for p in model.encoder_parameters()}
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if id(parameter) not in encoder:
+                parameter.add_(1.0)
+    after = model.encode(*inputs)
+    for key in ("tokens", "embedding"):
+        torch.testing.assert_close(after[key], before[key], atol=0, rtol=0)
+    for parameter in model.encoder_parameters():
+        with torch.no_grad():
+            parameter.add_(0.5)
+            changed = model.encode(*inputs)
+            parameter.sub_(0.5)
+        assert not (torch.equal(changed["tokens"], before["tokens"])
+                    and torch.equal(changed["embedding"], before["embedding"]))
+
+
 # -- attention: global below the limit, local beyond it ----------------------------------
 
 

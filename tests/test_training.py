@@ -314,6 +314,50 @@ def test_init_weights_starts_from_a_saved_model(tmp_path):
               progress=False, sources=TOY_SOURCES)
 
 
+def test_decoder_only_training_keeps_the_tokens_and_adds_the_pixel_basis(tmp_path):
+    """From a model without the basis: the run may add it, and ``trainable = "decoder"``
+    leaves every encoder parameter (so every token and embedding) as it was."""
+    first = train(tiny_config(tmp_path / "first", steps=3), progress=False, sources=TOY_SOURCES)
+    saved = str(tmp_path / "first" / "toy-model.json")
+    model = {"preset": "tiny", "pixel_basis": True}
+    decoder = train(tiny_config(tmp_path / "decoder", steps=4, model=model, init_weights=saved,
+                                trainable="decoder", reconstruction_loss="chi2"),
+                    progress=False, sources=TOY_SOURCES)
+    assert decoder.config.pixel_basis
+    before, after = parameters(first), parameters(decoder)
+    encoder = {id(p) for p in decoder.encoder_parameters()}
+    names = {name for name, p in decoder.named_parameters() if id(p) in encoder}
+    for name in names:
+        torch.testing.assert_close(after[name], before[name], atol=0, rtol=0, msg=name)
+    changed = [name for name in after if name not in names
+               and not torch.equal(after[name], before.get(name, torch.zeros_like(after[name])))]
+    assert any(name.startswith("pixel_coefficients.") for name in changed)
+    assert any(name.startswith("decoder.") for name in changed)
+    # the saved model reloads with its basis, and resuming keeps the encoder frozen
+    assert load_model(tmp_path / "decoder" / "toy-model.json").config.pixel_basis
+    resumed = train(tiny_config(tmp_path / "decoder", steps=6, model=model, init_weights=saved,
+                                trainable="decoder", reconstruction_loss="chi2"),
+                    resume=True, progress=False, sources=TOY_SOURCES)
+    for name in names:
+        torch.testing.assert_close(parameters(resumed)[name], before[name], atol=0, rtol=0)
+    # the basis cannot be taken away, nor another setting changed
+    with pytest.raises(ValueError, match="init_weights .* has configuration"):
+        train(tiny_config(tmp_path / "removed", steps=1,
+                          init_weights=str(tmp_path / "decoder" / "toy-model.json")),
+              progress=False, sources=TOY_SOURCES)
+    with pytest.raises(ValueError, match="init_weights .* has configuration"):
+        train(tiny_config(tmp_path / "other", steps=1, init_weights=saved,
+                          model={"preset": "tiny", "pixel_basis": True, "token_dim": 4}),
+              progress=False, sources=TOY_SOURCES)
+
+
+def test_trainable_must_be_all_or_decoder_and_decoder_needs_weights(tmp_path):
+    with pytest.raises(ValueError, match="trainable must be 'all' or 'decoder', got 'encoder'"):
+        tiny_config(tmp_path, trainable="encoder")
+    with pytest.raises(ValueError, match="needs init_weights"):
+        tiny_config(tmp_path, trainable="decoder")
+
+
 def test_rewinding_the_log_keeps_complete_rows_up_to_the_checkpoint(tmp_path):
     log = tmp_path / "log.csv"
     rows = [f"{step},0.001,2.0,1.5,0.5,1.0,30.0,{10.0 * step},,," for step in (20, 40, 60)]

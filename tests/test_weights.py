@@ -73,6 +73,12 @@ def test_unknown_model_name_lists_available():
     assert "available:" in str(info.value)
 
 
+@pytest.mark.parametrize("bad", [None, 3, ["spectok-small"]])
+def test_a_model_is_named_by_a_string_or_a_path(bad):
+    with pytest.raises(TypeError, match="shipped name or the path of its .json description"):
+        load_model(bad)
+
+
 def test_unknown_config_keys_refused(saved):
     description = json.loads(saved.read_text())
     description["config"]["n_layers"] = 12

@@ -23,6 +23,11 @@ Method, in the order the code follows:
    Beyond ``full_attention_limit`` patches both attend locally, like the
    encoder: a requested wavelength sees the patches around the one nearest
    to it, and the rest through summaries.
+6. **Pixel detail** (``pixel_basis``). Attention mixes whole patches, so the
+   readout alone smooths what varies from pixel to pixel within one. Each
+   decoded active patch therefore also gives the coefficients of a linear
+   B-spline with one node per pixel, centred on the patch; a requested
+   wavelength inside an active patch adds that spline's value to the flux.
 """
 
 from dataclasses import asdict, dataclass
@@ -80,6 +85,15 @@ class TokenizerConfig:
         training hyper-parameter: it can be changed on a trained model.
     attention_window : int
         Patches per local-attention block (even).
+    pixel_basis : bool
+        Add the per-patch pixel detail to the decoded flux (step 6 of the
+        module's method): a requested wavelength within half a patch of the
+        centre of the active patch nearest to it, in that patch's own
+        sampling, gets the linear B-spline (one node per pixel) whose
+        coefficients a small network reads from the decoded patch. Other
+        wavelengths (in hidden or invalid patches, gaps, or beyond the
+        spectrum) get the attention readout alone. Off in models trained
+        before it existed.
 
     Examples
     --------
@@ -101,6 +115,7 @@ class TokenizerConfig:
     position_periods: tuple = (1e-3, 10.0)
     full_attention_limit: int = 1024
     attention_window: int = 256
+    pixel_basis: bool = False
 
     def __post_init__(self):
         if self.attention_window < 2 or self.attention_window % 2:
@@ -179,6 +194,29 @@ def patch_geometry(log_wavelength, valid, observed, spacing, patch_size):
     return centre, log_spacing.float(), active
 
 
+def _owning_patch(centre, log_spacing, active, log_wavelength, patch_size):
+    """The active patch whose pixels each requested wavelength falls among.
+
+    Returns the index of the active patch with the nearest centre, or -1
+    where that patch is more than half a patch (in its own sampling) away,
+    and the offset from its centre in its pixels. A binary search over the
+    sorted centres keeps the cost at O(queries · log patches).
+    """
+    key = torch.where(active, centre, torch.inf)
+    order = key.argsort(dim=-1)
+    ordered = key.gather(-1, order)
+    right = torch.searchsorted(ordered, log_wavelength.contiguous()).clamp(max=key.shape[-1] - 1)
+    candidates = torch.stack([(right - 1).clamp(min=0), right], dim=-1)
+    distance = (log_wavelength.unsqueeze(-1)
+                - ordered.gather(-1, candidates.flatten(1)).view(candidates.shape)).abs()
+    nearest = candidates.gather(-1, distance.argmin(-1, keepdim=True)).squeeze(-1)
+    patch = order.gather(-1, nearest)
+    step = torch.pow(10.0, log_spacing.double()).gather(-1, patch)
+    offset = (log_wavelength - centre.gather(-1, patch)) / step
+    inside = active.gather(-1, patch) & (offset.abs() <= 0.5 * patch_size)
+    return torch.where(inside, patch, -1), offset.float()
+
+
 def _self_attention(biases, blocks, x, position, active, layout):
     """Transformer blocks over patches: global attention, or local under ``layout``."""
     n = x.shape[1]
@@ -247,6 +285,24 @@ class SpectralTokenizer(nn.Module):
         self.readout = CrossAttentionBlock(c.width, c.n_heads, mlp_ratio=2)
         self.readout_norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, 2)
+        if c.pixel_basis:
+            self.pixel_coefficients = nn.Sequential(
+                nn.LayerNorm(c.width), nn.Linear(c.width, c.mlp_ratio * c.width), nn.GELU(),
+                nn.Linear(c.mlp_ratio * c.width, c.patch_size))
+            # zero at first: switched on for trained weights, it changes nothing until trained
+            nn.init.zeros_(self.pixel_coefficients[-1].weight)
+            nn.init.zeros_(self.pixel_coefficients[-1].bias)
+
+    def encoder_parameters(self):
+        """The parameters that tokens and embeddings depend on.
+
+        Those of the encoder, and of the patch position embedding that the
+        decoder shares. Freezing them (``trainable = "decoder"`` in
+        `~spectok.training.TrainingConfig`) keeps every token and embedding.
+        """
+        modules = (self.patch_projection, self.position_embedding, self.encoder_bias,
+                   self.encoder, self.encoder_norm, self.to_token, self.pooling)
+        return [parameter for module in modules for parameter in module.parameters()]
 
     # -- patches -----------------------------------------------------------------
 
@@ -367,7 +423,24 @@ class SpectralTokenizer(nn.Module):
             query = self.readout.local(query, memory, query_position, self.query_bias, layout,
                                        _READOUT_CHUNK)
         out = self.head(self.readout_norm(query))
-        return out[..., 0], out[..., 1]
+        mean = out[..., 0]
+        if self.config.pixel_basis:
+            mean = mean + self._pixel_detail(memory, centre, log_spacing, active, log_wavelength)
+        return mean, out[..., 1]
+
+    def _pixel_detail(self, memory, centre, log_spacing, active, log_wavelength):
+        """The linear B-spline of each requested wavelength's patch (0 outside active ones)."""
+        size = self.config.patch_size
+        patch, offset = _owning_patch(centre, log_spacing, active, log_wavelength, size)
+        coefficients = self.pixel_coefficients(memory)          # (batch, patches, size)
+        # node k sits (k - (size - 1) / 2) pixels from the patch centre
+        node = (offset + 0.5 * (size - 1)).clamp(0, size - 1)
+        left = node.floor().clamp(max=size - 2)
+        fraction = (node - left).to(coefficients.dtype)
+        index = patch.clamp(min=0) * size + left.long()
+        flat = coefficients.flatten(1)
+        value = ((1 - fraction) * flat.gather(1, index) + fraction * flat.gather(1, index + 1))
+        return value * (patch >= 0)
 
     def forward(self, log_wavelength, flux, sigma, valid, observed, spacing, hide=None,
                 query_log_wavelength=None, query_spacing=None):

@@ -107,6 +107,9 @@ def save_model(model, path, metadata=None):
 
 
 def _resolve(name_or_path):
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"a model is given by its shipped name or the path of its .json "
+                        f"description, not by {type(name_or_path).__name__} {name_or_path!r}")
     candidate = Path(name_or_path)
     if candidate.suffix == ".json":
         return candidate
@@ -138,6 +141,8 @@ def load_model(name_or_path="spectok-small", device="cpu"):
 
     Raises
     ------
+    TypeError
+        ``name_or_path`` is neither a string nor a path.
     WeightsError
         Unknown name, missing tensor file, a tensor file whose sha256 does
         not match its description (tampered or corrupted), or an invalid

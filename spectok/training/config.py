@@ -84,8 +84,15 @@ class TrainingConfig:
     init_weights : str
         Start from these weights instead of a random initialisation: a
         shipped model name or the ``.json`` description of a saved model
-        (continued pretraining; the architecture must match ``model``).
-        Empty: random.
+        (continued pretraining; the architecture must match ``model``, or
+        differ from it only by ``pixel_basis`` switched on, whose network
+        then starts at zero so the model first predicts what the saved one
+        does). Empty: random.
+    trainable : {"all", "decoder"}
+        ``"decoder"`` freezes the encoder
+        (`~spectok.model.SpectralTokenizer.encoder_parameters`), so the
+        tokens and embeddings stay exactly those of ``init_weights`` (which
+        it needs) while the decoder learns to reconstruct from them.
     log_every, validate_every, checkpoint_every, validation_batches : int
         Intervals in steps, and the size of the fixed validation set.
     num_workers : int
@@ -114,6 +121,7 @@ class TrainingConfig:
     max_view_pixels: int = 4096
     seed: int = 0
     init_weights: str = ""
+    trainable: str = "all"
     log_every: int = 10
     validate_every: int = 200
     checkpoint_every: int = 100
@@ -135,6 +143,11 @@ class TrainingConfig:
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"unknown reconstruction_loss {self.reconstruction_loss!r}; "
                              f"choose from {sorted(RECONSTRUCTION_LOSSES)}")
+        if self.trainable not in ("all", "decoder"):
+            raise ValueError(f"trainable must be 'all' or 'decoder', got {self.trainable!r}")
+        if self.trainable == "decoder" and not self.init_weights:
+            raise ValueError("trainable = 'decoder' freezes the encoder, so it needs "
+                             "init_weights: a trained encoder to keep")
 
     def tokenizer_config(self):
         """The `~spectok.model.TokenizerConfig` of the model to train."""

@@ -1,6 +1,7 @@
 """The training loop: one process, or many under ``torchrun`` (DDP)."""
 
 import csv
+import dataclasses
 import functools
 import json
 import math
@@ -241,13 +242,17 @@ def validation_loss(model, config, *, sources=None):
 def _load_initial_weights(model, name_or_path):
     """Copy the weights of a saved model into ``model``, whose architecture must match.
 
-    Returns the saved model's metadata.
+    ``model`` may add the pixel basis to a saved model without one; its
+    network starts at zero, so ``model`` first predicts what the saved one
+    does. Returns the saved model's metadata.
     """
     initial = load_model(name_or_path)
-    if initial.config != model.config:
+    adds_basis = (model.config.pixel_basis and not initial.config.pixel_basis
+                  and dataclasses.replace(initial.config, pixel_basis=True) == model.config)
+    if initial.config != model.config and not adds_basis:
         raise ValueError(f"init_weights {name_or_path!r} has configuration {initial.config}, "
                          f"but the run trains {model.config}")
-    model.load_state_dict(initial.state_dict())
+    model.load_state_dict(initial.state_dict(), strict=not adds_basis)
     return initial.metadata
 
 
@@ -348,8 +353,12 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     initial_range = ()  # the wavelengths the starting weights were trained on (none here)
     if config.init_weights:
         initial_range = _load_initial_weights(model, config.init_weights).get("wavelength_range")
+    if config.trainable == "decoder":
+        for parameter in model.encoder_parameters():
+            parameter.requires_grad_(False)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     objective = TrainingObjective(model, config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _learning_rate_factor(config))
     start = 0
@@ -405,7 +414,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         loss = loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
         optimizer.step()
         scheduler.step()
         done = step + 1
