@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -193,31 +194,45 @@ def test_pixel_basis_starts_at_zero(tiny_model):
         torch.testing.assert_close(log_scatter_basis, log_scatter, atol=0, rtol=0)
 
 
-def test_pixel_basis_is_a_spline_over_the_pixels_of_active_patches(tiny_model):
-    """Node k of a patch sits on its pixel k; between pixels the spline is linear; queries
-    in hidden or invalid patches, or beyond the spectrum, get no detail."""
+def _spline_mean(nodes, node_from, node_to):
+    """Mean of the linear spline through ``nodes`` (constant beyond its ends) over an interval
+    in node units, within the patch edges -½ … n - ½ (zero beyond), by brute force."""
+    n = len(nodes)
+    t = np.linspace(node_from, node_to, 20001)
+    inside = (t >= -0.5) & (t <= n - 0.5)
+    return float(np.mean(np.interp(t, np.arange(n), nodes.numpy()) * inside))
+
+
+def test_pixel_basis_is_a_spline_averaged_over_each_requested_pixel(tiny_model):
+    """Node k of a patch sits on its pixel k and each requested pixel gets the spline's mean
+    over its width (zero beyond the patch); requests in hidden or invalid patches, or beyond
+    the spectrum, get none."""
     nodes = torch.arange(P, dtype=torch.float32) ** 2
     basis = _with_pixel_basis(tiny_model, nodes)
     inputs = _inputs(1, 4 * P)
     inputs[3][0, 3 * P:] = False                       # patch 3 has no valid pixel
     hide = torch.tensor([[False, True, False, False]])  # patch 1 is hidden
     log_wave = inputs[0]
-    query = torch.cat([log_wave, log_wave[:, 2 * P + 3:2 * P + 4] + 0.25e-4,
-                       log_wave[:, :1] - 0.1, log_wave[:, -1:] + 0.1], dim=1)
+    query = torch.cat([log_wave, log_wave[:, 2 * P + 3:2 * P + 5] + 0.25e-4,
+                       log_wave[:, 2 * P + 1:2 * P + 2], log_wave[:, :1] - 0.1,
+                       log_wave[:, -1:] + 0.1], dim=1)
     spacing = torch.full_like(query, 1e-4, dtype=torch.float32)
+    spacing[0, 4 * P + 1:4 * P + 3] = 6e-4             # pixels six times as wide
     _, with_basis, _ = basis(*inputs, hide=hide, query_log_wavelength=query,
                              query_spacing=spacing)
     _, without, _ = tiny_model(*inputs, hide=hide, query_log_wavelength=query,
                                query_spacing=spacing)
-    detail = (with_basis - without)[0]
-    expected = torch.cat([nodes, torch.zeros(P), nodes, torch.zeros(P),
-                          torch.tensor([3**2 + 0.25 * (4**2 - 3**2), 0.0, 0.0])])
-    torch.testing.assert_close(detail, expected, atol=1e-3, rtol=1e-5)
+    per_pixel = torch.tensor([_spline_mean(nodes, k - 0.5, k + 0.5) for k in range(P)])
+    expected = torch.cat([per_pixel, torch.zeros(P), per_pixel, torch.zeros(P),
+                          torch.tensor([_spline_mean(nodes, 2.75, 3.75),
+                                        _spline_mean(nodes, 4.25 - 3, 4.25 + 3),
+                                        _spline_mean(nodes, 1 - 3, 1 + 3), 0.0, 0.0])])
+    torch.testing.assert_close(with_basis - without, expected[None], atol=2e-3, rtol=1e-4)
 
 
 def test_pixel_basis_follows_each_patch_sampling_and_arm_order(tiny_model):
     """Two arms given out of wavelength order, the second sampled twice as coarsely."""
-    nodes = torch.arange(P, dtype=torch.float32)
+    nodes = torch.linspace(-2.0, 3.0, P) ** 3
     basis = _with_pixel_basis(tiny_model, nodes)
     inputs = _inputs(1, 2 * P)
     inputs[0][0, :P] = 8.6 + 1e-4 * torch.arange(P, dtype=torch.float64)
@@ -225,8 +240,9 @@ def test_pixel_basis_follows_each_patch_sampling_and_arm_order(tiny_model):
     inputs[5][0, P:] = 2e-4
     _, with_basis, _ = basis(*inputs)
     _, without, _ = tiny_model(*inputs)
-    torch.testing.assert_close((with_basis - without)[0], torch.cat([nodes, nodes]),
-                               atol=1e-3, rtol=1e-5)
+    per_pixel = torch.tensor([_spline_mean(nodes, k - 0.5, k + 0.5) for k in range(P)])
+    torch.testing.assert_close((with_basis - without)[0], torch.cat([per_pixel, per_pixel]),
+                               atol=2e-3, rtol=1e-4)
 
 
 def test_pixel_basis_keeps_rows_independent_and_padding_inert(tiny_model):

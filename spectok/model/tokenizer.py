@@ -27,7 +27,9 @@ Method, in the order the code follows:
    readout alone smooths what varies from pixel to pixel within one. Each
    decoded active patch therefore also gives the coefficients of a linear
    B-spline with one node per pixel, centred on the patch; a requested
-   wavelength inside an active patch adds that spline's value to the flux.
+   wavelength inside an active patch adds the spline's mean over the
+   requested pixel (its ln λ step), so that on a coarser grid the detail
+   averages out instead of being sampled.
 """
 
 from dataclasses import asdict, dataclass
@@ -89,8 +91,10 @@ class TokenizerConfig:
         Add the per-patch pixel detail to the decoded flux (step 6 of the
         module's method): a requested wavelength within half a patch of the
         centre of the active patch nearest to it, in that patch's own
-        sampling, gets the linear B-spline (one node per pixel) whose
-        coefficients a small network reads from the decoded patch. Other
+        sampling, gets the mean over the requested pixel of the linear
+        B-spline (one node per pixel) whose coefficients a small network
+        reads from the decoded patch (the part of the requested pixel
+        outside that patch counts as zero). Other
         wavelengths (in hidden or invalid patches, gaps, or beyond the
         spectrum) get the attention readout alone. Off in models trained
         before it existed.
@@ -198,9 +202,10 @@ def _owning_patch(centre, log_spacing, active, log_wavelength, patch_size):
     """The active patch whose pixels each requested wavelength falls among.
 
     Returns the index of the active patch with the nearest centre, or -1
-    where that patch is more than half a patch (in its own sampling) away,
-    and the offset from its centre in its pixels. A binary search over the
-    sorted centres keeps the cost at O(queries · log patches).
+    where that patch is more than half a patch (in its own sampling) away;
+    the offset from that patch's centre in its pixels; and its ln λ step.
+    A binary search over the sorted centres keeps the cost at
+    O(queries · log patches).
     """
     key = torch.where(active, centre, torch.inf)
     order = key.argsort(dim=-1)
@@ -214,7 +219,29 @@ def _owning_patch(centre, log_spacing, active, log_wavelength, patch_size):
     step = torch.pow(10.0, log_spacing.double()).gather(-1, patch)
     offset = (log_wavelength - centre.gather(-1, patch)) / step
     inside = active.gather(-1, patch) & (offset.abs() <= 0.5 * patch_size)
-    return torch.where(inside, patch, -1), offset.float()
+    return torch.where(inside, patch, -1), offset, step
+
+
+def _spline_integral(coefficients, at_nodes, patch, t):
+    """∫ from -½ to ``t`` of each query's patch spline, in node units.
+
+    The spline is linear between nodes 0 … n-1 (values ``coefficients``,
+    shape (batch, patches, n)) and constant beyond the end nodes out to the
+    patch edges at -½ and n - ½, where ``t`` is clamped. ``at_nodes`` holds
+    the integral up to each node; ``patch`` is each query's patch (≥ 0).
+    """
+    n = coefficients.shape[-1]
+    flat, at_nodes = coefficients.flatten(1), at_nodes.flatten(1)
+    start = patch * n
+    t = t.clamp(-0.5, n - 0.5)
+    inner = t.clamp(0, n - 1)
+    left = inner.floor().clamp(max=n - 2)
+    fraction = inner - left
+    k = start + left.long()
+    value, following = flat.gather(1, k), flat.gather(1, k + 1)
+    return (at_nodes.gather(1, k) + value * fraction + 0.5 * (following - value) * fraction**2
+            + flat.gather(1, start) * t.clamp(max=0)
+            + flat.gather(1, start + n - 1) * (t - (n - 1)).clamp(min=0))
 
 
 def _self_attention(biases, blocks, x, position, active, layout):
@@ -425,22 +452,26 @@ class SpectralTokenizer(nn.Module):
         out = self.head(self.readout_norm(query))
         mean = out[..., 0]
         if self.config.pixel_basis:
-            mean = mean + self._pixel_detail(memory, centre, log_spacing, active, log_wavelength)
+            detail = self._pixel_detail(memory, centre, log_spacing, active, log_wavelength,
+                                        spacing)
+            mean = mean + detail.to(mean.dtype)
         return mean, out[..., 1]
 
-    def _pixel_detail(self, memory, centre, log_spacing, active, log_wavelength):
-        """The linear B-spline of each requested wavelength's patch (0 outside active ones)."""
+    def _pixel_detail(self, memory, centre, log_spacing, active, log_wavelength, spacing):
+        """Each requested pixel's mean of its patch's spline (0 outside active patches)."""
         size = self.config.patch_size
-        patch, offset = _owning_patch(centre, log_spacing, active, log_wavelength, size)
-        coefficients = self.pixel_coefficients(memory)          # (batch, patches, size)
-        # node k sits (k - (size - 1) / 2) pixels from the patch centre
-        node = (offset + 0.5 * (size - 1)).clamp(0, size - 1)
-        left = node.floor().clamp(max=size - 2)
-        fraction = (node - left).to(coefficients.dtype)
-        index = patch.clamp(min=0) * size + left.long()
-        flat = coefficients.flatten(1)
-        value = ((1 - fraction) * flat.gather(1, index) + fraction * flat.gather(1, index + 1))
-        return value * (patch >= 0)
+        patch, offset, step = _owning_patch(centre, log_spacing, active, log_wavelength, size)
+        coefficients = self.pixel_coefficients(memory).double()   # (batch, patches, size)
+        trapezoids = 0.5 * (coefficients[..., :-1] + coefficients[..., 1:])
+        at_nodes = 0.5 * coefficients[..., :1] + torch.cat(
+            [torch.zeros_like(trapezoids[..., :1]), trapezoids.cumsum(-1)], dim=-1)
+        # the requested pixel, in the patch's pixels: node k is pixel k of a full patch
+        half_width = (0.5 * spacing.double() / step).clamp(min=1e-6)
+        node = offset + 0.5 * (size - 1)
+        owner = patch.clamp(min=0)
+        integral = (_spline_integral(coefficients, at_nodes, owner, node + half_width)
+                    - _spline_integral(coefficients, at_nodes, owner, node - half_width))
+        return integral / (2 * half_width) * (patch >= 0)
 
     def forward(self, log_wavelength, flux, sigma, valid, observed, spacing, hide=None,
                 query_log_wavelength=None, query_spacing=None):
