@@ -136,6 +136,7 @@ def _unpack(prepared, encoded, model_name, patch_size):
     embedding = encoded["embedding"].float().cpu().numpy()
     centre = encoded["centre"].cpu().numpy()
     log_spacing = encoded["log_spacing"].float().cpu().numpy()
+    n_pixels = encoded["n_pixels"].cpu().numpy()
     active = encoded["active"].cpu().numpy()
     results = []
     for row, p in enumerate(prepared):
@@ -146,7 +147,7 @@ def _unpack(prepared, encoded, model_name, patch_size):
             valid=active[row, :n],
             scale=p.scale * p.unit, flux_unit=p.input_unit,
             patch_log_wavelength=centre[row, :n], patch_log_spacing=log_spacing[row, :n],
-            id=p.id, model=model_name))
+            patch_n_pixels=n_pixels[row, :n], id=p.id, model=model_name))
     return results
 
 
@@ -306,7 +307,8 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
         mean, log_scatter = net.decode(
             tensor(tokens.tokens), tensor(tokens.patch_log_wavelength, torch.float64),
             tensor(tokens.patch_log_spacing), tensor(tokens.valid, torch.bool),
-            tensor(log_wave, torch.float64), tensor(spacing))
+            tensor(log_wave, torch.float64), tensor(spacing),
+            tensor(tokens.patch_n_pixels, torch.long))
     scale = tokens.scale.value
     flux = flux_in_unit(mean[0].cpu().numpy() * scale, tokens.scale.unit, tokens.flux_unit, wave_aa)
     scatter = flux_in_unit(log_scatter[0].exp().cpu().numpy() * scale, tokens.scale.unit,

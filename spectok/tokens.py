@@ -31,6 +31,9 @@ class SpectralTokens:
     patch_log_wavelength, patch_log_spacing : `~numpy.ndarray`, shape (n_patches,)
         Patch geometry used by the decoder: mean ln(λ/Å) and log10 of the
         ln λ step per pixel.
+    patch_n_pixels : `~numpy.ndarray` of int, shape (n_patches,)
+        Real pixels of each patch (fewer than the patch size in the last
+        patch of an arm).
     id : object
         ``meta['id']`` of the input spectrum, if it had one.
     model : str
@@ -45,6 +48,7 @@ class SpectralTokens:
     flux_unit: u.UnitBase
     patch_log_wavelength: np.ndarray
     patch_log_spacing: np.ndarray
+    patch_n_pixels: np.ndarray
     id: object = None
     model: str = ""
 

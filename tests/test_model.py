@@ -195,54 +195,117 @@ def test_pixel_basis_starts_at_zero(tiny_model):
 
 
 def _spline_mean(nodes, node_from, node_to):
-    """Mean of the linear spline through ``nodes`` (constant beyond its ends) over an interval
-    in node units, within the patch edges -½ … n - ½ (zero beyond), by brute force."""
+    """Mean of the linear spline through ``nodes`` (constant beyond its ends, out to the patch
+    edges at -½ and n - ½) over the part of an interval, in node units, inside those edges."""
     n = len(nodes)
-    t = np.linspace(node_from, node_to, 20001)
-    inside = (t >= -0.5) & (t <= n - 0.5)
-    return float(np.mean(np.interp(t, np.arange(n), nodes.numpy()) * inside))
+    t = np.linspace(max(node_from, -0.5), min(node_to, n - 0.5), 20001)
+    return float(np.mean(np.interp(t, np.arange(n), np.asarray(nodes, dtype=float))))
 
 
-def test_pixel_basis_is_a_spline_averaged_over_each_requested_pixel(tiny_model):
-    """Node k of a patch sits on its pixel k and each requested pixel gets the spline's mean
-    over its width (zero beyond the patch); requests in hidden or invalid patches, or beyond
-    the spectrum, get none."""
-    nodes = torch.arange(P, dtype=torch.float32) ** 2
-    basis = _with_pixel_basis(tiny_model, nodes)
-    inputs = _inputs(1, 4 * P)
-    inputs[3][0, 3 * P:] = False                       # patch 3 has no valid pixel
-    hide = torch.tensor([[False, True, False, False]])  # patch 1 is hidden
-    log_wave = inputs[0]
-    query = torch.cat([log_wave, log_wave[:, 2 * P + 3:2 * P + 5] + 0.25e-4,
-                       log_wave[:, 2 * P + 1:2 * P + 2], log_wave[:, :1] - 0.1,
-                       log_wave[:, -1:] + 0.1], dim=1)
-    spacing = torch.full_like(query, 1e-4, dtype=torch.float32)
-    spacing[0, 4 * P + 1:4 * P + 3] = 6e-4             # pixels six times as wide
+def _reference_detail(coefficients, encoded, log_wavelength, spacing):
+    """The pixel detail by brute force: the active patch a wavelength lies deepest inside (in
+    its own pixels) owns it; the requested pixel's mean of its spline over the part inside."""
+    detail = np.zeros(log_wavelength.shape)
+    for row in range(log_wavelength.shape[0]):
+        centre = encoded["centre"][row].numpy()
+        step = 10.0 ** encoded["log_spacing"][row].double().numpy()
+        n = encoded["n_pixels"][row].numpy()
+        active = encoded["active"][row].numpy()
+        for q, (wave, width) in enumerate(zip(log_wavelength[row].numpy(),
+                                              spacing[row].double().numpy())):
+            depth = np.where(active, np.abs(wave - centre) / step / (0.5 * np.maximum(n, 1)),
+                             np.inf)
+            p = int(np.argmin(depth))
+            if depth[p] <= 1:
+                node = (wave - centre[p]) / step[p] + 0.5 * (n[p] - 1)
+                half = 0.5 * width / step[p]
+                detail[row, q] = _spline_mean(coefficients[row, p, :n[p]], node - half,
+                                              node + half)
+    return torch.as_tensor(detail, dtype=torch.float32)
+
+
+def _arms_with_a_partial_patch_a_gap_and_a_linear_grid():
+    """Row 0: 40 log-uniform pixels (a full patch and one of 8) and, after a gap, 50 pixels
+    uniform in λ (the last patch has 18); patch 1 of row 1 is hidden, patch 2 invalid."""
+    inputs = _inputs(2, 4 * P)
+    log_wave, valid, observed, spacing = inputs[0], inputs[3], inputs[4], inputs[5]
+    arm_a = 8.2 + 1e-4 * torch.arange(40, dtype=torch.float64)
+    arm_b = torch.log(4500.0 + 0.5 * torch.arange(50, dtype=torch.float64))
+    for start, arm in ((0, arm_a), (2 * P, arm_b)):
+        log_wave[0, start:start + len(arm)] = arm
+        log_wave[0, start + len(arm):start + 2 * P] = arm[-1]
+        observed[0, start + len(arm):start + 2 * P] = False
+        steps = torch.diff(arm)
+        spacing[0, start:start + len(arm)] = torch.cat([steps[:1], steps]).float()
+    valid[0] &= observed[0]
+    valid[1, 2 * P:3 * P] = False
+    hide = torch.zeros(2, 4, dtype=torch.bool)
+    hide[1, 1] = True
+    return inputs, hide
+
+
+def test_pixel_basis_is_each_patch_spline_averaged_over_each_requested_pixel(tiny_model):
+    """Against a brute-force version, per patch and per row: real pixels (node k on pixel k,
+    also in partial patches and on a grid uniform in λ), wavelengths just past an arm, in the
+    gap between arms, in hidden and invalid patches, and pixels wide enough to straddle."""
+    basis = _with_pixel_basis(tiny_model)
+    with torch.no_grad():
+        basis.pixel_coefficients[-1].weight.normal_(0, 3.0, generator=torch.Generator()
+                                                   .manual_seed(5))
+    captured = []
+    basis.pixel_coefficients.register_forward_hook(lambda m, i, out: captured.append(out))
+    inputs, hide = _arms_with_a_partial_patch_a_gap_and_a_linear_grid()
+    log_wave, spacing = inputs[0], inputs[5]
+    real = inputs[4][0]
+    extra = torch.tensor([8.2 + 40.5e-4, 8.2 + 43e-4, 8.2 + 47e-4, 8.25,     # past arm A, gap
+                          8.2 + 31.5e-4, 8.2 + 15.5e-4, math.log(4500.0 + 0.5 * 31.5)],
+                         dtype=torch.float64)
+    query = torch.stack([torch.cat([log_wave[0, real], extra]),
+                         torch.cat([log_wave[1, :90], extra - 8.2 + log_wave[1, 0]])])
+    query_spacing = torch.full_like(query, 1e-4, dtype=torch.float32)
+    query_spacing[0, :90] = spacing[0, real]
+    query_spacing[:, -3:] = torch.tensor([4e-4, 6e-4, 5e-4])                  # wide pixels
     _, with_basis, _ = basis(*inputs, hide=hide, query_log_wavelength=query,
-                             query_spacing=spacing)
+                             query_spacing=query_spacing)
     _, without, _ = tiny_model(*inputs, hide=hide, query_log_wavelength=query,
-                               query_spacing=spacing)
-    per_pixel = torch.tensor([_spline_mean(nodes, k - 0.5, k + 0.5) for k in range(P)])
-    expected = torch.cat([per_pixel, torch.zeros(P), per_pixel, torch.zeros(P),
-                          torch.tensor([_spline_mean(nodes, 2.75, 3.75),
-                                        _spline_mean(nodes, 4.25 - 3, 4.25 + 3),
-                                        _spline_mean(nodes, 1 - 3, 1 + 3), 0.0, 0.0])])
-    torch.testing.assert_close(with_basis - without, expected[None], atol=2e-3, rtol=1e-4)
+                               query_spacing=query_spacing)
+    encoded = basis.encode(*inputs, hide=hide)
+    assert encoded["n_pixels"].tolist() == [[32, 8, 32, 18], [32, 32, 32, 32]]
+    coefficients = captured[0].detach().double().numpy()
+    expected = _reference_detail(coefficients, encoded, query, query_spacing)
+    torch.testing.assert_close(with_basis - without, expected, atol=2e-3, rtol=1e-4)
+    detail = with_basis - without
+    assert (detail[0, 40:90] != 0).all()                  # arm B, uniform in λ: all owned
+    assert (detail[0, 90:94] == 0).all()                  # past arm A and in the gap
+    assert (detail[1, P:2 * P] == 0).all() and (detail[1, 2 * P:90] == 0).all()
 
 
-def test_pixel_basis_follows_each_patch_sampling_and_arm_order(tiny_model):
-    """Two arms given out of wavelength order, the second sampled twice as coarsely."""
-    nodes = torch.linspace(-2.0, 3.0, P) ** 3
-    basis = _with_pixel_basis(tiny_model, nodes)
-    inputs = _inputs(1, 2 * P)
-    inputs[0][0, :P] = 8.6 + 1e-4 * torch.arange(P, dtype=torch.float64)
-    inputs[0][0, P:] = 8.3 + 2e-4 * torch.arange(P, dtype=torch.float64)
-    inputs[5][0, P:] = 2e-4
-    _, with_basis, _ = basis(*inputs)
-    _, without, _ = tiny_model(*inputs)
-    per_pixel = torch.tensor([_spline_mean(nodes, k - 0.5, k + 0.5) for k in range(P)])
-    torch.testing.assert_close((with_basis - without)[0], torch.cat([per_pixel, per_pixel]),
-                               atol=2e-3, rtol=1e-4)
+def test_pixel_basis_in_overlapping_arms_uses_a_patch_that_holds_the_wavelength(tiny_model):
+    basis = _with_pixel_basis(tiny_model)
+    with torch.no_grad():
+        basis.pixel_coefficients[-1].weight.normal_(0, 3.0, generator=torch.Generator()
+                                                   .manual_seed(6))
+    captured = []
+    basis.pixel_coefficients.register_forward_hook(lambda m, i, out: captured.append(out))
+    inputs = _inputs(1, 4 * P)
+    inputs[0][0, 2 * P:] = 8.2 + 40e-4 + 1.5e-4 * torch.arange(2 * P, dtype=torch.float64)
+    inputs[5][0, 2 * P:] = 1.5e-4
+    query = 8.2 + torch.linspace(42e-4, 62e-4, 9, dtype=torch.float64)[None]
+    query_spacing = torch.full_like(query, 1e-4, dtype=torch.float32)
+    _, with_basis, _ = basis(*inputs, query_log_wavelength=query, query_spacing=query_spacing)
+    _, without, _ = tiny_model(*inputs, query_log_wavelength=query, query_spacing=query_spacing)
+    encoded = basis.encode(*inputs)
+    coefficients = captured[0][0].detach().double().numpy()
+    for q, detail in zip(query[0].numpy(), (with_basis - without)[0].tolist()):
+        holders = []
+        for p in range(4):
+            step = 10.0 ** float(encoded["log_spacing"][0, p])
+            node = (q - float(encoded["centre"][0, p])) / step + 0.5 * (P - 1)
+            if -0.5 <= node <= P - 0.5:
+                holders.append(_spline_mean(coefficients[p], node - 0.5e-4 / step,
+                                            node + 0.5e-4 / step))
+        assert len(holders) == 2
+        assert min(abs(detail - h) for h in holders) < 2e-3
 
 
 def test_pixel_basis_keeps_rows_independent_and_padding_inert(tiny_model):

@@ -26,10 +26,10 @@ Method, in the order the code follows:
 6. **Pixel detail** (``pixel_basis``). Attention mixes whole patches, so the
    readout alone smooths what varies from pixel to pixel within one. Each
    decoded active patch therefore also gives the coefficients of a linear
-   B-spline with one node per pixel, centred on the patch; a requested
-   wavelength inside an active patch adds the spline's mean over the
-   requested pixel (its ln λ step), so that on a coarser grid the detail
-   averages out instead of being sampled.
+   B-spline with one node on each of its real pixels; a requested
+   wavelength inside an active patch adds the spline's mean over the part
+   of the requested pixel (its ln λ step) inside that patch, so that on a
+   coarser grid the detail averages out instead of being sampled.
 """
 
 from dataclasses import asdict, dataclass
@@ -89,15 +89,14 @@ class TokenizerConfig:
         Patches per local-attention block (even).
     pixel_basis : bool
         Add the per-patch pixel detail to the decoded flux (step 6 of the
-        module's method): a requested wavelength within half a patch of the
-        centre of the active patch nearest to it, in that patch's own
-        sampling, gets the mean over the requested pixel of the linear
-        B-spline (one node per pixel) whose coefficients a small network
-        reads from the decoded patch (the part of the requested pixel
-        outside that patch counts as zero). Other
-        wavelengths (in hidden or invalid patches, gaps, or beyond the
-        spectrum) get the attention readout alone. Off in models trained
-        before it existed.
+        module's method): a requested wavelength inside an active patch (a
+        patch of m real pixels spans m of its ln λ steps around its centre)
+        gets the mean, over the part of the requested pixel inside that
+        patch, of the linear B-spline with one node on each of the patch's
+        real pixels, whose values a small network reads from the decoded
+        patch. Other wavelengths (in hidden or invalid patches, gaps, or
+        beyond the spectrum) get the attention readout alone. Off in models
+        trained before it existed.
 
     Examples
     --------
@@ -122,6 +121,9 @@ class TokenizerConfig:
     pixel_basis: bool = False
 
     def __post_init__(self):
+        if self.pixel_basis and self.patch_size < 2:
+            raise ValueError(f"the pixel basis needs patches of at least 2 pixels, got "
+                             f"patch_size={self.patch_size}")
         if self.attention_window < 2 or self.attention_window % 2:
             raise ValueError(f"attention_window must be an even number of patches, got "
                              f"{self.attention_window}")
@@ -198,50 +200,58 @@ def patch_geometry(log_wavelength, valid, observed, spacing, patch_size):
     return centre, log_spacing.float(), active
 
 
-def _owning_patch(centre, log_spacing, active, log_wavelength, patch_size):
-    """The active patch whose pixels each requested wavelength falls among.
+def _owning_patch(centre, log_spacing, n_pixels, active, log_wavelength):
+    """The active patch that each requested wavelength falls inside.
 
-    Returns the index of the active patch with the nearest centre, or -1
-    where that patch is more than half a patch (in its own sampling) away;
-    the offset from that patch's centre in its pixels; and its ln λ step.
-    A binary search over the sorted centres keeps the cost at
-    O(queries · log patches).
+    A patch of ``m`` real pixels spans ``m`` of its ln λ steps around its
+    centre. Of the two active patches whose centres bracket a wavelength,
+    the one it lies deepest inside (in each patch's own extent) owns it;
+    -1 where it lies inside neither. Returns the owner, the offset from its
+    centre in its pixels, and its ln λ step. A binary search over the
+    sorted centres keeps the cost at O(queries · log patches).
     """
     key = torch.where(active, centre, torch.inf)
     order = key.argsort(dim=-1)
     ordered = key.gather(-1, order)
     right = torch.searchsorted(ordered, log_wavelength.contiguous()).clamp(max=key.shape[-1] - 1)
-    candidates = torch.stack([(right - 1).clamp(min=0), right], dim=-1)
-    distance = (log_wavelength.unsqueeze(-1)
-                - ordered.gather(-1, candidates.flatten(1)).view(candidates.shape)).abs()
-    nearest = candidates.gather(-1, distance.argmin(-1, keepdim=True)).squeeze(-1)
-    patch = order.gather(-1, nearest)
-    step = torch.pow(10.0, log_spacing.double()).gather(-1, patch)
-    offset = (log_wavelength - centre.gather(-1, patch)) / step
-    inside = active.gather(-1, patch) & (offset.abs() <= 0.5 * patch_size)
-    return torch.where(inside, patch, -1), offset, step
+    candidates = order.gather(-1, torch.stack([(right - 1).clamp(min=0), right], dim=-1).flatten(1))
+    candidates = candidates.view(*log_wavelength.shape, 2)
+
+    def at(values):
+        return values.gather(-1, candidates.flatten(1)).view(candidates.shape)
+
+    step = at(torch.pow(10.0, log_spacing.double()))
+    offset = (log_wavelength.unsqueeze(-1) - at(centre)) / step
+    depth = offset.abs() / (0.5 * at(n_pixels).double())   # ≤ 1 inside the patch
+    depth = torch.where(at(active), depth, torch.inf)
+    best = depth.argmin(-1, keepdim=True)
+    inside = depth.gather(-1, best).squeeze(-1) <= 1
+
+    def pick(values):
+        return values.gather(-1, best).squeeze(-1)
+
+    return torch.where(inside, pick(candidates), -1), pick(offset), pick(step)
 
 
-def _spline_integral(coefficients, at_nodes, patch, t):
+def _spline_integral(coefficients, at_nodes, start, n, t):
     """∫ from -½ to ``t`` of each query's patch spline, in node units.
 
-    The spline is linear between nodes 0 … n-1 (values ``coefficients``,
-    shape (batch, patches, n)) and constant beyond the end nodes out to the
-    patch edges at -½ and n - ½, where ``t`` is clamped. ``at_nodes`` holds
-    the integral up to each node; ``patch`` is each query's patch (≥ 0).
+    The spline of a patch of ``n`` real pixels is linear between its nodes
+    0 … n-1 (``coefficients``, flattened over patches from ``start``) and
+    constant beyond the end nodes out to the patch edges at -½ and n - ½,
+    where ``t`` is clamped. ``at_nodes`` holds the integral up to each node.
     """
-    n = coefficients.shape[-1]
-    flat, at_nodes = coefficients.flatten(1), at_nodes.flatten(1)
-    start = patch * n
-    t = t.clamp(-0.5, n - 0.5)
-    inner = t.clamp(0, n - 1)
-    left = inner.floor().clamp(max=n - 2)
+    t = torch.minimum(t.clamp(min=-0.5), n - 0.5)
+    inner = torch.minimum(t.clamp(min=0), n - 1)
+    left = torch.minimum(inner.floor(), n - 2).clamp(min=0)
     fraction = inner - left
     k = start + left.long()
-    value, following = flat.gather(1, k), flat.gather(1, k + 1)
+    value = coefficients.gather(1, k)
+    following = coefficients.gather(1, (k + 1).clamp(max=coefficients.shape[1] - 1))
+    last = start + n.long() - 1
     return (at_nodes.gather(1, k) + value * fraction + 0.5 * (following - value) * fraction**2
-            + flat.gather(1, start) * t.clamp(max=0)
-            + flat.gather(1, start + n - 1) * (t - (n - 1)).clamp(min=0))
+            + coefficients.gather(1, start) * t.clamp(max=0)
+            + coefficients.gather(1, last) * (t - (n - 1)).clamp(min=0))
 
 
 def _self_attention(biases, blocks, x, position, active, layout):
@@ -326,6 +336,18 @@ class SpectralTokenizer(nn.Module):
         Those of the encoder, and of the patch position embedding that the
         decoder shares. Freezing them (``trainable = "decoder"`` in
         `~spectok.training.TrainingConfig`) keeps every token and embedding.
+
+        Returns
+        -------
+        list of `~torch.nn.Parameter`
+
+        Examples
+        --------
+        >>> from spectok.model import CONFIGS, SpectralTokenizer
+        >>> model = SpectralTokenizer(CONFIGS["tiny"])
+        >>> encoder = sum(p.numel() for p in model.encoder_parameters())
+        >>> 0 < encoder < sum(p.numel() for p in model.parameters())
+        True
         """
         modules = (self.patch_projection, self.position_embedding, self.encoder_bias,
                    self.encoder, self.encoder_norm, self.to_token, self.pooling)
@@ -368,8 +390,9 @@ class SpectralTokenizer(nn.Module):
         -------
         dict
             ``tokens`` (batch, patches, token_dim), ``embedding`` (batch, width),
-            ``centre`` and ``log_spacing`` (batch, patches), and ``active``
-            (batch, patches): patches that took part in attention.
+            ``centre`` and ``log_spacing`` (batch, patches), ``active``
+            (batch, patches): patches that took part in attention, and
+            ``n_pixels`` (batch, patches): the real pixels of each patch.
         """
         centre, log_spacing, active = self.patch_geometry(log_wavelength, valid, observed, spacing)
         if hide is not None:
@@ -388,7 +411,8 @@ class SpectralTokenizer(nn.Module):
         x = self._encoder_blocks(x, (centre - centre[:, :1]).float(), active)
         x = self.encoder_norm(x)
         return {"tokens": self.to_token(x), "embedding": self.pooling(x, active),
-                "centre": centre, "log_spacing": log_spacing, "active": active}
+                "centre": centre, "log_spacing": log_spacing, "active": active,
+                "n_pixels": self._patches(observed).sum(-1)}
 
     def _encoder_blocks(self, x, position, active):
         """The encoder's transformer blocks: global attention, or local beyond the limit."""
@@ -403,7 +427,7 @@ class SpectralTokenizer(nn.Module):
 
     # -- decoder -----------------------------------------------------------------
 
-    def decode(self, tokens, centre, log_spacing, active, log_wavelength, spacing):
+    def decode(self, tokens, centre, log_spacing, active, log_wavelength, spacing, n_pixels=None):
         """Predict normalised flux at any wavelengths from tokens.
 
         Parameters
@@ -416,12 +440,24 @@ class SpectralTokenizer(nn.Module):
         log_wavelength : `~torch.Tensor`, shape (batch, queries), float64
             ln of the requested vacuum wavelengths in Å.
         spacing : `~torch.Tensor`, shape (batch, queries)
-            ln λ step of the requested grid (its sampling).
+            ln λ step of the requested grid (its sampling; with the pixel
+            basis also the width over which its detail is averaged).
+        n_pixels : `~torch.Tensor` of int, shape (batch, patches), optional
+            Real (not padding) pixels per patch, as returned by `encode`:
+            where the pixel basis puts its nodes. Needed by a model with
+            ``config.pixel_basis``, ignored otherwise.
 
         Returns
         -------
         mean, log_scatter : `~torch.Tensor`, shape (batch, queries)
-            Predicted normalised flux and the log of the model's own scatter.
+            Predicted normalised flux and the log of the model's own scatter
+            (with the pixel basis the flux is float32 even under autocast, so
+            that rounding does not swamp the detail).
+
+        Raises
+        ------
+        ValueError
+            A model with the pixel basis given no ``n_pixels``.
 
         Notes
         -----
@@ -432,6 +468,9 @@ class SpectralTokenizer(nn.Module):
         and the rest of the spectrum through summaries (see
         `~spectok.model.LocalLayout`). Queries may come in any order.
         """
+        if self.config.pixel_basis and n_pixels is None:
+            raise ValueError("this model's pixel basis needs n_pixels, the real pixels of each "
+                             "patch (encode returns them)")
         memory = self.from_token(tokens) + self._position(centre, log_spacing)
         origin = centre[:, :1]
         relative = (centre - origin).float()
@@ -452,26 +491,32 @@ class SpectralTokenizer(nn.Module):
         out = self.head(self.readout_norm(query))
         mean = out[..., 0]
         if self.config.pixel_basis:
-            detail = self._pixel_detail(memory, centre, log_spacing, active, log_wavelength,
-                                        spacing)
-            mean = mean + detail.to(mean.dtype)
+            mean = mean.float() + self._pixel_detail(memory, centre, log_spacing, n_pixels,
+                                                     active, log_wavelength, spacing).float()
         return mean, out[..., 1]
 
-    def _pixel_detail(self, memory, centre, log_spacing, active, log_wavelength, spacing):
+    def _pixel_detail(self, memory, centre, log_spacing, n_pixels, active, log_wavelength,
+                      spacing):
         """Each requested pixel's mean of its patch's spline (0 outside active patches)."""
         size = self.config.patch_size
-        patch, offset, step = _owning_patch(centre, log_spacing, active, log_wavelength, size)
+        patch, offset, step = _owning_patch(centre, log_spacing, n_pixels, active,
+                                            log_wavelength)
         coefficients = self.pixel_coefficients(memory).double()   # (batch, patches, size)
         trapezoids = 0.5 * (coefficients[..., :-1] + coefficients[..., 1:])
         at_nodes = 0.5 * coefficients[..., :1] + torch.cat(
             [torch.zeros_like(trapezoids[..., :1]), trapezoids.cumsum(-1)], dim=-1)
-        # the requested pixel, in the patch's pixels: node k is pixel k of a full patch
-        half_width = (0.5 * spacing.double() / step).clamp(min=1e-6)
-        node = offset + 0.5 * (size - 1)
         owner = patch.clamp(min=0)
-        integral = (_spline_integral(coefficients, at_nodes, owner, node + half_width)
-                    - _spline_integral(coefficients, at_nodes, owner, node - half_width))
-        return integral / (2 * half_width) * (patch >= 0)
+        n = n_pixels.gather(-1, owner).double()
+        # in the owner's pixels, node k on its real pixel k; the requested pixel is
+        # averaged over the part of it inside the owner (the rest is the neighbours')
+        node = offset + 0.5 * (n - 1)
+        half_width = (0.5 * spacing.double() / step).clamp(min=1e-6)
+        lower = torch.maximum(node - half_width, torch.full_like(node, -0.5))
+        upper = torch.minimum(node + half_width, n - 0.5)
+        flat, at_nodes, start = coefficients.flatten(1), at_nodes.flatten(1), owner * size
+        integral = (_spline_integral(flat, at_nodes, start, n, upper)
+                    - _spline_integral(flat, at_nodes, start, n, lower))
+        return integral / (upper - lower).clamp(min=1e-12) * (patch >= 0)
 
     def forward(self, log_wavelength, flux, sigma, valid, observed, spacing, hide=None,
                 query_log_wavelength=None, query_spacing=None):
@@ -481,5 +526,6 @@ class SpectralTokenizer(nn.Module):
             query_log_wavelength, query_spacing = log_wavelength, spacing
         mean, log_scatter = self.decode(encoded["tokens"], encoded["centre"],
                                         encoded["log_spacing"], encoded["active"],
-                                        query_log_wavelength, query_spacing)
+                                        query_log_wavelength, query_spacing,
+                                        encoded["n_pixels"])
         return encoded, mean, log_scatter

@@ -89,7 +89,8 @@ class TrainingConfig:
         then starts at zero so the model first predicts what the saved one
         does). Empty: random.
     trainable : {"all", "decoder"}
-        ``"decoder"`` freezes the encoder
+        ``"all"`` (default) trains every parameter; ``"decoder"`` freezes
+        the encoder
         (`~spectok.model.SpectralTokenizer.encoder_parameters`), so the
         tokens and embeddings stay exactly those of ``init_weights`` (which
         it needs) while the decoder learns to reconstruct from them.

@@ -252,7 +252,10 @@ def _load_initial_weights(model, name_or_path):
     if initial.config != model.config and not adds_basis:
         raise ValueError(f"init_weights {name_or_path!r} has configuration {initial.config}, "
                          f"but the run trains {model.config}")
-    model.load_state_dict(initial.state_dict(), strict=not adds_basis)
+    missing, unexpected = model.load_state_dict(initial.state_dict(), strict=not adds_basis)
+    if unexpected or any(not key.startswith("pixel_coefficients.") for key in missing):
+        raise ValueError(f"init_weights {name_or_path!r} does not fit the model: missing "
+                         f"{missing}, unexpected {unexpected}")
     return initial.metadata
 
 
@@ -368,6 +371,11 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         if latest_checkpoint(output_dir) is None:
             raise FileNotFoundError(f"no checkpoint to resume from in {output_dir}")
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        trained_before = json.loads(state["config"]).get("trainable", "all")
+        if trained_before != config.trainable:
+            raise ValueError(f"the checkpoint in {output_dir} trained {trained_before!r} "
+                             f"parameters, this run {config.trainable!r}: a resumed run "
+                             "must train the same ones")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
