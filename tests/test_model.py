@@ -125,21 +125,24 @@ def test_hiding_everything_is_an_error(tiny_model):
         tiny_model.encode(*_inputs(1, 2 * P), hide=torch.ones(1, 2, dtype=torch.bool))
 
 
-def test_rows_are_independent_and_padding_is_inert(tiny_model):
-    """A spectrum's result does not depend on its neighbours or on its padding."""
-    alone = tiny_model.encode(*_inputs(1, 2 * P))
-    inputs = _inputs(1, 2 * P)
+def _padded_beside_a_neighbour(n_pixels, n_padding, n_neighbour):
+    """A batch of two: a spectrum of ``n_pixels`` followed by ``n_padding`` pixels of padding
+    (junk flux, neither valid nor observed), and another of ``n_neighbour`` pixels."""
     padded = []
-    for k, x in enumerate(inputs):
-        extra = x[:, -1:].expand(1, 2 * P).clone()
+    for k, x in enumerate(_inputs(1, n_pixels)):
+        extra = x[:, -1:].expand(1, n_padding).clone()
         if k in (3, 4):                     # valid, observed: padding is neither
             extra[:] = False
         if k == 1:
             extra[:] = 123.0                # junk flux in the padding
         padded.append(torch.cat([x, extra], dim=1))
-    neighbour = _inputs(1, 4 * P, seed=3)
-    batch = [torch.cat([a, b]) for a, b in zip(padded, neighbour)]
-    together = tiny_model.encode(*batch)
+    return [torch.cat([a, b]) for a, b in zip(padded, _inputs(1, n_neighbour, seed=3))]
+
+
+def test_rows_are_independent_and_padding_is_inert(tiny_model):
+    """A spectrum's result does not depend on its neighbours or on its padding."""
+    alone = tiny_model.encode(*_inputs(1, 2 * P))
+    together = tiny_model.encode(*_padded_beside_a_neighbour(2 * P, 2 * P, 4 * P))
     torch.testing.assert_close(together["tokens"][0, :2], alone["tokens"][0], atol=1e-5, rtol=0)
     torch.testing.assert_close(together["embedding"][0], alone["embedding"][0], atol=1e-5, rtol=0)
     assert together["active"][0].tolist() == [True, True, False, False]
@@ -311,16 +314,8 @@ def test_pixel_basis_in_overlapping_arms_uses_a_patch_that_holds_the_wavelength(
 def test_pixel_basis_keeps_rows_independent_and_padding_inert(tiny_model):
     nodes = torch.randn(P, generator=torch.Generator().manual_seed(2))
     basis = _with_pixel_basis(tiny_model, nodes)
-    inputs = _inputs(1, 2 * P)
-    _, alone, _ = basis(*inputs)
-    padded = []
-    for k, x in enumerate(inputs):
-        extra = x[:, -1:].expand(1, 2 * P).clone()
-        if k in (3, 4):
-            extra[:] = False
-        padded.append(torch.cat([x, extra], dim=1))
-    batch = [torch.cat([a, b]) for a, b in zip(padded, _inputs(1, 4 * P, seed=3))]
-    _, together, _ = basis(*batch)
+    _, alone, _ = basis(*_inputs(1, 2 * P))
+    _, together, _ = basis(*_padded_beside_a_neighbour(2 * P, 2 * P, 4 * P))
     torch.testing.assert_close(together[0, :2 * P], alone[0], atol=1e-5, rtol=0)
 
 
@@ -332,6 +327,17 @@ def test_pixel_basis_under_local_attention(tiny_model):
     _, full, _ = basis(*inputs)
     _, local, _ = _with_attention(basis, limit=0, window=8)(*inputs)
     torch.testing.assert_close(local, full, atol=1e-5, rtol=0)
+
+
+def test_pixel_basis_needs_the_pixels_per_patch_and_patches_of_two(tiny_model):
+    basis = _with_pixel_basis(tiny_model)
+    inputs = _inputs(1, 2 * P)
+    encoded = basis.encode(*inputs)
+    with pytest.raises(ValueError, match="pixel basis needs n_pixels"):
+        basis.decode(encoded["tokens"], encoded["centre"], encoded["log_spacing"],
+                     encoded["active"], inputs[0], inputs[5])
+    with pytest.raises(ValueError, match="patches of at least 2 pixels, got patch_size=1"):
+        TokenizerConfig(patch_size=1, pixel_basis=True)
 
 
 def test_encoder_parameters_are_all_that_tokens_depend_on(tiny_model):
@@ -426,15 +432,7 @@ def test_local_attention_is_close_to_global():
 def test_local_attention_rows_are_independent_and_padding_is_inert(tiny_model):
     local = _with_attention(tiny_model, limit=4, window=4)
     alone = local.encode(*_inputs(1, 10 * P))
-    inputs = _inputs(1, 10 * P)
-    padded = []
-    for k, x in enumerate(inputs):
-        extra = x[:, -1:].expand(1, 7 * P).clone()
-        if k in (3, 4):
-            extra[:] = False
-        padded.append(torch.cat([x, extra], dim=1))
-    batch = [torch.cat([a, b]) for a, b in zip(padded, _inputs(1, 17 * P, seed=3))]
-    together = local.encode(*batch)
+    together = local.encode(*_padded_beside_a_neighbour(10 * P, 7 * P, 17 * P))
     torch.testing.assert_close(together["tokens"][0, :10], alone["tokens"][0], atol=1e-5, rtol=0)
     torch.testing.assert_close(together["embedding"][0], alone["embedding"][0], atol=1e-5,
                                rtol=0)

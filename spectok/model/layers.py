@@ -208,13 +208,25 @@ class LocalLayout:
 
     def _nearest_block(self, query_position):
         """Block of the active patch nearest to each query, shape (batch, n_query)."""
-        centre, patch = self._position.masked_fill(~self._active, math.inf).sort(-1)
-        last = (self._active.sum(-1, keepdim=True) - 1).clamp(min=0)
-        right = torch.minimum(torch.searchsorted(centre, query_position.contiguous()), last)
-        left = (right - 1).clamp(min=0)
-        use_left = ((query_position - centre.gather(-1, left)).abs()
-                    <= (centre.gather(-1, right) - query_position).abs())
-        return patch.gather(-1, torch.where(use_left, left, right)) // self.window
+        left, right = _bracketing_patches(self._position, self._active, query_position)
+        use_left = ((query_position - self._position.gather(-1, left)).abs()
+                    <= (self._position.gather(-1, right) - query_position).abs())
+        return torch.where(use_left, left, right) // self.window
+
+
+def _bracketing_patches(position, active, query):
+    """The active patches on either side of each query, by position.
+
+    Returns the indices (into the patch axis) of the nearest active patch at
+    or below and of the one above each query, shape of ``query``: a binary
+    search over the sorted positions, O(queries · log patches). Beyond the
+    outermost active patches both sides fall back on the outermost ones.
+    """
+    ordered, patch = position.masked_fill(~active, math.inf).sort(-1)
+    last = (active.sum(-1, keepdim=True) - 1).clamp(min=0)
+    right = torch.minimum(torch.searchsorted(ordered, query.contiguous()), last)
+    left = (right - 1).clamp(min=0)
+    return patch.gather(-1, left), patch.gather(-1, right)
 
 
 class DistanceBias(nn.Module):

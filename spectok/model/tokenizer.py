@@ -38,7 +38,8 @@ import torch
 from torch import nn
 
 from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias, LocalLayout,
-                     LogWavelengthFeatures, TransformerBlock, key_distance)
+                     LogWavelengthFeatures, TransformerBlock, _bracketing_patches,
+                     key_distance)
 
 __all__ = ["TokenizerConfig", "SpectralTokenizer", "CONFIGS", "patch_geometry"]
 
@@ -207,15 +208,9 @@ def _owning_patch(centre, log_spacing, n_pixels, active, log_wavelength):
     centre. Of the two active patches whose centres bracket a wavelength,
     the one it lies deepest inside (in each patch's own extent) owns it;
     -1 where it lies inside neither. Returns the owner, the offset from its
-    centre in its pixels, and its ln λ step. A binary search over the
-    sorted centres keeps the cost at O(queries · log patches).
+    centre in its pixels, and its ln λ step.
     """
-    key = torch.where(active, centre, torch.inf)
-    order = key.argsort(dim=-1)
-    ordered = key.gather(-1, order)
-    right = torch.searchsorted(ordered, log_wavelength.contiguous()).clamp(max=key.shape[-1] - 1)
-    candidates = order.gather(-1, torch.stack([(right - 1).clamp(min=0), right], dim=-1).flatten(1))
-    candidates = candidates.view(*log_wavelength.shape, 2)
+    candidates = torch.stack(_bracketing_patches(centre, active, log_wavelength), dim=-1)
 
     def at(values):
         return values.gather(-1, candidates.flatten(1)).view(candidates.shape)
@@ -223,7 +218,6 @@ def _owning_patch(centre, log_spacing, n_pixels, active, log_wavelength):
     step = at(torch.pow(10.0, log_spacing.double()))
     offset = (log_wavelength.unsqueeze(-1) - at(centre)) / step
     depth = offset.abs() / (0.5 * at(n_pixels).double())   # ≤ 1 inside the patch
-    depth = torch.where(at(active), depth, torch.inf)
     best = depth.argmin(-1, keepdim=True)
     inside = depth.gather(-1, best).squeeze(-1) <= 1
 
@@ -239,9 +233,9 @@ def _spline_integral(coefficients, at_nodes, start, n, t):
     The spline of a patch of ``n`` real pixels is linear between its nodes
     0 … n-1 (``coefficients``, flattened over patches from ``start``) and
     constant beyond the end nodes out to the patch edges at -½ and n - ½,
-    where ``t`` is clamped. ``at_nodes`` holds the integral up to each node.
+    which ``t`` must lie between. ``at_nodes`` holds the integral up to
+    each node.
     """
-    t = torch.minimum(t.clamp(min=-0.5), n - 0.5)
     inner = torch.minimum(t.clamp(min=0), n - 1)
     left = torch.minimum(inner.floor(), n - 2).clamp(min=0)
     fraction = inner - left
