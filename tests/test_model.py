@@ -283,6 +283,19 @@ def test_pixel_basis_is_each_patch_spline_averaged_over_each_requested_pixel(tin
     assert (detail[1, P:2 * P] == 0).all() and (detail[1, 2 * P:90] == 0).all()
 
 
+def test_return_readout_gives_the_flux_without_the_pixel_detail(tiny_model):
+    basis = _with_pixel_basis(tiny_model, node_values=torch.linspace(-1, 1, P))
+    inputs = _inputs(2, 3 * P)
+    _, mean, log_scatter, readout = basis(*inputs, return_readout=True)
+    _, without, without_scatter = tiny_model(*inputs)
+    torch.testing.assert_close(readout, without)
+    torch.testing.assert_close(log_scatter, without_scatter)
+    assert (mean - readout).abs().max() > 0.1
+    # without the basis the readout is the flux itself
+    _, mean, _, readout = tiny_model(*inputs, return_readout=True)
+    torch.testing.assert_close(readout, mean, atol=0, rtol=0)
+
+
 def test_pixel_basis_in_overlapping_arms_uses_a_patch_that_holds_the_wavelength(tiny_model):
     basis = _with_pixel_basis(tiny_model)
     with torch.no_grad():

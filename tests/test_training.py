@@ -1,5 +1,6 @@
 """Pretraining: objectives, the deterministic stream, resume after SIGKILL, DDP equivalence."""
 
+import dataclasses
 import os
 import signal
 import socket
@@ -12,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from spectok.model import load_model, save_model
+from spectok.model import SpectralTokenizer, load_model, save_model
 from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, build_sources,
                               chi2_and_scatter_nll, consistency_loss, gaussian_nll, hide_patches,
                               load_config, reduced_chi2, train, validation_loss)
-from spectok.training.loop import _LOG_FIELDS, CHECKPOINT_NAME, _distributed_setup, _rewind_log
+from spectok.training.loop import (_LOG_FIELDS, CHECKPOINT_NAME, TrainingObjective,
+                                  _distributed_setup, _rewind_log)
 
 SOURCE_CODE = textwrap.dedent("""
     import astropy.units as u
@@ -351,6 +353,39 @@ def test_decoder_only_training_keeps_the_tokens_and_adds_the_pixel_basis(tmp_pat
         train(tiny_config(tmp_path / "other", steps=1, init_weights=saved,
                           model={"preset": "tiny", "pixel_basis": True, "token_dim": 4}),
               progress=False, sources=TOY_SOURCES)
+
+
+def test_readout_weight_adds_the_chi2_of_the_readout_alone(tmp_path):
+    model = {"preset": "tiny", "pixel_basis": True}
+    config = tiny_config(tmp_path, model=model, reconstruction_loss="chi2")
+    weighted = dataclasses.replace(config, readout_weight=0.5)
+    tokenizer = SpectralTokenizer(config.tokenizer_config()).eval()
+    with torch.no_grad():
+        tokenizer.pixel_coefficients[-1].bias.normal_(0, 0.3)
+    views = TrainingStream(TOY_SOURCES, config, tokenizer.config.patch_size).batch(0)
+    loss, _, _ = TrainingObjective(tokenizer, config)(*views)
+    loss_weighted, _, _ = TrainingObjective(tokenizer, weighted)(*views)
+    readout_chi2 = []
+    for view in views:
+        log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
+        query = view["query"]
+        _, _, _, readout = tokenizer(log_wave, flux, sigma, valid, observed, spacing,
+                                     hide=view["hide"], query_spacing=spacing.gather(1, query),
+                                     query_log_wavelength=log_wave.gather(1, query),
+                                     return_readout=True)
+        error = torch.sqrt(sigma.gather(1, query) ** 2 + config.noise_floor ** 2)
+        readout_chi2.append(reduced_chi2(readout, flux.gather(1, query), error,
+                                         valid.gather(1, query) & view["query_valid"]).mean())
+    # the reconstruction term averages the two views
+    torch.testing.assert_close(loss_weighted - loss, 0.5 * 0.5 * sum(readout_chi2))
+    assert loss_weighted > loss
+
+
+def test_readout_weight_needs_the_pixel_basis_and_is_not_negative(tmp_path):
+    with pytest.raises(ValueError, match="needs a model with pixel_basis"):
+        tiny_config(tmp_path, readout_weight=0.5)
+    with pytest.raises(ValueError, match="readout_weight must be 0 or more, got -1"):
+        tiny_config(tmp_path, model={"preset": "tiny", "pixel_basis": True}, readout_weight=-1)
 
 
 def test_trainable_must_be_all_or_decoder_and_decoder_needs_weights(tmp_path):

@@ -421,7 +421,8 @@ class SpectralTokenizer(nn.Module):
 
     # -- decoder -----------------------------------------------------------------
 
-    def decode(self, tokens, centre, log_spacing, active, log_wavelength, spacing, n_pixels=None):
+    def decode(self, tokens, centre, log_spacing, active, log_wavelength, spacing, n_pixels=None,
+               return_readout=False):
         """Predict normalised flux at any wavelengths from tokens.
 
         Parameters
@@ -440,6 +441,10 @@ class SpectralTokenizer(nn.Module):
             Real (not padding) pixels per patch, as returned by `encode`:
             where the pixel basis puts its nodes. Needed by a model with
             ``config.pixel_basis``, ignored otherwise.
+        return_readout : bool
+            Also return the attention readout's flux alone, without the
+            pixel basis's detail (training uses it to keep the readout a
+            predictor by itself: it is all that hidden patches get).
 
         Returns
         -------
@@ -447,6 +452,9 @@ class SpectralTokenizer(nn.Module):
             Predicted normalised flux and the log of the model's own scatter
             (with the pixel basis the flux is float32 even under autocast, so
             that rounding does not swamp the detail).
+        readout : `~torch.Tensor`, shape (batch, queries)
+            Only with ``return_readout``: the flux without the basis's detail
+            (``mean`` itself for a model without the basis).
 
         Raises
         ------
@@ -483,10 +491,12 @@ class SpectralTokenizer(nn.Module):
             query = self.readout.local(query, memory, query_position, self.query_bias, layout,
                                        _READOUT_CHUNK)
         out = self.head(self.readout_norm(query))
-        mean = out[..., 0]
+        readout = mean = out[..., 0]
         if self.config.pixel_basis:
-            mean = mean.float() + self._pixel_detail(memory, centre, log_spacing, n_pixels,
-                                                     active, log_wavelength, spacing).float()
+            mean = readout.float() + self._pixel_detail(memory, centre, log_spacing, n_pixels,
+                                                        active, log_wavelength, spacing).float()
+        if return_readout:
+            return mean, out[..., 1], readout
         return mean, out[..., 1]
 
     def _pixel_detail(self, memory, centre, log_spacing, n_pixels, active, log_wavelength,
@@ -513,13 +523,15 @@ class SpectralTokenizer(nn.Module):
         return integral / (upper - lower).clamp(min=1e-12) * (patch >= 0)
 
     def forward(self, log_wavelength, flux, sigma, valid, observed, spacing, hide=None,
-                query_log_wavelength=None, query_spacing=None):
-        """Encode, then decode at the input pixels or at ``query_log_wavelength``."""
+                query_log_wavelength=None, query_spacing=None, return_readout=False):
+        """Encode, then decode at the input pixels or at ``query_log_wavelength``.
+
+        Returns the dict of `encode` followed by what `decode` returns.
+        """
         encoded = self.encode(log_wavelength, flux, sigma, valid, observed, spacing, hide)
         if query_log_wavelength is None:
             query_log_wavelength, query_spacing = log_wavelength, spacing
-        mean, log_scatter = self.decode(encoded["tokens"], encoded["centre"],
-                                        encoded["log_spacing"], encoded["active"],
-                                        query_log_wavelength, query_spacing,
-                                        encoded["n_pixels"])
-        return encoded, mean, log_scatter
+        return (encoded, *self.decode(encoded["tokens"], encoded["centre"],
+                                      encoded["log_spacing"], encoded["active"],
+                                      query_log_wavelength, query_spacing,
+                                      encoded["n_pixels"], return_readout))

@@ -67,6 +67,12 @@ class TrainingConfig:
         the model cannot discount the pixels it fits worst.
     reconstruction_weight, consistency_weight, temperature : float
         Weights of the loss terms and the InfoNCE temperature.
+    readout_weight : float
+        For a model with the pixel basis: weight of the χ² of the attention
+        readout alone (the basis's detail left out), added to the loss
+        (times ``reconstruction_weight``). Hidden patches get the readout
+        alone, so this keeps it a predictor by itself rather than the smooth
+        part of a sum. 0 (default): no such term.
     similar_batch_fraction : float
         Fraction of the steps that draw from a fixed collection (not a
         simulator) whose batch is one random object and its nearest
@@ -116,6 +122,7 @@ class TrainingConfig:
     reconstruction_loss: str = "gaussian_nll"
     reconstruction_weight: float = 1.0
     consistency_weight: float = 0.2
+    readout_weight: float = 0.0
     temperature: float = 0.1
     similar_batch_fraction: float = 0.0
     max_query_pixels: int = 512
@@ -144,6 +151,11 @@ class TrainingConfig:
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"unknown reconstruction_loss {self.reconstruction_loss!r}; "
                              f"choose from {sorted(RECONSTRUCTION_LOSSES)}")
+        if self.readout_weight < 0:
+            raise ValueError(f"readout_weight must be 0 or more, got {self.readout_weight}")
+        if self.readout_weight and not self.tokenizer_config().pixel_basis:
+            raise ValueError("readout_weight weighs the readout against the pixel basis, "
+                             "so it needs a model with pixel_basis = true")
         if self.trainable not in ("all", "decoder"):
             raise ValueError(f"trainable must be 'all' or 'decoder', got {self.trainable!r}")
         if self.trainable == "decoder" and not self.init_weights:

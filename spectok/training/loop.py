@@ -21,7 +21,7 @@ from .._preflight import check_free_space, check_writable_directory
 from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .data import TrainingStream, build_sources
-from .objectives import RECONSTRUCTION_LOSSES, consistency_loss
+from .objectives import RECONSTRUCTION_LOSSES, consistency_loss, reduced_chi2
 
 __all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint", "CHECKPOINT_NAME"]
 
@@ -55,12 +55,19 @@ class TrainingObjective(nn.Module):
         def pick(t):
             return t.gather(1, query)
 
-        encoded, mean, log_scatter = self.model(
+        encoded, mean, log_scatter, readout = self.model(
             log_wave, flux, sigma, valid, observed, spacing, hide=view["hide"],
-            query_log_wavelength=pick(log_wave), query_spacing=pick(spacing))
+            query_log_wavelength=pick(log_wave), query_spacing=pick(spacing),
+            return_readout=True)
         reconstruction_loss = RECONSTRUCTION_LOSSES[self.config.reconstruction_loss]
-        nll = reconstruction_loss(mean, log_scatter, pick(flux), pick(sigma),
-                                  pick(valid) & view["query_valid"], self.config.noise_floor)
+        query_flux, query_sigma = pick(flux), pick(sigma)
+        query_valid = pick(valid) & view["query_valid"]
+        nll = reconstruction_loss(mean, log_scatter, query_flux, query_sigma, query_valid,
+                                  self.config.noise_floor)
+        if self.config.readout_weight:
+            error = torch.sqrt(query_sigma.float() ** 2 + self.config.noise_floor ** 2)
+            nll = nll + self.config.readout_weight * reduced_chi2(
+                readout, query_flux, error, query_valid).mean()
         return nll, encoded["embedding"]
 
     def forward(self, view_a, view_b):
