@@ -388,11 +388,29 @@ def test_readout_weight_needs_the_pixel_basis_and_is_not_negative(tmp_path):
         tiny_config(tmp_path, model={"preset": "tiny", "pixel_basis": True}, readout_weight=-1)
 
 
-def test_trainable_must_be_all_or_decoder_and_decoder_needs_weights(tmp_path):
-    with pytest.raises(ValueError, match="trainable must be 'all' or 'decoder', got 'encoder'"):
+def test_basis_only_training_keeps_everything_but_the_basis(tmp_path):
+    first = train(tiny_config(tmp_path / "first", steps=3), progress=False, sources=TOY_SOURCES)
+    saved = str(tmp_path / "first" / "toy-model.json")
+    basis = train(tiny_config(tmp_path / "basis", steps=3, init_weights=saved, trainable="basis",
+                              model={"preset": "tiny", "pixel_basis": True},
+                              reconstruction_loss="chi2"),
+                  progress=False, sources=TOY_SOURCES)
+    before, after = parameters(first), parameters(basis)
+    assert set(after) - set(before) == {k for k in after if k.startswith("pixel_coefficients.")}
+    for name in before:
+        torch.testing.assert_close(after[name], before[name], atol=0, rtol=0, msg=name)
+    assert after["pixel_coefficients.3.weight"].abs().sum() > 0     # zero at the start
+
+
+def test_trainable_choices_and_what_they_need(tmp_path):
+    with pytest.raises(ValueError, match="trainable must be 'all', 'decoder' or 'basis', got "
+                                         "'encoder'"):
         tiny_config(tmp_path, trainable="encoder")
-    with pytest.raises(ValueError, match="needs init_weights"):
-        tiny_config(tmp_path, trainable="decoder")
+    for trainable in ("decoder", "basis"):
+        with pytest.raises(ValueError, match=f"trainable = '{trainable}' .* needs init_weights"):
+            tiny_config(tmp_path, trainable=trainable)
+    with pytest.raises(ValueError, match="needs a model with pixel_basis = true"):
+        tiny_config(tmp_path, trainable="basis", init_weights="spectok-small")
 
 
 def test_rewinding_the_log_keeps_complete_rows_up_to_the_checkpoint(tmp_path):

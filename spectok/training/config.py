@@ -94,12 +94,16 @@ class TrainingConfig:
         differ from it only by ``pixel_basis`` switched on, whose network
         then starts at zero so the model first predicts what the saved one
         does). Empty: random.
-    trainable : {"all", "decoder"}
+    trainable : {"all", "decoder", "basis"}
         ``"all"`` (default) trains every parameter; ``"decoder"`` freezes
         the encoder
         (`~spectok.model.SpectralTokenizer.encoder_parameters`), so the
         tokens and embeddings stay exactly those of ``init_weights`` (which
-        it needs) while the decoder learns to reconstruct from them.
+        it needs) while the decoder learns to reconstruct from them;
+        ``"basis"`` trains the pixel basis alone (``pixel_basis`` on), so
+        that the decoder's attention readout, and with it every wavelength
+        the basis does not reach (hidden patches, gaps), stays exactly that
+        of ``init_weights`` too.
     log_every, validate_every, checkpoint_every, validation_batches : int
         Intervals in steps, and the size of the fixed validation set.
     num_workers : int
@@ -156,11 +160,15 @@ class TrainingConfig:
         if self.readout_weight and not self.tokenizer_config().pixel_basis:
             raise ValueError("readout_weight weighs the readout against the pixel basis, "
                              "so it needs a model with pixel_basis = true")
-        if self.trainable not in ("all", "decoder"):
-            raise ValueError(f"trainable must be 'all' or 'decoder', got {self.trainable!r}")
-        if self.trainable == "decoder" and not self.init_weights:
-            raise ValueError("trainable = 'decoder' freezes the encoder, so it needs "
-                             "init_weights: a trained encoder to keep")
+        if self.trainable not in ("all", "decoder", "basis"):
+            raise ValueError(f"trainable must be 'all', 'decoder' or 'basis', got "
+                             f"{self.trainable!r}")
+        if self.trainable != "all" and not self.init_weights:
+            raise ValueError(f"trainable = {self.trainable!r} freezes trained parameters, so it "
+                             "needs init_weights: the trained model to keep them from")
+        if self.trainable == "basis" and not self.tokenizer_config().pixel_basis:
+            raise ValueError("trainable = 'basis' trains the pixel basis alone, so it needs a "
+                             "model with pixel_basis = true")
 
     def tokenizer_config(self):
         """The `~spectok.model.TokenizerConfig` of the model to train."""

@@ -364,6 +364,9 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     if config.trainable == "decoder":
         for parameter in model.encoder_parameters():
             parameter.requires_grad_(False)
+    elif config.trainable == "basis":
+        model.requires_grad_(False)
+        model.pixel_coefficients.requires_grad_(True)
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     objective = TrainingObjective(model, config)
     optimizer = torch.optim.AdamW(trained, lr=config.learning_rate,
