@@ -27,7 +27,7 @@ def _info(args):
         c = model.config
         print(f"  {name}: {n / 1e6:.2f} M parameters, width {c.width}, "
               f"{c.encoder_depth}+{c.decoder_depth} blocks, patch {c.patch_size}, "
-              f"token {c.token_dim}")
+              f"token {c.token_dim}{', pixel basis' if c.pixel_basis else ''}")
     return 0
 
 

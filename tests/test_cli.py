@@ -1,5 +1,6 @@
 """The ``spectok`` command line: info, encode (FITS, HDF5, Parquet) and train."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from astropy.table import Table
 from spectok.adapter import SpectrumInputWarning
 from spectok.cli import main
 from spectok.datasets import example_spectrum_path
-from spectok.model import CONFIGS, save_model
+from spectok.model import CONFIGS, SpectralTokenizer, save_model
 
 
 @pytest.fixture
@@ -24,6 +25,18 @@ def test_info_lists_version_models_and_device(capsys):
     assert out.startswith("spectok ")
     assert "spectok-small" in out
     assert "device cpu" in out or "device cuda" in out
+
+
+def test_info_says_which_models_have_the_pixel_basis(monkeypatch, capsys):
+    import spectok.model
+    models = {"plain": SpectralTokenizer(CONFIGS["tiny"]),
+              "detailed": SpectralTokenizer(dataclasses.replace(CONFIGS["tiny"], pixel_basis=True))}
+    monkeypatch.setattr(spectok.model, "available_models", lambda: list(models))
+    monkeypatch.setattr(spectok.model, "load_model", models.__getitem__)
+    assert main(["info"]) == 0
+    lines = {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+    assert lines["detailed"].endswith(", pixel basis")
+    assert not lines["plain"].endswith("pixel basis")
 
 
 @pytest.mark.parametrize("suffix", [".fits", ".h5", ".parquet"])
