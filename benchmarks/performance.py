@@ -330,7 +330,8 @@ def local_against_global(model, lengths):
 def training_throughput(steps, device):
     """Seconds per optimiser step of the small configuration, and spectra per second.
 
-    The configuration is ``spectok/data/spectok-small.toml``; its data come from
+    The configuration is ``spectok/data/spectok-small-stage8.toml`` (the last
+    stage that trained every parameter); its data come from
     its ``miles`` source only (building every source takes minutes), observed
     through that source's instruments. Views are cropped to
     ``max_view_pixels`` whatever the source, so the step cost is representative.
@@ -343,7 +344,7 @@ def training_throughput(steps, device):
     from spectok.training.data import TrainingStream, build_sources
     from spectok.training.loop import TrainingObjective, _to_device
 
-    path = resources.files("spectok") / "data" / "spectok-small.toml"
+    path = resources.files("spectok") / "data" / "spectok-small-stage8.toml"
     config = load_config(path)
     miles = [s for s in config.sources if s.name == "miles"] or [SourceConfig("miles")]
     config = dataclasses.replace(config, sources=tuple(miles))
@@ -368,7 +369,7 @@ def training_throughput(steps, device):
         synchronize(device)
         step_times.append(time.perf_counter() - start)
     seconds = float(np.median(step_times[1:]))
-    return {"config": "spectok/data/spectok-small.toml", "batch_size": config.batch_size,
+    return {"config": "spectok/data/spectok-small-stage8.toml", "batch_size": config.batch_size,
             "max_view_pixels": config.max_view_pixels, "steps": steps,
             "seconds_per_step": seconds, "data_seconds_per_step": float(np.median(data_times[1:])),
             "pairs_per_second": config.batch_size / seconds,
