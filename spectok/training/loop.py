@@ -65,9 +65,8 @@ class TrainingObjective(nn.Module):
         nll = reconstruction_loss(mean, log_scatter, query_flux, query_sigma, query_valid,
                                   self.config.noise_floor)
         if self.config.readout_weight:
-            error = torch.sqrt(query_sigma.float() ** 2 + self.config.noise_floor ** 2)
             nll = nll + self.config.readout_weight * reduced_chi2(
-                readout, query_flux, error, query_valid).mean()
+                readout, query_flux, query_sigma, query_valid, self.config.noise_floor).mean()
         return nll, encoded["embedding"]
 
     def forward(self, view_a, view_b):

@@ -93,8 +93,7 @@ def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0)
     >>> round(float(chi2_and_scatter_nll(y + 0.1, torch.full((1, 4), -30.0), y, s, y.bool())), 5)
     2.0
     """
-    error = torch.sqrt(sigma.float() ** 2 + noise_floor ** 2)
-    return (reduced_chi2(mean, flux, error, valid).mean()
+    return (reduced_chi2(mean, flux, sigma, valid, noise_floor).mean()
             + gaussian_nll(mean.detach(), log_scatter, flux, sigma, valid, noise_floor))
 
 
@@ -102,8 +101,16 @@ def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0)
 RECONSTRUCTION_LOSSES = {"gaussian_nll": gaussian_nll, "chi2": chi2_and_scatter_nll}
 
 
-def reduced_chi2(mean, flux, sigma, valid):
-    """Reduced χ² of a reconstruction against the data errors alone, per spectrum.
+def reduced_chi2(mean, flux, sigma, valid, noise_floor=0.0):
+    """Reduced χ² of a reconstruction against the data errors, per spectrum.
+
+    Parameters
+    ----------
+    mean, flux, sigma : `~torch.Tensor`, (batch, pixels)
+        Reconstruction, data and 1σ errors, in the same (normalised) units.
+    valid : `~torch.Tensor` of bool, (batch, pixels)
+    noise_floor : float
+        Added in quadrature to ``sigma``; 0 (default): the data errors alone.
 
     Returns
     -------
@@ -117,8 +124,11 @@ def reduced_chi2(mean, flux, sigma, valid):
     >>> y = torch.ones(1, 4)
     >>> reduced_chi2(y + 0.2, y, torch.full((1, 4), 0.1), y.bool())
     tensor([4.0000])
+    >>> reduced_chi2(y + 0.2, y, torch.full((1, 4), 0.1), y.bool(), noise_floor=0.1)
+    tensor([2.0000])
     """
-    return _per_spectrum_mean((flux - mean.float()) ** 2 / sigma.float() ** 2, valid.float())
+    variance = sigma.float() ** 2 + noise_floor ** 2
+    return _per_spectrum_mean((flux - mean.float()) ** 2 / variance, valid.float())
 
 
 def hide_patches(active, fraction, generator=None):
