@@ -202,8 +202,9 @@ def _parser():
                        help="small subsets (a smoke test; the numbers are noisy)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--threads", type=int,
-                       help="torch threads, and threads for the probes' cross-validation "
-                            "(default: torch's; 1 is faster on a busy machine)")
+                       help="torch threads, threads for the probes' cross-validation and "
+                            "processes for the simulations (default: torch's; 1 is faster on "
+                            "a busy machine)")
     bench.add_argument("-o", "--output", help="also write the markdown report here, the "
                        "table beside it as .ecsv, and the figures in OUTPUT-figures/ (PNG)")
     bench.set_defaults(run=_bench)

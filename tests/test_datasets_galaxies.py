@@ -158,6 +158,21 @@ def test_simulation_is_deterministic_given_seed(templates):
     np.testing.assert_array_equal(a.spectra[1].flux.value, shorter.spectra[1].flux.value)
 
 
+
+def test_worker_processes_draw_the_same_galaxies(templates):
+    # Each galaxy has its own stream, so splitting them between processes changes nothing;
+    # the templates travel to the workers as arrays.
+    serial = simulate_galaxies(3, "desi", seed=5, z=(0, 0.3), templates=templates)
+    parallel = simulate_galaxies(3, "desi", seed=5, z=(0, 0.3), templates=templates, n_jobs=2)
+    for x, y in zip(serial.spectra, parallel.spectra):
+        for arm_x, arm_y in zip(x, y):
+            np.testing.assert_array_equal(arm_x.flux.value, arm_y.flux.value)
+            np.testing.assert_array_equal(arm_x.uncertainty.array, arm_y.uncertainty.array)
+            np.testing.assert_array_equal(arm_x.mask, arm_y.mask)
+            assert arm_x.meta["arm"] == arm_y.meta["arm"]
+    assert list(serial.labels["id"]) == list(parallel.labels["id"])
+    np.testing.assert_array_equal(serial.labels["log_mstar"], parallel.labels["log_mstar"])
+
 def test_generator_draws_what_galaxy_spectrum_draws(templates):
     generator = GalaxyGenerator(templates)
     spectrum, labels = galaxy_spectrum(templates, rng=7, redshift=0.4)
@@ -203,6 +218,8 @@ def test_bad_arguments(templates):
     short = [_blackbody_ssp(np.arange(3000.0, 9000.0, 1.0), a, 0.0) for a in (0.1, 1.0)]
     with pytest.raises(ValueError, match="galaxy 0 .* 'apogee'"):
         simulate_galaxies(1, "apogee", z=(0.0, 0.1), templates=short)
+    with pytest.raises(ValueError, match="galaxy [01] .* 'apogee'"):  # raised in a worker
+        simulate_galaxies(2, "apogee", z=(0.0, 0.1), templates=short, n_jobs=2)
     # One library in two flux units cannot be mixed.
     mixed = [_blackbody_ssp(np.arange(3000.0, 9000.0, 1.0), a, 0.0) for a in (0.1, 1.0)]
     mixed[1] = Spectrum(spectral_axis=mixed[1].spectral_axis, flux=mixed[1].flux.value * u.Jy,

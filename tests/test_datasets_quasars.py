@@ -107,6 +107,16 @@ def test_simulate_quasars_is_reproducible_and_prefix_stable():
     assert large.labels["ew_civ"].unit == u.AA
 
 
+
+def test_worker_processes_draw_the_same_quasars():
+    serial = simulate_quasars(3, "sdss", z=(0.5, 3.0), seed=3, host_templates=[])
+    parallel = simulate_quasars(3, "sdss", z=(0.5, 3.0), seed=3, host_templates=[], n_jobs=2)
+    for x, y in zip(serial.spectra, parallel.spectra):
+        np.testing.assert_array_equal(x.flux.value, y.flux.value)
+        np.testing.assert_array_equal(x.uncertainty.array, y.uncertainty.array)
+    for name in serial.labels.colnames:
+        np.testing.assert_array_equal(serial.labels[name], parallel.labels[name])
+
 def test_generator_draws_what_quasar_spectrum_draws():
     spectrum, labels = quasar_spectrum(5, redshift=1.2, wavelength_range=[1000, 4000] * u.AA)
     model, model_labels = QuasarGenerator().model(5, redshift=1.2,

@@ -238,7 +238,8 @@ class _Data:
         seed = _GALAXY_SEED + 1000 * self.seed + (k if part == "train" else 500)
         n = self.sizes[f"galaxy_{part}"]
         return self._cached(("galaxies", part, instrument), lambda: simulate_galaxies(
-            n, instrument, z=_GALAXY_Z, seed=seed, templates=self.templates()))
+            n, instrument, z=_GALAXY_Z, seed=seed, templates=self.templates(),
+            n_jobs=torch.get_num_threads()))
 
     def galaxy_pca_train(self):
         """Training galaxies for flux + PCA's components where no probe is fitted.
@@ -258,7 +259,8 @@ class _Data:
         seed = _QUASAR_SEED + 1000 * self.seed + (k if part == "train" else 500)
         n = self.sizes[f"quasar_{part}"]
         return self._cached(("quasars", part, instrument), lambda: simulate_quasars(
-            n, instrument, z=_QUASAR_Z, seed=seed, host_templates=self.templates()))
+            n, instrument, z=_QUASAR_Z, seed=seed, host_templates=self.templates(),
+            n_jobs=torch.get_num_threads()))
 
     def rest_frame_models(self, kind):
         """Noiseless rest-frame galaxies or quasars from the simulators' priors.

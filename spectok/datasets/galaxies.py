@@ -28,7 +28,8 @@ from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
 from .instruments import (ModelArrays, _add_gaussian_line, _bin_average_linear, _input_arrays,
-                          get_instrument, observe)
+                          get_instrument)
+from .population import observe_population
 
 __all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "GalaxyGenerator",
            "simulate_galaxies"]
@@ -174,6 +175,12 @@ class _Template:
         """Valid pixels' vacuum wavelength (Å) and flux, and the flux unit."""
         lam, flux, unit, good, _ = _input_arrays(self.spectrum)
         return lam[good], flux[good], unit
+
+    def __getstate__(self):
+        # Worker processes get the converted arrays, not the Spectrum: lighter, and
+        # specutils' spectral axis does not pickle.
+        return {"age": self.age, "metallicity": self.metallicity, "id": self.id,
+                "arrays": self.arrays}
 
 
 def _usable_templates(templates):
@@ -588,7 +595,7 @@ def _population_arguments(n, instrument, z, snr):
 
 
 def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), templates=None,
-                      method="fast"):
+                      method="fast", n_jobs=None):
     """A labelled data set of synthetic galaxies observed with an instrument.
 
     Galaxy ``i`` is drawn from its own random stream (``SeedSequence(seed)
@@ -615,6 +622,9 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
         ``sdss-mangadap`` wheel once).
     method : {"fast", "bagpipes"}
         Generator (see the module docstring).
+    n_jobs : int, optional
+        Worker processes (joblib's convention: None is one, -1 is all
+        cores); the result does not depend on it.
 
     Returns
     -------
@@ -658,37 +668,13 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
             templates = load_ssp_templates().spectra
         generator = GalaxyGenerator(templates)  # fails early on unusable templates
     else:
-        draw_bagpipes = _BagpipesDraw(_import_bagpipes(), inst)
-
+        generator = _BagpipesDraw(_import_bagpipes(), inst)
     from astropy.cosmology import Planck18
 
-    d_ref = float(Planck18.luminosity_distance(0.1).to_value(u.Mpc))
-    inst_lo, inst_hi = inst.wavelength_range.to_value(u.AA)
-    spectra, rows = [], []
-    for i, child in enumerate(np.random.SeedSequence(seed).spawn(n)):
-        rng = np.random.default_rng(child)
-        zi = float(rng.uniform(z_lo, z_hi))
-        snr_i = float(math.exp(rng.uniform(math.log(snr_lo), math.log(snr_hi))))
-        snr_i = snr_lo if snr_lo == snr_hi else snr_i
-        if method == "fast":
-            margin = 1.05
-            rest_range = [inst_lo / (1 + zi) / margin, inst_hi / (1 + zi) * margin] * u.AA
-            try:
-                model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
-            except ValueError as error:
-                raise ValueError(
-                    f"galaxy {i} at z={zi:.3f} through {inst.name!r}: {error}") from None
-        else:
-            spectrum, labels = draw_bagpipes(rng, zi)
-            model = ModelArrays.from_spectrum(spectrum)
-        dimming = (d_ref / float(Planck18.luminosity_distance(max(zi, 1e-3)).to_value(u.Mpc))) ** 2
-        model = dataclasses.replace(model, flux=model.flux * dimming)
-        try:
-            observed = observe(model, inst, snr=snr_i, redshift=zi, rng=rng)
-        except ValueError as error:
-            raise ValueError(f"galaxy {i} at z={zi:.3f} through {inst.name!r}: {error}") from None
-        spectra.append(observed)
-        rows.append({"id": f"{inst.name}-gal-{i:06d}", "z": zi, **labels, "snr": snr_i})
+    draw = functools.partial(_draw_galaxy, generator=generator, instrument=inst,
+                             z_range=(z_lo, z_hi), snr_range=(snr_lo, snr_hi),
+                             d_ref=float(Planck18.luminosity_distance(0.1).to_value(u.Mpc)))
+    spectra, rows = observe_population(draw, n, inst, seed, what="galaxy", n_jobs=n_jobs)
 
     names = list(rows[0])
     labels = Table(rows=[[row.get(k) for k in names] for row in rows], names=names)
@@ -697,3 +683,33 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
     return SpectrumDataset(spectra, labels, name=f"galaxies-{inst.name}",
                            meta={"method": method, "seed": seed, "instrument": inst.name,
                                  "z": (z_lo, z_hi), "snr": (snr_lo, snr_hi)})
+
+
+def _draw_galaxy(i, rng, *, generator, instrument, z_range, snr_range, d_ref):
+    """Galaxy ``i`` of `simulate_galaxies`: its rest-frame model, z, S/N and labels.
+
+    The model is dimmed by the luminosity distance relative to ``d_ref`` (Mpc).
+    """
+    from astropy.cosmology import Planck18
+
+    z_lo, z_hi = z_range
+    snr_lo, snr_hi = snr_range
+    zi = float(rng.uniform(z_lo, z_hi))
+    snr_i = float(math.exp(rng.uniform(math.log(snr_lo), math.log(snr_hi))))
+    snr_i = snr_lo if snr_lo == snr_hi else snr_i
+    if isinstance(generator, GalaxyGenerator):
+        inst_lo, inst_hi = instrument.wavelength_range.to_value(u.AA)
+        margin = 1.05
+        rest_range = [inst_lo / (1 + zi) / margin, inst_hi / (1 + zi) * margin] * u.AA
+        try:
+            model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
+        except ValueError as error:
+            raise ValueError(
+                f"galaxy {i} at z={zi:.3f} through {instrument.name!r}: {error}") from None
+    else:
+        spectrum, labels = generator(rng, zi)
+        model = ModelArrays.from_spectrum(spectrum)
+    dimming = (d_ref / float(Planck18.luminosity_distance(max(zi, 1e-3)).to_value(u.Mpc))) ** 2
+    model = dataclasses.replace(model, flux=model.flux * dimming)
+    row = {"id": f"{instrument.name}-gal-{i:06d}", "z": zi, **labels, "snr": snr_i}
+    return model, zi, snr_i, row

@@ -50,7 +50,8 @@ from scipy.ndimage import gaussian_filter1d
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator, _population_arguments
-from .instruments import _FLAM, ModelArrays, _add_gaussian_line, _bin_average_linear, observe
+from .instruments import _FLAM, ModelArrays, _add_gaussian_line, _bin_average_linear
+from .population import observe_population
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
            "QuasarGenerator", "simulate_quasars", "load_quasar_examples"]
@@ -471,7 +472,8 @@ def _host_light(hosts, rng, redshift, edges, grid, quasar, host_fraction):
     return host * (host_fraction / (1.0 - host_fraction) * quasar_5100 / at_5100)
 
 
-def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_templates=None):
+def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_templates=None,
+                     n_jobs=None):
     """A labelled data set of synthetic quasars observed with an instrument.
 
     Quasar ``i`` is drawn from its own random stream (``SeedSequence(seed)
@@ -494,6 +496,9 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
     host_templates : sequence of `~specutils.Spectrum`, optional
         SSP templates for host galaxies at z < 0.8; default
         `~spectok.datasets.load_ssp_templates`. Pass ``[]`` for no hosts.
+    n_jobs : int, optional
+        Worker processes (joblib's convention: None is one, -1 is all
+        cores); the result does not depend on it.
 
     Returns
     -------
@@ -520,16 +525,9 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         host_templates = load_ssp_templates().spectra
     generator = QuasarGenerator(host_templates)
 
-    inst_lo, inst_hi = inst.wavelength_range.to_value(u.AA)
-    spectra, rows = [], []
-    for i, child in enumerate(np.random.SeedSequence(seed).spawn(n)):
-        rng = np.random.default_rng(child)
-        zi = float(rng.uniform(z_lo, z_hi))
-        snr_i = float(math.exp(rng.uniform(math.log(snr_lo), math.log(snr_hi))))
-        rest_range = [inst_lo / (1 + zi) / 1.05, inst_hi / (1 + zi) * 1.05] * u.AA
-        model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
-        spectra.append(observe(model, inst, snr=snr_i, redshift=zi, rng=rng))
-        rows.append({"id": f"{inst.name}-qso-{i:06d}", "z": zi, **labels, "snr": snr_i})
+    draw = functools.partial(_draw_quasar, generator=generator, instrument=inst,
+                             z_range=(z_lo, z_hi), snr_range=(snr_lo, snr_hi))
+    spectra, rows = observe_population(draw, n, inst, seed, what="quasar", n_jobs=n_jobs)
     names = list(rows[0])
     table = Table(rows=[[row[k] for k in names] for row in rows], names=names)
     table["ebv"].unit = u.mag
@@ -541,6 +539,17 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
                            meta={"seed": seed, "instrument": inst.name, "z": (z_lo, z_hi),
                                  "snr": (snr_lo, snr_hi)})
 
+
+
+def _draw_quasar(i, rng, *, generator, instrument, z_range, snr_range):
+    """Quasar ``i`` of `simulate_quasars`: its rest-frame model, z, S/N and labels."""
+    zi = float(rng.uniform(*z_range))
+    snr_i = float(math.exp(rng.uniform(math.log(snr_range[0]), math.log(snr_range[1]))))
+    inst_lo, inst_hi = instrument.wavelength_range.to_value(u.AA)
+    rest_range = [inst_lo / (1 + zi) / 1.05, inst_hi / (1 + zi) * 1.05] * u.AA
+    model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
+    return model, zi, snr_i, {"id": f"{instrument.name}-qso-{i:06d}", "z": zi, **labels,
+                              "snr": snr_i}
 
 # --------------------------------------------------------------------------
 # Real quasars
