@@ -158,7 +158,6 @@ def test_simulation_is_deterministic_given_seed(templates):
     np.testing.assert_array_equal(a.spectra[1].flux.value, shorter.spectra[1].flux.value)
 
 
-
 def test_worker_processes_draw_the_same_galaxies(templates):
     # Each galaxy has its own stream, so splitting them between processes changes nothing;
     # the templates travel to the workers as arrays.
@@ -220,6 +219,13 @@ def test_bad_arguments(templates):
         simulate_galaxies(1, "apogee", z=(0.0, 0.1), templates=short)
     with pytest.raises(ValueError, match="galaxy [01] .* 'apogee'"):  # raised in a worker
         simulate_galaxies(2, "apogee", z=(0.0, 0.1), templates=short, n_jobs=2)
+    broken = [*templates, Spectrum(spectral_axis=templates[0].spectral_axis,
+                                   flux=np.full(templates[0].flux.size, np.nan) * u.one,
+                                   meta={"age_gyr": 20.0, "id": "empty"})]
+    with pytest.raises(ValueError, match=r"template 5 \(empty\): .* fewer than 2 valid pixels"):
+        simulate_galaxies(1, "sdss", templates=broken)
+    with pytest.raises(ValueError, match="one process"):
+        simulate_galaxies(2, "sdss", method="bagpipes", n_jobs=2)
     # One library in two flux units cannot be mixed.
     mixed = [_blackbody_ssp(np.arange(3000.0, 9000.0, 1.0), a, 0.0) for a in (0.1, 1.0)]
     mixed[1] = Spectrum(spectral_axis=mixed[1].spectral_axis, flux=mixed[1].flux.value * u.Jy,

@@ -107,7 +107,6 @@ def test_simulate_quasars_is_reproducible_and_prefix_stable():
     assert large.labels["ew_civ"].unit == u.AA
 
 
-
 def test_worker_processes_draw_the_same_quasars():
     serial = simulate_quasars(3, "sdss", z=(0.5, 3.0), seed=3, host_templates=[])
     parallel = simulate_quasars(3, "sdss", z=(0.5, 3.0), seed=3, host_templates=[], n_jobs=2)

@@ -87,8 +87,8 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         untrained baseline.
     num_threads : int, optional
         Torch threads for the models during the run, threads for the probes'
-        cross-validation and processes for the simulated galaxies and
-        quasars (default: leave torch's setting). On a
+        cross-validation and processes (at most 8) for the simulated
+        galaxies and quasars (default: leave torch's setting). On a
         machine that other jobs keep busy, 1 is much faster than one per
         core (measured 3.5× on a loaded 2-core machine).
 
@@ -166,15 +166,14 @@ def benchmark_threads(num_threads=None):
     threads). Instead, scikit-learn's parallel work -- the folds with which
     ``head="auto"`` scores each head -- runs in as many threads as torch
     uses (joblib's threading backend; the heads' linear algebra releases the
-    GIL): a quarter less time for the SpeX class probe on 2 cores. The
-    simulated galaxies and quasars are drawn in as many worker processes.
-    Torch's previous thread count is restored on exit.
+    GIL): a quarter less time for the SpeX class probe on 2 cores. Torch's
+    previous thread count is restored on exit.
 
     Parameters
     ----------
     num_threads : int, optional
-        Torch threads, threads for scikit-learn's parallel work and processes
-        for the simulations; default: leave torch's setting.
+        Torch threads, and threads for scikit-learn's parallel work;
+        default: leave torch's setting.
 
     Examples
     --------

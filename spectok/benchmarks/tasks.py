@@ -39,6 +39,9 @@ _QUASAR_SEED = 8_000_000  # simulated benchmark quasars: far from any pretrainin
 _GALAXY_Z = (0.0, 1.2)  # every SSP library still overlaps LAMOST's red end at z = 1.2
 _GALAXY_SEED = 7_000_000  # simulated benchmark galaxies: far from any pretraining seed
 _STAR_SNR = 30.0
+#: Most worker processes that draw the simulations (each imports spectok and torch and
+#: gets the templates: a few hundred MB apiece).
+_MAX_SIMULATION_PROCESSES = 8
 
 _SIZES = {
     # None: every available object
@@ -64,6 +67,11 @@ def grid_token_bins(grid_name):
     """Wavelength bins of the aligned tokens over the range of a task's grid."""
     lo, hi, _ = _GRIDS[grid_name]
     return token_bins(lo, hi)
+
+
+def _simulation_processes():
+    """Worker processes for the simulations: one per torch thread, at most 8."""
+    return min(torch.get_num_threads(), _MAX_SIMULATION_PROCESSES)
 
 
 def nmad(values):
@@ -239,7 +247,7 @@ class _Data:
         n = self.sizes[f"galaxy_{part}"]
         return self._cached(("galaxies", part, instrument), lambda: simulate_galaxies(
             n, instrument, z=_GALAXY_Z, seed=seed, templates=self.templates(),
-            n_jobs=torch.get_num_threads()))
+            n_jobs=_simulation_processes()))
 
     def galaxy_pca_train(self):
         """Training galaxies for flux + PCA's components where no probe is fitted.
@@ -260,7 +268,7 @@ class _Data:
         n = self.sizes[f"quasar_{part}"]
         return self._cached(("quasars", part, instrument), lambda: simulate_quasars(
             n, instrument, z=_QUASAR_Z, seed=seed, host_templates=self.templates(),
-            n_jobs=torch.get_num_threads()))
+            n_jobs=_simulation_processes()))
 
     def rest_frame_models(self, kind):
         """Noiseless rest-frame galaxies or quasars from the simulators' priors.

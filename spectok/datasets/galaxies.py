@@ -29,7 +29,7 @@ from scipy.ndimage import gaussian_filter1d
 from .dataset import SpectrumDataset
 from .instruments import (ModelArrays, _add_gaussian_line, _bin_average_linear, _input_arrays,
                           get_instrument)
-from .population import observe_population
+from ._population import observe_population
 
 __all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "GalaxyGenerator",
            "simulate_galaxies"]
@@ -155,43 +155,33 @@ def _template_metallicity(spectrum):
 
 
 class _Template:
-    """One SSP spectrum with its age (Gyr); its arrays are converted on first use,
-    so a set of templates drawn from many times converts each template once."""
+    """One SSP spectrum as arrays, with its age (Gyr), metallicity and id."""
 
     def __init__(self, spectrum, age):
-        self.spectrum = spectrum
         self.age = age
-
-    @functools.cached_property
-    def metallicity(self):
-        return _template_metallicity(self.spectrum)
-
-    @functools.cached_property
-    def id(self):
-        return str(self.spectrum.meta.get("id", ""))
-
-    @functools.cached_property
-    def arrays(self):
-        """Valid pixels' vacuum wavelength (Å) and flux, and the flux unit."""
-        lam, flux, unit, good, _ = _input_arrays(self.spectrum)
-        return lam[good], flux[good], unit
-
-    def __getstate__(self):
-        # Worker processes get the converted arrays, not the Spectrum: lighter, and
-        # specutils' spectral axis does not pickle.
-        return {"age": self.age, "metallicity": self.metallicity, "id": self.id,
-                "arrays": self.arrays}
+        self.metallicity = _template_metallicity(spectrum)
+        self.id = str(spectrum.meta.get("id", ""))
+        lam, flux, unit, good, _ = _input_arrays(spectrum)
+        #: Valid pixels' vacuum wavelength (Å) and flux, and the flux unit.
+        self.arrays = (lam[good], flux[good], unit)
 
 
 def _usable_templates(templates):
-    """`_Template` objects of the templates with a known age, grouped by ``meta["library"]``."""
+    """`_Template` objects of the templates with a known age, grouped by ``meta["library"]``.
+
+    Every such template is converted here, so an unusable one fails at once.
+    """
     spectra = getattr(templates, "spectra", templates)
     groups = {}
-    for s in spectra:
+    for k, s in enumerate(spectra):
         age = _template_age(s)
         if age is None or not age > 0:
             continue
-        groups.setdefault(str(s.meta.get("library", "")), []).append(_Template(s, age))
+        try:
+            template = _Template(s, age)
+        except ValueError as error:
+            raise ValueError(f"template {k} ({s.meta.get('id', 'no id')}): {error}") from None
+        groups.setdefault(str(s.meta.get("library", "")), []).append(template)
     if not groups:
         raise ValueError("no template has a positive age in meta['age_gyr'] (or 'age', "
                          "'log_age'); the fast generator needs SSP spectra with ages")
@@ -515,9 +505,12 @@ class _BagpipesDraw:
         # towards the instrument's resolution (its BC03/MILES grids stop
         # being any sharper around R ~ 2000-3000).
         self.r_spec = float(np.clip(2.0 * r_max, 1000.0, 5000.0))
-        self.model = None
+        self._galaxy = None
 
-    def __call__(self, rng, z):
+    def model(self, rng, *, redshift, wavelength_range=None):
+        """One galaxy at ``redshift`` as rest-frame `ModelArrays` (over the fixed
+        grid: ``wavelength_range`` is not used), with its labels."""
+        z = redshift
         age_univ = _age_of_universe(z)
         components = {
             "redshift": z,
@@ -535,13 +528,13 @@ class _BagpipesDraw:
         saved = config.R_spec
         config.R_spec = self.r_spec
         try:
-            if self.model is None:
-                self.model = self.pipes.model_galaxy(components, spec_wavs=self.wavs)
+            if self._galaxy is None:
+                self._galaxy = self.pipes.model_galaxy(components, spec_wavs=self.wavs)
             else:
-                self.model.update(components)
+                self._galaxy.update(components)
         finally:
             config.R_spec = saved
-        sfh = self.model.sfh
+        sfh = self._galaxy.sfh
         labels = {
             "log_mstar": float(sfh.stellar_mass),
             "log_sfr": float(np.log10(sfh.sfr)) if sfh.sfr > 0 else -np.inf,
@@ -554,13 +547,13 @@ class _BagpipesDraw:
         }
         # BAGPIPES works in air wavelengths (BC03/MILES, CLOUDY line list): go
         # back to the rest frame and let observe() convert and redshift.
-        flux = self.model.spectrum[:, 1] * (1.0 + z)
+        flux = self._galaxy.spectrum[:, 1] * (1.0 + z)
         from specutils import Spectrum
 
         rest = Spectrum(spectral_axis=self.wavs / (1.0 + z) * u.AA,
                         flux=flux * u.erg / (u.s * u.cm**2 * u.AA),
                         meta={"medium": "air", "generator": "bagpipes"})
-        return rest, labels
+        return ModelArrays.from_spectrum(rest), labels
 
 
 # --------------------------------------------------------------------------
@@ -623,8 +616,9 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
     method : {"fast", "bagpipes"}
         Generator (see the module docstring).
     n_jobs : int, optional
-        Worker processes (joblib's convention: None is one, -1 is all
-        cores); the result does not depend on it.
+        Worker processes for ``method="fast"`` (joblib's convention: None is
+        one unless a `joblib.parallel_config` sets it, -1 is all cores); the
+        result does not depend on it.
 
     Returns
     -------
@@ -638,8 +632,10 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
     Raises
     ------
     ValueError
-        If ``n`` < 1, ``method`` is unknown, a range is inverted, or the
-        templates cannot cover the instrument at a drawn redshift.
+        If ``n`` < 1, ``method`` is unknown, a range is inverted, a template
+        with an age cannot be converted, the templates cannot cover the
+        instrument at a drawn redshift, or ``n_jobs`` asks for several
+        processes with ``method="bagpipes"``.
     ImportError
         For ``method="bagpipes"`` without BAGPIPES installed.
 
@@ -657,25 +653,29 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
     >>> len(ds), bool(((ds.labels["z"] >= 0) & (ds.labels["z"] <= 0.2)).all())
     (3, True)
     """
+    from astropy.cosmology import Planck18
+    from joblib import effective_n_jobs
+
     if method not in ("fast", "bagpipes"):
         raise ValueError(f"method must be 'fast' or 'bagpipes', not {method!r}")
     n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = _population_arguments(n, instrument, z, snr)
-
     if method == "fast":
         if templates is None:
             from . import load_ssp_templates
 
             templates = load_ssp_templates().spectra
         generator = GalaxyGenerator(templates)  # fails early on unusable templates
+    elif effective_n_jobs(n_jobs) > 1:
+        raise ValueError("method='bagpipes' draws in one process (each worker would load "
+                         "BAGPIPES' grids again); leave n_jobs at None or 1")
     else:
         generator = _BagpipesDraw(_import_bagpipes(), inst)
-    from astropy.cosmology import Planck18
-
-    draw = functools.partial(_draw_galaxy, generator=generator, instrument=inst,
-                             z_range=(z_lo, z_hi), snr_range=(snr_lo, snr_hi),
+    draw = functools.partial(_dimmed_galaxy, generator=generator,
                              d_ref=float(Planck18.luminosity_distance(0.1).to_value(u.Mpc)))
-    spectra, rows = observe_population(draw, n, inst, seed, what="galaxy", n_jobs=n_jobs)
-
+    spectra, zs, snrs, drawn = observe_population(draw, n, inst, seed, (z_lo, z_hi),
+                                                  (snr_lo, snr_hi), kind="galaxy", n_jobs=n_jobs)
+    rows = [{"id": f"{inst.name}-gal-{i:06d}", "z": z, **labels, "snr": snr}
+            for i, (z, snr, labels) in enumerate(zip(zs, snrs, drawn))]
     names = list(rows[0])
     labels = Table(rows=[[row.get(k) for k in names] for row in rows], names=names)
     for name, unit in (("age_mw", u.Gyr), ("sigma_v", u.km / u.s), ("av", u.mag)):
@@ -685,31 +685,11 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
                                  "z": (z_lo, z_hi), "snr": (snr_lo, snr_hi)})
 
 
-def _draw_galaxy(i, rng, *, generator, instrument, z_range, snr_range, d_ref):
-    """Galaxy ``i`` of `simulate_galaxies`: its rest-frame model, z, S/N and labels.
-
-    The model is dimmed by the luminosity distance relative to ``d_ref`` (Mpc).
-    """
+def _dimmed_galaxy(rng, *, redshift, wavelength_range, generator, d_ref):
+    """A rest-frame galaxy from ``generator`` dimmed by its luminosity distance
+    relative to ``d_ref`` (Mpc), with its labels."""
     from astropy.cosmology import Planck18
 
-    z_lo, z_hi = z_range
-    snr_lo, snr_hi = snr_range
-    zi = float(rng.uniform(z_lo, z_hi))
-    snr_i = float(math.exp(rng.uniform(math.log(snr_lo), math.log(snr_hi))))
-    snr_i = snr_lo if snr_lo == snr_hi else snr_i
-    if isinstance(generator, GalaxyGenerator):
-        inst_lo, inst_hi = instrument.wavelength_range.to_value(u.AA)
-        margin = 1.05
-        rest_range = [inst_lo / (1 + zi) / margin, inst_hi / (1 + zi) * margin] * u.AA
-        try:
-            model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
-        except ValueError as error:
-            raise ValueError(
-                f"galaxy {i} at z={zi:.3f} through {instrument.name!r}: {error}") from None
-    else:
-        spectrum, labels = generator(rng, zi)
-        model = ModelArrays.from_spectrum(spectrum)
-    dimming = (d_ref / float(Planck18.luminosity_distance(max(zi, 1e-3)).to_value(u.Mpc))) ** 2
-    model = dataclasses.replace(model, flux=model.flux * dimming)
-    row = {"id": f"{instrument.name}-gal-{i:06d}", "z": zi, **labels, "snr": snr_i}
-    return model, zi, snr_i, row
+    model, labels = generator.model(rng, redshift=redshift, wavelength_range=wavelength_range)
+    distance = float(Planck18.luminosity_distance(max(redshift, 1e-3)).to_value(u.Mpc))
+    return dataclasses.replace(model, flux=model.flux * (d_ref / distance) ** 2), labels

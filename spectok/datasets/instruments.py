@@ -684,13 +684,12 @@ def _add_gaussian_line(profile, edges, centre, sigma_ln, amount):
 
 
 def _gaussian_spread(values, sigma_pix, half_width):
-    """Spread each bin of ``values`` with a Gaussian of its own σ (in bins).
+    """Spread each bin of ``values`` (1-D) with a Gaussian of its own σ (in bins).
 
     Each source bin's kernel is normalised to one, so the sum of ``values``
-    is conserved up to what leaves the ends of the array. Several arrays can
-    be spread at once: ``values`` has shape (n_arrays, n_bins).
+    is conserved up to what leaves the ends of the array.
     """
-    n = values.shape[-1]
+    n = values.size
     inv2 = np.full(n, np.inf)  # σ ≈ 0: the kernel is a delta
     wide = sigma_pix > 1e-3
     inv2[wide] = 0.5 / sigma_pix[wide] ** 2
@@ -698,8 +697,9 @@ def _gaussian_spread(values, sigma_pix, half_width):
     base_squared = base * base
 
     def weights():
-        """exp(-j² a) for j = 1 … half_width, by the recurrence w_j = w_{j-1} e^{-(2j-1) a}
-        (two in-place products per offset instead of an exponential, and nothing kept)."""
+        """exp(-j² a) for j = 1 … half_width, by the recurrence w_j = w_{j-1} e^{-(2j-1) a}:
+        two in-place products per offset instead of an exponential. Each yield is the
+        same array, updated: use it before the next."""
         w, step = base.copy(), base.copy()
         for _ in range(half_width):
             yield w
@@ -714,8 +714,8 @@ def _gaussian_spread(values, sigma_pix, half_width):
     sw = np.empty_like(scaled)
     for j, weight in enumerate(weights(), start=1):
         np.multiply(scaled, weight, out=sw)
-        out[..., j:] += sw[..., :n - j]
-        out[..., :n - j] += sw[..., j:]
+        out[j:] += sw[:n - j]
+        out[:n - j] += sw[j:]
     return out
 
 
@@ -905,8 +905,9 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
     sigma_pix = np.sqrt(np.clip(sig_ln2, 0.0, None)) / d
     half_width = int(math.ceil(_KERNEL_SIGMAS * sigma_pix.max())) if sigma_pix.max() > 0 else 0
     clean = _bin_average_linear(fine_lam, _gaussian_spread(values, sigma_pix, half_width), edges)
-    # ``bad`` is rounding noise (~1e-7) except near the input's ends and gaps; the
-    # normalised kernel cannot raise what is dropped above the tolerance's 1e-3.
+    # ``bad`` is rounding noise (~1e-7) except near the input's ends and gaps. Each value
+    # dropped is below 1e-3 of the tolerance, so ``uncovered`` moves by less than that:
+    # only a pixel that close to the tolerance could change its mask.
     bad[np.abs(bad) < 1e-3 * _COVERAGE_TOLERANCE] = 0.0
     uncovered = _bin_average_linear(fine_lam, _spread_sparse(bad, sigma_pix, half_width), edges)
     # Pixels that reach beyond the fine grid are uncovered too.
@@ -917,10 +918,11 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
 
 
 def _spread_sparse(values, sigma_pix, half_width):
-    """`_gaussian_spread` of a 1-D array that is zero outside a few runs of bins.
+    """`_gaussian_spread` of an array that is mostly zero, computed around its nonzero runs.
 
-    Only a window of ``half_width`` bins around each run is computed; the
-    kernel is normalised per source bin, so the result is the full spread's.
+    Each run gets a window of ``half_width`` bins either side; the kernel is
+    normalised per source bin, so the result is the full spread's. When the
+    windows would cover more than a quarter of the array, it is spread whole.
     """
     n = values.size
     out = np.zeros(n)
@@ -930,6 +932,8 @@ def _spread_sparse(values, sigma_pix, half_width):
     breaks = np.flatnonzero(np.diff(nonzero) > 2 * half_width + 1)
     starts = nonzero[np.concatenate([[0], breaks + 1])]
     stops = nonzero[np.concatenate([breaks, [nonzero.size - 1]])] + 1
+    if np.sum(stops - starts + 2 * half_width) > n / 4:
+        return _gaussian_spread(values, sigma_pix, half_width)
     for start, stop in zip(starts, stops):
         lo, hi = max(start - half_width, 0), min(stop + half_width, n)
         out[lo:hi] += _gaussian_spread(values[lo:hi], sigma_pix[lo:hi], half_width)

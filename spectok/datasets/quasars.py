@@ -51,7 +51,7 @@ from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator, _population_arguments
 from .instruments import _FLAM, ModelArrays, _add_gaussian_line, _bin_average_linear
-from .population import observe_population
+from ._population import observe_population
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
            "QuasarGenerator", "simulate_quasars", "load_quasar_examples"]
@@ -497,8 +497,9 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         SSP templates for host galaxies at z < 0.8; default
         `~spectok.datasets.load_ssp_templates`. Pass ``[]`` for no hosts.
     n_jobs : int, optional
-        Worker processes (joblib's convention: None is one, -1 is all
-        cores); the result does not depend on it.
+        Worker processes (joblib's convention: None is one unless a
+        `joblib.parallel_config` sets it, -1 is all cores); the result does
+        not depend on it.
 
     Returns
     -------
@@ -525,9 +526,10 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         host_templates = load_ssp_templates().spectra
     generator = QuasarGenerator(host_templates)
 
-    draw = functools.partial(_draw_quasar, generator=generator, instrument=inst,
-                             z_range=(z_lo, z_hi), snr_range=(snr_lo, snr_hi))
-    spectra, rows = observe_population(draw, n, inst, seed, what="quasar", n_jobs=n_jobs)
+    spectra, zs, snrs, drawn = observe_population(generator.model, n, inst, seed, (z_lo, z_hi),
+                                                  (snr_lo, snr_hi), kind="quasar", n_jobs=n_jobs)
+    rows = [{"id": f"{inst.name}-qso-{i:06d}", "z": z, **labels, "snr": snr}
+            for i, (z, snr, labels) in enumerate(zip(zs, snrs, drawn))]
     names = list(rows[0])
     table = Table(rows=[[row[k] for k in names] for row in rows], names=names)
     table["ebv"].unit = u.mag
@@ -539,17 +541,6 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
                            meta={"seed": seed, "instrument": inst.name, "z": (z_lo, z_hi),
                                  "snr": (snr_lo, snr_hi)})
 
-
-
-def _draw_quasar(i, rng, *, generator, instrument, z_range, snr_range):
-    """Quasar ``i`` of `simulate_quasars`: its rest-frame model, z, S/N and labels."""
-    zi = float(rng.uniform(*z_range))
-    snr_i = float(math.exp(rng.uniform(math.log(snr_range[0]), math.log(snr_range[1]))))
-    inst_lo, inst_hi = instrument.wavelength_range.to_value(u.AA)
-    rest_range = [inst_lo / (1 + zi) / 1.05, inst_hi / (1 + zi) * 1.05] * u.AA
-    model, labels = generator.model(rng, redshift=zi, wavelength_range=rest_range)
-    return model, zi, snr_i, {"id": f"{instrument.name}-qso-{i:06d}", "z": zi, **labels,
-                              "snr": snr_i}
 
 # --------------------------------------------------------------------------
 # Real quasars

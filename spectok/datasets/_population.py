@@ -1,0 +1,117 @@
+"""Observing a population of simulated objects, one random stream per object.
+
+`observe_population` is the loop that `simulate_galaxies` and
+`simulate_quasars` share. Object ``i`` is drawn and observed with its own
+stream, ``SeedSequence(seed).spawn(n)[i]``, so the result does not depend
+on how the objects are split between worker processes.
+"""
+
+import math
+
+import astropy.units as u
+import numpy as np
+
+from .instruments import _observed_spectrum, observe_arrays
+
+#: Rest-frame range asked of a model beyond the instrument's, at each end.
+_REST_MARGIN = 1.05
+
+
+def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind="object",
+                       n_jobs=None):
+    """Draw ``n`` objects and observe each through ``instrument``.
+
+    For each object, its stream draws the redshift (uniform in
+    ``z_range``) and the S/N (log-uniform in ``snr_range``), then
+    ``draw_model`` the rest-frame model, then `observe_arrays` the noise.
+
+    Parameters
+    ----------
+    draw_model : callable
+        ``draw_model(rng, redshift=z, wavelength_range=rest_range)`` returns
+        ``(model, labels)``: a rest-frame
+        `~spectok.datasets.instruments.ModelArrays` covering ``rest_range``
+        (Å Quantity, the instrument's range at ``z`` with 5 % to spare) and
+        a dict of labels. It is pickled for worker processes.
+    n : int
+        Number of objects.
+    instrument : `~spectok.datasets.Instrument`
+        The instrument observing every object.
+    seed : int
+        Seed of the objects' streams.
+    z_range, snr_range : (float, float)
+        Ranges of the redshift and the S/N (equal ends give that value).
+    kind : str
+        What an object is, for error messages ("galaxy 12 at z=0.310 …").
+    n_jobs : int, optional
+        Worker processes (joblib's convention: None is one unless a
+        `joblib.parallel_config` sets it, -1 is all cores). They draw and
+        observe; the spectra are built in this process.
+
+    Returns
+    -------
+    spectra : list
+        `~spectok.datasets.observe`'s output per object.
+    z, snr : list of float
+        Each object's redshift and S/N.
+    labels : list of dict
+        What ``draw_model`` returned with each model.
+
+    Raises
+    ------
+    ValueError
+        What ``draw_model`` or `observe_arrays` raise, prefixed with the
+        object, its redshift and the instrument.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from spectok.datasets import get_instrument
+    >>> from spectok.datasets.instruments import ModelArrays
+    >>> from spectok.datasets._population import observe_population
+    >>> def flat(rng, redshift, wavelength_range):
+    ...     lam = np.linspace(*wavelength_range.to_value(u.AA), 4000)
+    ...     return ModelArrays(lam, np.ones(lam.size), u.one, np.ones(lam.size, bool)), {}
+    >>> spectra, z, snr, labels = observe_population(flat, 2, get_instrument("sdss"), 0,
+    ...                                              (0.0, 0.5), (20.0, 20.0))
+    >>> len(spectra), spectra[0].flux.size, snr
+    (2, 4607, [20.0, 20.0])
+    """
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    streams = np.random.SeedSequence(seed).spawn(n)
+    chunks = np.array_split(np.arange(n), max(effective_n_jobs(n_jobs), 1))
+    # Processes, whatever backend a surrounding parallel_config names: the work is
+    # mostly Python and small numpy calls that hold the GIL (two threads measured no
+    # faster than one).
+    parts = Parallel(n_jobs=n_jobs, backend="loky")(
+        delayed(_observe_objects)(draw_model, instrument, chunk.tolist(),
+                                  [streams[i] for i in chunk], z_range, snr_range, kind)
+        for chunk in chunks if chunk.size)
+    objects = [obj for part in parts for obj in part]
+    spectra = [_observed_spectrum(instrument, arms, unit, snr, z)
+               for unit, arms, z, snr, _ in objects]
+    return (spectra, [obj[2] for obj in objects], [obj[3] for obj in objects],
+            [obj[4] for obj in objects])
+
+
+def _observe_objects(draw_model, instrument, indices, streams, z_range, snr_range, kind):
+    """Draw and observe objects ``indices`` as plain arrays (cheap to send between processes)."""
+    (z_lo, z_hi), (snr_lo, snr_hi) = z_range, snr_range
+    lo, hi = instrument.wavelength_range.to_value(u.AA)
+    out = []
+    for i, stream in zip(indices, streams):
+        rng = np.random.default_rng(stream)
+        z = float(rng.uniform(z_lo, z_hi))
+        snr = float(math.exp(rng.uniform(math.log(snr_lo), math.log(snr_hi))))
+        snr = snr_lo if snr_lo == snr_hi else snr
+        rest_range = [lo / (1 + z) / _REST_MARGIN, hi / (1 + z) * _REST_MARGIN] * u.AA
+        try:
+            model, labels = draw_model(rng, redshift=z, wavelength_range=rest_range)
+            arms = observe_arrays(model, instrument, snr=snr, redshift=z, rng=rng)
+        except ValueError as error:
+            raise ValueError(f"{kind} {i} at z={z:.3f} through {instrument.name!r}: "
+                             f"{error}") from None
+        out.append((model.unit, arms, z, snr, labels))
+    return out
