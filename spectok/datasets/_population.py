@@ -45,7 +45,7 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
         What an object is, for error messages ("galaxy 12 at z=0.310 …").
     n_jobs : int, optional
         Worker processes (joblib's convention: None is one unless a
-        `joblib.parallel_config` sets it, -1 is all cores). They draw and
+        ``joblib.parallel_config`` sets it, -1 is all cores). They draw and
         observe; the spectra are built in this process.
 
     Returns

@@ -617,7 +617,7 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
         Generator (see the module docstring).
     n_jobs : int, optional
         Worker processes for ``method="fast"`` (joblib's convention: None is
-        one unless a `joblib.parallel_config` sets it, -1 is all cores); the
+        one unless a ``joblib.parallel_config`` sets it, -1 is all cores); the
         result does not depend on it.
 
     Returns

@@ -498,7 +498,7 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
         `~spectok.datasets.load_ssp_templates`. Pass ``[]`` for no hosts.
     n_jobs : int, optional
         Worker processes (joblib's convention: None is one unless a
-        `joblib.parallel_config` sets it, -1 is all cores); the result does
+        ``joblib.parallel_config`` sets it, -1 is all cores); the result does
         not depend on it.
 
     Returns
