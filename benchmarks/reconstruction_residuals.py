@@ -9,8 +9,12 @@ own S/N of 3-50) observed through a one-arm instrument, renders them
 back on their own pixels with `spectok.decode`, and prints, over those spectra:
 the median reduced χ² against the data errors, the same against the data
 errors and the model's own scatter added in quadrature, the share of χ² in the
-worst 5 % of each spectrum's pixels, and the mean χ² per pixel in ten equal
-steps of ln λ across the instrument's range.
+worst 5 % of each spectrum's pixels, the flux scale that best fits the
+reconstruction to the data (1: no overall bias) and the χ² it leaves, and the
+mean χ² per pixel in ten equal steps of ln λ across the instrument's range.
+For quasars it also gives the mean residual and χ² per pixel in three
+rest-frame regions: the Lyα forest (< 1216 Å), the broad UV lines (1216-2000
+Å) and redder.
 """
 
 import argparse
@@ -36,7 +40,7 @@ def held_out_spectra(source, instrument, snr, n, seed):
 
 
 def residuals(spectrum, model):
-    """(ln λ, (data − model)/σ, model scatter / σ) on the valid pixels of one spectrum."""
+    """(ln λ, (data − model)/σ, model scatter / σ, model/σ) on the valid pixels of one spectrum."""
     if isinstance(spectrum, list):
         raise ValueError("choose a one-arm instrument: this script reads one array per spectrum")
     rendered = spectok.decode(spectok.encode(spectrum, model=model), spectrum.spectral_axis,
@@ -50,7 +54,14 @@ def residuals(spectrum, model):
     scatter = rendered.uncertainty.quantity.to_value(spectrum.flux.unit)
     log_wave = np.log(spectrum.spectral_axis.to_value(u.AA, equivalencies=u.spectral()))
     return (log_wave[valid], (flux - model_flux)[valid] / sigma[valid],
-            scatter[valid] / sigma[valid])
+            scatter[valid] / sigma[valid], model_flux[valid] / sigma[valid])
+
+
+def best_scale(residual, model):
+    """The flux scale a minimising Σ (data − a·model)²/σ², and the reduced χ² left with it."""
+    data = residual + model
+    scale = np.sum(data * model) / np.sum(model * model)
+    return scale, np.mean((data - scale * model) ** 2)
 
 
 def main():
@@ -68,10 +79,11 @@ def main():
     model = spectok.get_model(args.model, device="cpu")
     spectra = held_out_spectra(args.source, args.instrument, args.snr, args.n, args.seed)
     per_spectrum = [residuals(s, model) for s in spectra]
-    chi2 = np.array([np.mean(r ** 2) for _, r, _ in per_spectrum])
-    chi2_with_scatter = np.array([np.mean(r ** 2 / (1 + s ** 2)) for _, r, s in per_spectrum])
+    chi2 = np.array([np.mean(r ** 2) for _, r, _, _ in per_spectrum])
+    chi2_with_scatter = np.array([np.mean(r ** 2 / (1 + s ** 2)) for _, r, s, _ in per_spectrum])
     worst_share = [np.sort(r ** 2)[-max(1, len(r) // 20):].sum() / np.sum(r ** 2)
-                   for _, r, _ in per_spectrum]
+                   for _, r, _, _ in per_spectrum]
+    scales, chi2_scaled = np.transpose([best_scale(r, m) for _, r, _, m in per_spectrum])
     what = {"miles": f"MILES test stars at S/N {args.snr:g}", "quasars": "simulated quasars"}
     print(f"{getattr(model, 'name', args.model)}: {len(spectra)} {what[args.source]} "
           f"seen through {args.instrument}")
@@ -79,9 +91,26 @@ def main():
     print(f"median reduced χ² against data errors ⊕ model scatter: "
           f"{np.median(chi2_with_scatter):.2f}")
     print(f"median share of χ² in the worst 5 % of pixels:         {np.median(worst_share):.2f}")
+    print(f"best-fit flux scale, median (16-84 %):                 {np.median(scales):.4f} "
+          f"({np.percentile(scales, 16):.4f}-{np.percentile(scales, 84):.4f})")
+    print(f"median reduced χ² with that scale:                     {np.median(chi2_scaled):.2f}")
+    if args.source == "quasars":
+        print("rest frame: median over spectra of the mean residual (σ) and of χ² per pixel:")
+        regions = (("Lyα forest, < 1216 Å", 0, 1216), ("broad UV lines, 1216-2000 Å", 1216, 2000),
+                   ("redder, ≥ 2000 Å", 2000, np.inf))
+        for name, lo, hi in regions:
+            stats = []
+            for spectrum, (w, r, _, _) in zip(spectra, per_spectrum):
+                rest = np.exp(w) / (1 + spectrum.meta["redshift"])
+                inside = (rest >= lo) & (rest < hi)
+                if inside.sum() >= 50:
+                    stats.append((r[inside].mean(), np.mean(r[inside] ** 2)))
+            if stats:
+                mean, chi2_region = np.median(stats, axis=0)
+                print(f"  {name:28s} {len(stats):3d} spectra  {mean:+.2f}  {chi2_region:6.2f}")
 
-    log_wave = np.concatenate([w for w, _, _ in per_spectrum])
-    r2 = np.concatenate([r ** 2 for _, r, _ in per_spectrum])
+    log_wave = np.concatenate([w for w, _, _, _ in per_spectrum])
+    r2 = np.concatenate([r ** 2 for _, r, _, _ in per_spectrum])
     edges = np.linspace(log_wave.min(), log_wave.max(), 11)
     step = np.clip(np.digitize(log_wave, edges) - 1, 0, 9)
     print("mean χ² per pixel by wavelength:")

@@ -172,6 +172,7 @@ def test_worker_processes_draw_the_same_galaxies(templates):
     assert list(serial.labels["id"]) == list(parallel.labels["id"])
     np.testing.assert_array_equal(serial.labels["log_mstar"], parallel.labels["log_mstar"])
 
+
 def test_generator_draws_what_galaxy_spectrum_draws(templates):
     generator = GalaxyGenerator(templates)
     spectrum, labels = galaxy_spectrum(templates, rng=7, redshift=0.4)
@@ -224,6 +225,8 @@ def test_bad_arguments(templates):
                                    meta={"age_gyr": 20.0, "id": "empty"})]
     with pytest.raises(ValueError, match=r"template 5 \(empty\): .* fewer than 2 valid pixels"):
         simulate_galaxies(1, "sdss", templates=broken)
+    with pytest.raises(ValueError, match="n_jobs must be a nonzero integer"):
+        simulate_galaxies(1, "sdss", templates=templates, n_jobs=1.5)
     with pytest.raises(ValueError, match="one process"):
         simulate_galaxies(2, "sdss", method="bagpipes", n_jobs=2)
     # One library in two flux units cannot be mixed.

@@ -116,6 +116,7 @@ def test_worker_processes_draw_the_same_quasars():
     for name in serial.labels.colnames:
         np.testing.assert_array_equal(serial.labels[name], parallel.labels[name])
 
+
 def test_generator_draws_what_quasar_spectrum_draws():
     spectrum, labels = quasar_spectrum(5, redshift=1.2, wavelength_range=[1000, 4000] * u.AA)
     model, model_labels = QuasarGenerator().model(5, redshift=1.2,
@@ -156,6 +157,8 @@ def test_low_redshift_quasars_can_have_hosts():
     ({"z": (2.0, 1.0)}, "range must be"),
     ({"z": -0.5}, "non-negative"),
     ({"snr": 0.0}, "positive"),
+    ({"n_jobs": 0}, "n_jobs must be a nonzero integer"),
+    ({"n_jobs": "two"}, "n_jobs must be a nonzero integer"),
 ])
 def test_simulate_quasars_rejects_bad_arguments(kwargs, match):
     arguments = {"n": 1, "instrument": "sdss", "host_templates": [], **kwargs}

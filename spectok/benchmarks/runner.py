@@ -172,8 +172,8 @@ def benchmark_threads(num_threads=None):
     Parameters
     ----------
     num_threads : int, optional
-        Torch threads, and threads for scikit-learn's parallel work;
-        default: leave torch's setting.
+        Torch threads, and threads for scikit-learn's parallel work; default:
+        leave torch's setting.
 
     Examples
     --------

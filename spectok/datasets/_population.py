@@ -7,18 +7,49 @@ on how the objects are split between worker processes.
 """
 
 import math
+from numbers import Integral
 
 import astropy.units as u
 import numpy as np
 
-from .instruments import _observed_spectrum, observe_arrays
+from .instruments import _observed_spectrum, get_instrument, observe_arrays
 
 #: Rest-frame range asked of a model beyond the instrument's, at each end.
 _REST_MARGIN = 1.05
 
 
+def _draw_range(value, name):
+    if np.isscalar(value):
+        return float(value), float(value)
+    lo, hi = (float(v) for v in value)
+    if not hi >= lo:
+        raise ValueError(f"{name} range must be (low, high), got {value}")
+    return lo, hi
+
+
+def population_arguments(n, instrument, z, snr, n_jobs=None):
+    """Check the arguments shared by the simulators of populations.
+
+    Returns ``n``, the `Instrument`, and the (low, high) ranges of ``z`` and ``snr``.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral)
+                               or n_jobs == 0):
+        raise ValueError(f"n_jobs must be a nonzero integer (-1: all cores) or None, "
+                         f"got {n_jobs!r}")
+    z_range = _draw_range(z, "z")
+    if z_range[0] < 0:
+        raise ValueError(f"redshifts must be non-negative, got {z}")
+    snr_range = _draw_range(snr, "snr")
+    if not snr_range[0] > 0:
+        raise ValueError(f"snr must be positive, got {snr}")
+    return n, get_instrument(instrument), z_range, snr_range
+
+
 def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind="object",
-                       n_jobs=None):
+                       id_tag="obj", n_jobs=None):
     """Draw ``n`` objects and observe each through ``instrument``.
 
     For each object, its stream draws the redshift (uniform in
@@ -43,6 +74,8 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
         Ranges of the redshift and the S/N (equal ends give that value).
     kind : str
         What an object is, for error messages ("galaxy 12 at z=0.310 …").
+    id_tag : str
+        The middle of each object's id, ``"{instrument}-{id_tag}-{i:06d}"``.
     n_jobs : int, optional
         Worker processes (joblib's convention: None is one unless a
         ``joblib.parallel_config`` sets it, -1 is all cores). They draw and
@@ -52,10 +85,9 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     -------
     spectra : list
         `~spectok.datasets.observe`'s output per object.
-    z, snr : list of float
-        Each object's redshift and S/N.
-    labels : list of dict
-        What ``draw_model`` returned with each model.
+    rows : list of dict
+        Each object's labels: ``id``, ``z``, what ``draw_model`` returned
+        with its model, and ``snr``.
 
     Raises
     ------
@@ -73,10 +105,10 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     >>> def flat(rng, redshift, wavelength_range):
     ...     lam = np.linspace(*wavelength_range.to_value(u.AA), 4000)
     ...     return ModelArrays(lam, np.ones(lam.size), u.one, np.ones(lam.size, bool)), {}
-    >>> spectra, z, snr, labels = observe_population(flat, 2, get_instrument("sdss"), 0,
-    ...                                              (0.0, 0.5), (20.0, 20.0))
-    >>> len(spectra), spectra[0].flux.size, snr
-    (2, 4607, [20.0, 20.0])
+    >>> spectra, rows = observe_population(flat, 2, get_instrument("sdss"), 0, (0.0, 0.5),
+    ...                                    (20.0, 20.0))
+    >>> len(spectra), spectra[0].flux.size, rows[1]["id"], rows[1]["snr"]
+    (2, 4607, 'sdss-obj-000001', 20.0)
     """
     from joblib import Parallel, delayed, effective_n_jobs
 
@@ -92,8 +124,9 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     objects = [obj for part in parts for obj in part]
     spectra = [_observed_spectrum(instrument, arms, unit, snr, z)
                for unit, arms, z, snr, _ in objects]
-    return (spectra, [obj[2] for obj in objects], [obj[3] for obj in objects],
-            [obj[4] for obj in objects])
+    rows = [{"id": f"{instrument.name}-{id_tag}-{i:06d}", "z": z, **labels, "snr": snr}
+            for i, (_, _, z, snr, labels) in enumerate(objects)]
+    return spectra, rows
 
 
 def _observe_objects(draw_model, instrument, indices, streams, z_range, snr_range, kind):

@@ -27,9 +27,8 @@ from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
-from .instruments import (ModelArrays, _add_gaussian_line, _bin_average_linear, _input_arrays,
-                          get_instrument)
-from ._population import observe_population
+from .instruments import ModelArrays, _add_gaussian_line, _bin_average_linear, _input_arrays
+from ._population import observe_population, population_arguments
 
 __all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "GalaxyGenerator",
            "simulate_galaxies"]
@@ -561,32 +560,6 @@ class _BagpipesDraw:
 # --------------------------------------------------------------------------
 
 
-def _draw_range(value, name):
-    if np.isscalar(value):
-        return float(value), float(value)
-    lo, hi = (float(v) for v in value)
-    if not hi >= lo:
-        raise ValueError(f"{name} range must be (low, high), got {value}")
-    return lo, hi
-
-
-def _population_arguments(n, instrument, z, snr):
-    """Check the arguments shared by the simulators of populations.
-
-    Returns ``n``, the `Instrument`, and the (low, high) ranges of ``z`` and ``snr``.
-    """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    z_range = _draw_range(z, "z")
-    if z_range[0] < 0:
-        raise ValueError(f"redshifts must be non-negative, got {z}")
-    snr_range = _draw_range(snr, "snr")
-    if not snr_range[0] > 0:
-        raise ValueError(f"snr must be positive, got {snr}")
-    return n, get_instrument(instrument), z_range, snr_range
-
-
 def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), templates=None,
                       method="fast", n_jobs=None):
     """A labelled data set of synthetic galaxies observed with an instrument.
@@ -634,8 +607,8 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
     ValueError
         If ``n`` < 1, ``method`` is unknown, a range is inverted, a template
         with an age cannot be converted, the templates cannot cover the
-        instrument at a drawn redshift, or ``n_jobs`` asks for several
-        processes with ``method="bagpipes"``.
+        instrument at a drawn redshift, ``n_jobs`` is not a nonzero integer
+        or None, or it asks for several processes with ``method="bagpipes"``.
     ImportError
         For ``method="bagpipes"`` without BAGPIPES installed.
 
@@ -658,7 +631,7 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
 
     if method not in ("fast", "bagpipes"):
         raise ValueError(f"method must be 'fast' or 'bagpipes', not {method!r}")
-    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = _population_arguments(n, instrument, z, snr)
+    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = population_arguments(n, instrument, z, snr, n_jobs)
     if method == "fast":
         if templates is None:
             from . import load_ssp_templates
@@ -672,10 +645,8 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
         generator = _BagpipesDraw(_import_bagpipes(), inst)
     draw = functools.partial(_dimmed_galaxy, generator=generator,
                              d_ref=float(Planck18.luminosity_distance(0.1).to_value(u.Mpc)))
-    spectra, zs, snrs, drawn = observe_population(draw, n, inst, seed, (z_lo, z_hi),
-                                                  (snr_lo, snr_hi), kind="galaxy", n_jobs=n_jobs)
-    rows = [{"id": f"{inst.name}-gal-{i:06d}", "z": z, **labels, "snr": snr}
-            for i, (z, snr, labels) in enumerate(zip(zs, snrs, drawn))]
+    spectra, rows = observe_population(draw, n, inst, seed, (z_lo, z_hi), (snr_lo, snr_hi),
+                                       kind="galaxy", id_tag="gal", n_jobs=n_jobs)
     names = list(rows[0])
     labels = Table(rows=[[row.get(k) for k in names] for row in rows], names=names)
     for name, unit in (("age_mw", u.Gyr), ("sigma_v", u.km / u.s), ("av", u.mag)):

@@ -49,9 +49,9 @@ from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
-from .galaxies import GalaxyGenerator, _population_arguments
+from .galaxies import GalaxyGenerator
 from .instruments import _FLAM, ModelArrays, _add_gaussian_line, _bin_average_linear
-from ._population import observe_population
+from ._population import observe_population, population_arguments
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
            "QuasarGenerator", "simulate_quasars", "load_quasar_examples"]
@@ -510,7 +510,8 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
     Raises
     ------
     ValueError
-        If ``n`` < 1 or a range is inverted or out of bounds.
+        If ``n`` < 1, a range is inverted or out of bounds, or ``n_jobs`` is
+        not a nonzero integer or None.
 
     Examples
     --------
@@ -519,17 +520,16 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
     >>> len(ds), bool(((ds.labels["z"] >= 2) & (ds.labels["z"] <= 3)).all())
     (3, True)
     """
-    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = _population_arguments(n, instrument, z, snr)
+    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = population_arguments(n, instrument, z, snr, n_jobs)
     if host_templates is None:
         from .templates import load_ssp_templates
 
         host_templates = load_ssp_templates().spectra
     generator = QuasarGenerator(host_templates)
 
-    spectra, zs, snrs, drawn = observe_population(generator.model, n, inst, seed, (z_lo, z_hi),
-                                                  (snr_lo, snr_hi), kind="quasar", n_jobs=n_jobs)
-    rows = [{"id": f"{inst.name}-qso-{i:06d}", "z": z, **labels, "snr": snr}
-            for i, (z, snr, labels) in enumerate(zip(zs, snrs, drawn))]
+    spectra, rows = observe_population(generator.model, n, inst, seed, (z_lo, z_hi),
+                                       (snr_lo, snr_hi), kind="quasar", id_tag="qso",
+                                       n_jobs=n_jobs)
     names = list(rows[0])
     table = Table(rows=[[row[k] for k in names] for row in rows], names=names)
     table["ebv"].unit = u.mag
