@@ -82,6 +82,17 @@ def _train(args):
     return 0
 
 
+def _export(args):
+    from spectok.training import export_checkpoint
+
+    try:
+        description = export_checkpoint(args.checkpoint, args.output)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"spectok export: {error}") from None
+    print(f"wrote {description} and {description.with_suffix('.safetensors')}")
+    return 0
+
+
 def _validate(args):
     from astropy.table import Table
 
@@ -180,6 +191,15 @@ def _parser():
                             "spectok.conf.device ('auto')")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
+
+    export = commands.add_parser(
+        "export", help="save the model of a training checkpoint",
+        description="Write the model of a training checkpoint as OUTPUT.json and "
+        "OUTPUT.safetensors, which spectok bench --model and spectok validate take, to "
+        "evaluate a run before it ends.")
+    export.add_argument("checkpoint", help="checkpoint.pt of a run, or the run's output directory")
+    export.add_argument("output", help="destination without suffix, e.g. runs/my-run/step-2000")
+    export.set_defaults(run=_export)
 
     validate = commands.add_parser(
         "validate", help="score models on a training configuration's validation batches",

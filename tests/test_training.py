@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from spectok.model import SpectralTokenizer, load_model, save_model
+from spectok.cli import main
 from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, build_sources,
-                              chi2_and_scatter_nll, consistency_loss, gaussian_nll, hide_patches,
-                              load_config, reduced_chi2, train, validation_loss)
+                              chi2_and_scatter_nll, consistency_loss, export_checkpoint,
+                              gaussian_nll, hide_patches, load_config, reduced_chi2, train,
+                              validation_loss)
 from spectok.training.loop import (_LOG_FIELDS, CHECKPOINT_NAME, TrainingObjective,
                                   _distributed_setup, _rewind_log)
 
@@ -441,6 +443,48 @@ def test_native_view_of_simulated_objects_is_an_error(tmp_path):
 def test_native_view_of_a_simulated_source_is_an_error():
     with pytest.raises(ValueError, match="'quasars' is simulated"):
         build_sources([SourceConfig("quasars", instruments=["sdss", "native"])])
+
+
+def test_exported_checkpoint_is_the_model_train_writes(tmp_path):
+    final = train(tiny_config(tmp_path, steps=4, checkpoint_every=2), progress=False,
+                  sources=TOY_SOURCES)
+    exported = load_model(export_checkpoint(tmp_path, tmp_path / "exported"))
+    assert_same_parameters(parameters(exported), parameters(final), atol=0)
+    assert exported.metadata == load_model(tmp_path / "toy-model.json").metadata
+    assert exported.metadata["steps"] == 4
+    # the command line does the same from the checkpoint file
+    assert main(["export", str(tmp_path / CHECKPOINT_NAME), str(tmp_path / "again")]) == 0
+    again = load_model(tmp_path / "again.json")
+    assert_same_parameters(parameters(again), parameters(final), atol=0)
+
+
+def test_export_without_the_starting_model_records_no_wavelength_range(tmp_path):
+    train(tiny_config(tmp_path / "first", steps=2), progress=False, sources=TOY_SOURCES)
+    start = tmp_path / "first" / "toy-model.json"
+    train(tiny_config(tmp_path / "second", steps=2, init_weights=str(start)), progress=False,
+          sources=TOY_SOURCES)
+    assert "wavelength_range" in load_model(
+        export_checkpoint(tmp_path / "second", tmp_path / "with")).metadata
+    start.unlink()
+    with pytest.warns(UserWarning, match="init_weights .* cannot be loaded"):
+        exported = load_model(export_checkpoint(tmp_path / "second", tmp_path / "without"))
+    assert "wavelength_range" not in exported.metadata
+
+
+def test_exporting_what_is_not_a_checkpoint_is_an_error(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="no checkpoint.pt in the run directory"):
+        export_checkpoint(tmp_path, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        export_checkpoint(tmp_path / "missing.pt", tmp_path / "out")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pt is not a checkpoint of"):
+        export_checkpoint(tmp_path / "garbage.pt", tmp_path / "out")
+    torch.save({"step": 3}, tmp_path / "other.pt")   # readable, but not a training state
+    with pytest.raises(ValueError, match="other.pt is not a checkpoint of .*KeyError"):
+        export_checkpoint(tmp_path / "other.pt", tmp_path / "out")
+    with pytest.raises(SystemExit, match="spectok export: .*garbage.pt is not a checkpoint"):
+        main(["export", str(tmp_path / "garbage.pt"), str(tmp_path / "out")])
+    assert not list(tmp_path.glob("out*"))
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path):

@@ -186,6 +186,24 @@ class TrainingConfig:
         values["sources"] = [asdict(s) for s in self.sources]
         return values
 
+    @classmethod
+    def from_dict(cls, values):
+        """The configuration that `to_dict` wrote (JSON lists back to tuples).
+
+        Examples
+        --------
+        >>> import json
+        >>> from spectok.training import TrainingConfig
+        >>> config = TrainingConfig(steps=5)
+        >>> TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+        True
+        """
+        values = dict(values)
+        values["sources"] = tuple(
+            SourceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in s.items()})
+            for s in values.get("sources", ()))
+        return cls(**values)
+
 
 def load_config(path, **overrides):
     """Read a `TrainingConfig` from a TOML file.

@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import os
+import pickle
 import time
 import warnings
 from contextlib import nullcontext
@@ -20,10 +21,12 @@ from tqdm.auto import tqdm
 from .._preflight import check_free_space, check_writable_directory
 from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
+from .config import TrainingConfig
 from .data import TrainingStream, build_sources
 from .objectives import RECONSTRUCTION_LOSSES, consistency_loss, reduced_chi2
 
-__all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint",
+           "export_checkpoint", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _LOG_FIELDS = ["step", "learning_rate", "loss", "reconstruction", "consistency", "grad_norm",
@@ -301,6 +304,95 @@ def _trained_wavelength_range(span, initial_range):
     return [math.floor(10 * low + 1e-6) / 10, math.ceil(10 * high - 1e-6) / 10]
 
 
+def _model_metadata(config, steps, span, initial_range):
+    """What a saved model records of its training (see `_trained_wavelength_range`)."""
+    metadata = {"training": config.to_dict(), "steps": steps}
+    wavelength_range = _trained_wavelength_range(span, initial_range)
+    if wavelength_range is not None:
+        metadata["wavelength_range"] = wavelength_range
+    return metadata
+
+
+def export_checkpoint(checkpoint, path):
+    """Save the model of a training checkpoint, to evaluate a run before it ends.
+
+    The model is written as `train` writes the final one (with
+    `~spectok.model.save_model`), with the steps done so far as ``steps``
+    in its metadata, so `spectok.load_model`, ``spectok bench --model`` and
+    ``spectok validate`` take it like any other.
+
+    Parameters
+    ----------
+    checkpoint : str or `~pathlib.Path`
+        A checkpoint written by `train`, or the run's output directory (its
+        last checkpoint).
+    path : str or `~pathlib.Path`
+        Destination without suffix, e.g. ``"runs/my-run/step-2000"``.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The path of the model's JSON description.
+
+    Raises
+    ------
+    FileNotFoundError
+        No checkpoint at ``checkpoint``.
+    ValueError
+        The file is not a checkpoint of `train`.
+
+    Warns
+    -----
+    UserWarning
+        The model the run started from (``init_weights``) cannot be loaded,
+        so the wavelength range trained on is not recorded.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spectok.model import load_model
+    >>> from spectok.training import TrainingConfig, export_checkpoint, train
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = pathlib.Path(tmp)
+    ...     config = TrainingConfig(model="tiny", output_dir=str(run), steps=2, batch_size=2,
+    ...                             warmup_steps=1, max_query_pixels=32, validate_every=2,
+    ...                             validation_batches=1, checkpoint_every=1)
+    ...     _ = train(config, progress=False, device="cpu")
+    ...     saved = load_model(export_checkpoint(run, run / "step-2"))
+    >>> saved.metadata["steps"]
+    2
+    """
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        found = latest_checkpoint(checkpoint)
+        if found is None:
+            raise FileNotFoundError(f"no {CHECKPOINT_NAME} in the run directory {checkpoint}")
+        checkpoint = found
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        config = TrainingConfig.from_dict(json.loads(state["config"]))
+        weights, step = state["model"], int(state["step"])
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError,
+            ValueError) as error:   # unreadable, not a checkpoint, or an unknown configuration
+        raise ValueError(f"{checkpoint} is not a checkpoint of spectok.training.train "
+                         f"({type(error).__name__}: {error})") from error
+    model = SpectralTokenizer(config.tokenizer_config())
+    model.load_state_dict(weights)
+    span = tuple(state["wavelength_span"].tolist()) if "wavelength_span" in state else None
+    initial_range = ()
+    if config.init_weights:
+        try:
+            initial_range = load_model(config.init_weights).metadata.get("wavelength_range")
+        except (OSError, ValueError) as error:
+            initial_range = None
+            warnings.warn(f"the run started from init_weights {config.init_weights!r}, which "
+                          f"cannot be loaded here ({error}), so the exported model records no "
+                          "wavelength range", stacklevel=2)
+    return save_model(model, path, metadata=_model_metadata(config, step, span, initial_range))
+
+
 def train(config, *, resume=False, progress=True, sources=None, device=None):
     """Pretrain a tokenizer; the same call runs on one CPU or under ``torchrun``.
 
@@ -460,11 +552,8 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
                                  span)
     bar.close()
     if rank == 0 and step + 1 >= config.steps:
-        metadata = {"training": config.to_dict(), "steps": config.steps}
-        wavelength_range = _trained_wavelength_range(span, initial_range)
-        if wavelength_range is not None:
-            metadata["wavelength_range"] = wavelength_range
-        save_model(model, output_dir / config.name, metadata=metadata)
+        save_model(model, output_dir / config.name,
+                   metadata=_model_metadata(config, config.steps, span, initial_range))
     if dist.is_initialized():
         dist.barrier()
     return model.eval()
