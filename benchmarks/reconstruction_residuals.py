@@ -1,17 +1,20 @@
 """Where a model's reconstruction χ² comes from: which pixels and which wavelengths.
 
 Run: python benchmarks/reconstruction_residuals.py [--model NAME_OR_JSON]
-     [--source miles|quasars] [--instrument sdss] [--snr 30] [-n 24]
+     [--source miles|quasars|spex] [--instrument sdss] [--snr 30] [-n 24]
 
 Encodes held-out spectra (MILES test stars of the benchmark split at S/N
 ``--snr``, or simulated quasars at 0.1 ≤ z ≤ 4.5 with host galaxies and their
-own S/N of 3-50) observed through a one-arm instrument, renders them
-back on their own pixels with `spectok.decode`, and prints, over those spectra:
+own S/N of 3-50, both observed through a one-arm instrument; or the SpeX
+test sources of the benchmark split as published, with their own errors),
+renders them back on their own pixels with `spectok.decode`, and prints, over
+those spectra:
 the median reduced χ² against the data errors, the same against the data
 errors and the model's own scatter added in quadrature, the share of χ² in the
 worst 5 % of each spectrum's pixels, the flux scale that best fits the
-reconstruction to the data (1: no overall bias) and the χ² it leaves, and the
-mean χ² per pixel in ten equal steps of ln λ across the instrument's range.
+reconstruction to the data (1: no overall bias) and the χ² it leaves, the
+median and mean χ² per pixel by the pixel's S/N, and the mean χ² per pixel in
+ten equal steps of ln λ across the spectra's range.
 For quasars it also gives the mean residual and χ² per pixel in three
 rest-frame regions: the Lyα forest (< 1216 Å), the broad UV lines (1216-2000
 Å) and redder.
@@ -24,8 +27,8 @@ import numpy as np
 import torch
 
 import spectok
-from spectok.datasets import (benchmark_split, load_miles, load_ssp_templates, observe,
-                              simulate_quasars)
+from spectok.datasets import (benchmark_split, load_miles, load_spex, load_ssp_templates,
+                              observe, simulate_quasars)
 
 
 def held_out_spectra(source, instrument, snr, n, seed):
@@ -33,6 +36,11 @@ def held_out_spectra(source, instrument, snr, n, seed):
     if source == "quasars":
         return list(simulate_quasars(n, instrument, seed=10_000 + seed,
                                      host_templates=load_ssp_templates()).spectra)
+    if source == "spex":
+        spex = load_spex()
+        _, test = benchmark_split("spex", spex.labels)
+        rows = np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False)
+        return [spex.spectra[i] for i in rows]
     miles = load_miles()
     _, test = benchmark_split("miles", miles.labels)
     rows = np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False)
@@ -48,7 +56,9 @@ def residuals(spectrum, model):
     with np.errstate(divide="ignore"):  # masked pixels have zero inverse variance
         sigma = spectrum.uncertainty.represent_as(
             type(rendered.uncertainty)).quantity.to_value(spectrum.flux.unit)
-    valid = ~spectrum.mask & np.isfinite(sigma) & (sigma > 0)
+    valid = np.isfinite(sigma) & (sigma > 0)
+    if spectrum.mask is not None:
+        valid &= ~spectrum.mask
     flux = spectrum.flux.value
     model_flux = rendered.flux.to_value(spectrum.flux.unit)
     scatter = rendered.uncertainty.quantity.to_value(spectrum.flux.unit)
@@ -67,7 +77,7 @@ def best_scale(residual, model):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="spectok-small")
-    parser.add_argument("--source", choices=("miles", "quasars"), default="miles")
+    parser.add_argument("--source", choices=("miles", "quasars", "spex"), default="miles")
     parser.add_argument("--instrument", default="sdss")
     parser.add_argument("--snr", type=float, default=30.0)
     parser.add_argument("-n", type=int, default=24)
@@ -84,9 +94,10 @@ def main():
     worst_share = [np.sort(r ** 2)[-max(1, len(r) // 20):].sum() / np.sum(r ** 2)
                    for _, r, _, _ in per_spectrum]
     scales, chi2_scaled = np.transpose([best_scale(r, m) for _, r, _, m in per_spectrum])
-    what = {"miles": f"MILES test stars at S/N {args.snr:g}", "quasars": "simulated quasars"}
-    print(f"{getattr(model, 'name', args.model)}: {len(spectra)} {what[args.source]} "
-          f"seen through {args.instrument}")
+    what = {"miles": f"MILES test stars at S/N {args.snr:g} seen through {args.instrument}",
+            "quasars": f"simulated quasars seen through {args.instrument}",
+            "spex": "SpeX test sources as published"}
+    print(f"{getattr(model, 'name', args.model)}: {len(spectra)} {what[args.source]}")
     print(f"median reduced χ² against the data errors:            {np.median(chi2):.2f}")
     print(f"median reduced χ² against data errors ⊕ model scatter: "
           f"{np.median(chi2_with_scatter):.2f}")
@@ -111,6 +122,13 @@ def main():
 
     log_wave = np.concatenate([w for w, _, _, _ in per_spectrum])
     r2 = np.concatenate([r ** 2 for _, r, _, _ in per_spectrum])
+    snr = np.concatenate([r + m for _, r, _, m in per_spectrum])   # data / σ
+    print("χ² per pixel by the pixel's S/N:            share   median     mean")
+    for lo, hi in ((-np.inf, 10), (10, 30), (30, 100), (100, np.inf)):
+        inside = (snr >= lo) & (snr < hi)
+        if np.any(inside):
+            print(f"  S/N {lo:>4g} to {hi:<4g}                          {inside.mean():5.2f} "
+                  f"{np.median(r2[inside]):8.2f} {r2[inside].mean():8.2f}")
     edges = np.linspace(log_wave.min(), log_wave.max(), 11)
     step = np.clip(np.digitize(log_wave, edges) - 1, 0, 9)
     print("mean χ² per pixel by wavelength:")
