@@ -1,4 +1,5 @@
-"""The ``spectok`` command: ``info``, ``encode``, ``train``, ``validate`` and ``bench``."""
+"""The ``spectok`` command: ``info``, ``encode``, ``train``, ``export``, ``validate`` and
+``bench``."""
 
 import argparse
 import sys

@@ -1,7 +1,9 @@
 """Pretraining: objectives, the deterministic stream, resume after SIGKILL, DDP equivalence."""
 
 import dataclasses
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,12 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from spectok.model import SpectralTokenizer, load_model, save_model
 from spectok.cli import main
+from spectok.model import SpectralTokenizer, load_model, save_model
 from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, build_sources,
                               chi2_and_scatter_nll, consistency_loss, export_checkpoint,
                               gaussian_nll, hide_patches, load_config, reduced_chi2, train,
                               validation_loss)
+from spectok.training import loop
 from spectok.training.loop import (_LOG_FIELDS, CHECKPOINT_NAME, TrainingObjective,
                                   _distributed_setup, _rewind_log)
 
@@ -445,44 +448,85 @@ def test_native_view_of_a_simulated_source_is_an_error():
         build_sources([SourceConfig("quasars", instruments=["sdss", "native"])])
 
 
-def test_exported_checkpoint_is_the_model_train_writes(tmp_path):
-    final = train(tiny_config(tmp_path, steps=4, checkpoint_every=2), progress=False,
-                  sources=TOY_SOURCES)
+def test_exported_checkpoint_is_the_model_train_writes(tmp_path, monkeypatch):
+    save = loop._save_checkpoint
+
+    def save_and_keep_step_2(path, objective, optimizer, scheduler, step, *rest):
+        save(path, objective, optimizer, scheduler, step, *rest)
+        if step == 2:
+            shutil.copy(path, tmp_path / "step-2.pt")
+
+    monkeypatch.setattr(loop, "_save_checkpoint", save_and_keep_step_2)
+    final = train(tiny_config(tmp_path, steps=4), progress=False, sources=TOY_SOURCES)
     exported = load_model(export_checkpoint(tmp_path, tmp_path / "exported"))
     assert_same_parameters(parameters(exported), parameters(final), atol=0)
     assert exported.metadata == load_model(tmp_path / "toy-model.json").metadata
-    assert exported.metadata["steps"] == 4
+    # mid-run: the weights a resume would start from, and the steps done so far
+    middle = load_model(export_checkpoint(tmp_path / "step-2.pt", tmp_path / "middle"))
+    state = torch.load(tmp_path / "step-2.pt", weights_only=True)
+    assert_same_parameters(parameters(middle), state["model"], atol=0)
+    assert middle.metadata["steps"] == 2 and exported.metadata["steps"] == 4
+    assert middle.metadata["training"] == exported.metadata["training"]
+    low, high = middle.metadata["wavelength_range"]
+    assert 4000 <= low and high <= exported.metadata["wavelength_range"][1]
     # the command line does the same from the checkpoint file
     assert main(["export", str(tmp_path / CHECKPOINT_NAME), str(tmp_path / "again")]) == 0
-    again = load_model(tmp_path / "again.json")
-    assert_same_parameters(parameters(again), parameters(final), atol=0)
+    assert_same_parameters(parameters(load_model(tmp_path / "again.json")), parameters(final),
+                           atol=0)
 
 
-def test_export_without_the_starting_model_records_no_wavelength_range(tmp_path):
+def test_export_records_the_range_of_the_starting_model(tmp_path):
     train(tiny_config(tmp_path / "first", steps=2), progress=False, sources=TOY_SOURCES)
     start = tmp_path / "first" / "toy-model.json"
     train(tiny_config(tmp_path / "second", steps=2, init_weights=str(start)), progress=False,
           sources=TOY_SOURCES)
-    assert "wavelength_range" in load_model(
-        export_checkpoint(tmp_path / "second", tmp_path / "with")).metadata
-    start.unlink()
+    written = load_model(tmp_path / "second" / "toy-model.json").metadata
+    start.unlink()   # the checkpoint keeps the starting model's range: it is not needed
+    exported = load_model(export_checkpoint(tmp_path / "second", tmp_path / "exported"))
+    assert exported.metadata == written
+    # a checkpoint from before that record reads it from the starting model, if it is here
+    state = torch.load(tmp_path / "second" / CHECKPOINT_NAME, weights_only=True)
+    initial_range = state.pop("initial_wavelength_range")
+    torch.save(state, tmp_path / "older.pt")
     with pytest.warns(UserWarning, match="init_weights .* cannot be loaded"):
-        exported = load_model(export_checkpoint(tmp_path / "second", tmp_path / "without"))
-    assert "wavelength_range" not in exported.metadata
+        older = load_model(export_checkpoint(tmp_path / "older.pt", tmp_path / "older"))
+    assert "wavelength_range" not in older.metadata
+    # and one from before the record of the wavelengths trained on has none
+    state["initial_wavelength_range"] = initial_range
+    del state["wavelength_span"]
+    torch.save(state, tmp_path / "oldest.pt")
+    with pytest.warns(UserWarning, match="predates the record"):
+        oldest = load_model(export_checkpoint(tmp_path / "oldest.pt", tmp_path / "oldest"))
+    assert "wavelength_range" not in oldest.metadata
 
 
-def test_exporting_what_is_not_a_checkpoint_is_an_error(tmp_path, capsys):
+def test_exporting_what_is_not_a_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint.pt in the run directory"):
         export_checkpoint(tmp_path, tmp_path / "out")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         export_checkpoint(tmp_path / "missing.pt", tmp_path / "out")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="garbage.pt is not a checkpoint of"):
+    with pytest.raises(ValueError, match="cannot read .*garbage.pt as a checkpoint"):
         export_checkpoint(tmp_path / "garbage.pt", tmp_path / "out")
     torch.save({"step": 3}, tmp_path / "other.pt")   # readable, but not a training state
-    with pytest.raises(ValueError, match="other.pt is not a checkpoint of .*KeyError"):
+    with pytest.raises(ValueError, match="other.pt is not a checkpoint .* no model, config"):
         export_checkpoint(tmp_path / "other.pt", tmp_path / "out")
-    with pytest.raises(SystemExit, match="spectok export: .*garbage.pt is not a checkpoint"):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(ValueError, match="tensor.pt is not a checkpoint"):
+        export_checkpoint(tmp_path / "tensor.pt", tmp_path / "out")
+    train(tiny_config(tmp_path / "run", steps=1), progress=False, sources=TOY_SOURCES)
+    state = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    config = json.loads(state["config"])
+    state["config"] = json.dumps({**config, "future_option": 1})
+    torch.save(state, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match="cannot read: .*unknown training options "
+                                         r"\['future_option'\]"):
+        export_checkpoint(tmp_path / "newer.pt", tmp_path / "out")
+    state["config"] = json.dumps({**config, "model": "small"})
+    torch.save(state, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="weights in .*mismatch.pt do not fit"):
+        export_checkpoint(tmp_path / "mismatch.pt", tmp_path / "out")
+    with pytest.raises(SystemExit, match="spectok export: cannot read .*garbage.pt"):
         main(["export", str(tmp_path / "garbage.pt"), str(tmp_path / "out")])
     assert not list(tmp_path.glob("out*"))
 
@@ -571,6 +615,10 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     # Summation order differs between one and two processes (~1e-7 relative in the
     # gradients); Adam's normalised steps of size lr = 1e-3 turn that into ~1e-5.
     assert_same_parameters(parameters(single), parameters(ddp), atol=5e-5)
+    # the checkpoint of a DDP run exports to the model its rank 0 wrote
+    exported = load_model(export_checkpoint(tmp_path / "ddp", tmp_path / "ddp-exported"))
+    assert_same_parameters(parameters(exported), parameters(ddp), atol=0)
+    assert exported.metadata == ddp.metadata
 
 
 def test_half_written_checkpoint_is_never_loaded(tmp_path):

@@ -188,7 +188,23 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """The configuration that `to_dict` wrote (JSON lists back to tuples).
+        """The configuration that `to_dict` wrote, as checkpoints and models store it.
+
+        Parameters
+        ----------
+        values : dict
+            `TrainingConfig` fields, with ``sources`` a list of `SourceConfig`
+            fields and lists where fields hold tuples (as JSON has them).
+
+        Returns
+        -------
+        `TrainingConfig`
+
+        Raises
+        ------
+        ValueError
+            Unknown fields, with their names, or values the configuration
+            rejects.
 
         Examples
         --------
@@ -198,11 +214,28 @@ class TrainingConfig:
         >>> TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
         True
         """
-        values = dict(values)
-        values["sources"] = tuple(
-            SourceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in s.items()})
-            for s in values.get("sources", ()))
-        return cls(**values)
+        return _from_values(dict(values), "training configuration")
+
+
+def _from_values(values, origin):
+    """A `TrainingConfig` from plain (TOML or JSON) values; ``origin`` starts each error."""
+    unknown = set(values) - {f.name for f in fields(TrainingConfig)}
+    if unknown:
+        raise ValueError(f"{origin}: unknown training options {sorted(unknown)}")
+    source_fields = {f.name for f in fields(SourceConfig)}
+    sources = []
+    for table in values.get("sources", ()):
+        if isinstance(table, SourceConfig):
+            sources.append(table)
+            continue
+        bad = set(table) - source_fields
+        if bad:
+            raise ValueError(f"{origin}: unknown source options {sorted(bad)}")
+        sources.append(SourceConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in table.items()}))
+    if sources:
+        values["sources"] = tuple(sources)
+    return TrainingConfig(**values)
 
 
 def load_config(path, **overrides):
@@ -239,21 +272,4 @@ def load_config(path, **overrides):
     """
     values = tomllib.loads(Path(path).read_text())
     values.update(overrides)
-    known = {f.name for f in fields(TrainingConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
-    source_fields = {f.name for f in fields(SourceConfig)}
-    sources = []
-    for table in values.get("sources", ()):
-        if isinstance(table, SourceConfig):
-            sources.append(table)
-            continue
-        bad = set(table) - source_fields
-        if bad:
-            raise ValueError(f"{path}: unknown source options {sorted(bad)}")
-        sources.append(SourceConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                       for k, v in table.items()}))
-    if sources:
-        values["sources"] = tuple(sources)
-    return TrainingConfig(**values)
+    return _from_values(values, path)

@@ -135,7 +135,7 @@ def latest_checkpoint(output_dir):
     return path if path.exists() else None
 
 
-def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span):
+def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, initial_range):
     state = {
         "model": objective.model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -143,6 +143,8 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span):
         "step": step,
         "config": json.dumps(config.to_dict()),
         "torch_rng": torch.get_rng_state(),
+        # that of the init_weights model: export_checkpoint needs it, not the model
+        "initial_wavelength_range": None if initial_range is None else list(initial_range),
     }
     if span is not None:
         state["wavelength_span"] = torch.tensor(span, dtype=torch.float64)
@@ -339,27 +341,30 @@ def export_checkpoint(checkpoint, path):
     FileNotFoundError
         No checkpoint at ``checkpoint``.
     ValueError
-        The file is not a checkpoint of `train`.
+        The file cannot be read or is not a checkpoint of `train`; its
+        training configuration is one this version of spectok cannot read;
+        or its weights do not fit the architecture that configuration names.
 
     Warns
     -----
     UserWarning
-        The model the run started from (``init_weights``) cannot be loaded,
-        so the wavelength range trained on is not recorded.
+        The wavelength range trained on cannot be recorded: the checkpoint
+        predates its record, or (for checkpoints written before spectok kept
+        the starting model's range in them) the model the run started from,
+        ``init_weights``, cannot be loaded here.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> from spectok.model import load_model
     >>> from spectok.training import TrainingConfig, export_checkpoint, train
-    >>> with tempfile.TemporaryDirectory() as tmp:
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +REMOTE_DATA
     ...     run = pathlib.Path(tmp)
     ...     config = TrainingConfig(model="tiny", output_dir=str(run), steps=2, batch_size=2,
     ...                             warmup_steps=1, max_query_pixels=32, validate_every=2,
     ...                             validation_batches=1, checkpoint_every=1)
     ...     _ = train(config, progress=False, device="cpu")
-    ...     saved = load_model(export_checkpoint(run, run / "step-2"))
-    >>> saved.metadata["steps"]
+    ...     load_model(export_checkpoint(run, run / "step-2")).metadata["steps"]
     2
     """
     checkpoint = Path(checkpoint)
@@ -372,25 +377,44 @@ def export_checkpoint(checkpoint, path):
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
+        raise ValueError(f"cannot read {checkpoint} as a checkpoint ({error})") from error
+    needed = ("model", "step", "config")
+    missing = [key for key in needed if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(f"{checkpoint} is not a checkpoint of spectok.training.train (it has "
+                         f"no {', '.join(missing)})")
+    try:
         config = TrainingConfig.from_dict(json.loads(state["config"]))
-        weights, step = state["model"], int(state["step"])
-    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError,
-            ValueError) as error:   # unreadable, not a checkpoint, or an unknown configuration
-        raise ValueError(f"{checkpoint} is not a checkpoint of spectok.training.train "
-                         f"({type(error).__name__}: {error})") from error
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{checkpoint} stores a training configuration this version of spectok "
+                         f"cannot read: {error}") from error
     model = SpectralTokenizer(config.tokenizer_config())
-    model.load_state_dict(weights)
-    span = tuple(state["wavelength_span"].tolist()) if "wavelength_span" in state else None
-    initial_range = ()
-    if config.init_weights:
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ValueError(f"the weights in {checkpoint} do not fit the architecture its "
+                         f"configuration names: {error}") from error
+    span = None
+    if "wavelength_span" in state:
+        span = tuple(state["wavelength_span"].tolist())
+    else:
+        warnings.warn(f"{checkpoint} predates the record of the wavelengths trained on; the "
+                      "exported model will have no wavelength_range", stacklevel=2)
+    if "initial_wavelength_range" in state:
+        initial_range = state["initial_wavelength_range"]
+    elif not config.init_weights:
+        initial_range = ()
+    else:   # an older checkpoint: the range is that of the starting model, if it is here
         try:
             initial_range = load_model(config.init_weights).metadata.get("wavelength_range")
         except (OSError, ValueError) as error:
             initial_range = None
             warnings.warn(f"the run started from init_weights {config.init_weights!r}, which "
                           f"cannot be loaded here ({error}), so the exported model records no "
-                          "wavelength range", stacklevel=2)
-    return save_model(model, path, metadata=_model_metadata(config, step, span, initial_range))
+                          "wavelength_range", stacklevel=2)
+    return save_model(model, path,
+                      metadata=_model_metadata(config, int(state["step"]), span, initial_range))
 
 
 def train(config, *, resume=False, progress=True, sources=None, device=None):
@@ -549,7 +573,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         if done % config.checkpoint_every == 0 or done == config.steps:
             if rank == 0:
                 _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
-                                 span)
+                                 span, initial_range)
     bar.close()
     if rank == 0 and step + 1 >= config.steps:
         save_model(model, output_dir / config.name,
