@@ -291,6 +291,33 @@ def test_classifier_prediction_sets_cover():
     assert probe.predict_set(X[3000:], 0.9).sum() >= probe.predict_set(X[3000:], 0.68).sum()
 
 
+def test_class_probe_quantiles_of_ordered_classes(tmp_path):
+    rng = np.random.default_rng(4)
+    subtype = rng.integers(0, 8, 600)
+    X = np.column_stack([subtype + rng.normal(0, 0.8, 600), rng.normal(size=600)])
+    probe = SpectralClassProbe(head="ridge").fit(X[:400], subtype[:400])
+    proba = probe.predict_proba(X[400:])
+    median = probe.predict_quantile(X[400:])
+    # the smallest subtype whose cumulative probability reaches one half, found one by one
+    expected = [probe.classes_[next(k for k in range(len(p)) if p[:k + 1].sum() >= 0.5)]
+                for p in proba]
+    np.testing.assert_array_equal(median, expected)
+    low, high = probe.predict_quantile(X[400:], 0.16), probe.predict_quantile(X[400:], 0.84)
+    assert np.all(low <= median) and np.all(median <= high) and np.any(low < high)
+    assert np.all(probe.predict_quantile(X[400:], 1.0) <= probe.classes_[-1])
+    # on an ordered grid the median errs less, on average, than the most probable subtype
+    error = np.abs(median - subtype[400:]).mean()
+    assert error <= np.abs(probe.predict(X[400:]) - subtype[400:]).mean()
+    loaded = SpectralClassProbe.load(probe.save(tmp_path / "subtypes.safetensors"))
+    np.testing.assert_array_equal(loaded.predict_quantile(X[400:]), median)
+    for q in (0.0, 1.5):
+        with pytest.raises(ValueError, match="q must be in"):
+            probe.predict_quantile(X[400:], q)
+    named = SpectralClassProbe(head="ridge").fit(X[:400], np.array(["M", "L"])[subtype[:400] % 2])
+    with pytest.raises(ValueError, match="ordered classes"):
+        named.predict_quantile(X[400:])
+
+
 def test_not_calibrated_and_bad_alpha():
     X = np.random.default_rng(0).normal(size=(40, 3))
     probe = RedshiftProbe(head="ridge", calibration_fraction=0).fit(X, np.abs(X[:, 0]))

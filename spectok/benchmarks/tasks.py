@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..probes import RedshiftProbe, SpectralClassProbe, StellarParameterProbe
+from ..probes.heads import AUTO_FOLDS
 from .features import (EmbeddingMethod, FluxPCAMethod, _prepare, choose_hidden_patches,
                        log_grid, token_bins)
 from .figures import embedding_figure, panel_figure, reconstruction_figure
@@ -442,6 +443,8 @@ def spectral_types(ctx):
     labels = spex.labels
     classes = np.asarray(labels["spectral_class"].filled(""))
     spt = np.asarray(labels["spt"].filled(np.nan), dtype=float)
+    types, sources = np.unique(spt[train], return_counts=True)
+    learnt_types = types[sources >= AUTO_FOLDS]
     feats = ctx.features("spex", [spex.spectra[i] for i in train],
                          [spex.spectra[i] for i in test])
     accuracy, rmse, set_size, mae, within1 = {}, {}, {}, {}, {}
@@ -452,11 +455,14 @@ def spectral_types(ctx):
         predicted_class = clf.predict(x_test)
         accuracy[method] = float(np.mean(predicted_class == classes[test]))
         set_size[method] = float(clf.predict_set(x_test, 0.9).sum(axis=1).mean())
-        reg = StellarParameterProbe(targets=("spt",), head="auto", calibration="cv",
-                                    random_state=ctx.seed)
-        reg.fit(x_train, spt[train])
-        ctx.record_head("SpeX subtypes", method, reg)
-        predicted_spt = np.ravel(reg.predict(x_test))
+        # subtypes are an ordered grid of types: classify, and predict each source's median
+        # type; head="auto" cross-validates with every type in every fold, so types with
+        # fewer training sources than folds are not learnt
+        typed = np.isin(spt[train], learnt_types)
+        subtypes = SpectralClassProbe(head="auto", calibration_fraction=0,
+                                      random_state=ctx.seed).fit(x_train[typed], spt[train][typed])
+        ctx.record_head("SpeX subtypes", method, subtypes)
+        predicted_spt = subtypes.predict_quantile(x_test, 0.5)
         err = predicted_spt - spt[test]
         rmse[method] = float(np.sqrt(np.mean(err ** 2)))
         mae[method] = float(np.mean(np.abs(err)))

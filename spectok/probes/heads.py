@@ -52,6 +52,9 @@ __all__ = ["HEADS", "make_head", "build_head", "fit_head", "refit_head", "predic
 #: The heads a probe can use.
 HEADS = ("ridge", "knn", "mlp", "kernel")
 
+#: Folds of the cross-validation with which ``head="auto"`` chooses a head (`build_head`).
+AUTO_FOLDS = 3
+
 _RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
 #: Numbers of neighbours ``head="auto"`` tries for the ``"knn"`` head.
 _NEIGHBOURS = (1, 3, 5, 10, 15, 30)
@@ -179,7 +182,8 @@ def _auto_options(candidate, task, n_features, fold_size):
     return [None]
 
 
-def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=3, scoring=None):
+def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=AUTO_FOLDS,
+               scoring=None):
     """The unfitted head a probe will fit to ``(X, y)``, chosen by cross-validation for ``"auto"``.
 
     For ``head="auto"``, each of `HEADS` (with its default parameters, but for
