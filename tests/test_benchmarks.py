@@ -15,7 +15,8 @@ from specutils import Spectrum
 
 from spectok.adapter import prepare_spectrum
 from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod,
-                                FluxPCAMethod, choose_hidden_patches, diagonal_ranks,
+                                FluxPCAMethod, choose_hidden_patches, compare_heads,
+                                diagonal_ranks,
                                 format_report, log_grid, matched_chi2, nmad, resample_to_grid,
                                 run_benchmark, token_bins, twin_ranks)
 from spectok.cli import main
@@ -273,6 +274,19 @@ def test_quick_benchmark_figures(quick_report, tmp_path):
     assert len(figure.axes[0].get_lines()) >= 4 and truth
     recon = quick_report.figures["reconstruction"]()
     assert len(recon.axes) >= 15  # 5 domains x (spectrum, residuals, tokens), plus a colour bar
+
+
+@pytest.mark.remote_data
+def test_compare_heads_reads_the_subtypes_as_the_bench_does():
+    table = compare_heads(quick=True, heads=["ridge", "knn"], comparisons=["spex"])
+    rows = {(row["probe"], row["metric"]): row for row in table}
+    subtypes = "SpectralClassProbe (SpeX subtype, median type)"
+    for head in ("ridge", "knn"):
+        mae, within = rows[subtypes, "subtype MAE"][head], rows[subtypes, "within ±1 subtype"][head]
+        assert 0 <= mae < 5 and 0 < within <= 1
+        # median types lie on the subtype grid: an error beyond ±1 is 2 steps or more
+        assert within >= 1 - mae / 2 - 1e-12
+    assert rows[subtypes, "subtype MAE"]["best"] in ("ridge", "knn")
 
 
 @pytest.mark.remote_data
