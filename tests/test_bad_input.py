@@ -555,4 +555,5 @@ def test_nothing_in_spectok_unpickles():
             pickles = {k.arg: k.value for k in call.keywords}.get("allow_pickle")
             assert not (isinstance(pickles, ast.Constant) and pickles.value), \
                 f"{path}:{call.lineno}: np.load with allow_pickle=True"
-    assert loads == ["loop.py"]  # training checkpoints; nothing else loads with torch
+    # training checkpoints (resuming, exporting); nothing else loads with torch
+    assert loads == ["loop.py", "loop.py"]
