@@ -6,7 +6,8 @@ Run: python benchmarks/reconstruction_residuals.py [--model NAME_OR_JSON]
 Encodes held-out spectra (MILES test stars of the benchmark split at S/N
 ``--snr``, or simulated quasars at 0.1 ≤ z ≤ 4.5 with host galaxies and their
 own S/N of 3-50, both observed through a one-arm instrument; or the SpeX
-test sources of the benchmark split as published, with their own errors),
+test sources of the benchmark split as published, with their own errors; a
+drawn spectrum without errors is left out, and said so),
 renders them back on their own pixels with `spectok.decode`, and prints, over
 those spectra:
 the median reduced χ² against the data errors, the same against the data
@@ -40,7 +41,12 @@ def held_out_spectra(source, instrument, snr, n, seed):
         spex = load_spex()
         _, test = benchmark_split("spex", spex.labels)
         rows = np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False)
-        return [spex.spectra[i] for i in rows]
+        chosen = [spex.spectra[i] for i in rows]
+        with_errors = [s for s in chosen if s.uncertainty is not None]   # χ² needs them
+        if len(with_errors) < len(chosen):
+            print(f"{len(chosen) - len(with_errors)} of the {len(chosen)} SpeX spectra drawn "
+                  "have no errors and are left out")
+        return with_errors
     miles = load_miles()
     _, test = benchmark_split("miles", miles.labels)
     rows = np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False)

@@ -46,8 +46,9 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
         SpeX prism spectra split by source: M/L/T accuracy, mean size of 90 %
         conformal prediction sets; RMSE, MAE and fraction within ±1 of the
         numeric subtype, predicted as the median type of a
-        `~spectok.probes.SpectralClassProbe` over the training sources'
-        subtypes (`~spectok.probes.SpectralClassProbe.predict_quantile`).
+        `~spectok.probes.SpectralClassProbe` over the subtypes that at least
+        `~spectok.probes.AUTO_FOLDS` training sources have
+        (`~spectok.probes.SpectralClassProbe.predict_quantile`).
     ``redshift``
         Probe trained on simulated galaxies observed with SDSS, DESI and
         LAMOST (0 ≤ z ≤ 1.2); tested on held-out simulated galaxies (σ_NMAD

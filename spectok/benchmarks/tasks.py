@@ -15,8 +15,7 @@ import astropy.units as u
 import numpy as np
 import torch
 
-from ..probes import RedshiftProbe, SpectralClassProbe, StellarParameterProbe
-from ..probes.heads import AUTO_FOLDS
+from ..probes import AUTO_FOLDS, RedshiftProbe, SpectralClassProbe, StellarParameterProbe
 from .features import (EmbeddingMethod, FluxPCAMethod, _prepare, choose_hidden_patches,
                        log_grid, token_bins)
 from .figures import embedding_figure, panel_figure, reconstruction_figure

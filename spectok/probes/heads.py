@@ -47,7 +47,8 @@ from contextlib import contextmanager
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["HEADS", "make_head", "build_head", "fit_head", "refit_head", "predict_in_blocks"]
+__all__ = ["HEADS", "AUTO_FOLDS", "make_head", "build_head", "fit_head", "refit_head",
+           "predict_in_blocks"]
 
 #: The heads a probe can use.
 HEADS = ("ridge", "knn", "mlp", "kernel")
