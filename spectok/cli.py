@@ -87,7 +87,8 @@ def _export(args):
     from spectok.training import export_checkpoint
 
     try:
-        description = export_checkpoint(args.checkpoint, args.output)
+        description = export_checkpoint(args.checkpoint, args.output,
+                                        overwrite=args.overwrite)
     except (OSError, ValueError) as error:
         raise SystemExit(f"spectok export: {error}") from None
     print(f"wrote {description} and {description.with_suffix('.safetensors')}")
@@ -200,6 +201,8 @@ def _parser():
         "evaluate a run before it ends.")
     export.add_argument("checkpoint", help="checkpoint.pt of a run, or the run's output directory")
     export.add_argument("output", help="destination without suffix, e.g. runs/my-run/step-2000")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a model already saved at OUTPUT")
     export.set_defaults(run=_export)
 
     validate = commands.add_parser(

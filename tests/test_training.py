@@ -475,6 +475,23 @@ def test_exported_checkpoint_is_the_model_train_writes(tmp_path, monkeypatch):
                            atol=0)
 
 
+def test_export_does_not_replace_a_saved_model_unless_asked(tmp_path):
+    train(tiny_config(tmp_path, steps=2), progress=False, sources=TOY_SOURCES)
+    final = tmp_path / "toy-model"
+    written = final.with_name("toy-model.json").read_bytes()
+    with pytest.raises(FileExistsError, match="toy-model.json exists.*overwrite=True"):
+        export_checkpoint(tmp_path, final)
+    with pytest.raises(SystemExit, match="spectok export: .*toy-model.json exists"):
+        main(["export", str(tmp_path), str(final)])
+    assert final.with_name("toy-model.json").read_bytes() == written
+    # either file alone is a saved model too
+    (tmp_path / "half.safetensors").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="half.safetensors exists"):
+        export_checkpoint(tmp_path, tmp_path / "half")
+    assert main(["export", "--overwrite", str(tmp_path), str(final)]) == 0
+    assert load_model(final.with_name("toy-model.json")).metadata["steps"] == 2
+
+
 def test_export_records_the_range_of_the_starting_model(tmp_path):
     train(tiny_config(tmp_path / "first", steps=2), progress=False, sources=TOY_SOURCES)
     start = tmp_path / "first" / "toy-model.json"

@@ -315,7 +315,7 @@ def _model_metadata(config, steps, span, initial_range):
     return metadata
 
 
-def export_checkpoint(checkpoint, path):
+def export_checkpoint(checkpoint, path, *, overwrite=False):
     """Save the model of a training checkpoint, to evaluate a run before it ends.
 
     The model is written as `train` writes the final one (with
@@ -330,6 +330,11 @@ def export_checkpoint(checkpoint, path):
         last checkpoint).
     path : str or `~pathlib.Path`
         Destination without suffix, e.g. ``"runs/my-run/step-2000"``.
+    overwrite : bool
+        Replace a model already saved at ``path``. Off by default, so that
+        exporting to the name a run gives its final model (``output_dir /
+        name``) cannot silently replace a finished model with an earlier
+        step's.
 
     Returns
     -------
@@ -340,6 +345,9 @@ def export_checkpoint(checkpoint, path):
     ------
     FileNotFoundError
         No checkpoint at ``checkpoint``.
+    FileExistsError
+        A model (either of its two files) is already saved at ``path`` and
+        ``overwrite`` is false.
     ValueError
         The file cannot be read or is not a checkpoint of `train`; its
         training configuration is one this version of spectok cannot read;
@@ -368,6 +376,13 @@ def export_checkpoint(checkpoint, path):
     2
     """
     checkpoint = Path(checkpoint)
+    if not overwrite:
+        path = Path(path)
+        existing = [path.with_name(path.name + suffix) for suffix in (".json", ".safetensors")
+                    if path.with_name(path.name + suffix).exists()]
+        if existing:
+            raise FileExistsError(f"{existing[0]} exists; choose another destination, or pass "
+                                  "overwrite=True (spectok export --overwrite) to replace it")
     if checkpoint.is_dir():
         found = latest_checkpoint(checkpoint)
         if found is None:
