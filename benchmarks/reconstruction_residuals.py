@@ -18,7 +18,9 @@ median and mean χ² per pixel by the pixel's S/N, and the mean χ² per pixel i
 ten equal steps of ln λ across the spectra's range.
 For quasars it also gives the mean residual and χ² per pixel in three
 rest-frame regions: the Lyα forest (< 1216 Å), the broad UV lines (1216-2000
-Å) and redder.
+Å) and redder; the median χ² of the quasars with the forest in view and of
+those without; and the median χ² of every quasar over its pixels redward of
+Lyα alone.
 """
 
 import argparse
@@ -125,6 +127,17 @@ def main():
             if stats:
                 mean, chi2_region = np.median(stats, axis=0)
                 print(f"  {name:28s} {len(stats):3d} spectra  {mean:+.2f}  {chi2_region:6.2f}")
+        forest = [np.exp(w) / (1 + s.meta["redshift"]) < 1216
+                  for s, (w, _, _, _) in zip(spectra, per_spectrum)]
+        in_view = np.array([f.sum() >= 50 for f in forest])
+        print("median reduced χ² of the quasars with the Lyα forest in view (≥ 50 pixels) and "
+              "without:")
+        for label, chosen in (("forest in view", in_view), ("no forest", ~in_view)):
+            if chosen.any():
+                print(f"  {label:28s} {chosen.sum():3d} spectra  {np.median(chi2[chosen]):6.2f}")
+        redward = [np.mean(r[~f] ** 2) for f, (_, r, _, _) in zip(forest, per_spectrum)
+                   if (~f).any()]
+        print(f"median reduced χ² of every quasar redward of Lyα alone: {np.median(redward):.2f}")
 
     log_wave = np.concatenate([w for w, _, _, _ in per_spectrum])
     r2 = np.concatenate([r ** 2 for _, r, _, _ in per_spectrum])
