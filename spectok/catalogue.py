@@ -138,7 +138,7 @@ def read_spectrum(path, file_format=None):
     if spectrum is None or (isinstance(spectrum, SpectrumList) and not len(spectrum)):
         warned = f"; the reader warned: {'; '.join(notes[:3])}" if notes else ""
         raise OSError(f"{path}: specutils could not read it ({first}){warned}; give a format "
-                      "to choose a reader")
+                      "(file_format=..., spectok encode --format) to choose a reader")
     for w in dict((str(w.message), w) for w in caught).values():
         warnings.warn(f"{path}: {w.message}", w.category, stacklevel=2)
     if isinstance(spectrum, SpectrumList) and len(spectrum) == 1:

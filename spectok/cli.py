@@ -65,6 +65,9 @@ def _encode(args):
                if result.resumed_chunks else "")
     skipped = f", skipped {len(result.skipped)}" if result.skipped else ""
     print(f"wrote {result.n_encoded} embeddings to {result.path}{skipped}{resumed}")
+    if result.skipped and not result.n_encoded:
+        print("spectok encode: no spectrum could be encoded", file=sys.stderr)
+        return 1
     return 0
 
 

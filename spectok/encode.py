@@ -1,6 +1,7 @@
 """`encode` and `decode`: spectra to tokens and back, batched by length."""
 
 import functools
+import numbers
 import warnings
 from contextlib import nullcontext
 
@@ -40,7 +41,11 @@ def resolve_device(device=None):
     device = conf.device if device is None else device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or another torch device such as "
+                         f"'cuda:1', got {device!r}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -180,7 +185,8 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     errors : {"raise", "warn", "skip"}
         What to do with a spectrum that cannot be used: raise its error, or
         leave it out (with one warning, or silently) and list it in
-        `TokenBatch.skipped`.
+        `TokenBatch.skipped`. A single spectrum (not in a list) always
+        raises: there would be nothing to return.
 
     Returns
     -------
@@ -223,9 +229,11 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     device = resolve_device(device)
     net = get_model(model, device)
     patch_size = net.config.patch_size
-    batch_size = int(batch_size or conf.batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = conf.batch_size if batch_size is None else batch_size
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+            or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = int(batch_size)
 
     prepared, skipped = _prepare_all(items, medium, "raise" if single else errors, patch_size)
     missing = sum(not p.has_uncertainty for _, p in prepared)
@@ -250,7 +258,8 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
                 results[k] = result
     if single:
         return results[0]
-    return TokenBatch(results, np.array([index for index, _ in prepared], dtype=int), skipped)
+    return TokenBatch(results, np.array([index for index, _ in prepared], dtype=int), skipped,
+                      shape=(net.config.width, net.config.token_dim))
 
 
 def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
@@ -279,6 +288,8 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
 
     Raises
     ------
+    TypeError
+        ``tokens`` is not one spectrum's `~spectok.SpectralTokens`.
     ValueError
         ``model`` is not the model that made the tokens.
 
@@ -293,6 +304,12 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
     >>> rendered.flux.unit, rendered.flux.shape
     (Unit("mJy"), (500,))
     """
+    if not isinstance(tokens, SpectralTokens):
+        hint = (" (one spectrum's tokens: for the spectra of a TokenBatch, decode each, "
+                "[spectok.decode(t, wavelength) for t in batch])"
+                if isinstance(tokens, TokenBatch) else "")
+        raise TypeError(f"decode takes the SpectralTokens of one spectrum, got "
+                        f"{type(tokens).__name__}{hint}")
     device = resolve_device(device)
     net = get_model(model or tokens.model, device)
     if model is not None and getattr(net, "name", tokens.model) != tokens.model:

@@ -103,6 +103,13 @@ def test_encode_reports_unreadable_file(tmp_path, tiny_model_path, capsys):
     assert "wrote 1 embeddings" in capsys.readouterr().out
     table = Table.read(output)
     assert list(table["index"]) == [0] and table.meta["SKIPPED"] == 1
+    # nothing encoded at all is a failure a script can see
+    with pytest.warns(SpectrumInputWarning, match="skipped 1 of 1 spectra"):
+        assert main(["encode", str(bad), "-o", str(output), "--model", str(tiny_model_path),
+                     "--format", "tabular-fits", "--overwrite"]) == 1
+    captured = capsys.readouterr()
+    assert "wrote 0 embeddings" in captured.out
+    assert "no spectrum could be encoded" in captured.err
 
 
 def test_encode_stops_on_a_broken_file_and_resumes_after_it_is_fixed(tmp_path, tiny_model_path,

@@ -303,8 +303,11 @@ def test_single_spectrum_always_raises(tiny_model, pair):
 def test_bad_arguments(tiny_model, pair):
     with pytest.raises(ValueError, match="errors must be one of"):
         spectok.encode(pair, model=tiny_model, errors="ignore")
-    with pytest.raises(ValueError, match="batch_size must be at least 1"):
-        spectok.encode(pair, model=tiny_model, batch_size=-1)
+    for batch_size in (-1, 0, 1.5, "4", True):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            spectok.encode(pair, model=tiny_model, batch_size=batch_size)
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' .* got 'gpu'"):
+        spectok.encode(pair, model=tiny_model, device="gpu")
     with pytest.raises(SpectrumInputError, match="the list is empty"):
         spectok.encode([], model=tiny_model)
     with pytest.raises(SpectrumInputError, match="^spectrum 0: the SpectrumList is empty"):
@@ -379,6 +382,14 @@ def test_decode_bad_grid(tiny_model, pair):
         spectok.decode(tokens, [450.0, 450, 460] * u.nm, model=tiny_model)
     with pytest.raises(u.UnitConversionError, match="not a wavelength"):
         spectok.decode(tokens, [1.0, 2.0] * u.s, model=tiny_model)
+
+
+def test_decode_takes_one_spectrums_tokens(tiny_model, pair):
+    batch = spectok.encode([pair, pair], model=tiny_model)
+    with pytest.raises(TypeError, match="got TokenBatch .*for t in batch"):
+        spectok.decode(batch, [450.0, 460.0] * u.nm)
+    with pytest.raises(TypeError, match="SpectralTokens of one spectrum, got ndarray"):
+        spectok.decode(batch.embedding, [450.0, 460.0] * u.nm)
 
 
 def test_decode_refuses_another_model(tiny_model, pair):

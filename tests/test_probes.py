@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import spectok
+from spectok.adapter import SpectrumInputWarning
 from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftProbe,
                             SpectralClassProbe, SpectrumEmbedder, StellarParameterProbe,
                             build_head, calibration_folds, calibration_split,
@@ -259,6 +260,15 @@ def test_cross_calibrated_classifier_sets_cover_and_use_every_sample():
         assert abs(covered - alpha) < tolerance, (alpha, covered)
 
 
+@pytest.mark.parametrize("head", ["ridge", "mlp"])
+def test_cross_calibration_with_a_class_of_one(head):
+    # the fold that holds the lone sample out leaves one class to fit on
+    X = np.random.default_rng(3).normal(size=(50, 3))
+    probe = SpectralClassProbe(head=head, calibration="cv", random_state=0).fit(
+        X, ["star"] * 49 + ["quasar"])
+    assert probe.n_calibration_ == 50 and probe.calibration_scores_[-1] == 1.0
+
+
 def test_stellar_targets_must_match_y():
     X = np.random.default_rng(0).normal(size=(50, 3))
     with pytest.raises(ValueError, match="shape"):
@@ -336,6 +346,7 @@ def test_not_calibrated_and_bad_alpha():
 def test_conformal_quantile_rank():
     scores = np.arange(1.0, 20.0)  # 19 scores
     assert conformal_quantile(scores, 0.5) == 10.0  # ceil(20 * 0.5) = 10th
+    assert conformal_quantile(scores, 1e-11) == 1.0  # the narrowest, never the widest
     assert conformal_quantile(scores, 0.95) == 19.0
     assert np.isinf(conformal_quantile(scores[:5], 0.9))
     np.testing.assert_array_equal(conformal_quantile(np.column_stack([scores, 2 * scores]), 0.5),
@@ -358,6 +369,61 @@ def test_heads_are_validated():
     with pytest.raises(ValueError, match="head_params"):
         make_head("ridge", "regression", 10, params={"no_such_parameter": 1})
     assert make_head("knn", "classification", 4, params={"n_neighbors": 50}).n_neighbors == 4
+    for value in (None, 2.7, "3", 0, True):
+        with pytest.raises(ValueError, match="head_params 'n_neighbors' must be a positive "):
+            make_head("knn", "regression", 10, params={"n_neighbors": value})
+    with pytest.raises(ValueError, match="head_params 'n_components' must be a positive"):
+        make_head("kernel", "classification", 10, params={"n_components": None})
+    assert make_head("knn", "regression", 10, params={"n_neighbors": np.int64(3)}).n_neighbors == 3
+    with pytest.raises(ValueError, match="calibration_fraction must be a number"):
+        RedshiftProbe(calibration_fraction=None).fit(np.ones((10, 2)), np.ones(10))
+
+
+def test_targets_as_quantities_and_tables():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 4))
+    teff = 5000 + 500 * X[:, 0]
+    kelvin = StellarParameterProbe(targets="teff").fit(X, teff)
+    celsius = (teff * u.K).to(u.deg_C, equivalencies=u.temperature())
+    np.testing.assert_allclose(StellarParameterProbe(targets="teff").fit(X, celsius).predict(X),
+                               kelvin.predict(X), rtol=1e-9)
+    y = np.column_stack([teff, 4 + 0.2 * X[:, 1], 0.1 * X[:, 2]])
+    probe = StellarParameterProbe().fit(X, y)
+    table = QTable({"teff": y[:, 0] * u.K, "logg": u.Dex(y[:, 1], u.dex(u.cm / u.s ** 2)),
+                    "feh": y[:, 2] * u.dex})
+    np.testing.assert_allclose(StellarParameterProbe().fit(X, table).predict(X),
+                               probe.predict(X), rtol=1e-9)
+    # what predict(as_quantity=True) gives is taken back as targets
+    StellarParameterProbe().fit(X, probe.predict(X, as_quantity=True))
+    with pytest.raises(u.UnitConversionError, match="target 'teff' is given in m"):
+        StellarParameterProbe(targets="teff").fit(X, teff * u.m)
+    with pytest.raises(u.UnitConversionError, match="'z' must be dimensionless, got .* m"):
+        RedshiftProbe().fit(X, np.abs(X[:, 0]) * u.m)
+    with pytest.raises(ValueError, match="no column 'feh'"):
+        StellarParameterProbe().fit(X, table["teff", "logg"])
+    with pytest.raises(ValueError, match="y contains NaN"):   # a masked target, not lost
+        masked = QTable(table, masked=True)
+        masked["feh"].mask[0] = True
+        StellarParameterProbe().fit(X, masked)
+
+
+def test_class_labels_and_class_weights(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(90, 4))
+    y = np.array(["M", "L", "T"])[np.argmax(X[:, :3], axis=1)]
+    with pytest.raises(ValueError, match="all strings or all numbers; got a mix of int, str"):
+        SpectralClassProbe().fit(X, np.array(["a", 1] * 45, dtype=object))
+    for head in ("ridge", "kernel"):
+        weighted = SpectralClassProbe(head=head, head_params={"class_weight": {"M": 5.0}},
+                                      random_state=0).fit(X, y)
+        plain = SpectralClassProbe(head=head, random_state=0).fit(X, y)
+        assert np.mean(weighted.predict(X) == "M") > np.mean(plain.predict(X) == "M")
+        loaded = load_probe(weighted.save(tmp_path / head))
+        assert loaded.predict_proba(X).tobytes() == weighted.predict_proba(X).tobytes()
+    numbered = SpectralClassProbe(head_params={"class_weight": {0: 5.0}}).fit(X, X[:, 0] > 0)
+    assert load_probe(numbered.save(tmp_path / "numbered")).get_params() == numbered.get_params()
+    with pytest.raises(ValueError, match="class_weight names 'X', which is not a class"):
+        SpectralClassProbe(head_params={"class_weight": {"X": 2.0}}).fit(X, y)
 
 
 def test_auto_head_follows_the_data():
@@ -423,6 +489,8 @@ def test_redshift_heads_are_compared_by_capped_outlier_error():
 
 def test_auto_head_refuses_what_it_cannot_do():
     X = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match="needs at least 3 samples to fit on"):
+        RedshiftProbe(head="auto", calibration_fraction=0.5).fit(X[:3], np.abs(X[:3, 0]))
     with pytest.raises(ValueError, match="name a head to give head_params"):
         RedshiftProbe(head="auto", head_params={"alpha": 1.0}).fit(X, np.abs(X[:, 0]))
     y = np.array(["common"] * 38 + ["rare"] * 2)
@@ -513,6 +581,53 @@ def test_load_refuses_other_files(tmp_path):
         SpectralClassProbe.load(path)
 
 
+@pytest.mark.parametrize("kind", [StellarParameterProbe, SpectralClassProbe])
+def test_round_trip_is_bitwise_with_many_features(kind, tmp_path):
+    # scikit-learn keeps ridge coefficients in Fortran order; a matrix product's
+    # last bits depend on the layout, which a C-order copy would change
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 64))
+    y = (np.column_stack([5000 + 500 * X[:, 0], 4 + 0.2 * X[:, 1], 0.1 * X[:, 2]])
+         if kind is StellarParameterProbe else np.where(X[:, 0] > 0, "star", "galaxy"))
+    probe = kind(head="ridge").fit(X, y)
+    loaded = load_probe(probe.save(tmp_path / "probe"))
+    method = "predict" if kind is StellarParameterProbe else "predict_proba"
+    assert getattr(loaded, method)(X).tobytes() == getattr(probe, method)(X).tobytes()
+
+
+def _probe_file_with(tmp_path, edit):
+    """A saved probe whose JSON description ``edit`` has changed, and its path."""
+    from safetensors.numpy import load_file, safe_open
+
+    _, probe = _fitted(RedshiftProbe, "ridge")
+    path = probe.save(tmp_path / "probe.safetensors")
+    with safe_open(str(path), "np") as f:
+        metadata = f.metadata()
+    metadata = edit(dict(metadata))
+    save_file(load_file(str(path)), str(path), metadata=metadata)
+    return path
+
+
+def _tree_edit(change):
+    def edit(metadata):
+        tree = json.loads(metadata["probe"])
+        change(tree)
+        return {**metadata, "probe": json.dumps(tree)}
+    return edit
+
+
+@pytest.mark.parametrize("edit", [
+    _tree_edit(lambda tree: tree.pop("params")),
+    _tree_edit(lambda tree: tree["params"].pop("v")),
+    _tree_edit(lambda tree: tree["params"].update(v=[1, 2])),
+    lambda metadata: {**metadata, "versions": "[]"},
+    lambda metadata: {**metadata, "probe": "[" * 100_000 + "]" * 100_000},
+], ids=["no params", "no value", "dict as list", "versions a list", "deep nesting"])
+def test_a_tampered_probe_file_is_a_probe_file_error(tmp_path, edit):
+    with pytest.raises(ProbeFileError, match="probe.safetensors"):
+        load_probe(_probe_file_with(tmp_path, edit))
+
+
 def test_save_refuses_unknown_objects(tmp_path):
     _, probe = _fitted(RedshiftProbe, "ridge")
     probe.extra_ = object()
@@ -557,5 +672,13 @@ def test_embedder_adds_tokens_aligned_on_wavelength_bins(tiny_model, make_pair):
     assert np.all(X[0, -c.token_dim:] == 0)   # the first spectrum stops at 5000 Å
     np.testing.assert_array_equal(token_features(tokens, bins), X)
     np.testing.assert_array_equal(token_features(tokens), tokens.embedding)
+    np.testing.assert_array_equal(token_features(tokens[1], bins), X[1:])   # one spectrum's
+    # every spectrum skipped: no rows, but the model's columns
+    bad = (spectra[0][0], np.full(150, np.nan) * spectra[0][1].unit)
+    with pytest.warns(SpectrumInputWarning, match="skipped 1 of 1"):
+        empty = spectok.encode([bad], model=tiny_model, errors="warn")
+    assert empty.embedding.shape == (0, c.width)
+    assert empty.aligned(bins).shape == (0, 8, c.token_dim)
+    assert token_features(empty, bins).shape == (0, X.shape[1])
     with pytest.raises(ValueError, match="strictly ascending or descending"):
         SpectrumEmbedder(model=tiny_model, wavelength_bins=[4000, 5000, 4500] * u.AA).fit()

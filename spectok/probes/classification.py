@@ -33,7 +33,8 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         ``"auto"`` picks the head with the best 3-fold cross-validated
         accuracy on the training data (`~spectok.probes.build_head`).
     head_params : dict, optional
-        Parameter overrides for the head estimator (not with ``"auto"``).
+        Parameter overrides for the head estimator (not with ``"auto"``). A
+        ``class_weight`` dict is keyed by class label, as in scikit-learn.
     standardize : bool
         Scale each feature to zero mean and unit variance first.
     calibration_fraction : float
@@ -107,8 +108,13 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         if self.head not in (*HEADS, "auto"):
             raise ValueError(f"head must be one of {(*HEADS, 'auto')}, got {self.head!r}")
         X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
+        try:
+            check_classification_targets(y)
+            self.classes_, encoded = np.unique(y, return_inverse=True)
+        except TypeError:   # labels that cannot be sorted together
+            kinds = sorted({type(label).__name__ for label in y})
+            raise ValueError(f"class labels must be all strings or all numbers; got a mix of "
+                             f"{', '.join(kinds)}") from None
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least two classes; "
                              f"got only one class, {self.classes_[0].item()!r}")
@@ -124,7 +130,8 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         self.scaler_ = standardizer(self.standardize).fit(X[fit_idx])
         features = self.scaler_.transform(X[fit_idx])
         head, self.head_name_, self.head_scores_ = build_head(
-            self.head, "classification", features, encoded[fit_idx], params=self.head_params,
+            self.head, "classification", features, encoded[fit_idx],
+            params=self._params_by_class_index(),
             random_state=rng.randint(np.iinfo(np.int32).max))
         self.head_ = fit_head(head, features, encoded[fit_idx])
         if folds:
@@ -138,15 +145,35 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         self.n_calibration_ = len(scores)
         return self
 
+    def _params_by_class_index(self):
+        """``head_params`` for a head fitted on class indices: ``class_weight`` keyed by index."""
+        weights = (self.head_params or {}).get("class_weight")
+        if not isinstance(weights, dict):
+            return self.head_params
+        index = {_plain(label): k for k, label in enumerate(self.classes_)}
+        unknown = [label for label in weights if _plain(label) not in index]
+        if unknown:
+            raise ValueError(f"head_params class_weight names {unknown[0]!r}, which is not a "
+                             f"class of y (classes: {', '.join(map(repr, index))})")
+        return {**self.head_params,
+                "class_weight": {index[_plain(label)]: weight for label, weight in weights.items()}}
+
     def _held_out_scores(self, X, encoded, held_out):
         """1 − p(true class) on ``held_out`` of the fitted head refitted on the other samples.
 
-        A class the other samples lack gets probability 0, so its members score 1.
+        A class the other samples lack gets probability 0, so its members score 1;
+        where the other samples are all of one class, no head is fitted and
+        that class gets probability 1.
         """
         rest = np.setdiff1d(np.arange(len(X)), held_out)
-        scaler = standardizer(self.standardize).fit(X[rest])
-        head = refit_head(self.head_, scaler.transform(X[rest]), encoded[rest])
-        proba = _class_probabilities(head, scaler, X[held_out], len(self.classes_))
+        seen = np.unique(encoded[rest])
+        if len(seen) == 1:
+            proba = np.zeros((len(held_out), len(self.classes_)))
+            proba[:, seen[0]] = 1.0
+        else:
+            scaler = standardizer(self.standardize).fit(X[rest])
+            head = refit_head(self.head_, scaler.transform(X[rest]), encoded[rest])
+            proba = _class_probabilities(head, scaler, X[held_out], len(self.classes_))
         return 1.0 - proba[np.arange(len(held_out)), encoded[held_out]]
 
     def _proba(self, X):
@@ -264,6 +291,11 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
                 f"small{minimum}); refit with calibration_fraction > 0 to get prediction sets")
         q = conformal_quantile(self.calibration_scores_, alpha)
         return proba >= 1.0 - q - 1e-12
+
+
+def _plain(label):
+    """A class label as a Python scalar, so that ``"M"`` and ``np.str_("M")`` match."""
+    return label.item() if isinstance(label, np.generic) else label
 
 
 def _class_probabilities(head, scaler, X, n_classes):

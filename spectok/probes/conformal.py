@@ -46,7 +46,11 @@ def _check_calibration(calibration):
 
 
 def _check_fraction(fraction):
-    fraction = float(fraction)
+    try:
+        fraction = float(fraction)
+    except (TypeError, ValueError):
+        raise ValueError(f"calibration_fraction must be a number in [0, 1), got "
+                         f"{fraction!r}") from None
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"calibration_fraction must be in [0, 1), got {fraction}")
     return fraction
@@ -91,7 +95,7 @@ def conformal_quantile(scores, alpha):
     if n == 0:
         raise NotCalibratedError("no calibration scores: the probe was fitted with "
                                  "calibration_fraction=0 or on too few samples to hold any out")
-    rank = math.ceil((n + 1) * alpha - 1e-9)
+    rank = max(math.ceil((n + 1) * alpha - 1e-9), 1)   # a tiny alpha: the smallest score
     if rank > n:
         return np.full(scores.shape[1:], np.inf)[()] if scores.ndim > 1 else np.float64(np.inf)
     return scores[rank - 1]

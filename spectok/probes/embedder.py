@@ -11,8 +11,9 @@ def token_features(batch, wavelength_bins=None):
 
     Parameters
     ----------
-    batch : `~spectok.TokenBatch`
-        Encoded spectra (from `spectok.encode`).
+    batch : `~spectok.TokenBatch` or `~spectok.SpectralTokens`
+        Encoded spectra (from `spectok.encode`); one spectrum's tokens give
+        one row.
     wavelength_bins : `~astropy.units.Quantity`, optional
         Bin edges for `~spectok.TokenBatch.aligned` (zero where a spectrum
         does not reach); `None` gives the pooled embedding alone.
@@ -35,11 +36,16 @@ def token_features(batch, wavelength_bins=None):
     >>> token_features(spectok.encode([s, s]), np.geomspace(4000, 8000, 5) * u.AA).shape
     (2, 256)
     """
-    embedding = batch.embedding.reshape(len(batch), -1)
+    from ..tokens import SpectralTokens, TokenBatch
+
+    if isinstance(batch, SpectralTokens):
+        batch = TokenBatch([batch], np.zeros(1, dtype=int))
+    embedding = batch.embedding
     if wavelength_bins is None:
         return embedding
     aligned = batch.aligned(wavelength_bins).filled(0.0).astype(np.float32)
-    return np.hstack([embedding, aligned.reshape(len(batch), -1)])
+    n_spectra, n_bins, token_dim = aligned.shape
+    return np.hstack([embedding, aligned.reshape(n_spectra, n_bins * token_dim)])
 
 
 class SpectrumEmbedder(TransformerMixin, BaseEstimator):
@@ -165,13 +171,10 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         """
         from ..datasets import SpectrumDataset
         from ..encode import encode
-        from ..tokens import SpectralTokens, TokenBatch
 
         spectra = X.spectra if isinstance(X, SpectrumDataset) else X
         result = encode(spectra, model=self.model, batch_size=self.batch_size,
                         device=self.device, medium=self.medium, progress=False, errors="raise")
-        if isinstance(result, SpectralTokens):
-            result = TokenBatch([result], np.zeros(1, dtype=int))
         return token_features(result, self.wavelength_bins)
 
     def get_feature_names_out(self, input_features=None):

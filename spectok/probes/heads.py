@@ -148,7 +148,7 @@ def make_head(head, task, n_samples, random_state=None, params=None):
     if params:
         params = dict(params)
         if head == "knn" and "n_neighbors" in params:
-            params["n_neighbors"] = min(int(params["n_neighbors"]), n_samples)
+            params["n_neighbors"] = min(_count(params["n_neighbors"], "n_neighbors"), n_samples)
         if head == "kernel" and not regression:
             params = _classifier_kernel_params(params, n_samples)
         try:
@@ -156,6 +156,15 @@ def make_head(head, task, n_samples, random_state=None, params=None):
         except ValueError as error:
             raise ValueError(f"head_params for the {head!r} head: {error}") from None
     return estimator
+
+
+def _count(value, name):
+    """A ``head_params`` value that must be a positive integer, checked."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"head_params {name!r} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _classifier_kernel_params(params, n_samples):
@@ -168,7 +177,9 @@ def _classifier_kernel_params(params, n_samples):
                              f"{name!r} name the same parameter; give one")
         routed[target], given_as[target] = value, name
     if "nystroem__n_components" in routed:
-        routed["nystroem__n_components"] = min(int(routed["nystroem__n_components"]), n_samples)
+        routed["nystroem__n_components"] = min(
+            _count(routed["nystroem__n_components"], given_as["nystroem__n_components"]),
+            n_samples)
     return routed
 
 
@@ -262,6 +273,9 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=AUT
                              f"class has {counts.min()}")
         folds = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
     else:
+        if len(X) < n_splits:
+            raise ValueError(f"head='auto' needs at least {n_splits} samples to fit on for its "
+                             f"{n_splits}-fold cross-validation; got {len(X)}")
         folds = KFold(n_splits, shuffle=True, random_state=random_state)
     if scoring is None:
         scoring = "accuracy" if task == "classification" else "neg_mean_squared_error"

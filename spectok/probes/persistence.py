@@ -100,7 +100,10 @@ class _Writer:
         if value.dtype.kind in "biuf":
             key = f"a{len(self.arrays)}"
             self.arrays[key] = np.ascontiguousarray(value)
-            return {"t": "array", "key": key}
+            # scikit-learn keeps some coefficients in Fortran order, and a matrix
+            # product's last bits depend on the layout: restore it on loading
+            fortran = value.flags.f_contiguous and not value.flags.c_contiguous
+            return {"t": "array", "key": key, "order": "F" if fortran else "C"}
         if value.dtype.kind in "UO" and all(isinstance(v, (str, np.str_, int, np.integer,
                                                            float, np.floating, bool))
                                             for v in value.ravel()):
@@ -121,9 +124,15 @@ class _Writer:
             return {"t": type(value).__name__,
                     "v": [self.node(v, f"{where}[{i}]") for i, v in enumerate(value)]}
         if isinstance(value, dict):
-            if not all(isinstance(k, str) for k in value):
-                raise TypeError(f"{where}: dict keys must be strings")
-            return {"t": "dict", "v": {k: self.node(v, f"{where}.{k}") for k, v in value.items()}}
+            if all(isinstance(k, str) for k in value):
+                return {"t": "dict",
+                        "v": {k: self.node(v, f"{where}.{k}") for k, v in value.items()}}
+            if not all(isinstance(k, (str, int, float, np.integer, np.floating))
+                       and not isinstance(k, (bool, np.bool_)) for k in value):
+                raise TypeError(f"{where}: dict keys must be strings or numbers")
+            return {"t": "mapping", "v": [[self.node(k, f"{where} key"),
+                                           self.node(v, f"{where}[{k!r}]")]
+                                          for k, v in value.items()]}
         name = _type_name(value)
         if name is None:
             raise TypeError(f"{where}: cannot store an object of type "
@@ -160,7 +169,9 @@ class _Reader:
         if kind == "array":
             if node.get("key") not in self.arrays:
                 self.fail(f"missing array {node.get('key')!r}")
-            return self.arrays[node["key"]].copy()
+            if node.get("order", "C") not in ("C", "F"):
+                self.fail(f"unexpected array order {node.get('order')!r}")
+            return np.array(self.arrays[node["key"]], order=node.get("order", "C"))
         if kind == "text_array":
             if node.get("dtype") not in ("U", "O"):
                 self.fail(f"unexpected text array dtype {node.get('dtype')!r}")
@@ -174,6 +185,11 @@ class _Reader:
             return items if kind == "list" else tuple(items)
         if kind == "dict":
             return {str(k): self.node(v) for k, v in node["v"].items()}
+        if kind == "mapping":
+            pairs = [(self.node(k), self.node(v)) for k, v in node["v"]]
+            if not all(isinstance(k, (str, int, float, np.integer, np.floating)) for k, _ in pairs):
+                self.fail("mapping keys must be strings or numbers")
+            return dict(pairs)
         if kind == "estimator":
             name = node.get("class")
             if name not in self.trusted:
@@ -315,11 +331,19 @@ def load_probe(path):
     try:
         tree = json.loads(metadata["probe"])
         written = json.loads(metadata.get("versions", "{}"))
-    except (KeyError, json.JSONDecodeError) as error:
+    except (KeyError, json.JSONDecodeError, RecursionError) as error:
         raise ProbeFileError(f"{path}: unreadable probe description ({error})") from None
+    if not isinstance(written, dict):
+        raise ProbeFileError(f"{path}: malformed record of versions {written!r}")
     current = _versions()
     if written.get("sklearn") != current["sklearn"]:
         warnings.warn(f"{path} was written with scikit-learn {written.get('sklearn')}, this is "
                       f"{current['sklearn']}; refit the probe if its predictions look wrong",
                       ProbeVersionWarning, stacklevel=2)
-    return _Reader(arrays, path).node(tree)
+    try:
+        return _Reader(arrays, path).node(tree)
+    except ProbeFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+        raise ProbeFileError(f"{path}: malformed probe description ({type(error).__name__}: "
+                             f"{error})") from None

@@ -26,6 +26,53 @@ TARGET_UNITS = {
 }
 
 
+def _plain_targets(y, names):
+    """``y`` as plain numbers in the targets' units (`TARGET_UNITS`).
+
+    A Quantity (one column per target) or a table (a column per target, by
+    name; what ``predict(X, as_quantity=True)`` returns) is converted, Teff
+    with astropy's temperature equivalency; masked table entries become NaN
+    (which ``fit`` refuses). Anything else is returned as given.
+    """
+    import astropy.units as u
+    from astropy.table import Table
+
+    if isinstance(y, Table):
+        missing = [name for name in names if name not in y.colnames]
+        if missing:
+            raise ValueError(f"the table of targets has no column {missing[0]!r} (its columns: "
+                             f"{', '.join(y.colnames)})")
+        columns = [y[name] for name in names]
+    elif isinstance(y, u.Quantity):
+        if len(names) > 1 and (y.ndim != 2 or y.shape[1] != len(names)):
+            raise ValueError(f"y must have shape (n_samples, {len(names)}) with columns "
+                             f"{list(names)}, got {y.shape}")
+        columns = [y] if len(names) == 1 else [y[:, k] for k in range(len(names))]
+    else:
+        return y
+    values = [_in_target_unit(column, name) for column, name in zip(columns, names)]
+    return values[0] if len(names) == 1 else np.column_stack(values)
+
+
+def _in_target_unit(column, name):
+    import astropy.units as u
+
+    if hasattr(column, "filled"):   # a masked table column or Quantity
+        column = column.filled(np.nan)
+    if not isinstance(column, u.Quantity):
+        return np.asarray(column, dtype=np.float64)
+    unit = u.Unit(TARGET_UNITS.get(name) or u.dimensionless_unscaled)
+    try:
+        return np.asarray(column.to_value(unit, equivalencies=u.temperature()), dtype=np.float64)
+    except u.UnitsError:
+        if unit == u.dimensionless_unscaled:
+            raise u.UnitConversionError(f"target {name!r} must be dimensionless, got a Quantity "
+                                        f"in {column.unit}") from None
+        raise u.UnitConversionError(
+            f"target {name!r} is given in {column.unit}, which cannot be converted to {unit}; "
+            f"pass it in {unit} or as plain numbers") from None
+
+
 class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
     """Standardise → head → conformal absolute-residual intervals (split or cross-validated).
 
@@ -71,17 +118,28 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         ----------
         X : array-like, shape (n_samples, n_features)
             Embeddings (or any features).
-        y : array-like, shape (n_samples,) or (n_samples, n_targets)
-            Targets in their natural units.
+        y : array-like, `~astropy.units.Quantity` or `~astropy.table.Table`
+            Targets, shape (n_samples,) or (n_samples, n_targets): plain
+            numbers in the units of `TARGET_UNITS` (K, ``dex(cm / s2)``,
+            dex; redshift dimensionless), a Quantity in any unit that
+            converts to them (Teff also in °C), or a table with a column
+            per target name, such as ``predict(X, as_quantity=True)``
+            returns.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        astropy.units.UnitConversionError
+            A target given in a unit that does not convert to its own.
         """
         if self.head not in (*HEADS, "auto"):
             raise ValueError(f"head must be one of {(*HEADS, 'auto')}, got {self.head!r}")
         names = self._target_names()
         multi = len(names) > 1
+        y = _plain_targets(y, names)
         X, y = validate_data(self, X, y, multi_output=multi, y_numeric=True, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if multi and (y.ndim != 2 or y.shape[1] != len(names)):
