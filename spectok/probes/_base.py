@@ -75,8 +75,3 @@ class _PersistenceMixin:
         if not isinstance(probe, cls):
             raise ProbeFileError(f"{path} holds a {type(probe).__name__}, not a {cls.__name__}")
         return probe
-
-
-def as_float_array(values):
-    """Plain float64 array (predictions of scikit-learn regressors are float64)."""
-    return np.asarray(values, dtype=np.float64)

@@ -37,11 +37,9 @@ class ProbeVersionWarning(UserWarning):
 
 
 def _trusted_types():
-    from sklearn.decomposition import PCA
-    from sklearn.impute import SimpleImputer
     from sklearn.kernel_approximation import Nystroem
     from sklearn.kernel_ridge import KernelRidge
-    from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
+    from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import Pipeline
@@ -51,11 +49,9 @@ def _trusted_types():
     from .regression import RedshiftProbe, StellarParameterProbe
 
     sklearn_types = {
-        "sklearn.decomposition": [PCA],
-        "sklearn.impute": [SimpleImputer],
         "sklearn.kernel_approximation": [Nystroem],
         "sklearn.kernel_ridge": [KernelRidge],
-        "sklearn.linear_model": [LogisticRegression, Ridge, RidgeCV],
+        "sklearn.linear_model": [LogisticRegression, RidgeCV],
         "sklearn.neighbors": [KNeighborsClassifier, KNeighborsRegressor],
         "sklearn.neural_network": [MLPClassifier, MLPRegressor],
         "sklearn.pipeline": [Pipeline],

@@ -233,9 +233,10 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         Returns
         -------
         lower, upper : `~numpy.ndarray`
-            Bounds, each shaped like `predict` output. Infinite where the
-            calibration set is too small for the requested coverage
-            (fewer than 1/(1 - alpha) - 1 samples).
+            Bounds, each shaped like `predict` output. Unbounded where the
+            calibration set is too small for the requested coverage (fewer
+            than 1/(1 - alpha) - 1 samples): the target's own limits, −1
+            for a redshift, 0 K for Teff, ±inf otherwise.
 
         Raises
         ------
