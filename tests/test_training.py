@@ -407,11 +407,28 @@ def test_basis_only_training_keeps_everything_but_the_basis(tmp_path):
     assert after["pixel_coefficients.3.weight"].abs().sum() > 0     # zero at the start
 
 
+def test_pooling_only_training_changes_the_embedding_alone(tmp_path):
+    first = train(tiny_config(tmp_path / "first", steps=3), progress=False, sources=TOY_SOURCES)
+    saved = str(tmp_path / "first" / "toy-model.json")
+    pooled = train(tiny_config(tmp_path / "pooling", steps=3, init_weights=saved,
+                               trainable="pooling", reconstruction_weight=0.0,
+                               consistency_weight=1.0, hide_fraction=0.0),
+                   progress=False, sources=TOY_SOURCES)
+    before, after = parameters(first), parameters(pooled)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("pooling.") for name in changed)
+    # nothing reconstructed: the log's reconstruction term is zero throughout
+    log = np.genfromtxt(tmp_path / "pooling" / "log.csv", delimiter=",", names=True)
+    assert len(log) and np.all(log["reconstruction"] == 0.0)
+    with pytest.raises(ValueError, match="'pooling' .* needs consistency_weight > 0"):
+        tiny_config(tmp_path, trainable="pooling", init_weights=saved, consistency_weight=0.0)
+
+
 def test_trainable_choices_and_what_they_need(tmp_path):
-    with pytest.raises(ValueError, match="trainable must be 'all', 'decoder' or 'basis', got "
-                                         "'encoder'"):
+    with pytest.raises(ValueError, match="trainable must be 'all', 'decoder', 'basis' or "
+                                         "'pooling', got 'encoder'"):
         tiny_config(tmp_path, trainable="encoder")
-    for trainable in ("decoder", "basis"):
+    for trainable in ("decoder", "basis", "pooling"):
         with pytest.raises(ValueError, match=f"trainable = '{trainable}' .* needs init_weights"):
             tiny_config(tmp_path, trainable=trainable)
     with pytest.raises(ValueError, match="needs a model with pixel_basis = true"):

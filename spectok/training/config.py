@@ -94,7 +94,7 @@ class TrainingConfig:
         differ from it only by ``pixel_basis`` switched on, whose network
         then starts at zero so the model first predicts what the saved one
         does). Empty: random.
-    trainable : {"all", "decoder", "basis"}
+    trainable : {"all", "decoder", "basis", "pooling"}
         ``"all"`` (default) trains every parameter; ``"decoder"`` freezes
         the encoder
         (`~spectok.model.SpectralTokenizer.encoder_parameters`), so the
@@ -103,7 +103,10 @@ class TrainingConfig:
         ``"basis"`` trains the pixel basis alone (``pixel_basis`` on), so
         that the decoder's attention readout, and with it every wavelength
         the basis does not reach (hidden patches, gaps), stays exactly that
-        of ``init_weights`` too.
+        of ``init_weights`` too; ``"pooling"`` trains the attention pooling
+        alone, on the consistency term (which it needs), so that the tokens
+        and every reconstruction stay those of ``init_weights`` and only the
+        pooled embedding learns to bring an object's views together.
     log_every, validate_every, checkpoint_every, validation_batches : int
         Intervals in steps, and the size of the fixed validation set.
     num_workers : int
@@ -160,9 +163,12 @@ class TrainingConfig:
         if self.readout_weight and not self.tokenizer_config().pixel_basis:
             raise ValueError("readout_weight weighs the readout against the pixel basis, "
                              "so it needs a model with pixel_basis = true")
-        if self.trainable not in ("all", "decoder", "basis"):
-            raise ValueError(f"trainable must be 'all', 'decoder' or 'basis', got "
+        if self.trainable not in ("all", "decoder", "basis", "pooling"):
+            raise ValueError(f"trainable must be 'all', 'decoder', 'basis' or 'pooling', got "
                              f"{self.trainable!r}")
+        if self.trainable == "pooling" and not self.consistency_weight:
+            raise ValueError("trainable = 'pooling' trains the pooled embedding, which only the "
+                             "consistency term sees, so it needs consistency_weight > 0")
         if self.trainable != "all" and not self.init_weights:
             raise ValueError(f"trainable = {self.trainable!r} freezes trained parameters, so it "
                              "needs init_weights: the trained model to keep them from")

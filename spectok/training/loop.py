@@ -53,6 +53,11 @@ class TrainingObjective(nn.Module):
 
     def _view(self, view):
         log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
+        if not (self.config.reconstruction_weight or self.config.readout_weight):
+            # nothing to reconstruct: the consistency term needs the embedding alone
+            encoded = self.model.encode(log_wave, flux, sigma, valid, observed, spacing,
+                                        hide=view["hide"])
+            return flux.new_zeros(()), encoded["embedding"]
         query = view["query"]
 
         def pick(t):
@@ -494,9 +499,10 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     if config.trainable == "decoder":
         for parameter in model.encoder_parameters():
             parameter.requires_grad_(False)
-    elif config.trainable == "basis":
+    elif config.trainable in ("basis", "pooling"):
         model.requires_grad_(False)
-        model.pixel_coefficients.requires_grad_(True)
+        module = {"basis": "pixel_coefficients", "pooling": "pooling"}[config.trainable]
+        getattr(model, module).requires_grad_(True)
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     objective = TrainingObjective(model, config)
     optimizer = torch.optim.AdamW(trained, lr=config.learning_rate,
