@@ -159,7 +159,10 @@ class PreparedSpectrum:
         there are errors) its error is finite and positive, and its
         ``|flux|`` is at most 10⁸ times the flux scale (the median of
         ``|flux|`` over the other valid pixels): larger values are corrupted
-        data, and would overflow the model's float32 arithmetic.
+        data, and would overflow the model's float32 arithmetic. Invalid
+        pixels before an arm's first valid pixel and after its last are left
+        out, so that its patches start at the data, as in every view the
+        model was trained on (an arm with no valid pixel is kept whole).
 
         Examples
         --------
@@ -206,6 +209,14 @@ class PreparedSpectrum:
                 break
             valid = [good & ~o for good, o in zip(valid, outliers)]
             scale = _flux_scale(np.abs(np.concatenate(flux)[np.concatenate(valid)]))
+        # Patches start at an arm's first usable pixel, as in every view the model
+        # was trained on: unusable pixels before it and after the last would only
+        # shift the patch grid (and fill edge patches with nothing)
+        ends = [(np.flatnonzero(v)[[0, -1]] + [0, 1]) if v.any() else (0, len(v))
+                for v in valid]
+        wavelength, flux, sigma, valid = ([np.asarray(a)[start:stop] for a, (start, stop)
+                                           in zip(arrays, ends)]
+                                          for arrays in (wavelength, flux, sigma, valid))
         if patch_size is not None:
             _require_usable_patch(valid, patch_size, label)
         if not has_uncertainty:

@@ -384,6 +384,27 @@ def test_decode_bad_grid(tiny_model, pair):
         spectok.decode(tokens, [1.0, 2.0] * u.s, model=tiny_model)
 
 
+def test_unusable_ends_are_left_out_before_patching(tiny_model, make_pair):
+    # the model was trained on views that start and end with usable pixels: masked
+    # or empty pixels beyond the data must not shift the patch grid
+    wave, flux, sigma = make_pair(n=300, lo=3800, hi=5200)
+    core = slice(40, 260)
+    mask = np.ones(300, bool)
+    mask[core] = False
+    padded = Spectrum(spectral_axis=wave, flux=np.where(mask, 0.0, flux.value) * flux.unit,
+                      uncertainty=StdDevUncertainty(sigma), mask=mask)
+    trimmed = Spectrum(spectral_axis=wave[core], flux=flux[core],
+                       uncertainty=StdDevUncertainty(sigma[core]))
+    with_ends, without = (spectok.encode(s, model=tiny_model) for s in (padded, trimmed))
+    assert with_ends.n_patches == without.n_patches == -(-220 // tiny_model.config.patch_size)
+    np.testing.assert_array_equal(with_ends.embedding, without.embedding)
+    np.testing.assert_array_equal(with_ends.tokens, without.tokens)
+    # NaN flux at the ends is unusable too
+    nan_ends = (wave, np.where(mask, np.nan, flux.value) * flux.unit, sigma)
+    np.testing.assert_array_equal(spectok.encode(nan_ends, model=tiny_model).embedding,
+                                  without.embedding)
+
+
 def test_decode_takes_one_spectrums_tokens(tiny_model, pair):
     batch = spectok.encode([pair, pair], model=tiny_model)
     with pytest.raises(TypeError, match="got TokenBatch .*for t in batch"):
