@@ -114,7 +114,7 @@ class PreparedSpectrum:
 
     @classmethod
     def from_arrays(cls, wavelength, flux, sigma, mask, unit, *, label="spectrum", id=None,
-                    patch_size=None):
+                    patch_size=None, trim_ends=True):
         """Assemble a prepared spectrum from plain arrays, one per arm.
 
         This is the second half of `prepare_spectrum`, for callers that
@@ -140,6 +140,10 @@ class PreparedSpectrum:
         id : object, optional
         patch_size : int, optional
             Also require one patch of this size with at least half its pixels valid.
+        trim_ends : bool
+            Leave out each arm's invalid pixels before its first valid one and
+            after its last (see Notes); `False` keeps every pixel, for callers
+            that compare spectra pixel by pixel on one grid.
 
         Returns
         -------
@@ -212,7 +216,7 @@ class PreparedSpectrum:
         # Patches start at an arm's first usable pixel, as in every view the model
         # was trained on: unusable pixels before it and after the last would only
         # shift the patch grid (and fill edge patches with nothing)
-        ends = [(np.flatnonzero(v)[[0, -1]] + [0, 1]) if v.any() else (0, len(v))
+        ends = [(np.flatnonzero(v)[[0, -1]] + [0, 1]) if v.any() and trim_ends else (0, len(v))
                 for v in valid]
         wavelength, flux, sigma, valid = ([np.asarray(a)[start:stop] for a, (start, stop)
                                            in zip(arrays, ends)]
@@ -542,7 +546,7 @@ def _active_patches(valids, patch_size):
     return count
 
 
-def prepare_spectrum(item, index=None, medium=None, patch_size=None):
+def prepare_spectrum(item, index=None, medium=None, patch_size=None, *, trim_ends=True):
     """Convert one spectrum-like object to canonical units and arrays.
 
     Parameters
@@ -562,6 +566,10 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
         When given, also require at least one patch of this many pixels in
         which half or more of the pixels are valid (the model can use
         nothing else).
+    trim_ends : bool
+        Leave out each arm's unusable pixels before its first usable one and
+        after its last, so that patches start at the data, as the model
+        expects (default); `False` keeps every pixel.
 
     Returns
     -------
@@ -596,10 +604,10 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
     # non-finite is reported below (as a bad axis or as invalid pixels), so numpy's
     # floating-point warnings would only repeat it.
     with np.errstate(all="ignore"):
-        return _prepare(item, index, medium, patch_size)
+        return _prepare(item, index, medium, patch_size, trim_ends)
 
 
-def _prepare(item, index, medium, patch_size):
+def _prepare(item, index, medium, patch_size, trim_ends=True):
     label, ident = _label(item, index)
     if not _is_single(item):
         raise SpectrumInputError(f"{label}: {_not_a_spectrum(item)}")
@@ -623,7 +631,7 @@ def _prepare(item, index, medium, patch_size):
         sigmas.append(None if sigma is None else sigma.value * factor)
     return PreparedSpectrum.from_arrays(
         [arm[0] for arm in arms], fluxes, sigmas, [arm[3] for arm in arms], input_unit,
-        label=label, id=ident, patch_size=patch_size)
+        label=label, id=ident, patch_size=patch_size, trim_ends=trim_ends)
 
 
 # -- padding ---------------------------------------------------------------------------
