@@ -72,6 +72,18 @@ def _check_length(n_pixels, label):
             "the memory (see the 'Bad input' page of the user guide)")
 
 
+def _usable_span(valid):
+    """(start, stop) of an arm from its first valid pixel to its last, or all of it.
+
+    The whole arm where it has no valid pixel, or where fewer than two pixels
+    would be left (its sampling needs two).
+    """
+    index = np.flatnonzero(valid)
+    if len(index) == 0 or index[-1] == index[0]:
+        return 0, len(valid)
+    return int(index[0]), int(index[-1]) + 1
+
+
 def _require_usable_patch(valid, patch_size, label):
     if not _active_patches(valid, patch_size):
         raise SpectrumInputError(
@@ -216,8 +228,7 @@ class PreparedSpectrum:
         # Patches start at an arm's first usable pixel, as in every view the model
         # was trained on: unusable pixels before it and after the last would only
         # shift the patch grid (and fill edge patches with nothing)
-        ends = [(np.flatnonzero(v)[[0, -1]] + [0, 1]) if v.any() and trim_ends else (0, len(v))
-                for v in valid]
+        ends = [_usable_span(v) if trim_ends else (0, len(v)) for v in valid]
         wavelength, flux, sigma, valid = ([np.asarray(a)[start:stop] for a, (start, stop)
                                            in zip(arrays, ends)]
                                           for arrays in (wavelength, flux, sigma, valid))

@@ -405,6 +405,19 @@ def test_unusable_ends_are_left_out_before_patching(tiny_model, make_pair):
                                   without.embedding)
 
 
+def test_an_arm_with_one_usable_pixel_is_kept_whole(tiny_model, make_pair):
+    # trimmed to one pixel it would have no sampling (found by tests/test_properties.py)
+    blue, red = make_pair(n=200, lo=4000, hi=5000), make_pair(n=50, lo=6000, hi=6500)
+    red_flux = np.full(50, np.nan) * red[1].unit
+    red_flux[20] = red[1][20]
+    arms = SpectrumList([Spectrum(spectral_axis=blue[0], flux=blue[1],
+                                  uncertainty=StdDevUncertainty(blue[2])),
+                         Spectrum(spectral_axis=red[0], flux=red_flux,
+                                  uncertainty=StdDevUncertainty(red[2]))])
+    tokens = spectok.encode(arms, model=tiny_model)
+    assert np.all(np.isfinite(tokens.embedding))
+
+
 def test_decode_takes_one_spectrums_tokens(tiny_model, pair):
     batch = spectok.encode([pair, pair], model=tiny_model)
     with pytest.raises(TypeError, match="got TokenBatch .*for t in batch"):
