@@ -72,18 +72,6 @@ def _check_length(n_pixels, label):
             "the memory (see the 'Bad input' page of the user guide)")
 
 
-def _usable_span(valid):
-    """(start, stop) of an arm from its first valid pixel to its last, or all of it.
-
-    The whole arm where it has no valid pixel, or where fewer than two pixels
-    would be left (its sampling needs two).
-    """
-    index = np.flatnonzero(valid)
-    if len(index) == 0 or index[-1] == index[0]:
-        return 0, len(valid)
-    return int(index[0]), int(index[-1]) + 1
-
-
 def _require_usable_patch(valid, patch_size, label):
     if not _active_patches(valid, patch_size):
         raise SpectrumInputError(
@@ -126,7 +114,7 @@ class PreparedSpectrum:
 
     @classmethod
     def from_arrays(cls, wavelength, flux, sigma, mask, unit, *, label="spectrum", id=None,
-                    patch_size=None, trim_ends=True):
+                    patch_size=None):
         """Assemble a prepared spectrum from plain arrays, one per arm.
 
         This is the second half of `prepare_spectrum`, for callers that
@@ -152,10 +140,6 @@ class PreparedSpectrum:
         id : object, optional
         patch_size : int, optional
             Also require one patch of this size with at least half its pixels valid.
-        trim_ends : bool
-            Leave out each arm's invalid pixels before its first valid one and
-            after its last (see Notes); `False` keeps every pixel, for callers
-            that compare spectra pixel by pixel on one grid.
 
         Returns
         -------
@@ -175,10 +159,7 @@ class PreparedSpectrum:
         there are errors) its error is finite and positive, and its
         ``|flux|`` is at most 10⁸ times the flux scale (the median of
         ``|flux|`` over the other valid pixels): larger values are corrupted
-        data, and would overflow the model's float32 arithmetic. Invalid
-        pixels before an arm's first valid pixel and after its last are left
-        out, so that its patches start at the data, as in every view the
-        model was trained on (an arm with no valid pixel is kept whole).
+        data, and would overflow the model's float32 arithmetic.
 
         Examples
         --------
@@ -225,13 +206,6 @@ class PreparedSpectrum:
                 break
             valid = [good & ~o for good, o in zip(valid, outliers)]
             scale = _flux_scale(np.abs(np.concatenate(flux)[np.concatenate(valid)]))
-        # Patches start at an arm's first usable pixel, as in every view the model
-        # was trained on: unusable pixels before it and after the last would only
-        # shift the patch grid (and fill edge patches with nothing)
-        ends = [_usable_span(v) if trim_ends else (0, len(v)) for v in valid]
-        wavelength, flux, sigma, valid = ([np.asarray(a)[start:stop] for a, (start, stop)
-                                           in zip(arrays, ends)]
-                                          for arrays in (wavelength, flux, sigma, valid))
         if patch_size is not None:
             _require_usable_patch(valid, patch_size, label)
         if not has_uncertainty:
@@ -557,7 +531,7 @@ def _active_patches(valids, patch_size):
     return count
 
 
-def prepare_spectrum(item, index=None, medium=None, patch_size=None, *, trim_ends=True):
+def prepare_spectrum(item, index=None, medium=None, patch_size=None):
     """Convert one spectrum-like object to canonical units and arrays.
 
     Parameters
@@ -577,10 +551,6 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None, *, trim_end
         When given, also require at least one patch of this many pixels in
         which half or more of the pixels are valid (the model can use
         nothing else).
-    trim_ends : bool
-        Leave out each arm's unusable pixels before its first usable one and
-        after its last, so that patches start at the data, as the model
-        expects (default); `False` keeps every pixel.
 
     Returns
     -------
@@ -615,10 +585,10 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None, *, trim_end
     # non-finite is reported below (as a bad axis or as invalid pixels), so numpy's
     # floating-point warnings would only repeat it.
     with np.errstate(all="ignore"):
-        return _prepare(item, index, medium, patch_size, trim_ends)
+        return _prepare(item, index, medium, patch_size)
 
 
-def _prepare(item, index, medium, patch_size, trim_ends=True):
+def _prepare(item, index, medium, patch_size):
     label, ident = _label(item, index)
     if not _is_single(item):
         raise SpectrumInputError(f"{label}: {_not_a_spectrum(item)}")
@@ -642,7 +612,7 @@ def _prepare(item, index, medium, patch_size, trim_ends=True):
         sigmas.append(None if sigma is None else sigma.value * factor)
     return PreparedSpectrum.from_arrays(
         [arm[0] for arm in arms], fluxes, sigmas, [arm[3] for arm in arms], input_unit,
-        label=label, id=ident, patch_size=patch_size, trim_ends=trim_ends)
+        label=label, id=ident, patch_size=patch_size)
 
 
 # -- padding ---------------------------------------------------------------------------

@@ -384,40 +384,6 @@ def test_decode_bad_grid(tiny_model, pair):
         spectok.decode(tokens, [1.0, 2.0] * u.s, model=tiny_model)
 
 
-def test_unusable_ends_are_left_out_before_patching(tiny_model, make_pair):
-    # the model was trained on views that start and end with usable pixels: masked
-    # or empty pixels beyond the data must not shift the patch grid
-    wave, flux, sigma = make_pair(n=300, lo=3800, hi=5200)
-    core = slice(40, 260)
-    mask = np.ones(300, bool)
-    mask[core] = False
-    padded = Spectrum(spectral_axis=wave, flux=np.where(mask, 0.0, flux.value) * flux.unit,
-                      uncertainty=StdDevUncertainty(sigma), mask=mask)
-    trimmed = Spectrum(spectral_axis=wave[core], flux=flux[core],
-                       uncertainty=StdDevUncertainty(sigma[core]))
-    with_ends, without = (spectok.encode(s, model=tiny_model) for s in (padded, trimmed))
-    assert with_ends.n_patches == without.n_patches == -(-220 // tiny_model.config.patch_size)
-    np.testing.assert_array_equal(with_ends.embedding, without.embedding)
-    np.testing.assert_array_equal(with_ends.tokens, without.tokens)
-    # NaN flux at the ends is unusable too
-    nan_ends = (wave, np.where(mask, np.nan, flux.value) * flux.unit, sigma)
-    np.testing.assert_array_equal(spectok.encode(nan_ends, model=tiny_model).embedding,
-                                  without.embedding)
-
-
-def test_an_arm_with_one_usable_pixel_is_kept_whole(tiny_model, make_pair):
-    # trimmed to one pixel it would have no sampling (found by tests/test_properties.py)
-    blue, red = make_pair(n=200, lo=4000, hi=5000), make_pair(n=50, lo=6000, hi=6500)
-    red_flux = np.full(50, np.nan) * red[1].unit
-    red_flux[20] = red[1][20]
-    arms = SpectrumList([Spectrum(spectral_axis=blue[0], flux=blue[1],
-                                  uncertainty=StdDevUncertainty(blue[2])),
-                         Spectrum(spectral_axis=red[0], flux=red_flux,
-                                  uncertainty=StdDevUncertainty(red[2]))])
-    tokens = spectok.encode(arms, model=tiny_model)
-    assert np.all(np.isfinite(tokens.embedding))
-
-
 def test_decode_takes_one_spectrums_tokens(tiny_model, pair):
     batch = spectok.encode([pair, pair], model=tiny_model)
     with pytest.raises(TypeError, match="got TokenBatch .*for t in batch"):

@@ -21,7 +21,7 @@ def _pixels(spectrum, index, need_errors=False):
     from ..adapter import prepare_spectrum
     from .features import _flat
 
-    prepared = prepare_spectrum(spectrum, index, trim_ends=False)   # one grid for all
+    prepared = prepare_spectrum(spectrum, index)
     if need_errors and not prepared.has_uncertainty:
         raise ValueError(f"{prepared.label} has no uncertainty, which its χ² needs")
     wavelength, flux, valid, sigma, _ = _flat(prepared)
