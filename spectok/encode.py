@@ -259,7 +259,7 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     if single:
         return results[0]
     return TokenBatch(results, np.array([index for index, _ in prepared], dtype=int), skipped,
-                      shape=(net.config.width, net.config.token_dim))
+                      widths=(net.config.width, net.config.token_dim))
 
 
 def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):

@@ -163,7 +163,7 @@ class TokenBatch:
     skipped : list of (int, str)
         Input position and error message of each spectrum that could not be
         encoded (with ``errors="skip"`` or ``"warn"``).
-    shape : tuple of (int, int)
+    widths : tuple of (int, int)
         Widths of the model's embedding and tokens, so that the arrays of a
         batch with no items (every spectrum skipped) still have the model's
         widths; (0, 0) where unknown. `encode` sets it.
@@ -172,12 +172,7 @@ class TokenBatch:
     items: list
     indices: np.ndarray
     skipped: list = field(default_factory=list)
-    shape: tuple = (0, 0)
-
-    def _widths(self):
-        if self.items:
-            return len(self.items[0].embedding), self.items[0].tokens.shape[1]
-        return tuple(self.shape)
+    widths: tuple = (0, 0)
 
     def __len__(self):
         return len(self.items)
@@ -192,7 +187,7 @@ class TokenBatch:
     def embedding(self):
         """Embeddings stacked into an array of shape (n_spectra, width)."""
         if not self.items:
-            return np.empty((0, self._widths()[0]), np.float32)
+            return np.empty((0, self.widths[0]), np.float32)
         return np.stack([item.embedding for item in self.items])
 
     @property
@@ -227,7 +222,7 @@ class TokenBatch:
         """
         log_edges = _log_bin_edges(bin_edges, medium)
         if not self.items:
-            return np.ma.MaskedArray(np.empty((0, len(log_edges) - 1, self._widths()[1])))
+            return np.ma.MaskedArray(np.empty((0, len(log_edges) - 1, self.widths[1])))
         means, masks = zip(*(_aligned(item, log_edges) for item in self.items))
         return np.ma.MaskedArray(np.stack(means), np.stack(masks))
 

@@ -41,6 +41,7 @@ training data, and for ``"knn"`` the number of neighbours and for
 ``"kernel"`` the kernel width and the regularisation too (`build_head`).
 """
 
+import numbers
 import warnings
 from contextlib import contextmanager
 
@@ -160,8 +161,6 @@ def make_head(head, task, n_samples, random_state=None, params=None):
 
 def _count(value, name):
     """A ``head_params`` value that must be a positive integer, checked."""
-    import numbers
-
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"head_params {name!r} must be a positive integer, got {value!r}")
     return int(value)
