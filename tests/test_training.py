@@ -11,17 +11,24 @@ import sys
 import textwrap
 import time
 
+import astropy.units as u
 import numpy as np
 import pytest
 import torch
+from astropy.nddata import StdDevUncertainty
+from specutils import Spectrum
 
+from spectok import encode
+from spectok.adapter import prepare_spectrum
 from spectok.cli import main
+from spectok.datasets import observe
 from spectok.model import SpectralTokenizer, load_model, save_model
-from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, build_sources,
-                              chi2_and_scatter_nll, consistency_loss, export_checkpoint,
+from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, anchor_loss,
+                              build_sources, chi2_and_scatter_nll, consistency_loss,
+                              export_checkpoint,
                               gaussian_nll, hide_patches, load_config, reduced_chi2, train,
                               validation_loss)
-from spectok.training import loop
+from spectok.training import data, loop
 from spectok.training.loop import (_LOG_FIELDS, CHECKPOINT_NAME, TrainingObjective,
                                   _distributed_setup, _rewind_log)
 
@@ -422,6 +429,83 @@ def test_pooling_only_training_changes_the_embedding_alone(tmp_path):
     assert len(log) and np.all(log["reconstruction"] == 0.0)
     with pytest.raises(ValueError, match="'pooling' .* needs consistency_weight > 0"):
         tiny_config(tmp_path, trainable="pooling", init_weights=saved, consistency_weight=0.0)
+
+
+def test_anchor_loss_holds_the_sharper_view_of_each_pair():
+    reference = torch.randn(3, 8)
+    moved = reference + 1.0
+    usable_a, usable_b = torch.tensor([100, 5, 7]), torch.tensor([5, 100, 7])
+    # row 0: view a is sharper and has not moved; row 1: view b is sharper and has;
+    # row 2: as many usable pixels, so view a, which has not moved
+    loss = anchor_loss(reference, moved, reference, reference, usable_a, usable_b)
+    expected = (8.0 / reference[1].pow(2).sum()) / 3
+    torch.testing.assert_close(loss, expected)
+    a = reference.clone().requires_grad_(True)
+    b = moved.clone().requires_grad_(True)
+    anchor_loss(a, b, reference, reference, usable_a, usable_b).backward()
+    assert torch.all(a.grad == 0)      # view a of row 0 is where it was: nothing to pull
+    assert torch.count_nonzero(b.grad.abs().sum(-1)).item() == 1  # only row 1's sharper view
+
+
+def _pooling_run(tmp_path, saved, **changes):
+    config = tiny_config(tmp_path, steps=6, init_weights=saved, trainable="pooling",
+                         reconstruction_weight=0.0, consistency_weight=1.0, hide_fraction=0.0,
+                         **changes)
+    return config, train(config, progress=False, sources=TOY_SOURCES)
+
+
+def test_anchor_keeps_the_pooled_embedding_near_the_starting_model(tmp_path):
+    first = train(tiny_config(tmp_path / "first", steps=3), progress=False, sources=TOY_SOURCES)
+    saved = str(tmp_path / "first" / "toy-model.json")
+    spectra = [TOY_SOURCES[0].draw(np.random.default_rng(k), 0.0) for k in range(8)]
+    start = encode(spectra, model=first, progress=False).embedding
+    moved = {}
+    for weight in (0.0, 100.0):
+        _, model = _pooling_run(tmp_path / str(weight), saved, anchor_weight=weight)
+        moved[weight] = np.linalg.norm(encode(spectra, model=model, progress=False).embedding
+                                       - start, axis=1).mean()
+    assert 0 < moved[100.0] < 0.5 * moved[0.0]
+    with pytest.raises(ValueError, match="anchor_weight .* needs trainable = 'pooling', got 'all'"):
+        tiny_config(tmp_path, anchor_weight=1.0)
+    with pytest.raises(ValueError, match="anchor_weight must be 0 or more, got -1"):
+        tiny_config(tmp_path, trainable="pooling", init_weights=saved, anchor_weight=-1)
+
+
+def test_anchored_pooling_training_resumes_where_it_stopped(tmp_path, monkeypatch):
+    train(tiny_config(tmp_path / "first", steps=3), progress=False, sources=TOY_SOURCES)
+    saved = str(tmp_path / "first" / "toy-model.json")
+    config, straight = _pooling_run(tmp_path / "straight", saved, anchor_weight=10.0)
+    save = loop._save_checkpoint
+
+    def save_then_stop(path, objective, optimizer, scheduler, step, *args):
+        save(path, objective, optimizer, scheduler, step, *args)
+        if step == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
+    stopped = dataclasses.replace(config, output_dir=str(tmp_path / "stopped"))
+    with pytest.raises(KeyboardInterrupt):
+        train(stopped, progress=False, sources=TOY_SOURCES)
+    monkeypatch.undo()
+    # the anchor's reference is the init_weights pooling, not the checkpoint's
+    resumed = train(stopped, resume=True, progress=False, sources=TOY_SOURCES)
+    assert_same_parameters(parameters(straight), parameters(resumed), atol=0)
+
+
+def test_untrimmed_views_have_the_patch_grid_encode_gives(tmp_path):
+    wave = np.linspace(4000, 6000, 3000)
+    star = Spectrum(spectral_axis=wave * u.AA, flux=(1 + 0.1 * np.sin(wave / 30)) * u.Jy,
+                    uncertainty=StdDevUncertainty(np.full(wave.size, 0.01) * u.Jy))
+    obj = data._as_object(star)
+    views = {trim: data._view(obj, "sdss", 50.0, 0.0, np.random.default_rng(0), 32, 10**5, trim)
+             for trim in (True, False)}
+    encoded = prepare_spectrum(observe(star, "sdss", snr=50.0, rng=0))
+    np.testing.assert_allclose(views[False].wavelength[0], encoded.wavelength[0])
+    np.testing.assert_array_equal(views[False].valid[0], encoded.valid[0])
+    trimmed = views[True].wavelength[0]
+    assert 3990 < trimmed[0] < 4010 and 5990 < trimmed[-1] < 6010
+    assert encoded.wavelength[0][0] < 3700          # SDSS starts well blueward of the star
+    with pytest.raises(ValueError, match="trim_views must be true or false, got 'no'"):
+        tiny_config(tmp_path, trim_views="no")
 
 
 def test_trainable_choices_and_what_they_need(tmp_path):

@@ -384,6 +384,8 @@ class SpectralTokenizer(nn.Module):
         -------
         dict
             ``tokens`` (batch, patches, token_dim), ``embedding`` (batch, width),
+            ``states`` (batch, patches, width): the encoder's output, from which
+            the tokens and the pooled embedding are made,
             ``centre`` and ``log_spacing`` (batch, patches), ``active``
             (batch, patches): patches that took part in attention, and
             ``n_pixels`` (batch, patches): the real pixels of each patch.
@@ -404,7 +406,7 @@ class SpectralTokenizer(nn.Module):
         x = x + self._position(centre, log_spacing)
         x = self._encoder_blocks(x, (centre - centre[:, :1]).float(), active)
         x = self.encoder_norm(x)
-        return {"tokens": self.to_token(x), "embedding": self.pooling(x, active),
+        return {"tokens": self.to_token(x), "embedding": self.pooling(x, active), "states": x,
                 "centre": centre, "log_spacing": log_spacing, "active": active,
                 "n_pixels": self._patches(observed).sum(-1)}
 

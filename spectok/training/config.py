@@ -85,6 +85,13 @@ class TrainingConfig:
     max_view_pixels : int
         Longer observed views are cut to a random window of this many
         consecutive pixels (bounds the quadratic attention cost of a step).
+    trim_views : bool
+        Cut each arm of an observed view to its first and last usable pixel
+        (true, default, as stages 1 to 18 of ``spectok-small`` were trained),
+        or keep arms whole (false) as `spectok.encode` does. Where an object
+        covers little of an instrument's range (a MILES star, 3540 to 7410 Å,
+        seen as Gaia XP-like, 3360 to 10200 Å), the two place the patches
+        differently, so a model encodes best what it was trained on.
     seed : int
         Seeds the data stream and the initial weights.
     init_weights : str
@@ -107,6 +114,14 @@ class TrainingConfig:
         alone, on the consistency term (which it needs), so that the tokens
         and every reconstruction stay those of ``init_weights`` and only the
         pooled embedding learns to bring an object's views together.
+    anchor_weight : float
+        With ``trainable = "pooling"``: weight of a term that keeps
+        embeddings where the ``init_weights`` model put them, so that the
+        consistency term pulls the poorer view of an object to the sharper
+        one rather than both to a place that forgets what only the sharper
+        one shows. Of each pair, the view with more usable pixels is
+        anchored (`~spectok.training.anchor_loss`). 0 (default): no such
+        term.
     log_every, validate_every, checkpoint_every, validation_batches : int
         Intervals in steps, and the size of the fixed validation set.
     num_workers : int
@@ -134,9 +149,11 @@ class TrainingConfig:
     similar_batch_fraction: float = 0.0
     max_query_pixels: int = 512
     max_view_pixels: int = 4096
+    trim_views: bool = True
     seed: int = 0
     init_weights: str = ""
     trainable: str = "all"
+    anchor_weight: float = 0.0
     log_every: int = 10
     validate_every: int = 200
     checkpoint_every: int = 100
@@ -169,6 +186,14 @@ class TrainingConfig:
         if self.trainable == "pooling" and not self.consistency_weight:
             raise ValueError("trainable = 'pooling' trains the pooled embedding, which only the "
                              "consistency term sees, so it needs consistency_weight > 0")
+        if not isinstance(self.trim_views, bool):
+            raise ValueError(f"trim_views must be true or false, got {self.trim_views!r}")
+        if self.anchor_weight < 0:
+            raise ValueError(f"anchor_weight must be 0 or more, got {self.anchor_weight}")
+        if self.anchor_weight and self.trainable != "pooling":
+            raise ValueError("anchor_weight keeps the pooled embedding near that of the "
+                             "init_weights model while the tokens stay theirs, so it needs "
+                             f"trainable = 'pooling', got {self.trainable!r}")
         if self.trainable != "all" and not self.init_weights:
             raise ValueError(f"trainable = {self.trainable!r} freezes trained parameters, so it "
                              "needs init_weights: the trained model to keep them from")

@@ -238,9 +238,11 @@ def _as_object(drawn):
     return drawn if isinstance(drawn, _Object) else _Object(drawn)
 
 
-def _view(obj, instrument, snr, redshift, rng, patch_size, max_pixels, min_pixels=64):
+def _view(obj, instrument, snr, redshift, rng, patch_size, max_pixels, trim=True,
+          min_pixels=64):
     """One view of an object as a `PreparedSpectrum`: observed through ``instrument``
-    (or as published, for ``"native"``) and trimmed to the instrument's coverage.
+    (or as published, for ``"native"``), each arm cut to its first and last usable
+    pixel (``trim``) or kept whole as `spectok.encode` keeps it.
 
     Raises
     ------
@@ -260,7 +262,7 @@ def _view(obj, instrument, snr, redshift, rng, patch_size, max_pixels, min_pixel
         good = np.flatnonzero(~mask)
         if len(good) < min_pixels:
             continue
-        keep = slice(good[0], good[-1] + 1)
+        keep = slice(good[0], good[-1] + 1) if trim else slice(None)
         waves.append(arm._centres[keep])
         fluxes.append(flux[keep])
         with np.errstate(divide="ignore"):
@@ -269,6 +271,8 @@ def _view(obj, instrument, snr, redshift, rng, patch_size, max_pixels, min_pixel
     if not waves:
         raise SpectrumInputError(f"{instrument} sees too little of this object")
     waves, fluxes, sigmas, masks = _crop(rng, max_pixels, waves, fluxes, sigmas, masks)
+    if sum(int((~mask).sum()) for mask in masks) < min_pixels:
+        raise SpectrumInputError(f"the window of {instrument} cut from this object is unusable")
     return PreparedSpectrum.from_arrays(waves, fluxes, sigmas, masks, obj.model.unit,
                                         patch_size=patch_size)
 
@@ -399,7 +403,7 @@ class TrainingStream(torch.utils.data.IterableDataset):
                 for instrument in instruments:
                     snr = float(np.exp(rng.uniform(*np.log(source.snr))))
                     view = _view(obj, instrument, snr, redshift, rng, self.patch_size,
-                                 self.config.max_view_pixels)
+                                 self.config.max_view_pixels, self.config.trim_views)
                     views.append(_mask_bad_region(view, rng))
             except SpectrumInputError:
                 continue

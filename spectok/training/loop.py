@@ -1,5 +1,6 @@
 """The training loop: one process, or many under ``torchrun`` (DDP)."""
 
+import copy
 import csv
 import dataclasses
 import functools
@@ -23,7 +24,7 @@ from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .config import TrainingConfig
 from .data import TrainingStream, build_sources
-from .objectives import RECONSTRUCTION_LOSSES, consistency_loss, reduced_chi2
+from .objectives import RECONSTRUCTION_LOSSES, anchor_loss, consistency_loss, reduced_chi2
 
 __all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint",
            "export_checkpoint", "CHECKPOINT_NAME"]
@@ -50,6 +51,11 @@ class TrainingObjective(nn.Module):
         super().__init__()
         self.model = model
         self.config = config
+        # the anchor's reference: the pooling as it starts (init_weights); the states
+        # it pools are the frozen encoder's, as those of init_weights are
+        self.reference_pooling = None
+        if config.anchor_weight:
+            self.reference_pooling = copy.deepcopy(model.pooling).requires_grad_(False)
 
     def _view(self, view):
         log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
@@ -57,7 +63,7 @@ class TrainingObjective(nn.Module):
             # nothing to reconstruct: the consistency term needs the embedding alone
             encoded = self.model.encode(log_wave, flux, sigma, valid, observed, spacing,
                                         hide=view["hide"])
-            return flux.new_zeros(()), encoded["embedding"]
+            return flux.new_zeros(()), encoded
         query = view["query"]
 
         def pick(t):
@@ -75,15 +81,27 @@ class TrainingObjective(nn.Module):
         if self.config.readout_weight:
             nll = nll + self.config.readout_weight * reduced_chi2(
                 readout, query_flux, query_sigma, query_valid, self.config.noise_floor).mean()
-        return nll, encoded["embedding"]
+        return nll, encoded
+
+    def _anchor(self, view_a, encoded_a, view_b, encoded_b):
+        with torch.no_grad():
+            reference_a, reference_b = (self.reference_pooling(e["states"], e["active"])
+                                        for e in (encoded_a, encoded_b))
+        usable_a, usable_b = (view["inputs"][3].sum(-1) for view in (view_a, view_b))
+        return anchor_loss(encoded_a["embedding"], encoded_b["embedding"],
+                           reference_a, reference_b, usable_a, usable_b)
 
     def forward(self, view_a, view_b):
-        nll_a, embedding_a = self._view(view_a)
-        nll_b, embedding_b = self._view(view_b)
+        nll_a, encoded_a = self._view(view_a)
+        nll_b, encoded_b = self._view(view_b)
         reconstruction = 0.5 * (nll_a + nll_b)
-        consistency = consistency_loss(embedding_a, embedding_b, self.config.temperature)
+        consistency = consistency_loss(encoded_a["embedding"], encoded_b["embedding"],
+                                       self.config.temperature)
         loss = (self.config.reconstruction_weight * reconstruction
                 + self.config.consistency_weight * consistency)
+        if self.config.anchor_weight:
+            loss = loss + self.config.anchor_weight * self._anchor(view_a, encoded_a,
+                                                                   view_b, encoded_b)
         return loss, reconstruction.detach(), consistency.detach()
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["gaussian_nll", "chi2_and_scatter_nll", "RECONSTRUCTION_LOSSES", "reduced_chi2",
-           "hide_patches", "consistency_loss"]
+           "hide_patches", "consistency_loss", "anchor_loss"]
 
 
 def _per_spectrum_mean(values, weight):
@@ -208,6 +208,48 @@ def consistency_loss(embedding_a, embedding_b, temperature=0.1):
     # Each rank back-propagates only through its own rows, and DDP averages the
     # gradients over ranks: scale the gradient (not the value) by the world size.
     return loss * world - loss.detach() * (world - 1)
+
+
+def anchor_loss(embedding_a, embedding_b, reference_a, reference_b, usable_a, usable_b):
+    """How far the sharper view of each object has moved from its reference embedding.
+
+    Of each pair of views, the one with more usable pixels is the sharper:
+    its embedding is held near where a reference model (the one training
+    started from) put it, while the consistency term draws the poorer view
+    to it. Held alone, the consistency term would move both views to a place
+    that forgets what only the sharper one shows (for stars seen as SDSS-like
+    and as Gaia XP-like, the metallicity).
+
+    Parameters
+    ----------
+    embedding_a, embedding_b : `~torch.Tensor`, (batch, width)
+        The embeddings being trained, of the two views of each object.
+    reference_a, reference_b : `~torch.Tensor`, (batch, width)
+        The reference model's embeddings of the same views.
+    usable_a, usable_b : `~torch.Tensor`, (batch,)
+        Usable pixels of each view.
+
+    Returns
+    -------
+    `~torch.Tensor`
+        Scalar: the mean over objects of ‖e − r‖² / ‖r‖² for the sharper view
+        (view ``a`` where the two have as many usable pixels).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectok.training import anchor_loss
+    >>> r = torch.ones(2, 4)
+    >>> float(anchor_loss(r, 0 * r, r, r, torch.tensor([9, 9]), torch.tensor([5, 5])))
+    0.0
+    >>> float(anchor_loss(r, 0 * r, r, r, torch.tensor([5, 5]), torch.tensor([9, 9])))
+    1.0
+    """
+    sharper_a = (usable_a >= usable_b).unsqueeze(-1)
+    embedding = torch.where(sharper_a, embedding_a, embedding_b).float()
+    reference = torch.where(sharper_a, reference_a, reference_b).float()
+    distance = (embedding - reference).pow(2).sum(-1)
+    return (distance / reference.pow(2).sum(-1).clamp(min=1e-12)).mean()
 
 
 def _world_size():
