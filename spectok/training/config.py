@@ -120,7 +120,8 @@ class TrainingConfig:
         consistency term pulls the poorer view of an object to the sharper
         one rather than both to a place that forgets what only the sharper
         one shows. Of each pair, the view with more usable pixels is
-        anchored (`~spectok.training.anchor_loss`). 0 (default): no such
+        anchored (`~spectok.training.anchor_loss`); the log's ``loss``
+        includes the term, ``consistency`` does not. 0 (default): no such
         term.
     log_every, validate_every, checkpoint_every, validation_batches : int
         Intervals in steps, and the size of the fixed validation set.
