@@ -25,9 +25,8 @@ from spectok.datasets import observe
 from spectok.model import SpectralTokenizer, load_model, save_model
 from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, anchor_loss,
                               build_sources, chi2_and_scatter_nll, consistency_loss,
-                              export_checkpoint,
-                              gaussian_nll, hide_patches, load_config, reduced_chi2, train,
-                              validation_loss)
+                              export_checkpoint, gaussian_nll, hide_patches, load_config,
+                              reduced_chi2, train, validation_loss)
 from spectok.training import data, loop
 from spectok.training.loop import (_LOG_FIELDS, CHECKPOINT_NAME, TrainingObjective,
                                   _distributed_setup, _rewind_log)
@@ -465,10 +464,19 @@ def test_anchor_keeps_the_pooled_embedding_near_the_starting_model(tmp_path):
         moved[weight] = np.linalg.norm(encode(spectra, model=model, progress=False).embedding
                                        - start, axis=1).mean()
     assert 0 < moved[100.0] < 0.5 * moved[0.0]
+    # validation_loss measures the anchor from init_weights, as training's validation does
+    config = tiny_config(tmp_path / "100.0", steps=6, init_weights=saved, trainable="pooling",
+                         reconstruction_weight=0.0, consistency_weight=1.0, hide_fraction=0.0,
+                         anchor_weight=100.0)
+    logged = np.genfromtxt(tmp_path / "100.0" / "log.csv", delimiter=",", names=True)[-1]
+    scored = validation_loss(model, config, sources=TOY_SOURCES)
+    np.testing.assert_allclose(scored["loss"], logged["val_loss"], rtol=1e-5)
+    assert scored["loss"] > scored["consistency"] + 1e-3
     with pytest.raises(ValueError, match="anchor_weight .* needs trainable = 'pooling', got 'all'"):
         tiny_config(tmp_path, anchor_weight=1.0)
-    with pytest.raises(ValueError, match="anchor_weight must be 0 or more, got -1"):
-        tiny_config(tmp_path, trainable="pooling", init_weights=saved, anchor_weight=-1)
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError, match=f"anchor_weight must be 0 or more, got {bad}"):
+            tiny_config(tmp_path, trainable="pooling", init_weights=saved, anchor_weight=bad)
 
 
 def test_anchored_pooling_training_resumes_where_it_stopped(tmp_path, monkeypatch):
@@ -486,7 +494,10 @@ def test_anchored_pooling_training_resumes_where_it_stopped(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         train(stopped, progress=False, sources=TOY_SOURCES)
     monkeypatch.undo()
-    # the anchor's reference is the init_weights pooling, not the checkpoint's
+    # the anchor's reference is the init_weights pooling, kept in the checkpoint
+    kept = torch.load(tmp_path / "stopped" / CHECKPOINT_NAME, weights_only=True)
+    start = load_model(saved).pooling.state_dict()
+    assert_same_parameters(kept["reference_pooling"], start, atol=0)
     resumed = train(stopped, resume=True, progress=False, sources=TOY_SOURCES)
     assert_same_parameters(parameters(straight), parameters(resumed), atol=0)
 

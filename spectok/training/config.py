@@ -119,7 +119,7 @@ class TrainingConfig:
         embeddings where the ``init_weights`` model put them, so that the
         consistency term pulls the poorer view of an object to the sharper
         one rather than both to a place that forgets what only the sharper
-        one shows. Of each pair, the view with more usable pixels is
+        one shows. Of each pair, the view with more valid pixels is
         anchored (`~spectok.training.anchor_loss`); the log's ``loss``
         includes the term, ``consistency`` does not. 0 (default): no such
         term.
@@ -189,7 +189,7 @@ class TrainingConfig:
                              "consistency term sees, so it needs consistency_weight > 0")
         if not isinstance(self.trim_views, bool):
             raise ValueError(f"trim_views must be true or false, got {self.trim_views!r}")
-        if self.anchor_weight < 0:
+        if not self.anchor_weight >= 0:  # NaN too
             raise ValueError(f"anchor_weight must be 0 or more, got {self.anchor_weight}")
         if self.anchor_weight and self.trainable != "pooling":
             raise ValueError("anchor_weight keeps the pooled embedding near that of the "

@@ -247,7 +247,8 @@ def _view(obj, instrument, snr, redshift, rng, patch_size, max_pixels, trim=True
     Raises
     ------
     spectok.adapter.SpectrumInputError
-        The instrument sees fewer than ``min_pixels`` pixels of the object.
+        The instrument sees fewer than ``min_pixels`` pixels of the object, in
+        every arm or (arms kept whole) in the window cut from them.
     """
     if instrument == "native":
         return obj.native  # published spectra here are short (SpeX: ~560 pixels)
@@ -271,7 +272,8 @@ def _view(obj, instrument, snr, redshift, rng, patch_size, max_pixels, trim=True
     if not waves:
         raise SpectrumInputError(f"{instrument} sees too little of this object")
     waves, fluxes, sigmas, masks = _crop(rng, max_pixels, waves, fluxes, sigmas, masks)
-    if sum(int((~mask).sum()) for mask in masks) < min_pixels:
+    if not trim and sum(int((~mask).sum()) for mask in masks) < min_pixels:
+        # whole arms may be mostly unusable: a window of one may hold too little
         raise SpectrumInputError(f"the window of {instrument} cut from this object is unusable")
     return PreparedSpectrum.from_arrays(waves, fluxes, sigmas, masks, obj.model.unit,
                                         patch_size=patch_size)

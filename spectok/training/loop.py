@@ -45,17 +45,21 @@ class TrainingObjective(nn.Module):
     ----------
     model : `~spectok.model.SpectralTokenizer`
     config : `~spectok.training.TrainingConfig`
+    reference_pooling : `torch.nn.Module`, optional
+        With ``config.anchor_weight``: the pooling of the ``init_weights``
+        model, which the anchor holds the sharper views to (the states it
+        pools are the frozen encoder's, as those of ``init_weights`` are).
+        Default: a frozen copy of ``model.pooling`` as it is now.
     """
 
-    def __init__(self, model, config):
+    def __init__(self, model, config, reference_pooling=None):
         super().__init__()
         self.model = model
         self.config = config
-        # the anchor's reference: the pooling as it starts (init_weights); the states
-        # it pools are the frozen encoder's, as those of init_weights are
         self.reference_pooling = None
         if config.anchor_weight:
-            self.reference_pooling = copy.deepcopy(model.pooling).requires_grad_(False)
+            reference = model.pooling if reference_pooling is None else reference_pooling
+            self.reference_pooling = copy.deepcopy(reference).requires_grad_(False)
 
     def _view(self, view):
         log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
@@ -171,6 +175,9 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, 
     }
     if span is not None:
         state["wavelength_span"] = torch.tensor(span, dtype=torch.float64)
+    if objective.reference_pooling is not None:
+        # the anchor's reference, so a resumed run holds to it whatever becomes of init_weights
+        state["reference_pooling"] = objective.reference_pooling.state_dict()
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
     os.replace(partial, path)
@@ -268,7 +275,11 @@ def validation_loss(model, config, *, sources=None):
     batches = _validation_batches(sources, config, model.config.patch_size)
     device = next(model.parameters()).device
     was_training = model.training
-    values = _validate(TrainingObjective(model, config), batches, device, nullcontext)
+    reference = None
+    if config.anchor_weight:  # the anchor measures the distance from init_weights' pooling
+        reference = load_model(config.init_weights, device=device).pooling
+    objective = TrainingObjective(model, config, reference)
+    values = _validate(objective, batches, device, nullcontext)
     model.train(was_training)
     return dict(zip(("loss", "reconstruction", "consistency"), values))
 
@@ -539,6 +550,8 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
                              f"parameters, this run {config.trainable!r}: a resumed run "
                              "must train the same ones")
         model.load_state_dict(state["model"])
+        if "reference_pooling" in state:  # else, as before it was kept: init_weights' own
+            objective.reference_pooling.load_state_dict(state["reference_pooling"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"].cpu())   # map_location moved it

@@ -213,7 +213,7 @@ def consistency_loss(embedding_a, embedding_b, temperature=0.1):
 def anchor_loss(embedding_a, embedding_b, reference_a, reference_b, usable_a, usable_b):
     """How far the sharper view of each object has moved from its reference embedding.
 
-    Of each pair of views, the one with more usable pixels is the sharper:
+    Of each pair of views, the one with more valid pixels is the sharper:
     its embedding is held near where a reference model (the one training
     started from) put it, while the consistency term draws the poorer view
     to it. Held alone, the consistency term would move both views to a place
@@ -227,7 +227,7 @@ def anchor_loss(embedding_a, embedding_b, reference_a, reference_b, usable_a, us
     reference_a, reference_b : `~torch.Tensor`, (batch, width)
         The reference model's embeddings of the same views.
     usable_a, usable_b : `~torch.Tensor`, (batch,)
-        Usable pixels of each view.
+        Valid pixels of each view (those the encoder may use).
 
     Returns
     -------
