@@ -19,7 +19,7 @@ from astropy.nddata import StdDevUncertainty
 from specutils import Spectrum
 
 from spectok import encode
-from spectok.adapter import prepare_spectrum
+from spectok.adapter import SpectrumInputError, prepare_spectrum
 from spectok.cli import main
 from spectok.datasets import observe
 from spectok.model import SpectralTokenizer, load_model, save_model
@@ -433,15 +433,15 @@ def test_pooling_only_training_changes_the_embedding_alone(tmp_path):
 def test_anchor_loss_holds_the_sharper_view_of_each_pair():
     reference = torch.randn(3, 8)
     moved = reference + 1.0
-    usable_a, usable_b = torch.tensor([100, 5, 7]), torch.tensor([5, 100, 7])
+    n_valid_a, n_valid_b = torch.tensor([100, 5, 7]), torch.tensor([5, 100, 7])
     # row 0: view a is sharper and has not moved; row 1: view b is sharper and has;
-    # row 2: as many usable pixels, so view a, which has not moved
-    loss = anchor_loss(reference, moved, reference, reference, usable_a, usable_b)
+    # row 2: as many valid pixels, so view a, which has not moved
+    loss = anchor_loss(reference, moved, reference, reference, n_valid_a, n_valid_b)
     expected = (8.0 / reference[1].pow(2).sum()) / 3
     torch.testing.assert_close(loss, expected)
     a = reference.clone().requires_grad_(True)
     b = moved.clone().requires_grad_(True)
-    anchor_loss(a, b, reference, reference, usable_a, usable_b).backward()
+    anchor_loss(a, b, reference, reference, n_valid_a, n_valid_b).backward()
     assert torch.all(a.grad == 0)      # view a of row 0 is where it was: nothing to pull
     assert torch.count_nonzero(b.grad.abs().sum(-1)).item() == 1  # only row 1's sharper view
 
@@ -460,14 +460,11 @@ def test_anchor_keeps_the_pooled_embedding_near_the_starting_model(tmp_path):
     start = encode(spectra, model=first, progress=False).embedding
     moved = {}
     for weight in (0.0, 100.0):
-        _, model = _pooling_run(tmp_path / str(weight), saved, anchor_weight=weight)
+        config, model = _pooling_run(tmp_path / str(weight), saved, anchor_weight=weight)
         moved[weight] = np.linalg.norm(encode(spectra, model=model, progress=False).embedding
                                        - start, axis=1).mean()
     assert 0 < moved[100.0] < 0.5 * moved[0.0]
     # validation_loss measures the anchor from init_weights, as training's validation does
-    config = tiny_config(tmp_path / "100.0", steps=6, init_weights=saved, trainable="pooling",
-                         reconstruction_weight=0.0, consistency_weight=1.0, hide_fraction=0.0,
-                         anchor_weight=100.0)
     logged = np.genfromtxt(tmp_path / "100.0" / "log.csv", delimiter=",", names=True)[-1]
     scored = validation_loss(model, config, sources=TOY_SOURCES)
     np.testing.assert_allclose(scored["loss"], logged["val_loss"], rtol=1e-5)
@@ -517,6 +514,25 @@ def test_untrimmed_views_have_the_patch_grid_encode_gives(tmp_path):
     assert encoded.wavelength[0][0] < 3700          # SDSS starts well blueward of the star
     with pytest.raises(ValueError, match="trim_views must be true or false, got 'no'"):
         tiny_config(tmp_path, trim_views="no")
+
+
+def test_a_window_of_a_whole_view_with_too_few_usable_pixels_is_redrawn():
+    wave = np.linspace(4000, 6000, 3000)
+    star = Spectrum(spectral_axis=wave * u.AA, flux=np.ones(wave.size) * u.Jy,
+                    uncertainty=StdDevUncertainty(np.full(wave.size, 0.01) * u.Jy))
+    obj = data._as_object(star)
+    outcomes = []
+    for seed in range(20):  # 100-pixel windows of SDSS's 3600-10400 Å: most miss the star
+        try:
+            view = data._view(obj, "sdss", 50.0, 0.0, np.random.default_rng(seed), 32, 100,
+                              trim=False)
+        except SpectrumInputError as error:
+            assert "the window of sdss cut from this object is unusable" in str(error)
+            outcomes.append(False)
+        else:
+            assert sum(int(v.sum()) for v in view.valid) >= 64
+            outcomes.append(True)
+    assert any(outcomes) and not all(outcomes)
 
 
 def test_trainable_choices_and_what_they_need(tmp_path):

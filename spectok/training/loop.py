@@ -91,9 +91,10 @@ class TrainingObjective(nn.Module):
         with torch.no_grad():
             reference_a, reference_b = (self.reference_pooling(e["states"], e["active"])
                                         for e in (encoded_a, encoded_b))
-        usable_a, usable_b = (view["inputs"][3].sum(-1) for view in (view_a, view_b))
+        n_valid_a, n_valid_b = (valid.sum(-1) for _, _, _, valid, _, _ in
+                                (view_a["inputs"], view_b["inputs"]))
         return anchor_loss(encoded_a["embedding"], encoded_b["embedding"],
-                           reference_a, reference_b, usable_a, usable_b)
+                           reference_a, reference_b, n_valid_a, n_valid_b)
 
     def forward(self, view_a, view_b):
         nll_a, encoded_a = self._view(view_a)

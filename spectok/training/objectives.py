@@ -210,7 +210,7 @@ def consistency_loss(embedding_a, embedding_b, temperature=0.1):
     return loss * world - loss.detach() * (world - 1)
 
 
-def anchor_loss(embedding_a, embedding_b, reference_a, reference_b, usable_a, usable_b):
+def anchor_loss(embedding_a, embedding_b, reference_a, reference_b, n_valid_a, n_valid_b):
     """How far the sharper view of each object has moved from its reference embedding.
 
     Of each pair of views, the one with more valid pixels is the sharper:
@@ -226,14 +226,14 @@ def anchor_loss(embedding_a, embedding_b, reference_a, reference_b, usable_a, us
         The embeddings being trained, of the two views of each object.
     reference_a, reference_b : `~torch.Tensor`, (batch, width)
         The reference model's embeddings of the same views.
-    usable_a, usable_b : `~torch.Tensor`, (batch,)
-        Valid pixels of each view (those the encoder may use).
+    n_valid_a, n_valid_b : `~torch.Tensor`, (batch,)
+        Number of valid pixels (those the encoder may use) of each view.
 
     Returns
     -------
     `~torch.Tensor`
         Scalar: the mean over objects of ‖e − r‖² / ‖r‖² for the sharper view
-        (view ``a`` where the two have as many usable pixels).
+        (view ``a`` where the two have as many valid pixels).
 
     Examples
     --------
@@ -245,7 +245,7 @@ def anchor_loss(embedding_a, embedding_b, reference_a, reference_b, usable_a, us
     >>> float(anchor_loss(r, 0 * r, r, r, torch.tensor([5, 5]), torch.tensor([9, 9])))
     1.0
     """
-    sharper_a = (usable_a >= usable_b).unsqueeze(-1)
+    sharper_a = (n_valid_a >= n_valid_b).unsqueeze(-1)
     embedding = torch.where(sharper_a, embedding_a, embedding_b).float()
     reference = torch.where(sharper_a, reference_a, reference_b).float()
     distance = (embedding - reference).pow(2).sum(-1)
