@@ -14,6 +14,16 @@ white noise, its hyperparameters fitted by marginal likelihood on the
 training stars) and an RBF support-vector regression (C, γ and ε chosen by
 3-fold cross-validation on the training stars). It prints the σ_MAD of the
 test residuals of each, in dex.
+
+It then bounds how precise the catalogue labels themselves are, with no
+regression at all: each labelled MILES star is paired with the star whose
+log flux is closest to its own (root-mean-square difference over the grid),
+and for the closest 10, 25 and 50 % of those pairs it prints σ_MAD of the
+label differences divided by √2. If two stars with the same spectrum carried
+independent label errors of σ, that would be σ; real differences between
+the two stars only add to it, so each row is an upper bound on the label
+noise of stars like those, and the floor below which no predictor's σ_MAD
+can be expected to go.
 """
 
 import argparse
@@ -61,6 +71,49 @@ def regressors():
     }
 
 
+def spectral_twin_spread(x, y, fractions=(0.1, 0.25, 0.5)):
+    """Label spread of stars paired with their nearest neighbour in ``x``.
+
+    Parameters
+    ----------
+    x : `~numpy.ndarray`, shape (n_stars, n_features)
+        One row per star (here the log flux on a common grid).
+    y : `~numpy.ndarray`, shape (n_stars, n_labels)
+        The stars' labels.
+    fractions : sequence of float
+        Keep the pairs whose distance is within this quantile of all
+        nearest-neighbour distances.
+
+    Returns
+    -------
+    list of (float, float, int, `~numpy.ndarray`)
+        Per fraction: the fraction, the largest distance kept (rms over the
+        features), the number of distinct pairs, and σ_MAD of the label
+        differences over √2, one value per label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.1], [5.0], [5.1]])
+    >>> y = np.array([[1.0], [1.2], [3.0], [3.6]])
+    >>> [(f, round(d, 3), n, np.round(s, 3)) for f, d, n, s in spectral_twin_spread(x, y, [1.0])]
+    [(1.0, 0.1, 2, array([0.21]))]
+    """
+    distance = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).mean(-1))
+    np.fill_diagonal(distance, np.inf)
+    nearest = distance.argmin(1)
+    closest = distance[np.arange(len(x)), nearest]
+    rows = []
+    for fraction in fractions:
+        limit = np.quantile(closest, fraction)
+        kept = np.flatnonzero(closest <= limit)
+        pairs = np.array(sorted({tuple(sorted(p)) for p in zip(kept, nearest[kept])}))
+        difference = y[pairs[:, 0]] - y[pairs[:, 1]]
+        spread = np.array([nmad(column) for column in difference.T]) / np.sqrt(2)
+        rows.append((fraction, float(limit), len(pairs), spread))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--components", type=int, default=30,
@@ -96,6 +149,16 @@ def main(argv=None):
                 fitted = clone(regressor).fit(a, (y[train] - mean) / scale)
             row.append(nmad(fitted.predict(b) * scale + mean - y[test]))
         print(f"{name:<20}" + "".join(f"{value:>12.4f}" for value in row))
+
+    labelled = np.sort(np.concatenate([train, test]))
+    x_all = log_flux([miles.spectra[i] for i in labelled])
+    y_all = np.column_stack([y[labelled] for y in targets.values()])
+    print(f"\nLabel spread of spectral twins among the {len(labelled)} labelled stars "
+          "(σ_MAD of the label differences / √2, dex)")
+    print(f"{'closest pairs':<20}{'rms ≤':>8}{'pairs':>7}" + "".join(f"{n:>12}" for n in targets))
+    for fraction, limit, n_pairs, spread in spectral_twin_spread(x_all, y_all):
+        print(f"{fraction:<20.0%}{limit:>8.4f}{n_pairs:>7d}"
+              + "".join(f"{value:>12.4f}" for value in spread))
     return 0
 
 
