@@ -107,8 +107,8 @@ def _validate(args):
     sources = build_sources(config.sources)
     rows = [{"model": name, **validation_loss(name, config, sources=sources)}
             for name in args.models]
-    table = Table(rows=rows, names=["model", "loss", "reconstruction", "consistency"])
-    for name in ("loss", "reconstruction", "consistency"):
+    table = Table(rows=rows, names=list(rows[0]))
+    for name in table.colnames[1:]:
         table[name].format = ".4f"
     print(f"validation batches of {args.config}: {config.validation_batches} batches of "
           f"{config.batch_size} pairs, seed {config.seed}")

@@ -22,8 +22,8 @@ __all__ = ["plot_spectrum", "plot_tokens", "plot_reconstruction", "plot_predicte
            "plot_confusion_matrix", "plot_token_similarity", "plot_embedding_map",
            "plot_training_log"]
 
-_TRAINING_COLUMNS = ("loss", "reconstruction", "consistency", "val_loss", "val_reconstruction",
-                     "val_consistency")
+_TRAINING_COLUMNS = ("loss", "reconstruction", "consistency", "anchor", "val_loss",
+                     "val_reconstruction", "val_consistency", "val_anchor")
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -712,7 +712,8 @@ def plot_training_log(log, ax=None, *, columns=None, logy="auto"):
     ax : `~matplotlib.axes.Axes`, optional
     columns : sequence of str, optional
         Columns to draw (default: those present among ``loss``,
-        ``reconstruction``, ``consistency`` and their ``val_`` versions).
+        ``reconstruction``, ``consistency``, ``anchor`` and their ``val_``
+        versions).
         Validation columns are drawn with markers where they have values.
     logy : bool or "auto"
         Logarithmic y axis; ``"auto"`` uses one when every value drawn is positive.

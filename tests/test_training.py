@@ -374,8 +374,8 @@ def test_readout_weight_adds_the_chi2_of_the_readout_alone(tmp_path):
     with torch.no_grad():
         tokenizer.pixel_coefficients[-1].bias.normal_(0, 0.3)
     views = TrainingStream(TOY_SOURCES, config, tokenizer.config.patch_size).batch(0)
-    loss, _, _ = TrainingObjective(tokenizer, config)(*views)
-    loss_weighted, _, _ = TrainingObjective(tokenizer, weighted)(*views)
+    loss, _ = TrainingObjective(tokenizer, config)(*views)
+    loss_weighted, _ = TrainingObjective(tokenizer, weighted)(*views)
     readout_chi2 = []
     for view in views:
         log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
@@ -464,11 +464,20 @@ def test_anchor_keeps_the_pooled_embedding_near_the_starting_model(tmp_path):
         moved[weight] = np.linalg.norm(encode(spectra, model=model, progress=False).embedding
                                        - start, axis=1).mean()
     assert 0 < moved[100.0] < 0.5 * moved[0.0]
+    # the log has the unweighted anchor term, which the loss adds with its weight; a run
+    # without the anchor leaves the column empty
+    log = np.genfromtxt(tmp_path / "100.0" / "log.csv", delimiter=",", names=True)
+    assert np.all(log["anchor"] > 0)
+    np.testing.assert_allclose(log["loss"], log["consistency"] + 100.0 * log["anchor"],
+                               rtol=1e-5)
+    unanchored = np.genfromtxt(tmp_path / "0.0" / "log.csv", delimiter=",", names=True)
+    assert np.all(np.isnan(unanchored["anchor"])) and np.all(np.isnan(unanchored["val_anchor"]))
     # validation_loss measures the anchor from init_weights, as training's validation does
-    logged = np.genfromtxt(tmp_path / "100.0" / "log.csv", delimiter=",", names=True)[-1]
     scored = validation_loss(model, config, sources=TOY_SOURCES)
-    np.testing.assert_allclose(scored["loss"], logged["val_loss"], rtol=1e-5)
-    assert scored["loss"] > scored["consistency"] + 1e-3
+    np.testing.assert_allclose([scored["loss"], scored["anchor"]],
+                               [log["val_loss"][-1], log["val_anchor"][-1]], rtol=1e-5)
+    assert "anchor" not in validation_loss(model, dataclasses.replace(config, anchor_weight=0.0),
+                                           sources=TOY_SOURCES)
     with pytest.raises(ValueError, match="anchor_weight .* needs trainable = 'pooling', got 'all'"):
         tiny_config(tmp_path, anchor_weight=1.0)
     for bad in (-1, float("nan")):
@@ -495,8 +504,17 @@ def test_anchored_pooling_training_resumes_where_it_stopped(tmp_path, monkeypatc
     kept = torch.load(tmp_path / "stopped" / CHECKPOINT_NAME, weights_only=True)
     start = load_model(saved).pooling.state_dict()
     assert_same_parameters(kept["reference_pooling"], start, atol=0)
+    # a log written before the anchor had columns of its own is carried on
+    log_path = tmp_path / "stopped" / "log.csv"
+    lines = log_path.read_text().splitlines()
+    old = [i for i, name in enumerate(lines[0].split(",")) if "anchor" not in name]
+    log_path.write_text("".join(",".join(line.split(",")[i] for i in old) + "\n"
+                                for line in lines))
     resumed = train(stopped, resume=True, progress=False, sources=TOY_SOURCES)
     assert_same_parameters(parameters(straight), parameters(resumed), atol=0)
+    log = np.genfromtxt(log_path, delimiter=",", names=True)
+    assert log["step"].tolist() == list(range(1, 7))
+    assert np.all(np.isnan(log["anchor"][:3])) and np.all(log["anchor"][3:] > 0)
 
 
 def test_untrimmed_views_have_the_patch_grid_encode_gives(tmp_path):
@@ -548,7 +566,10 @@ def test_trainable_choices_and_what_they_need(tmp_path):
 
 def test_rewinding_the_log_keeps_complete_rows_up_to_the_checkpoint(tmp_path):
     log = tmp_path / "log.csv"
-    rows = [f"{step},0.001,2.0,1.5,0.5,1.0,30.0,{10.0 * step},,," for step in (20, 40, 60)]
+    values = {"learning_rate": 0.001, "loss": 2.0, "reconstruction": 1.5, "consistency": 0.5,
+              "grad_norm": 1.0, "spectra_per_second": 30.0}
+    rows = [",".join(str({**values, "step": step, "wall_seconds": 10.0 * step}.get(name, ""))
+                     for name in _LOG_FIELDS) for step in (20, 40, 60)]
     # the row of step 80 was cut short by a kill, after the checkpoint of step 50
     log.write_text(",".join(_LOG_FIELDS) + "\n" + "\n".join(rows) + "\n80,0.001,2.")
     assert _rewind_log(log, 50) == 400.0

@@ -30,9 +30,10 @@ __all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint",
            "export_checkpoint", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-_LOG_FIELDS = ["step", "learning_rate", "loss", "reconstruction", "consistency", "grad_norm",
-               "spectra_per_second", "wall_seconds", "val_loss", "val_reconstruction",
-               "val_consistency"]
+#: The loss terms that `TrainingObjective` reports, in the order the log lists them.
+_TERMS = ("reconstruction", "consistency", "anchor")
+_LOG_FIELDS = ["step", "learning_rate", "loss", *_TERMS, "grad_norm", "spectra_per_second",
+               "wall_seconds", "val_loss", *(f"val_{term}" for term in _TERMS)]
 
 
 class TrainingObjective(nn.Module):
@@ -97,6 +98,16 @@ class TrainingObjective(nn.Module):
                            reference_a, reference_b, n_valid_a, n_valid_b)
 
     def forward(self, view_a, view_b):
+        """The weighted total loss and its unweighted terms.
+
+        Returns
+        -------
+        loss : `torch.Tensor`
+            The weighted sum of the terms (a scalar, with gradient).
+        terms : dict of str to `torch.Tensor`
+            ``reconstruction`` and ``consistency``, and ``anchor`` when
+            ``config.anchor_weight`` is not 0, each detached.
+        """
         nll_a, encoded_a = self._view(view_a)
         nll_b, encoded_b = self._view(view_b)
         reconstruction = 0.5 * (nll_a + nll_b)
@@ -104,10 +115,12 @@ class TrainingObjective(nn.Module):
                                        self.config.temperature)
         loss = (self.config.reconstruction_weight * reconstruction
                 + self.config.consistency_weight * consistency)
+        terms = {"reconstruction": reconstruction.detach(), "consistency": consistency.detach()}
         if self.config.anchor_weight:
-            loss = loss + self.config.anchor_weight * self._anchor(view_a, encoded_a,
-                                                                   view_b, encoded_b)
-        return loss, reconstruction.detach(), consistency.detach()
+            anchor = self._anchor(view_a, encoded_a, view_b, encoded_b)
+            loss = loss + self.config.anchor_weight * anchor
+            terms["anchor"] = anchor.detach()
+        return loss, terms
 
 
 def _learning_rate_factor(config):
@@ -215,16 +228,16 @@ def _mean_over_ranks(values, device):
 
 
 def _validate(objective, batches, device, autocast):
-    totals = [0.0, 0.0, 0.0]
+    """Mean of the loss and of each of its terms over the validation batches (and ranks)."""
+    totals = {}
     objective.eval()
     with torch.no_grad(), autocast():
         for view_a, view_b in batches:
-            loss, reconstruction, consistency = objective(_to_device(view_a, device),
-                                                          _to_device(view_b, device))
-            for k, value in enumerate((loss, reconstruction, consistency)):
-                totals[k] += float(value) / len(batches)
+            loss, terms = objective(_to_device(view_a, device), _to_device(view_b, device))
+            for name, value in {"loss": loss, **terms}.items():
+                totals[name] = totals.get(name, 0.0) + float(value) / len(batches)
     objective.train()
-    return _mean_over_ranks(totals, device)
+    return dict(zip(totals, _mean_over_ranks(list(totals.values()), device)))
 
 
 def _validation_batches(sources, config, patch_size, rank=0, world_size=1):
@@ -259,7 +272,9 @@ def validation_loss(model, config, *, sources=None):
     Returns
     -------
     dict
-        ``loss`` (the weighted total), ``reconstruction`` and ``consistency``.
+        ``loss`` (the weighted total) and its unweighted terms:
+        ``reconstruction``, ``consistency``, and ``anchor`` when the
+        configuration's ``anchor_weight`` is not 0.
 
     Examples
     --------
@@ -280,9 +295,9 @@ def validation_loss(model, config, *, sources=None):
     if config.anchor_weight:  # the anchor measures the distance from init_weights' pooling
         reference = load_model(config.init_weights, device=device).pooling
     objective = TrainingObjective(model, config, reference)
-    values = _validate(objective, batches, device, nullcontext)
+    losses = _validate(objective, batches, device, nullcontext)
     model.train(was_training)
-    return dict(zip(("loss", "reconstruction", "consistency"), values))
+    return losses
 
 
 def _load_initial_weights(model, name_or_path):
@@ -593,8 +608,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         if span is not None:
             span = _widen_span(span, view_a, view_b)
         with autocast():
-            loss, reconstruction, consistency = wrapped(_to_device(view_a, device),
-                                                        _to_device(view_b, device))
+            loss, terms = wrapped(_to_device(view_a, device), _to_device(view_b, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         loss = loss.detach()
@@ -606,18 +620,18 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         bar.set_postfix(loss=f"{float(loss):.3f}")
         validate = done % config.validate_every == 0 or done == config.steps
         if done % config.log_every == 0 or validate:
-            values = _mean_over_ranks([float(loss), float(reconstruction), float(consistency)],
-                                      device)
+            logged = {"loss": loss, **terms}
             row = {"step": done, "learning_rate": scheduler.get_last_lr()[0],
-                   "loss": values[0], "reconstruction": values[1], "consistency": values[2],
+                   **dict(zip(logged, _mean_over_ranks([float(v) for v in logged.values()],
+                                                       device))),
                    "grad_norm": float(grad_norm),
                    "spectra_per_second": config.batch_size * config.log_every
                    / max(time.time() - window, 1e-9),
                    "wall_seconds": time.time() - started}
             window = time.time()
             if validate:
-                row.update(zip(("val_loss", "val_reconstruction", "val_consistency"),
-                               _validate(objective, validation, device, autocast)))
+                row.update((f"val_{name}", value) for name, value
+                           in _validate(objective, validation, device, autocast).items())
             if rank == 0:
                 with open(log_path, "a", newline="") as f:
                     csv.DictWriter(f, _LOG_FIELDS).writerow(row)
