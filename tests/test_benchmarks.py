@@ -44,12 +44,19 @@ def test_twin_ranks_and_nmad():
     assert diagonal_ranks(-np.abs(a[:, :1] - a[:, :1].T)).tolist() == [1] * 20
     assert diagonal_ranks([[1, 1, 2], [0, 1, 0], [3, 3, 3]]).tolist() == [2, 1, 1]  # ties count
     assert diagonal_ranks([[0.0, -np.inf], [-np.inf, 0.0]]).tolist() == [1, 1]
-    with pytest.raises(ValueError, match="must be square"):
-        diagonal_ranks(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="at least as many candidates as objects"):
+        diagonal_ranks(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="NaN in 1 rows"):
         diagonal_ranks([[1.0, np.nan], [0.0, 1.0]])
-    with pytest.raises(ValueError, match="of one shape"):
+    with pytest.raises(ValueError, match="b no shorter than a"):
         twin_ranks(a, a[:5])
+    with pytest.raises(ValueError, match="as many features"):
+        twin_ranks(a, a[:, :4])
+    # candidates beyond the objects: seen only the second way, they can only push a twin down
+    noisy = a[:5] + 0.1 * rng.normal(size=(5, 8))
+    assert twin_ranks(a[:5], np.vstack([noisy, a[5:]])).tolist() == [1] * 5
+    assert twin_ranks(a[:5], np.vstack([noisy, a[:5]])).tolist() == [2] * 5
+    assert diagonal_ranks([[1, 0, 1], [0, 1, 2]]).tolist() == [1, 2]
 
 
 def _lined_star(centres, depth=0.4):

@@ -92,11 +92,14 @@ def twin_ranks(a, b):
 
     Row ``i`` of ``a`` and of ``b`` are one object seen two ways; for each
     row of ``a`` every row of ``b`` is a candidate, and the rank of the true
-    twin is 1 + the number of candidates more similar than it.
+    twin is 1 + the number of candidates more similar than it. Rows of ``b``
+    beyond those of ``a`` are further candidates, objects seen only the
+    second way.
 
     Parameters
     ----------
-    a, b : array-like, shape (n, d)
+    a : array-like, shape (n, d)
+    b : array-like, shape (m, d), m ≥ n
 
     Returns
     -------
@@ -105,7 +108,8 @@ def twin_ranks(a, b):
     Raises
     ------
     ValueError
-        If ``a`` and ``b`` are not 2-D arrays of one shape.
+        If ``a`` and ``b`` are not 2-D arrays with as many features, or
+        ``b`` has fewer rows than ``a``.
 
     Examples
     --------
@@ -114,12 +118,15 @@ def twin_ranks(a, b):
     >>> a = np.eye(3)
     >>> twin_ranks(a, a).tolist(), twin_ranks(a, a[[1, 0, 2]]).tolist()
     ([1, 1, 1], [2, 2, 1])
+    >>> twin_ranks(a[:2], [[1, 0, 0], [0, 1, 0], [0.1, 1, 0]]).tolist()  # one more candidate
+    [1, 1]
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"a and b must be (objects, features) arrays of one shape, one row "
-                         f"per object; got {a.shape} and {b.shape}")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(b) < len(a):
+        raise ValueError(f"a and b must be (objects, features) arrays with as many features, "
+                         f"row i of each one object and b no shorter than a (extra rows are "
+                         f"more candidates); got {a.shape} and {b.shape}")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-30)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-30)
     return diagonal_ranks(a @ b.T)
@@ -130,12 +137,12 @@ def diagonal_ranks(score):
 
     ``score[i, j]`` scores candidate ``j`` for object ``i``, whose twin is
     candidate ``i``; its rank is 1 + the number of candidates scored higher
-    (ties go to the twin). Infinite scores are allowed (``-inf``: never a
-    match).
+    (ties go to the twin). Columns beyond the rows are candidates that are
+    no object's twin. Infinite scores are allowed (``-inf``: never a match).
 
     Parameters
     ----------
-    score : array-like, shape (n, n)
+    score : array-like, shape (n, m), m ≥ n
 
     Returns
     -------
@@ -144,7 +151,7 @@ def diagonal_ranks(score):
     Raises
     ------
     ValueError
-        If ``score`` is not square or holds NaN.
+        If ``score`` has fewer columns than rows or holds NaN.
 
     Examples
     --------
@@ -152,15 +159,18 @@ def diagonal_ranks(score):
     >>> from spectok.benchmarks import diagonal_ranks
     >>> diagonal_ranks(np.array([[0.9, 0.1], [0.8, 0.3]])).tolist()
     [1, 2]
+    >>> diagonal_ranks(np.array([[0.9, 0.1, 0.95], [0.8, 0.3, 0.1]])).tolist()
+    [2, 2]
     """
     score = np.asarray(score, dtype=float)
-    if score.ndim != 2 or score.shape[0] != score.shape[1]:
-        raise ValueError(f"score must be square, objects by candidates with each twin on the "
-                         f"diagonal; got shape {score.shape}")
+    if score.ndim != 2 or score.shape[0] > score.shape[1]:
+        raise ValueError(f"score must be objects by candidates, each twin on the diagonal "
+                         f"and at least as many candidates as objects; got shape {score.shape}")
     if np.isnan(score).any():
         raise ValueError(f"score holds NaN in {int(np.isnan(score).any(axis=1).sum())} rows; "
                          "a NaN cannot be ranked")
-    return 1 + np.sum(score > np.diag(score)[:, None], axis=1)
+    twin = score[np.arange(len(score)), np.arange(len(score))]
+    return 1 + np.sum(score > twin[:, None], axis=1)
 
 
 class _Data:
@@ -303,15 +313,17 @@ class _Data:
 
     def star_views(self, part, instrument):
         """MILES stars observed through an instrument (test: the twin stars)."""
+        return self._cached(("stars", part, instrument),
+                            lambda: self.observe_stars(self.star_rows(part), instrument))
+
+    def observe_stars(self, rows, instrument):
+        """Rows of `miles` observed through an instrument, each star with its own noise seed."""
         from ..datasets import observe
 
-        def make():
-            rows = self.star_rows(part)
-            spectra = self.miles().spectra
-            key = zlib.crc32(instrument.encode())
-            return [observe(spectra[i], instrument, snr=_STAR_SNR,
-                            rng=[self.seed, 31, key, int(i)]) for i in rows]
-        return self._cached(("stars", part, instrument), make)
+        spectra = self.miles().spectra
+        key = zlib.crc32(instrument.encode())
+        return [observe(spectra[i], instrument, snr=_STAR_SNR, rng=[self.seed, 31, key, int(i)])
+                for i in rows]
 
 
 class BenchmarkContext:
