@@ -361,7 +361,7 @@ def training_throughput(steps, device):
         data_times.append(time.perf_counter() - start)
         start = time.perf_counter()
         with _autocast(device):
-            loss, _, _ = objective(_to_device(view_a, device), _to_device(view_b, device))
+            loss, _ = objective(_to_device(view_a, device), _to_device(view_b, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -18,12 +18,14 @@ test residuals of each, in dex.
 It then bounds how precise the catalogue labels themselves are, with no
 regression at all: each labelled MILES star is paired with the star whose
 log flux is closest to its own (root-mean-square difference over the grid),
-and for the closest 10, 25 and 50 % of those pairs it prints σ_MAD of the
-label differences divided by √2. If two stars with the same spectrum carried
+and for the closest 10, 25 and 50 % of those pairs it prints the normalised
+median absolute label difference (about 0, which is what two stars with one
+spectrum should differ by), divided by √2. If two such stars carried
 independent label errors of σ, that would be σ; real differences between
 the two stars only add to it, so each row is an upper bound on the label
-noise of stars like those, and the floor below which no predictor's σ_MAD
-can be expected to go.
+noise of stars like those (errors the two share, from one source or
+calibration, would escape it), and so on the floor below which no
+predictor's σ_MAD on their labels can be expected to go.
 """
 
 import argparse
@@ -88,8 +90,8 @@ def spectral_twin_spread(x, y, fractions=(0.1, 0.25, 0.5)):
     -------
     list of (float, float, int, `~numpy.ndarray`)
         Per fraction: the fraction, the largest distance kept (rms over the
-        features), the number of distinct pairs, and σ_MAD of the label
-        differences over √2, one value per label.
+        features), the number of distinct pairs, and 1.4826 × the median
+        absolute label difference over √2, one value per label.
 
     Examples
     --------
@@ -97,9 +99,11 @@ def spectral_twin_spread(x, y, fractions=(0.1, 0.25, 0.5)):
     >>> x = np.array([[0.0], [0.1], [5.0], [5.1]])
     >>> y = np.array([[1.0], [1.2], [3.0], [3.6]])
     >>> [(f, round(d, 3), n, np.round(s, 3)) for f, d, n, s in spectral_twin_spread(x, y, [1.0])]
-    [(1.0, 0.1, 2, array([0.21]))]
+    [(1.0, 0.1, 2, array([0.419]))]
     """
-    distance = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).mean(-1))
+    squares = (x ** 2).sum(1)
+    distance = np.sqrt(np.clip(squares[:, None] + squares[None, :] - 2 * x @ x.T, 0, None)
+                       / x.shape[1])
     np.fill_diagonal(distance, np.inf)
     nearest = distance.argmin(1)
     closest = distance[np.arange(len(x)), nearest]
@@ -108,8 +112,9 @@ def spectral_twin_spread(x, y, fractions=(0.1, 0.25, 0.5)):
         limit = np.quantile(closest, fraction)
         kept = np.flatnonzero(closest <= limit)
         pairs = np.array(sorted({tuple(sorted(p)) for p in zip(kept, nearest[kept])}))
-        difference = y[pairs[:, 0]] - y[pairs[:, 1]]
-        spread = np.array([nmad(column) for column in difference.T]) / np.sqrt(2)
+        # the sign of a difference only says which star of the pair came first
+        difference = np.abs(y[pairs[:, 0]] - y[pairs[:, 1]])
+        spread = 1.4826 * np.median(difference, axis=0) / np.sqrt(2)
         rows.append((fraction, float(limit), len(pairs), spread))
     return rows
 
@@ -154,7 +159,7 @@ def main(argv=None):
     x_all = log_flux([miles.spectra[i] for i in labelled])
     y_all = np.column_stack([y[labelled] for y in targets.values()])
     print(f"\nLabel spread of spectral twins among the {len(labelled)} labelled stars "
-          "(σ_MAD of the label differences / √2, dex)")
+          "(1.4826 × median |label difference| / √2, dex)")
     print(f"{'closest pairs':<20}{'rms ≤':>8}{'pairs':>7}" + "".join(f"{n:>12}" for n in targets))
     for fraction, limit, n_pairs, spread in spectral_twin_spread(x_all, y_all):
         print(f"{fraction:<20.0%}{limit:>8.4f}{n_pairs:>7d}"

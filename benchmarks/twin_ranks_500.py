@@ -37,58 +37,20 @@ import numpy as np
 
 import spectok
 from spectok.adapter import NoUncertaintyWarning
-from spectok.benchmarks import diagonal_ranks, format_report, matched_chi2, twin_ranks
-from spectok.benchmarks.tasks import STAR_INSTRUMENTS, BenchmarkContext
+from spectok.benchmarks import format_report
+from spectok.benchmarks.tasks import (BenchmarkContext, add_twin_ranks, galaxy_twin_ranks,
+                                      star_twin_ranks)
 
-_PAIRS = [(a, b) for i, a in enumerate(STAR_INSTRUMENTS) for b in STAR_INSTRUMENTS[i + 1:]]
 
-
-def star_ranks(ctx, n_candidates):
-    """{(a, b): {method: ranks of the test stars' twins}} and the numbers of queries."""
-    data = ctx.data
+def extra_star_rows(data, n_candidates):
+    """Rows of MILES training stars that make the test stars up to ``n_candidates``."""
     n_test = len(data.star_rows("test"))
     train, _ = data.miles_split(complete=False)
-    pca_rows = data.star_rows("train")
-    others = np.setdiff1d(train, pca_rows)
+    others = np.setdiff1d(train, data.star_rows("train"))   # not flux + PCA's stars
     if not n_test <= n_candidates <= n_test + len(others):
         raise ValueError(f"--candidates must be from the {n_test} MILES test stars to "
                          f"{n_test + len(others)}, got {n_candidates}")
-    extra_rows = data.subset(others, n_candidates - n_test, salt=23)
-    queries = {inst: data.star_views("test", inst) for inst in STAR_INSTRUMENTS}
-    candidates = {inst: queries[inst] + data.observe_stars(extra_rows, inst)
-                  for inst in STAR_INSTRUMENTS}
-    pca_train = [s for inst in STAR_INSTRUMENTS for s in data.star_views("train", inst)]
-    features = ctx.features("stars_optical", pca_train,
-                            *(candidates[inst] for inst in STAR_INSTRUMENTS), need_train=False)
-    ranks = {}
-    for a, b in _PAIRS:
-        i, j = STAR_INSTRUMENTS.index(a), STAR_INSTRUMENTS.index(b)
-        ranks[a, b] = {name: twin_ranks(x[i][:n_test], x[j])
-                       for name, (_, x) in features.items()}
-        chi2 = matched_chi2(queries[a], candidates[b], b)
-        ranks[a, b]["matched_chi2"] = diagonal_ranks(-chi2)
-    return ranks, n_test
-
-
-def galaxy_ranks(ctx, n_candidates):
-    """{method: ranks of each SDSS-like galaxy's DESI-like twin}."""
-    data = ctx.data
-    data.sizes = {**data.sizes, "galaxy_test": n_candidates}
-    sdss, desi = (data.galaxies("test", inst).spectra for inst in ("sdss", "desi"))
-    features = ctx.features("galaxies", data.galaxy_pca_train(), sdss, desi, need_train=False)
-    ranks = {name: twin_ranks(*x) for name, (_, x) in features.items()}
-    # as in the benchmark: the sharper DESI view re-observed as SDSS, ranked down a column
-    ranks["matched_chi2"] = diagonal_ranks(-matched_chi2(desi, sdss, "sdss").T)
-    return ranks
-
-
-def add_ranks(report, what, ranks, n_candidates):
-    """Median rank and top-1 rate of each method, as ``spectok bench`` reports them."""
-    n = len(next(iter(ranks.values())))
-    report.add("cross_instrument", f"{what}, {n_candidates} candidates: median twin rank",
-               {m: float(np.median(r)) for m, r in ranks.items()}, better="lower", n=n)
-    report.add("cross_instrument", f"{what}, {n_candidates} candidates: top-1 rate",
-               {m: float(np.mean(r == 1)) for m, r in ranks.items()}, better="higher", n=n)
+    return data.subset(others, n_candidates - n_test, salt=23)
 
 
 def main(argv=None):
@@ -97,32 +59,31 @@ def main(argv=None):
                         help="shipped model name or saved model .json (default spectok-small)")
     parser.add_argument("--candidates", type=int, default=500,
                         help="candidates per query (default 500)")
-    parser.add_argument("-o", "--output", help="also write the table to this Markdown file")
+    parser.add_argument("-o", "--output", help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     start = time.time()
-    model = spectok.load_model(args.model)
-    ctx = BenchmarkContext(model, quick=False, seed=0)
+    ctx = BenchmarkContext(spectok.load_model(args.model), quick=False, seed=0)
+    try:
+        extra_rows = extra_star_rows(ctx.data, args.candidates)
+    except ValueError as error:
+        parser.error(str(error))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoUncertaintyWarning)
-        try:
-            stars, n_test = star_ranks(ctx, args.candidates)
-        except ValueError as error:
-            parser.error(str(error))
-        galaxies = galaxy_ranks(ctx, args.candidates)
-    report = ctx.report
+        stars, _ = star_twin_ranks(ctx, extra_rows)
+        galaxies = galaxy_twin_ranks(ctx, args.candidates)
     for (a, b), ranks in stars.items():
-        add_ranks(report, f"MILES stars {a}↔{b}", ranks, args.candidates)
-    add_ranks(report, "galaxies sdss↔desi", galaxies, args.candidates)
-    report.meta["notes"] = [
+        add_twin_ranks(ctx.report, f"MILES stars {a}↔{b}, {args.candidates} candidates", ranks)
+    add_twin_ranks(ctx.report, f"galaxies sdss↔desi, {args.candidates} candidates", galaxies)
+    n_test = len(ctx.data.star_rows("test"))
+    ctx.report.meta["notes"] = [
         f"`python benchmarks/twin_ranks_500.py --candidates {args.candidates}`: n counts the "
         f"queries. Each of the {n_test} MILES test stars is ranked against its twin and "
         f"{args.candidates - 1} others seen through the other instrument: the other test "
-        f"stars and {args.candidates - n_test} stars of the training split (none of those "
-        f"flux + PCA fits its components to). Each of "
-        f"{args.candidates} held-out simulated galaxies seen as SDSS-like is ranked against "
-        f"the {args.candidates} seen as DESI-like."]
-    report.meta["seconds"] = {"twin ranks": time.time() - start}
-    text = format_report(report)
+        f"stars and {len(extra_rows)} stars of the training split (none of those flux + PCA "
+        f"fits its components to). Each of {args.candidates} held-out simulated galaxies "
+        f"seen as SDSS-like is ranked against the {args.candidates} seen as DESI-like."]
+    ctx.report.meta["seconds"] = {"twin ranks": time.time() - start}
+    text = format_report(ctx.report)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

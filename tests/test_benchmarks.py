@@ -48,7 +48,7 @@ def test_twin_ranks_and_nmad():
         diagonal_ranks(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="NaN in 1 rows"):
         diagonal_ranks([[1.0, np.nan], [0.0, 1.0]])
-    with pytest.raises(ValueError, match="b no shorter than a"):
+    with pytest.raises(ValueError, match="b has 5 rows, fewer than the 20 objects of a"):
         twin_ranks(a, a[:5])
     with pytest.raises(ValueError, match="as many features"):
         twin_ranks(a, a[:, :4])
@@ -190,6 +190,28 @@ def quick_report():
     torch.manual_seed(0)
     tiny = SpectralTokenizer(CONFIGS["tiny"]).eval()
     return run_benchmark(tiny, quick=True, seed=0, num_threads=1)
+
+
+@pytest.mark.remote_data
+def test_twins_ranked_among_more_candidates():
+    from spectok.benchmarks.tasks import (STAR_PAIRS, BenchmarkContext, galaxy_twin_ranks,
+                                          star_twin_ranks)
+
+    torch.manual_seed(0)
+    ctx = BenchmarkContext(SpectralTokenizer(CONFIGS["tiny"]), quick=True, seed=0)
+    n_test = len(ctx.data.star_rows("test"))
+    train, _ = ctx.data.miles_split(complete=False)
+    extra_rows = train[:5]
+    alone, _ = star_twin_ranks(ctx)
+    among_more, _ = star_twin_ranks(ctx, extra_rows)
+    assert list(among_more) == list(STAR_PAIRS)
+    for pair in STAR_PAIRS:
+        assert set(among_more[pair]) == {"spectok", "untrained", "flux_pca", "matched_chi2"}
+        for method, ranks in among_more[pair].items():
+            # the queries and their twins are the same: more candidates only push twins down
+            assert len(ranks) == n_test and ranks.max() <= n_test + len(extra_rows)
+            assert np.all(ranks >= alone[pair][method]), (pair, method)
+    assert {len(r) for r in galaxy_twin_ranks(ctx, n=4).values()} == {4}
 
 
 @pytest.mark.remote_data

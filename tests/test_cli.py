@@ -151,6 +151,20 @@ instruments = ["sdss"]
     rows = [line.split() for line in out.splitlines() if line.startswith("spectok-small")]
     assert len(rows) == 2 and rows[0] == rows[1]
     assert all(np.isfinite(float(value)) for value in rows[0][1:])
+    # an anchored configuration adds the anchor, 0 for the model it anchors to
+    anchored = tmp_path / "anchored.toml"
+    anchored.write_text("""
+init_weights = "spectok-small"
+trainable = "pooling"
+anchor_weight = 1.0
+reconstruction_weight = 0.0
+""" + config.read_text())
+    assert main(["validate", str(anchored), "spectok-small"]) == 0
+    out = capsys.readouterr().out
+    header = next(line.split() for line in out.splitlines() if line.strip().startswith("model"))
+    assert header == ["model", "loss", "reconstruction", "consistency", "anchor"]
+    row = next(line.split() for line in out.splitlines() if line.startswith("spectok-small"))
+    assert float(row[4]) == 0.0 and float(row[1]) == float(row[3])
 
 
 def test_train_runs_a_config_file(tmp_path):

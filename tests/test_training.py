@@ -553,6 +553,25 @@ def test_a_window_of_a_whole_view_with_too_few_usable_pixels_is_redrawn():
     assert any(outcomes) and not all(outcomes)
 
 
+def test_intervals_and_validation_batches_must_be_positive(tmp_path):
+    # a zero interval would divide by zero mid-run; no validation batches, validate nothing
+    for name in ("log_every", "validate_every", "checkpoint_every", "validation_batches"):
+        with pytest.raises(ValueError, match=f"{name} must be 1 or more, got 0"):
+            tiny_config(tmp_path, **{name: 0})
+
+
+def test_the_objective_reports_only_terms_the_log_has(tmp_path):
+    saved = str(tmp_path / "first" / "toy-model.json")
+    train(tiny_config(tmp_path / "first", steps=1), progress=False, sources=TOY_SOURCES)
+    config = tiny_config(tmp_path, trainable="pooling", init_weights=saved, anchor_weight=1.0,
+                         reconstruction_weight=0.0, consistency_weight=1.0)
+    model = load_model(saved)
+    views = TrainingStream(TOY_SOURCES, config, model.config.patch_size).batch(0)
+    _, terms = TrainingObjective(model, config)(*views)
+    assert list(terms) == ["reconstruction", "consistency", "anchor"]
+    assert set(terms) <= set(_LOG_FIELDS)
+
+
 def test_trainable_choices_and_what_they_need(tmp_path):
     with pytest.raises(ValueError, match="trainable must be 'all', 'decoder', 'basis' or "
                                          "'pooling', got 'encoder'"):

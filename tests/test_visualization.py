@@ -183,3 +183,10 @@ def test_plot_training_log(tmp_path):
         plot_training_log(path, columns=["nope"])
     with pytest.raises(KeyError, match="step"):
         plot_training_log(Table({"loss": [1.0]}))
+    # an anchored run's log: the anchor drawn in a colour of its own, its validation likewise
+    anchored = Table({"step": [20, 40], "loss": [3.0, 2.0], "consistency": [2.0, 1.5],
+                      "anchor": [0.1, 0.05], "val_anchor": [np.nan, 0.06]})
+    lines = plot_training_log(anchored).get_lines()
+    assert [line.get_label() for line in lines] == ["loss", "consistency", "anchor", "val_anchor"]
+    assert lines[2].get_color() == lines[3].get_color() not in {lines[0].get_color(),
+                                                                lines[1].get_color()}

@@ -165,6 +165,9 @@ class TrainingConfig:
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        for name in ("log_every", "validate_every", "checkpoint_every", "validation_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 or more, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be 0 (batches made in the training process) or "
                              f"more, got {self.num_workers}")

@@ -98,15 +98,24 @@ class TrainingObjective(nn.Module):
                            reference_a, reference_b, n_valid_a, n_valid_b)
 
     def forward(self, view_a, view_b):
-        """The weighted total loss and its unweighted terms.
+        """The total loss and the terms it weighs.
+
+        Parameters
+        ----------
+        view_a, view_b : dict
+            The two views of each object of a batch, as `TrainingStream`
+            makes them (on the model's device).
 
         Returns
         -------
         loss : `torch.Tensor`
-            The weighted sum of the terms (a scalar, with gradient).
+            ``reconstruction_weight`` × reconstruction + ``consistency_weight``
+            × consistency (+ ``anchor_weight`` × anchor): a scalar, with gradient.
         terms : dict of str to `torch.Tensor`
-            ``reconstruction`` and ``consistency``, and ``anchor`` when
-            ``config.anchor_weight`` is not 0, each detached.
+            Detached: ``reconstruction`` (the loss per pixel of the decoded
+            flux, plus ``readout_weight`` × the readout's own χ²; 0 when
+            neither is weighted, as nothing is then decoded),
+            ``consistency``, and ``anchor`` when ``anchor_weight`` is not 0.
         """
         nll_a, encoded_a = self._view(view_a)
         nll_b, encoded_b = self._view(view_b)
