@@ -279,6 +279,11 @@ def test_units_nm_frequency_and_fnu_are_handled():
     out = observe(in_hz, "lamost", noise=False)
     assert out.flux.unit == FLAM
     np.testing.assert_allclose(out.flux.value, reference.flux.value, rtol=1e-6)
+    # another f_λ unit (SpeX's) is a scale away
+    in_si = Spectrum(spectral_axis=lam * u.AA, flux=(flux * FLAM).to(u.W / u.m**2 / u.um))
+    out = observe(in_si, "lamost", noise=False)
+    assert out.flux.unit == FLAM
+    np.testing.assert_allclose(out.flux.value, reference.flux.value, rtol=1e-7)
     # Normalised (dimensionless) flux keeps its unit.
     norm = observe(Spectrum(spectral_axis=lam * u.AA, flux=np.ones(lam.size) * u.one),
                    "lamost", noise=False)

@@ -36,7 +36,7 @@ How `observe` works, per arm:
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import astropy.units as u
 import numpy as np
@@ -746,6 +746,21 @@ def _resolution_sigma(resolution, lam, n, what):
     return np.broadcast_to(sig, (n,)).astype(float)
 
 
+@lru_cache(maxsize=256)
+def _flam_conversion(unit):
+    """How a flux unit becomes erg s⁻¹ cm⁻² Å⁻¹: ``"scale"``, ``"spectral density"`` (via
+    the wavelength, as for f_ν) or `None` (it does not; the flux is kept as it is).
+
+    Cached per unit: astropy takes milliseconds to search the spectral-density
+    equivalencies, once for every spectrum a simulation observes.
+    """
+    if unit.is_equivalent(_FLAM):
+        return "scale"
+    if unit.is_equivalent(_FLAM, equivalencies=u.spectral_density(1 * u.AA)):
+        return "spectral density"
+    return None
+
+
 def _single_arrays(spectrum, input_resolution):
     """Wavelength (Å vacuum), flux, unit, good-pixel mask and input σ (Å or None), unsorted."""
     if spectrum.flux.ndim != 1:
@@ -779,7 +794,11 @@ def _single_arrays(spectrum, input_resolution):
         lam = air_to_vac(lam * u.AA, method="Morton2000").to_value(u.AA)
     flux_q = u.Quantity(spectrum.flux)
     unit = flux_q.unit
-    if unit.is_equivalent(_FLAM, equivalencies=u.spectral_density(1 * u.AA)):
+    conversion = _flam_conversion(unit)
+    if conversion == "scale":
+        flux = flux_q.to_value(_FLAM)
+        unit = _FLAM
+    elif conversion == "spectral density":
         flux = flux_q.to_value(_FLAM, equivalencies=u.spectral_density(lam * u.AA))
         unit = _FLAM
     else:
