@@ -53,3 +53,48 @@ def test_reconstruction_residuals_of_a_star():
     assert np.all(np.isfinite(residual)) and np.all(scatter > 0)
     scale, chi2 = residuals.best_scale(residual, model)
     assert 0.9 < scale < 1.1 and chi2 <= np.mean(residual ** 2)
+
+
+@pytest.mark.remote_data
+def test_data_stream_times_a_batch():
+    from spectok.training import SourceConfig, TrainingConfig, build_sources
+
+    config = TrainingConfig(model="tiny", batch_size=2,
+                            sources=(SourceConfig("stellar_templates", instruments=("sdss",)),))
+    seconds = script("data_stream").seconds_per_batch(config, build_sources(config.sources), 1)
+    assert 0 < seconds < 60
+
+
+def test_decode_scaling_times_a_decode():
+    import spectok
+
+    scaling = script("decode_scaling")
+    model = spectok.load_model()
+    wave, flux, sigma = scaling.spectrum(2000)
+    tokens = spectok.encode((wave, flux, sigma), model=model, device="cpu")
+    assert 0 < scaling.best_time(model, tokens, wave, 1) < 60
+
+
+@pytest.mark.remote_data
+def test_token_headroom_tables_the_full_patches():
+    import spectok
+
+    headroom = script("token_headroom")
+    model = spectok.load_model()
+    features, flux, sigma, valid, decoded = headroom.patch_table(
+        headroom.stars([0, 1], "sdss", 30.0, seed=0), model)
+    size, width = model.config.patch_size, 3 * model.config.token_dim
+    assert features.shape[1] == width and len(features) > 100
+    assert flux.shape == sigma.shape == valid.shape == decoded.shape == (len(features), size)
+    assert np.isfinite(headroom.reduced_chi2(decoded, flux, sigma, valid))
+
+
+@pytest.mark.remote_data
+def test_encode_latency_prints_its_median(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["encode_latency.py", "--threads", "1", "--repeats", "2"])
+    threads = torch.get_num_threads()
+    try:
+        script("encode_latency").main()
+    finally:
+        torch.set_num_threads(threads)   # the script sets the process's threads
+    assert "encode latency: median" in capsys.readouterr().out
