@@ -212,6 +212,9 @@ def test_twins_ranked_among_more_candidates():
             assert len(ranks) == n_test and ranks.max() <= n_test + len(extra_rows)
             assert np.all(ranks >= alone[pair][method]), (pair, method)
     assert {len(r) for r in galaxy_twin_ranks(ctx, n=4).values()} == {4}
+    test_star = ctx.data.star_rows("test")[0]
+    with pytest.raises(ValueError, match=rf"extra_rows holds 1 test stars \(rows \[{test_star}\]"):
+        star_twin_ranks(ctx, [test_star, *extra_rows])
 
 
 @pytest.mark.remote_data

@@ -747,15 +747,44 @@ def star_twin_ranks(ctx, extra_rows=()):
     stars seen through ``b`` and, as further candidates, the MILES stars of
     ``extra_rows`` seen through ``b``.
 
+    Parameters
+    ----------
+    ctx : `BenchmarkContext`
+    extra_rows : sequence of int
+        Rows of the MILES table (not test stars) to add as candidates.
+
     Returns
     -------
     ranks : dict
         ``ranks[a, b][method]``: the ranks, by each of ``ctx.methods`` and
-        the matched χ².
+        the matched χ² (``"matched_chi2"``), for each pair of `STAR_PAIRS`.
+
+    Raises
+    ------
+    ValueError
+        If ``extra_rows`` holds test stars.
     sdss_features : `~numpy.ndarray`
         The model's features of the test stars seen as SDSS-like.
+
+    Examples
+    --------
+    >>> from spectok.benchmarks.tasks import BenchmarkContext, star_twin_ranks
+    >>> from spectok.model import CONFIGS, SpectralTokenizer
+    >>> ctx = BenchmarkContext(SpectralTokenizer(CONFIGS["tiny"]), quick=True)
+    >>> training_stars, _ = ctx.data.miles_split(complete=False)  # doctest: +REMOTE_DATA
+    >>> ranks, _ = star_twin_ranks(ctx, training_stars[:2])  # doctest: +REMOTE_DATA
+    >>> pair = ranks["sdss", "gaia_xp"]  # doctest: +REMOTE_DATA
+    >>> sorted(pair), len(pair["spectok"])  # 10 test stars in quick mode  # doctest: +REMOTE_DATA
+    (['flux_pca', 'matched_chi2', 'spectok', 'untrained'], 10)
+    >>> bool(pair["spectok"].max() <= 10 + 2)  # among 12 candidates  # doctest: +REMOTE_DATA
+    True
     """
     data = ctx.data
+    repeated = np.intersect1d(extra_rows, data.star_rows("test"))
+    if repeated.size:
+        raise ValueError(f"extra_rows holds {repeated.size} test stars (rows "
+                         f"{repeated[:5].tolist()}...), which are candidates already; give "
+                         "other stars")
     views = {inst: data.star_views("test", inst) for inst in STAR_INSTRUMENTS}
     candidate_side = dict.fromkeys(b for _, b in STAR_PAIRS) if len(extra_rows) else {}
     extra = {b: data.observe_stars(extra_rows, b) for b in candidate_side}
@@ -777,8 +806,27 @@ def star_twin_ranks(ctx, extra_rows=()):
 def galaxy_twin_ranks(ctx, n=None):
     """Rank of each held-out simulated galaxy's DESI-like twin, seen as SDSS-like.
 
-    ``n`` galaxies (default: the benchmark's test set); returns ``ranks[method]``
-    by each of ``ctx.methods`` and the matched χ².
+    Parameters
+    ----------
+    ctx : `BenchmarkContext`
+    n : int, optional
+        Galaxies, each a query and a candidate (default: the benchmark's
+        test set).
+
+    Returns
+    -------
+    dict
+        ``ranks[method]`` by each of ``ctx.methods`` and the matched χ²
+        (``"matched_chi2"``).
+
+    Examples
+    --------
+    >>> from spectok.benchmarks.tasks import BenchmarkContext, galaxy_twin_ranks
+    >>> from spectok.model import CONFIGS, SpectralTokenizer
+    >>> ctx = BenchmarkContext(SpectralTokenizer(CONFIGS["tiny"]), quick=True)
+    >>> ranks = galaxy_twin_ranks(ctx, n=3)  # doctest: +REMOTE_DATA
+    >>> ranks["matched_chi2"].tolist()  # doctest: +REMOTE_DATA
+    [1, 1, 1]
     """
     data = ctx.data
     views = [data.galaxies("test", inst, n).spectra for inst in ("sdss", "desi")]
@@ -792,7 +840,29 @@ def galaxy_twin_ranks(ctx, n=None):
 
 
 def add_twin_ranks(report, label, ranks):
-    """Report the median rank and the top-1 rate of twins, by method."""
+    """Report the median rank and the top-1 rate of twins, by method.
+
+    Parameters
+    ----------
+    report : `~spectok.benchmarks.BenchmarkReport`
+    label : str
+        What was ranked; the metrics are ``"{label}: median twin rank"`` and
+        ``"{label}: top-1 rate"`` of the ``cross_instrument`` task.
+    ranks : dict of str to `~numpy.ndarray`
+        Ranks by method (as `twin_ranks` gives them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.benchmarks import BenchmarkReport
+    >>> from spectok.benchmarks.tasks import add_twin_ranks
+    >>> report = BenchmarkReport()
+    >>> add_twin_ranks(report, "stars", {"spectok": np.array([1, 1, 3]),
+    ...                                  "flux_pca": np.array([1, 2, 5])})
+    >>> report.value("cross_instrument", "stars: top-1 rate"), report.value(
+    ...     "cross_instrument", "stars: median twin rank", method="flux_pca")
+    (0.6666666666666666, 2.0)
+    """
     n = len(next(iter(ranks.values())))
     report.add("cross_instrument", f"{label}: median twin rank",
                {m: float(np.median(r)) for m, r in ranks.items()}, better="lower", n=n)

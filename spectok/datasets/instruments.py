@@ -36,7 +36,7 @@ How `observe` works, per arm:
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import astropy.units as u
 import numpy as np
@@ -44,13 +44,14 @@ from astropy.nddata import InverseVariance
 from scipy.special import erf
 from specutils import Spectrum, SpectrumList
 
+from ..adapter import FLAM as _FLAM
+from ..adapter import _classify_flux_unit, _conversion_factor
+
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument", "observe",
            "observe_arrays", "ModelArrays"]
 
 #: FWHM of a Gaussian in units of its σ, 2 sqrt(2 ln 2).
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-#: The flux-density unit physical spectra are returned in (the MMU convention).
-_FLAM = u.erg / (u.s * u.cm**2 * u.AA)
 #: Fine-grid bins per narrowest LSF σ.
 _OVERSAMPLE = 8
 #: Kernel half-width in units of the LSF σ.
@@ -746,21 +747,6 @@ def _resolution_sigma(resolution, lam, n, what):
     return np.broadcast_to(sig, (n,)).astype(float)
 
 
-@lru_cache(maxsize=256)
-def _flam_conversion(unit):
-    """How a flux unit becomes erg s⁻¹ cm⁻² Å⁻¹: ``"scale"``, ``"spectral density"`` (via
-    the wavelength, as for f_ν) or `None` (it does not; the flux is kept as it is).
-
-    Cached per unit: astropy takes milliseconds to search the spectral-density
-    equivalencies, once for every spectrum a simulation observes.
-    """
-    if unit.is_equivalent(_FLAM):
-        return "scale"
-    if unit.is_equivalent(_FLAM, equivalencies=u.spectral_density(1 * u.AA)):
-        return "spectral density"
-    return None
-
-
 def _single_arrays(spectrum, input_resolution):
     """Wavelength (Å vacuum), flux, unit, good-pixel mask and input σ (Å or None), unsorted."""
     if spectrum.flux.ndim != 1:
@@ -794,15 +780,10 @@ def _single_arrays(spectrum, input_resolution):
         lam = air_to_vac(lam * u.AA, method="Morton2000").to_value(u.AA)
     flux_q = u.Quantity(spectrum.flux)
     unit = flux_q.unit
-    conversion = _flam_conversion(unit)
-    if conversion == "scale":
-        flux = flux_q.to_value(_FLAM)
+    flux = flux_q.value
+    if _classify_flux_unit(unit) is _FLAM:   # f_λ, f_ν or photons: converted to f_λ
+        flux = flux * _conversion_factor(unit, _FLAM, lam, "observe()", unit)
         unit = _FLAM
-    elif conversion == "spectral density":
-        flux = flux_q.to_value(_FLAM, equivalencies=u.spectral_density(lam * u.AA))
-        unit = _FLAM
-    else:
-        flux = flux_q.value
     flux = np.asarray(flux, dtype=float)
     good = np.isfinite(flux) & np.isfinite(lam) & (lam > 0)
     if spectrum.mask is not None:
