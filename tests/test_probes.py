@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import warnings
 
 import astropy.units as u
 import numpy as np
@@ -468,6 +469,36 @@ def test_auto_head_takes_a_scorer():
     _, name, scores = build_head("auto", "regression", X, X @ [1.0, -1.0], random_state=0,
                                  scoring=prefers_neighbours)
     assert name == "knn" and scores == {"ridge": 0.0, "knn": 1.0, "mlp": 0.0, "kernel": 0.0}
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_auto_head_scores_are_cross_val_scores_in_one_or_two_threads(task):
+    # build_head fits every (option, fold) pair in one parallel call; each head's score
+    # must still be what cross_val_score gives its best option, with or without workers
+    from joblib import parallel_config
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
+    from spectok.probes.heads import _auto_options
+
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(90, 3))
+    y = np.sin(2 * X[:, 0]) + X[:, 1]
+    if task == "classification":
+        y = np.digitize(y, [-0.5, 0.5])
+        folds = StratifiedKFold(3, shuffle=True, random_state=7)
+    else:
+        folds = KFold(3, shuffle=True, random_state=7)
+    scoring = "accuracy" if task == "classification" else "neg_mean_squared_error"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # as build_head ignores it
+        expected = {head: max(np.mean(cross_val_score(
+            make_head(head, task, 60, random_state=7, params=option), X, y, cv=folds,
+            scoring=scoring)) for option in _auto_options(head, task, 3, 60)) for head in HEADS}
+    _, _, serial = build_head("auto", task, X, y, random_state=7)
+    with parallel_config(backend="threading", n_jobs=2):
+        _, _, threaded = build_head("auto", task, X, y, random_state=7)
+    assert serial == threaded == expected
 
 
 def test_redshift_heads_are_compared_by_capped_outlier_error():

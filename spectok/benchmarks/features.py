@@ -19,6 +19,7 @@ import warnings
 import astropy.units as u
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 __all__ = ["EmbeddingMethod", "FluxPCAMethod", "log_grid", "token_bins", "resample_to_grid",
            "choose_hidden_patches"]
@@ -353,7 +354,10 @@ class FluxPCAMethod:
         fill = np.where(np.isfinite(fill), fill, 1.0)
         matrix = np.where(np.isnan(matrix), fill, matrix)
         k = max(1, min(self.n_components, len(matrix) - 1, matrix.shape[1]))
-        self.pca_ = PCA(n_components=k, svd_solver="full").fit(matrix)
+        # One large SVD (thousands of spectra by thousands of pixels): worth as many
+        # BLAS threads as torch has, where `benchmark_threads` keeps one for small products.
+        with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+            self.pca_ = PCA(n_components=k, svd_solver="full").fit(matrix)
         self.fill_ = fill
         return self
 

@@ -165,13 +165,14 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
 def benchmark_threads(num_threads=None):
     """The benchmark's thread settings: ``num_threads`` torch threads, one BLAS thread.
 
-    Small matrix products dominate the probes and flux + PCA; one BLAS thread
-    is much faster for them on a busy machine (the model runs on torch's own
-    threads). Instead, scikit-learn's parallel work -- the folds with which
-    ``head="auto"`` scores each head -- runs in as many threads as torch
-    uses (joblib's threading backend; the heads' linear algebra releases the
-    GIL): a quarter less time for the SpeX class probe on 2 cores. Torch's
-    previous thread count is restored on exit.
+    Small matrix products dominate the probes and flux + PCA's coefficients;
+    one BLAS thread is much faster for them on a busy machine (the model runs
+    on torch's own threads, and flux + PCA's one large SVD per task on as
+    many BLAS threads). Instead, scikit-learn's parallel work -- every
+    (option, fold) fit with which ``head="auto"`` scores the heads -- runs in
+    as many threads as torch uses (joblib's threading backend; the heads'
+    linear algebra releases the GIL). Torch's previous thread count is
+    restored on exit.
 
     Parameters
     ----------

@@ -262,7 +262,8 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=AUT
     if params:
         raise ValueError("head='auto' chooses among the heads with their default parameters; "
                          "name a head to give head_params")
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from sklearn.metrics import check_scoring
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     if task == "classification":
         counts = np.unique(y, return_counts=True)[1]
@@ -279,19 +280,46 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=AUT
     if scoring is None:
         scoring = "accuracy" if task == "classification" else "neg_mean_squared_error"
     fold_size = len(X) * (n_splits - 1) // n_splits
+    candidates = [(candidate, option) for candidate in HEADS
+                  for option in _auto_options(candidate, task, X.shape[1], fold_size)]
+    estimators = [make_head(candidate, task, fold_size, random_state=random_state, params=option)
+                  for candidate, option in candidates]
+    mean_scores = _cross_validated_scores(estimators, X, y, folds,
+                                          check_scoring(estimators[0], scoring=scoring))
     scores, chosen = {}, {}
-    for candidate in HEADS:
-        for option in _auto_options(candidate, task, X.shape[1], fold_size):
-            estimator = make_head(candidate, task, fold_size, random_state=random_state,
-                                  params=option)
-            with _quiet_single_thread():
-                score = float(np.mean(cross_val_score(estimator, X, y, cv=folds,
-                                                      scoring=scoring)))
-            if candidate not in scores or score > scores[candidate]:
-                scores[candidate], chosen[candidate] = score, option
+    for (candidate, option), score in zip(candidates, mean_scores):
+        if candidate not in scores or score > scores[candidate]:
+            scores[candidate], chosen[candidate] = float(score), option
     best = max(HEADS, key=lambda name: scores[name])  # first of equals: the simplest
     estimator = make_head(best, task, len(X), random_state=random_state, params=chosen[best])
     return estimator, best, scores
+
+
+def _cross_validated_scores(estimators, X, y, folds, scorer):
+    """Each estimator's mean score over the folds.
+
+    Every (estimator, fold) fit is one job of a single `joblib.Parallel` call
+    (the workers of the surrounding ``joblib.parallel_config``), so workers
+    stay busy to the end: one call per estimator, as
+    `~sklearn.model_selection.cross_val_score` makes, leaves a worker idle
+    whenever the folds do not divide evenly among them. The scores are the
+    ones ``cross_val_score`` gives.
+    """
+    from sklearn.base import clone
+    from sklearn.utils.parallel import Parallel, delayed
+
+    X, y = np.asarray(X), np.asarray(y)
+    splits = list(folds.split(X, y))
+    with _quiet_single_thread():
+        fold_scores = Parallel()(delayed(_fold_score)(clone(estimator), X, y, train, test, scorer)
+                                 for estimator in estimators for train, test in splits)
+    return np.mean(np.reshape(fold_scores, (len(estimators), len(splits))), axis=1)
+
+
+def _fold_score(estimator, X, y, train, test, scorer):
+    """``scorer`` of ``estimator`` fitted on rows ``train`` and scored on rows ``test``."""
+    estimator.fit(X[train], y[train])
+    return float(scorer(estimator, X[test], y[test]))
 
 
 @contextmanager
