@@ -154,6 +154,34 @@ def test_methods_on_synthetic_spectra(tiny_model, make_pair):
     assert np.median(pca.reconstruction_chi2(prepared, pixels)[0]) < 5
 
 
+def test_context_prepares_each_spectrum_once(tiny_model, make_pair, monkeypatch):
+    import spectok.adapter
+    from spectok.benchmarks.tasks import BenchmarkContext
+
+    calls = []
+    prepare = spectok.adapter.prepare_spectrum
+    monkeypatch.setattr(spectok.adapter, "prepare_spectrum",
+                        lambda item, *a, **k: calls.append(item) or prepare(item, *a, **k))
+    ctx = BenchmarkContext(tiny_model, quick=True)
+    train = [make_pair(n=200, seed=s, relative_error=0.01) for s in range(12)]
+    test = [make_pair(n=200, seed=100 + s, relative_error=0.01) for s in range(4)]
+    first = ctx.features("miles", train, test)
+    again = ctx.features("miles", train[:5], test)   # shared spectra: neither prepared again
+    # each spectrum converted from its Spectrum once, for all three methods and both calls
+    assert sorted(map(id, (c for c in calls if not isinstance(c, spectok.adapter.PreparedSpectrum)
+                           ))) == sorted(map(id, train + test))
+    for method in ("spectok", "untrained"):   # flux + PCA fits each call's training set
+        x_train, (x_test,) = first[method]
+        np.testing.assert_array_equal(again[method][0], x_train[:5])
+        np.testing.assert_array_equal(again[method][1][0], x_test)
+    # the same features as each method gives the spectra themselves
+    spectok_method = ctx.methods("miles")[0]
+    np.testing.assert_array_equal(EmbeddingMethod(tiny_model, "fresh", spectok_method.bin_edges)
+                                  .transform(test), first["spectok"][1][0])
+    pca = FluxPCAMethod(log_grid(3545.0, 7405.0, 1e-4)).fit(train)
+    np.testing.assert_array_equal(pca.transform(test), first["flux_pca"][1][0])
+
+
 def test_report_format():
     report = BenchmarkReport(meta={"model": "m", "seed": 3, "quick": False,
                                    "seconds": {"redshift": 12.0}})

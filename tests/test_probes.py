@@ -501,6 +501,19 @@ def test_auto_head_scores_are_cross_val_scores_in_one_or_two_threads(task):
     assert serial == threaded == expected
 
 
+def test_auto_head_fits_a_nystroem_map_once_for_both_c(monkeypatch):
+    from sklearn.kernel_approximation import Nystroem
+
+    fits = []
+    original = Nystroem.fit
+    monkeypatch.setattr(Nystroem, "fit", lambda self, *a, **k: fits.append(self.gamma)
+                        or original(self, *a, **k))
+    X = np.random.default_rng(15).normal(size=(60, 2))
+    build_head("auto", "classification", X, (X[:, 0] > 0).astype(int), random_state=0)
+    # three widths, three folds; each map serves C = 1 and C = 10
+    assert len(fits) == 9 and len(set(fits)) == 3
+
+
 def test_redshift_heads_are_compared_by_capped_outlier_error():
     from spectok.probes.regression import _capped_redshift_error_score
 

@@ -359,6 +359,7 @@ class BenchmarkContext:
         self.untrained = untrained
         self.data = _Data(self.quick, self.seed)
         self._caches = {"spectok": {}, "untrained": {}}
+        self._prepared = {}
         self.model_name = getattr(model, "name", "unnamed")
         self.report = BenchmarkReport(meta={
             "model": self.model_name, "seed": self.seed, "quick": self.quick,
@@ -387,11 +388,29 @@ class BenchmarkContext:
         ``train`` is what flux + PCA learns its components from; with
         ``need_train=False`` its features are not computed.
         """
+        train, others = self.prepared(train), [self.prepared(spectra) for spectra in others]
         out = {}
         for method in self.methods(grid_name):
             method.fit(train)
             out[method.name] = (method.transform(train) if need_train else None,
                                 [method.transform(spectra) for spectra in others])
+        return out
+
+    def prepared(self, spectra):
+        """Each spectrum as a `~spectok.adapter.PreparedSpectrum`, prepared once per run.
+
+        Every method would otherwise convert the same spectrum again (three
+        times a task, and again in each task that shares it). Kept by object,
+        as the models' tokens are, so that a spectrum keeps one prepared
+        twin and the tokens cached for it.
+        """
+        from ..adapter import prepare_spectrum
+
+        out = []
+        for spectrum in spectra:
+            if id(spectrum) not in self._prepared:
+                self._prepared[id(spectrum)] = (spectrum, prepare_spectrum(spectrum, len(out)))
+            out.append(self._prepared[id(spectrum)][1])
         return out
 
 

@@ -298,28 +298,67 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=AUT
 def _cross_validated_scores(estimators, X, y, folds, scorer):
     """Each estimator's mean score over the folds.
 
-    Every (estimator, fold) fit is one job of a single `joblib.Parallel` call
-    (the workers of the surrounding ``joblib.parallel_config``), so workers
-    stay busy to the end: one call per estimator, as
-    `~sklearn.model_selection.cross_val_score` makes, leaves a worker idle
-    whenever the folds do not divide evenly among them. The scores are the
-    ones ``cross_val_score`` gives.
+    Every fold of every group of estimators is one job of a single
+    `joblib.Parallel` call (the workers of the surrounding
+    ``joblib.parallel_config``), so workers stay busy to the end: one call per
+    estimator, as `~sklearn.model_selection.cross_val_score` makes, leaves a
+    worker idle whenever the folds do not divide evenly among them.
+    Pipelines that differ only in their last step form a group and share
+    the fit of the steps before it (the kernel classifier's Nyström map,
+    the same for both of its ``C``). The scores are the ones
+    ``cross_val_score`` gives each estimator.
     """
-    from sklearn.base import clone
     from sklearn.utils.parallel import Parallel, delayed
 
     X, y = np.asarray(X), np.asarray(y)
     splits = list(folds.split(X, y))
+    groups = {}
+    for index, estimator in enumerate(estimators):
+        steps = _leading_steps(estimator)
+        key = next((k for k, members in groups.items() if steps is not None
+                    and _leading_steps(estimators[members[0]]) == steps), len(groups))
+        groups.setdefault(key, []).append(index)
     with _quiet_single_thread():
-        fold_scores = Parallel()(delayed(_fold_score)(clone(estimator), X, y, train, test, scorer)
-                                 for estimator in estimators for train, test in splits)
-    return np.mean(np.reshape(fold_scores, (len(estimators), len(splits))), axis=1)
+        results = Parallel()(
+            delayed(_fold_scores)([estimators[i] for i in members], X, y, train, test, scorer)
+            for members in groups.values() for train, test in splits)
+    fold_scores = np.empty((len(estimators), len(splits)))
+    jobs = iter(results)
+    for members in groups.values():
+        for fold in range(len(splits)):
+            fold_scores[members, fold] = next(jobs)
+    return np.array([np.mean(row) for row in fold_scores])
 
 
-def _fold_score(estimator, X, y, train, test, scorer):
-    """``scorer`` of ``estimator`` fitted on rows ``train`` and scored on rows ``test``."""
-    estimator.fit(X[train], y[train])
-    return float(scorer(estimator, X[test], y[test]))
+def _leading_steps(estimator):
+    """A pipeline's steps before its last, comparable with ``==``; `None` for other estimators."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
+        return None
+    return [(name, type(step), step.get_params()) for name, step in estimator.steps[:-1]]
+
+
+def _fold_scores(estimators, X, y, train, test, scorer):
+    """``scorer`` of each of ``estimators`` fitted on rows ``train``, scored on rows ``test``.
+
+    Several estimators are pipelines with the same steps before their last:
+    those steps are fitted once, as each pipeline's own fit would fit them.
+    """
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    X_train, y_train, X_test, y_test = X[train], y[train], X[test], y[test]
+    if len(estimators) == 1:
+        return [float(scorer(clone(estimators[0]).fit(X_train, y_train), X_test, y_test))]
+    leading = clone(Pipeline(estimators[0].steps[:-1])).fit(X_train, y_train)
+    features = leading.transform(X_train)
+    scores = []
+    for estimator in estimators:
+        name, last = estimator.steps[-1]
+        fitted = Pipeline(leading.steps + [(name, clone(last).fit(features, y_train))])
+        scores.append(float(scorer(fitted, X_test, y_test)))
+    return scores
 
 
 @contextmanager
