@@ -501,6 +501,13 @@ def test_auto_head_scores_are_cross_val_scores_in_one_or_two_threads(task):
     assert serial == threaded == expected
 
 
+def test_auto_head_reports_a_head_that_cannot_be_fitted():
+    X = np.random.default_rng(16).normal(size=(30, 2))
+    X[4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        build_head("auto", "regression", X, X[:, 0], random_state=0)
+
+
 def test_auto_head_fits_a_nystroem_map_once_for_both_c(monkeypatch):
     from sklearn.kernel_approximation import Nystroem
 

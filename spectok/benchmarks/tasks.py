@@ -401,8 +401,9 @@ class BenchmarkContext:
 
         Every method would otherwise convert the same spectrum again (three
         times a task, and again in each task that shares it). Kept by object,
-        as the models' tokens are, so that a spectrum keeps one prepared
-        twin and the tokens cached for it.
+        as the models' tokens are, so a spectrum shared by several tasks
+        comes back as the same prepared object and its tokens are found in
+        the cache.
         """
         from ..adapter import prepare_spectrum
 

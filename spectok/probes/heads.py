@@ -245,6 +245,9 @@ def build_head(head, task, X, y, *, params=None, random_state=None, n_splits=AUT
     ValueError
         An unknown ``head`` or ``task``, ``params`` with ``"auto"``, or a
         class with fewer than ``n_splits`` samples for ``"auto"``.
+    Exception
+        For ``"auto"``, whatever a candidate's fit raises: a head that
+        cannot be fitted is reported, not skipped.
 
     Examples
     --------
@@ -312,19 +315,22 @@ def _cross_validated_scores(estimators, X, y, folds, scorer):
 
     X, y = np.asarray(X), np.asarray(y)
     splits = list(folds.split(X, y))
-    groups = {}
+    groups = []
     for index, estimator in enumerate(estimators):
         steps = _leading_steps(estimator)
-        key = next((k for k, members in groups.items() if steps is not None
-                    and _leading_steps(estimators[members[0]]) == steps), len(groups))
-        groups.setdefault(key, []).append(index)
+        group = next((members for members in groups if steps is not None
+                      and _leading_steps(estimators[members[0]]) == steps), None)
+        if group is None:
+            groups.append([index])
+        else:
+            group.append(index)
     with _quiet_single_thread():
         results = Parallel()(
             delayed(_fold_scores)([estimators[i] for i in members], X, y, train, test, scorer)
-            for members in groups.values() for train, test in splits)
+            for members in groups for train, test in splits)
     fold_scores = np.empty((len(estimators), len(splits)))
     jobs = iter(results)
-    for members in groups.values():
+    for members in groups:
         for fold in range(len(splits)):
             fold_scores[members, fold] = next(jobs)
     return np.array([np.mean(row) for row in fold_scores])
