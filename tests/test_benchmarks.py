@@ -180,6 +180,8 @@ def test_context_prepares_each_spectrum_once(tiny_model, make_pair, monkeypatch)
                                   .transform(test), first["spectok"][1][0])
     pca = FluxPCAMethod(log_grid(3545.0, 7405.0, 1e-4)).fit(train)
     np.testing.assert_array_equal(pca.transform(test), first["flux_pca"][1][0])
+    with pytest.raises(spectok.adapter.SpectrumInputError, match="spectrum 1"):
+        ctx.prepared([test[0], "not a spectrum"])
 
 
 def test_report_format():

@@ -404,6 +404,31 @@ class BenchmarkContext:
         as the models' tokens are, so a spectrum shared by several tasks
         comes back as the same prepared object and its tokens are found in
         the cache.
+
+        Parameters
+        ----------
+        spectra : sequence
+            Anything `~spectok.adapter.prepare_spectrum` takes.
+
+        Returns
+        -------
+        list of `~spectok.adapter.PreparedSpectrum`
+
+        Raises
+        ------
+        spectok.adapter.SpectrumInputError
+            A spectrum the adapter refuses, named by its position.
+
+        Examples
+        --------
+        >>> import astropy.units as u, numpy as np
+        >>> from spectok.benchmarks.tasks import BenchmarkContext
+        >>> from spectok.model import CONFIGS, SpectralTokenizer
+        >>> ctx = BenchmarkContext(SpectralTokenizer(CONFIGS["tiny"]), quick=True)
+        >>> spectrum = (np.linspace(4000, 5000, 200) * u.AA, np.ones(200) * u.Jy)
+        >>> first, again = ctx.prepared([spectrum])[0], ctx.prepared([spectrum])[0]
+        >>> first is again, first.flux[0].size
+        (True, 200)
         """
         from ..adapter import prepare_spectrum
 
@@ -778,13 +803,13 @@ def star_twin_ranks(ctx, extra_rows=()):
     ranks : dict
         ``ranks[a, b][method]``: the ranks, by each of ``ctx.methods`` and
         the matched χ² (``"matched_chi2"``), for each pair of `STAR_PAIRS`.
+    sdss_features : `~numpy.ndarray`
+        The model's features of the test stars seen as SDSS-like.
 
     Raises
     ------
     ValueError
         If ``extra_rows`` holds test stars.
-    sdss_features : `~numpy.ndarray`
-        The model's features of the test stars seen as SDSS-like.
 
     Examples
     --------
