@@ -9,6 +9,9 @@ from .objectives import RECONSTRUCTION_LOSSES
 
 __all__ = ["SourceConfig", "TrainingConfig", "load_config"]
 
+#: What a source's reconstructions can be trained against (`SourceConfig.reconstruction_target`).
+RECONSTRUCTION_TARGETS = ("data", "init_weights")
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -28,6 +31,15 @@ class SourceConfig:
         Range of the signal-to-noise ratio per pixel (drawn log-uniformly).
     redshift : tuple of float
         Range of redshifts (drawn uniformly); both views share one redshift.
+    reconstruction_target : {"data", "init_weights"}
+        What the decoder learns to reconstruct on this source's spectra:
+        the data (default), or what the ``init_weights`` model reconstructs
+        from them (its flux, and its readout with ``readout_weight``), so
+        that training on the other sources leaves this source's
+        reconstructions where they were (learning without forgetting). Needs
+        ``init_weights`` and ``reconstruction_loss = "chi2"``: the mean is
+        held by its χ² to the starting model's, with the data's errors,
+        while the model's scatter still learns from the data.
     """
 
     name: str
@@ -35,6 +47,12 @@ class SourceConfig:
     instruments: tuple = ("sdss",)
     snr: tuple = (10.0, 100.0)
     redshift: tuple = (0.0, 0.0)
+    reconstruction_target: str = "data"
+
+    def __post_init__(self):
+        if self.reconstruction_target not in RECONSTRUCTION_TARGETS:
+            raise ValueError(f"source {self.name!r}: reconstruction_target must be 'data' or "
+                             f"'init_weights', got {self.reconstruction_target!r}")
 
 
 @dataclass(frozen=True)
@@ -201,6 +219,12 @@ class TrainingConfig:
         if self.trainable != "all" and not self.init_weights:
             raise ValueError(f"trainable = {self.trainable!r} freezes trained parameters, so it "
                              "needs init_weights: the trained model to keep them from")
+        held = [s.name for s in self.sources if s.reconstruction_target == "init_weights"]
+        if held and not (self.init_weights and self.reconstruction_weight
+                         and self.reconstruction_loss == "chi2"):
+            raise ValueError(f"sources {held} reconstruct what init_weights reconstructs, so the "
+                             "run needs init_weights, reconstruction_weight > 0 and "
+                             "reconstruction_loss = 'chi2'")
         if self.trainable == "basis" and not self.tokenizer_config().pixel_basis:
             raise ValueError("trainable = 'basis' trains the pixel basis alone, so it needs a "
                              "model with pixel_basis = true")

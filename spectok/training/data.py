@@ -20,6 +20,7 @@ import torch
 
 from ..adapter import PreparedSpectrum, SpectrumInputError, prepare_spectrum, to_batch
 from ..model import patch_geometry
+from .config import RECONSTRUCTION_TARGETS
 from .objectives import hide_patches
 
 __all__ = ["Source", "SOURCES", "build_sources", "TrainingStream"]
@@ -53,6 +54,10 @@ class Source:
         Log-uniform range of the signal-to-noise ratio per pixel.
     redshift : tuple of float
         Uniform range of redshift.
+    reconstruction_target : {"data", "init_weights"}
+        What the decoder learns to reconstruct on this source's spectra (see
+        `~spectok.training.SourceConfig`); each view of a batch says so in
+        its ``"reconstruct_init_weights"`` entry.
     """
 
     name: str
@@ -61,6 +66,12 @@ class Source:
     instruments: tuple = ("sdss",)
     snr: tuple = (10.0, 100.0)
     redshift: tuple = (0.0, 0.0)
+    reconstruction_target: str = "data"
+
+    def __post_init__(self):
+        if self.reconstruction_target not in RECONSTRUCTION_TARGETS:
+            raise ValueError(f"source {self.name!r}: reconstruction_target must be 'data' or "
+                             f"'init_weights', got {self.reconstruction_target!r}")
 
 
 class _Object:
@@ -230,7 +241,7 @@ def build_sources(source_configs):
                              "'native' view; list instrument presets only")
         sources.append(Source(config.name, SOURCES[config.name](), config.weight,
                               tuple(config.instruments), tuple(config.snr),
-                              tuple(config.redshift)))
+                              tuple(config.redshift), config.reconstruction_target))
     return sources
 
 
@@ -430,5 +441,7 @@ class TrainingStream(torch.utils.data.IterableDataset):
         generators = [torch.Generator().manual_seed(int(np.random.SeedSequence(
             [self.config.seed, self.stream, step, i]).generate_state(1)[0])) for i in indices]
         rngs = [r for _, r in examples]
-        return tuple(_view_tensors([views[k] for views, _ in examples], rngs, self.config,
-                                   self.patch_size, generators) for k in range(2))
+        held = torch.tensor(source.reconstruction_target == "init_weights")
+        return tuple({**_view_tensors([views[k] for views, _ in examples], rngs, self.config,
+                                      self.patch_size, generators),
+                      "reconstruct_init_weights": held} for k in range(2))

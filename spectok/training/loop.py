@@ -24,7 +24,8 @@ from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .config import TrainingConfig
 from .data import TrainingStream, build_sources
-from .objectives import RECONSTRUCTION_LOSSES, anchor_loss, consistency_loss, reduced_chi2
+from .objectives import (RECONSTRUCTION_LOSSES, anchor_loss, chi2_and_scatter_nll,
+                         consistency_loss, reduced_chi2)
 
 __all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint",
            "export_checkpoint", "CHECKPOINT_NAME"]
@@ -51,9 +52,13 @@ class TrainingObjective(nn.Module):
         model, which the anchor holds the sharper views to (the states it
         pools are the frozen encoder's, as those of ``init_weights`` are).
         Default: a frozen copy of ``model.pooling`` as it is now.
+    reference_model : `~spectok.model.SpectralTokenizer`, optional
+        With sources whose ``reconstruction_target`` is ``"init_weights"``:
+        the ``init_weights`` model, whose reconstructions of their views the
+        decoder is held to. Default: a frozen copy of ``model`` as it is now.
     """
 
-    def __init__(self, model, config, reference_pooling=None):
+    def __init__(self, model, config, reference_pooling=None, reference_model=None):
         super().__init__()
         self.model = model
         self.config = config
@@ -61,6 +66,10 @@ class TrainingObjective(nn.Module):
         if config.anchor_weight:
             reference = model.pooling if reference_pooling is None else reference_pooling
             self.reference_pooling = copy.deepcopy(reference).requires_grad_(False)
+        self.reference_model = None
+        if any(s.reconstruction_target == "init_weights" for s in config.sources):
+            reference = model if reference_model is None else reference_model
+            self.reference_model = copy.deepcopy(reference).requires_grad_(False)
 
     def _view(self, view):
         log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
@@ -74,18 +83,30 @@ class TrainingObjective(nn.Module):
         def pick(t):
             return t.gather(1, query)
 
-        encoded, mean, log_scatter, readout = self.model(
-            log_wave, flux, sigma, valid, observed, spacing, hide=view["hide"],
-            query_log_wavelength=pick(log_wave), query_spacing=pick(spacing),
-            return_readout=True)
-        reconstruction_loss = RECONSTRUCTION_LOSSES[self.config.reconstruction_loss]
+        arguments = (log_wave, flux, sigma, valid, observed, spacing)
+        queries = dict(hide=view["hide"], query_log_wavelength=pick(log_wave),
+                       query_spacing=pick(spacing), return_readout=True)
+        encoded, mean, log_scatter, readout = self.model(*arguments, **queries)
         query_flux, query_sigma = pick(flux), pick(sigma)
         query_valid = pick(valid) & view["query_valid"]
-        nll = reconstruction_loss(mean, log_scatter, query_flux, query_sigma, query_valid,
-                                  self.config.noise_floor)
+        target = readout_target = query_flux
+        if view["reconstruct_init_weights"]:
+            if self.reference_model is None:
+                raise ValueError("a batch asks for the reconstruction of init_weights, but the "
+                                 "configuration names no source with reconstruction_target = "
+                                 "'init_weights', so the objective keeps no such model")
+            with torch.no_grad():
+                _, target, _, readout_target = self.reference_model(*arguments, **queries)
+            nll = chi2_and_scatter_nll(mean, log_scatter, query_flux, query_sigma, query_valid,
+                                       self.config.noise_floor, target=target.float())
+        else:
+            reconstruction_loss = RECONSTRUCTION_LOSSES[self.config.reconstruction_loss]
+            nll = reconstruction_loss(mean, log_scatter, query_flux, query_sigma, query_valid,
+                                      self.config.noise_floor)
         if self.config.readout_weight:
             nll = nll + self.config.readout_weight * reduced_chi2(
-                readout, query_flux, query_sigma, query_valid, self.config.noise_floor).mean()
+                readout, readout_target.float(), query_sigma, query_valid,
+                self.config.noise_floor).mean()
         return nll, encoded
 
     def _anchor(self, view_a, encoded_a, view_b, encoded_b):
@@ -201,6 +222,9 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, 
     if objective.reference_pooling is not None:
         # the anchor's reference, so a resumed run holds to it whatever becomes of init_weights
         state["reference_pooling"] = objective.reference_pooling.state_dict()
+    if objective.reference_model is not None:
+        # likewise the model whose reconstructions the held sources keep
+        state["reference_model"] = objective.reference_model.state_dict()
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
     os.replace(partial, path)
@@ -300,10 +324,13 @@ def validation_loss(model, config, *, sources=None):
     batches = _validation_batches(sources, config, model.config.patch_size)
     device = next(model.parameters()).device
     was_training = model.training
-    reference = None
-    if config.anchor_weight:  # the anchor measures the distance from init_weights' pooling
-        reference = load_model(config.init_weights, device=device).pooling
-    objective = TrainingObjective(model, config, reference)
+    # the anchor and the held sources measure distances from init_weights' model
+    reference_model = reference_pooling = None
+    if config.anchor_weight or any(s.reconstruction_target == "init_weights"
+                                   for s in config.sources):
+        reference_model = load_model(config.init_weights, device=device)
+        reference_pooling = reference_model.pooling
+    objective = TrainingObjective(model, config, reference_pooling, reference_model)
     losses = _validate(objective, batches, device, nullcontext)
     model.train(was_training)
     return losses
@@ -577,6 +604,8 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         model.load_state_dict(state["model"])
         if "reference_pooling" in state:  # else, as before it was kept: init_weights' own
             objective.reference_pooling.load_state_dict(state["reference_pooling"])
+        if objective.reference_model is not None:
+            objective.reference_model.load_state_dict(state["reference_model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"].cpu())   # map_location moved it
