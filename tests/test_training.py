@@ -1,5 +1,6 @@
 """Pretraining: objectives, the deterministic stream, resume after SIGKILL, DDP equivalence."""
 
+import copy
 import dataclasses
 import functools
 import json
@@ -470,6 +471,38 @@ def test_held_sources_keep_their_reconstructions_through_a_decoder_run(tmp_path)
     assert_same_parameters(state["reference_model"], parameters(first), atol=0)
 
 
+def test_hold_weight_weighs_the_held_chi2_of_the_flux_and_the_readout(tmp_path):
+    sources, held = _held()
+    config = tiny_config(tmp_path, model={"preset": "tiny", "pixel_basis": True},
+                         init_weights="spectok-small", reconstruction_loss="chi2",
+                         readout_weight=0.5, sources=held)
+    reference = SpectralTokenizer(config.tokenizer_config()).eval()
+    tokenizer = copy.deepcopy(reference)
+    with torch.no_grad():
+        tokenizer.pixel_coefficients[-1].bias.normal_(0, 0.3)   # moves the flux, not the readout
+        tokenizer.readout_norm.bias.normal_(0, 0.3)             # moves both
+    views = TrainingStream(sources, config, tokenizer.config.patch_size).batch(0)
+    held_chi2 = []
+    for view in views:
+        log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
+        query = view["query"]
+        outputs = [net(log_wave, flux, sigma, valid, observed, spacing, hide=view["hide"],
+                       query_log_wavelength=log_wave.gather(1, query),
+                       query_spacing=spacing.gather(1, query), return_readout=True)
+                   for net in (tokenizer, reference)]
+        error = torch.sqrt(sigma.gather(1, query) ** 2 + config.noise_floor ** 2)
+        valid_queried = valid.gather(1, query) & view["query_valid"]
+        (_, mean, _, readout), (_, held_mean, _, held_readout) = outputs
+        held_chi2.append(reduced_chi2(mean, held_mean, error, valid_queried).mean()
+                         + 0.5 * reduced_chi2(readout, held_readout, error, valid_queried).mean())
+    terms = {weight: TrainingObjective(tokenizer, dataclasses.replace(config, hold_weight=weight),
+                                       reference_model=reference)(*views)[1]["reconstruction"]
+             for weight in (1.0, 3.0)}
+    # the reconstruction term averages the two views
+    torch.testing.assert_close(terms[3.0] - terms[1.0], 2.0 * 0.5 * sum(held_chi2))
+    assert sum(held_chi2) > 0
+
+
 def test_held_sources_need_init_weights_and_the_chi2(tmp_path):
     _, held = _held()
     with pytest.raises(ValueError, match=r"sources \['toy'\] reconstruct what init_weights "
@@ -477,6 +510,9 @@ def test_held_sources_need_init_weights_and_the_chi2(tmp_path):
         tiny_config(tmp_path, sources=held, reconstruction_loss="chi2")
     with pytest.raises(ValueError, match="reconstruction_loss = 'chi2'"):
         tiny_config(tmp_path, sources=held, init_weights="spectok-small")
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=f"hold_weight must be positive, got {bad}"):
+            tiny_config(tmp_path, hold_weight=bad)
     for make in (SourceConfig, functools.partial(Source, draw=None)):
         with pytest.raises(ValueError, match="source 'toy': reconstruction_target must be "
                                              "'data' or 'init_weights', got 'model'"):

@@ -38,8 +38,9 @@ class SourceConfig:
         that training on the other sources leaves this source's
         reconstructions where they were (learning without forgetting). Needs
         ``init_weights`` and ``reconstruction_loss = "chi2"``: the mean is
-        held by its χ² to the starting model's, with the data's errors,
-        while the model's scatter still learns from the data.
+        held by its χ² to the starting model's, with the data's errors and
+        the weight ``hold_weight``, while the model's scatter still learns
+        from the data.
     """
 
     name: str
@@ -141,6 +142,14 @@ class TrainingConfig:
         anchored (`~spectok.training.anchor_loss`); the log's ``loss``
         includes the term, ``consistency`` does not. 0 (default): no such
         term.
+    hold_weight : float
+        Weight of the χ² that holds the sources with ``reconstruction_target
+        = "init_weights"`` to the starting model's reconstruction (flux and,
+        with ``readout_weight``, readout), against the weight 1 of the
+        other sources' χ² against their data. Those χ² are small and their
+        gradients vanish near the starting point, so a few fitted sources
+        with large χ² can pull the shared decoder far from it unless the
+        hold is weighed up. Default 1.
     log_every, validate_every, checkpoint_every, validation_batches : int
         Intervals in steps, and the size of the fixed validation set.
     num_workers : int
@@ -173,6 +182,7 @@ class TrainingConfig:
     init_weights: str = ""
     trainable: str = "all"
     anchor_weight: float = 0.0
+    hold_weight: float = 1.0
     log_every: int = 10
     validate_every: int = 200
     checkpoint_every: int = 100
@@ -219,6 +229,8 @@ class TrainingConfig:
         if self.trainable != "all" and not self.init_weights:
             raise ValueError(f"trainable = {self.trainable!r} freezes trained parameters, so it "
                              "needs init_weights: the trained model to keep them from")
+        if not self.hold_weight > 0:  # NaN too
+            raise ValueError(f"hold_weight must be positive, got {self.hold_weight}")
         held = [s.name for s in self.sources if s.reconstruction_target == "init_weights"]
         if held and not (self.init_weights and self.reconstruction_weight
                          and self.reconstruction_loss == "chi2"):

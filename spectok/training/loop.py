@@ -24,8 +24,8 @@ from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .config import TrainingConfig
 from .data import TrainingStream, build_sources
-from .objectives import (RECONSTRUCTION_LOSSES, anchor_loss, chi2_and_scatter_nll,
-                         consistency_loss, reduced_chi2)
+from .objectives import (RECONSTRUCTION_LOSSES, anchor_loss, consistency_loss, gaussian_nll,
+                         reduced_chi2)
 
 __all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint",
            "export_checkpoint", "CHECKPOINT_NAME"]
@@ -89,24 +89,30 @@ class TrainingObjective(nn.Module):
         encoded, mean, log_scatter, readout = self.model(*arguments, **queries)
         query_flux, query_sigma = pick(flux), pick(sigma)
         query_valid = pick(valid) & view["query_valid"]
-        target = readout_target = query_flux
+        floor = self.config.noise_floor
         if view["reconstruct_init_weights"]:
             if self.reference_model is None:
                 raise ValueError("a batch asks for the reconstruction of init_weights, but the "
                                  "configuration names no source with reconstruction_target = "
                                  "'init_weights', so the objective keeps no such model")
             with torch.no_grad():
-                _, target, _, readout_target = self.reference_model(*arguments, **queries)
-            nll = chi2_and_scatter_nll(mean, log_scatter, query_flux, query_sigma, query_valid,
-                                       self.config.noise_floor, target=target.float())
+                _, held_flux, _, held_readout = self.reference_model(*arguments, **queries)
+            # the flux and the readout are held to the reference's; the scatter still learns
+            # from the data
+            chi2_weight = self.config.hold_weight
+            readout_target = held_readout.float()
+            nll = (chi2_weight * reduced_chi2(mean, held_flux.float(), query_sigma, query_valid,
+                                              floor).mean()
+                   + gaussian_nll(mean.detach(), log_scatter, query_flux, query_sigma,
+                                  query_valid, floor))
         else:
+            chi2_weight, readout_target = 1.0, query_flux
             reconstruction_loss = RECONSTRUCTION_LOSSES[self.config.reconstruction_loss]
             nll = reconstruction_loss(mean, log_scatter, query_flux, query_sigma, query_valid,
-                                      self.config.noise_floor)
+                                      floor)
         if self.config.readout_weight:
-            nll = nll + self.config.readout_weight * reduced_chi2(
-                readout, readout_target.float(), query_sigma, query_valid,
-                self.config.noise_floor).mean()
+            nll = nll + chi2_weight * self.config.readout_weight * reduced_chi2(
+                readout, readout_target, query_sigma, query_valid, floor).mean()
         return nll, encoded
 
     def _anchor(self, view_a, encoded_a, view_b, encoded_b):

@@ -54,7 +54,7 @@ def gaussian_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0):
     return _per_spectrum_mean(per_pixel, valid.float()).mean()
 
 
-def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0, target=None):
+def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0):
     """χ² of the mean, plus the Gaussian likelihood of the scatter given that mean.
 
     The mean is trained on ``(y − ŷ)² / (σ² + floor²)`` alone, so every pixel
@@ -78,10 +78,6 @@ def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0,
     valid : `~torch.Tensor` of bool, (batch, pixels)
     noise_floor : float
         Added in quadrature to ``sigma`` (normalised units).
-    target : `~torch.Tensor`, (batch, pixels), optional
-        What the mean is fitted to, if not ``flux``: another model's
-        reconstruction, to hold the mean there (with the data's errors)
-        while the scatter still describes the data.
 
     Returns
     -------
@@ -96,15 +92,8 @@ def chi2_and_scatter_nll(mean, log_scatter, flux, sigma, valid, noise_floor=0.0,
     >>> y = torch.ones(1, 4); s = torch.full((1, 4), 0.1)
     >>> round(float(chi2_and_scatter_nll(y + 0.1, torch.full((1, 4), -30.0), y, s, y.bool())), 5)
     2.0
-
-    Held to another model's reconstruction, only the scatter's term sees the data:
-
-    >>> round(float(chi2_and_scatter_nll(y + 0.1, torch.full((1, 4), -30.0), y, s, y.bool(),
-    ...                                  target=y + 0.1)), 5)
-    1.0
     """
-    fitted = flux if target is None else target
-    return (reduced_chi2(mean, fitted, sigma, valid, noise_floor).mean()
+    return (reduced_chi2(mean, flux, sigma, valid, noise_floor).mean()
             + gaussian_nll(mean.detach(), log_scatter, flux, sigma, valid, noise_floor))
 
 
