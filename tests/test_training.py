@@ -408,7 +408,7 @@ def _held():
     return sources, (SourceConfig("toy", reconstruction_target="init_weights"),)
 
 
-def test_a_held_batch_fits_the_flux_to_the_starting_models_reconstruction(tmp_path):
+def test_a_held_batch_of_the_starting_model_costs_only_the_scatters_likelihood(tmp_path):
     model = {"preset": "tiny", "pixel_basis": True}
     saved = tmp_path / "first" / "toy-model.json"
     train(tiny_config(tmp_path / "first", steps=2, model=model), progress=False,
@@ -419,7 +419,7 @@ def test_a_held_batch_fits_the_flux_to_the_starting_models_reconstruction(tmp_pa
                          sources=held)
     tokenizer = load_model(saved)
     views = TrainingStream(sources, config, tokenizer.config.patch_size).batch(0)
-    assert all(bool(view["reconstruct_init_weights"]) for view in views)
+    assert all(view["reconstruct_init_weights"] is True for view in views)
     _, terms = TrainingObjective(tokenizer, config)(*views)
     # the model is still init_weights: its flux and readout sit on their targets, and what
     # is left is the scatter's likelihood against the data
@@ -505,11 +505,14 @@ def test_hold_weight_weighs_the_held_chi2_of_the_flux_and_the_readout(tmp_path):
 
 def test_held_sources_need_init_weights_and_the_chi2(tmp_path):
     _, held = _held()
-    with pytest.raises(ValueError, match=r"sources \['toy'\] reconstruct what init_weights "
-                                         "reconstructs, so the run needs init_weights"):
+    needs = r"sources \['toy'\] reconstruct what init_weights reconstructs, so the run needs "
+    with pytest.raises(ValueError, match=needs + "init_weights$"):
         tiny_config(tmp_path, sources=held, reconstruction_loss="chi2")
-    with pytest.raises(ValueError, match="reconstruction_loss = 'chi2'"):
+    with pytest.raises(ValueError, match=needs + "reconstruction_loss = 'chi2'$"):
         tiny_config(tmp_path, sources=held, init_weights="spectok-small")
+    with pytest.raises(ValueError, match=needs + "reconstruction_weight > 0$"):
+        tiny_config(tmp_path, sources=held, init_weights="spectok-small",
+                    reconstruction_loss="chi2", reconstruction_weight=0.0)
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match=f"hold_weight must be positive, got {bad}"):
             tiny_config(tmp_path, hold_weight=bad)
@@ -517,12 +520,63 @@ def test_held_sources_need_init_weights_and_the_chi2(tmp_path):
         with pytest.raises(ValueError, match="source 'toy': reconstruction_target must be "
                                              "'data' or 'init_weights', got 'model'"):
             make("toy", reconstruction_target="model")
-    # a batch held to init_weights needs an objective that keeps that model
+    # a batch held to init_weights needs an objective that keeps that model, and train and
+    # validation_loss refuse such pre-built sources before any step
     sources, _ = _held()
     config = tiny_config(tmp_path)
     views = TrainingStream(sources, config, config.tokenizer_config().patch_size).batch(0)
     with pytest.raises(ValueError, match="a batch asks for the reconstruction of init_weights"):
         TrainingObjective(SpectralTokenizer(config.tokenizer_config()), config)(*views)
+    unnamed = r"sources \['toy'\] .* configuration's sources do not say so"
+    with pytest.raises(ValueError, match=unnamed):
+        train(config, progress=False, sources=sources)
+    assert not (tmp_path / CHECKPOINT_NAME).exists()
+    with pytest.raises(ValueError, match=unnamed):
+        validation_loss(SpectralTokenizer(config.tokenizer_config()), config, sources=sources)
+
+
+def test_a_run_with_fitted_and_held_sources_resumes_where_it_stopped(tmp_path, monkeypatch):
+    model = {"preset": "tiny", "pixel_basis": True}
+    saved = str(tmp_path / "first" / "toy-model.json")
+    train(tiny_config(tmp_path / "first", steps=2, model=model), progress=False,
+          sources=TOY_SOURCES)
+    held_sources, held = _held()
+    fitted = dataclasses.replace(TOY_SOURCES[0], name="fitted")
+    sources = [fitted, held_sources[0]]
+    config = tiny_config(tmp_path / "straight", model=model, init_weights=saved,
+                         trainable="decoder", consistency_weight=0.0, readout_weight=1.0,
+                         reconstruction_loss="chi2", hold_weight=5.0,
+                         sources=(SourceConfig("fitted"), *held))
+    stream = TrainingStream(sources, config, 32)
+    assert {stream.batch(step)[0]["reconstruct_init_weights"] for step in range(6)} == \
+        {True, False}
+    straight = train(config, progress=False, sources=sources)
+    save = loop._save_checkpoint
+
+    def save_then_stop(path, objective, optimizer, scheduler, step, *args):
+        save(path, objective, optimizer, scheduler, step, *args)
+        if step == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
+    stopped = dataclasses.replace(config, output_dir=str(tmp_path / "stopped"))
+    with pytest.raises(KeyboardInterrupt):
+        train(stopped, progress=False, sources=sources)
+    monkeypatch.undo()
+    # the reference comes from the checkpoint, whatever init_weights holds by now
+    other = SpectralTokenizer(config.tokenizer_config())
+    save_model(other, tmp_path / "first" / "toy-model")
+    resumed = train(stopped, resume=True, progress=False, sources=sources)
+    assert_same_parameters(parameters(straight), parameters(resumed), atol=0)
+    # a checkpoint of a run that held nothing cannot resume one that holds
+    plain = dataclasses.replace(stopped, sources=(SourceConfig("fitted"),), hold_weight=1.0,
+                                output_dir=str(tmp_path / "plain"))
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
+        train(plain, progress=False, sources=[fitted])
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="held no source to init_weights, this run holds some"):
+        train(dataclasses.replace(stopped, output_dir=plain.output_dir), resume=True,
+              progress=False, sources=sources)
 
 
 def test_basis_only_training_keeps_everything_but_the_basis(tmp_path):

@@ -37,7 +37,8 @@ class SourceConfig:
         from them (its flux, and its readout with ``readout_weight``), so
         that training on the other sources leaves this source's
         reconstructions where they were (learning without forgetting). Needs
-        ``init_weights`` and ``reconstruction_loss = "chi2"``: the mean is
+        ``init_weights``, ``reconstruction_weight > 0`` and
+        ``reconstruction_loss = "chi2"``: the mean is
         held by its χ² to the starting model's, with the data's errors and
         the weight ``hold_weight``, while the model's scatter still learns
         from the data.
@@ -232,11 +233,14 @@ class TrainingConfig:
         if not self.hold_weight > 0:  # NaN too
             raise ValueError(f"hold_weight must be positive, got {self.hold_weight}")
         held = [s.name for s in self.sources if s.reconstruction_target == "init_weights"]
-        if held and not (self.init_weights and self.reconstruction_weight
-                         and self.reconstruction_loss == "chi2"):
+        missing = [need for need, met in (("init_weights", self.init_weights),
+                                          ("reconstruction_weight > 0",
+                                           self.reconstruction_weight > 0),
+                                          ("reconstruction_loss = 'chi2'",
+                                           self.reconstruction_loss == "chi2")) if not met]
+        if held and missing:
             raise ValueError(f"sources {held} reconstruct what init_weights reconstructs, so the "
-                             "run needs init_weights, reconstruction_weight > 0 and "
-                             "reconstruction_loss = 'chi2'")
+                             f"run needs {' and '.join(missing)}")
         if self.trainable == "basis" and not self.tokenizer_config().pixel_basis:
             raise ValueError("trainable = 'basis' trains the pixel basis alone, so it needs a "
                              "model with pixel_basis = true")

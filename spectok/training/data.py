@@ -57,7 +57,7 @@ class Source:
     reconstruction_target : {"data", "init_weights"}
         What the decoder learns to reconstruct on this source's spectra (see
         `~spectok.training.SourceConfig`); each view of a batch says so in
-        its ``"reconstruct_init_weights"`` entry.
+        its ``"reconstruct_init_weights"`` entry (a bool).
     """
 
     name: str
@@ -441,7 +441,7 @@ class TrainingStream(torch.utils.data.IterableDataset):
         generators = [torch.Generator().manual_seed(int(np.random.SeedSequence(
             [self.config.seed, self.stream, step, i]).generate_state(1)[0])) for i in indices]
         rngs = [r for _, r in examples]
-        held = torch.tensor(source.reconstruction_target == "init_weights")
+        held = source.reconstruction_target == "init_weights"
         return tuple({**_view_tensors([views[k] for views, _ in examples], rngs, self.config,
                                       self.patch_size, generators),
                       "reconstruct_init_weights": held} for k in range(2))

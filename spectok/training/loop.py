@@ -90,7 +90,7 @@ class TrainingObjective(nn.Module):
         query_flux, query_sigma = pick(flux), pick(sigma)
         query_valid = pick(valid) & view["query_valid"]
         floor = self.config.noise_floor
-        if view["reconstruct_init_weights"]:
+        if view.get("reconstruct_init_weights", False):
             if self.reference_model is None:
                 raise ValueError("a batch asks for the reconstruction of init_weights, but the "
                                  "configuration names no source with reconstruction_target = "
@@ -141,7 +141,9 @@ class TrainingObjective(nn.Module):
         terms : dict of str to `torch.Tensor`
             Detached: ``reconstruction`` (the loss per pixel of the decoded
             flux, plus ``readout_weight`` × the readout's own χ²; 0 when
-            neither is weighted, as nothing is then decoded),
+            neither is weighted, as nothing is then decoded; for a batch
+            held to ``init_weights``, ``hold_weight`` × the χ² of flux and
+            readout against that model's plus the scatter's likelihood),
             ``consistency``, and ``anchor`` when ``anchor_weight`` is not 0.
         """
         nll_a, encoded_a = self._view(view_a)
@@ -255,7 +257,18 @@ def _rewind_log(log_path, step):
 
 def _to_device(view, device):
     return {key: tuple(t.to(device) for t in value) if isinstance(value, (tuple, list))
-            else value.to(device) for key, value in view.items()}
+            else value.to(device) if isinstance(value, torch.Tensor) else value
+            for key, value in view.items()}
+
+
+def _check_held_sources(sources, objective):
+    """Refuse, before any step, sources held to init_weights that the configuration does not
+    name as held (so the objective keeps no reference model to hold them to)."""
+    held = [source.name for source in sources if source.reconstruction_target == "init_weights"]
+    if held and objective.reference_model is None:
+        raise ValueError(f"sources {held} reconstruct what init_weights reconstructs, but the "
+                         "configuration's sources do not say so; give them "
+                         "reconstruction_target = 'init_weights' there too")
 
 
 def _mean_over_ranks(values, device):
@@ -297,7 +310,11 @@ def validation_loss(model, config, *, sources=None):
     models -- the stages of one model, or runs of different configurations --
     can be compared on the same spectra. The loss is computed in float32 on
     the model's device (`train` validates under bfloat16 autocast on a GPU,
-    so its logged values differ there in the last digits).
+    so its logged values differ there in the last digits; for sources held
+    to ``init_weights`` by more, as bfloat16 rounds the reconstructions to
+    about 0.4 %). With an ``anchor_weight`` or sources held to
+    ``init_weights``, the loss measures distances from the ``init_weights``
+    model, which is loaded.
 
     Parameters
     ----------
@@ -306,14 +323,21 @@ def validation_loss(model, config, *, sources=None):
     config : `~spectok.training.TrainingConfig`
         The configuration whose validation batches (and loss weights) to use.
     sources : list of `~spectok.training.data.Source`, optional
-        Pre-built sources instead of ``config.sources``.
+        Pre-built sources instead of ``config.sources``; those held to
+        ``init_weights`` must be so in ``config.sources`` too.
 
     Returns
     -------
     dict
-        ``loss`` (the weighted total) and its unweighted terms:
-        ``reconstruction``, ``consistency``, and ``anchor`` when the
-        configuration's ``anchor_weight`` is not 0.
+        ``loss`` (the weighted total) and its terms: ``reconstruction`` (as
+        `TrainingObjective` reports it), ``consistency``, and ``anchor`` when
+        the configuration's ``anchor_weight`` is not 0.
+
+    Raises
+    ------
+    ValueError
+        ``sources`` holds a source to ``init_weights`` that ``config.sources``
+        does not.
 
     Examples
     --------
@@ -337,6 +361,7 @@ def validation_loss(model, config, *, sources=None):
         reference_model = load_model(config.init_weights, device=device)
         reference_pooling = reference_model.pooling
     objective = TrainingObjective(model, config, reference_pooling, reference_model)
+    _check_held_sources(sources, objective)
     losses = _validate(objective, batches, device, nullcontext)
     model.train(was_training)
     return losses
@@ -565,6 +590,12 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     RuntimeError
         A GPU asked for where none is visible, or a GPU run with more
         processes on a node than visible GPUs (or all of them on one).
+    ValueError
+        ``batch_size`` not divisible by the number of processes; a resumed
+        checkpoint that trained other parameters (``trainable``) or held
+        other sources to ``init_weights``; ``sources`` holding a source to
+        ``init_weights`` that ``config.sources`` does not (checked before
+        any step).
     """
     rank, world_size, device = _distributed_setup(device)
     if config.batch_size % world_size:
@@ -579,7 +610,9 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     # a checkpoint holds the weights and AdamW's two moments; the old one stays until the
     # new one is complete, and the final model is written beside them
     n_bytes = 4 * sum(p.numel() for p in model.parameters())
-    check_free_space(output_dir, 7 * n_bytes + 2**20, "checkpoints and the trained model")
+    # with held sources each checkpoint also keeps the model they are held to
+    copies = 7 + 2 * any(s.reconstruction_target == "init_weights" for s in config.sources)
+    check_free_space(output_dir, copies * n_bytes + 2**20, "checkpoints and the trained model")
     initial_range = ()  # the wavelengths the starting weights were trained on (none here)
     if config.init_weights:
         initial_range = _load_initial_weights(model, config.init_weights).get("wavelength_range")
@@ -611,6 +644,10 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         if "reference_pooling" in state:  # else, as before it was kept: init_weights' own
             objective.reference_pooling.load_state_dict(state["reference_pooling"])
         if objective.reference_model is not None:
+            if "reference_model" not in state:
+                raise ValueError(f"the checkpoint in {output_dir} was written by a run that "
+                                 "held no source to init_weights, this run holds some: a "
+                                 "resumed run must train the same sources")
             objective.reference_model.load_state_dict(state["reference_model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -626,6 +663,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     wrapped = (DistributedDataParallel(objective, device_ids=[device] if device.type == "cuda"
                                        else None) if world_size > 1 else objective)
     sources = build_sources(config.sources) if sources is None else sources
+    _check_held_sources(sources, objective)
     patch_size = model.config.patch_size
     stream = TrainingStream(sources, config, patch_size, rank=rank, world_size=world_size,
                             start_step=start, stop_step=config.steps)
