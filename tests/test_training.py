@@ -535,6 +535,22 @@ def test_held_sources_need_init_weights_and_the_chi2(tmp_path):
         validation_loss(SpectralTokenizer(config.tokenizer_config()), config, sources=sources)
 
 
+def _stopped_at_step_3(config, output_dir, sources, monkeypatch):
+    """``config`` run into ``output_dir`` and stopped right after its step-3 checkpoint."""
+    save = loop._save_checkpoint
+
+    def save_then_stop(path, objective, optimizer, scheduler, step, *args):
+        save(path, objective, optimizer, scheduler, step, *args)
+        if step == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
+    stopped = dataclasses.replace(config, output_dir=str(output_dir))
+    with pytest.raises(KeyboardInterrupt):
+        train(stopped, progress=False, sources=sources)
+    monkeypatch.undo()
+    return stopped
+
+
 def test_a_run_with_fitted_and_held_sources_resumes_where_it_stopped(tmp_path, monkeypatch):
     model = {"preset": "tiny", "pixel_basis": True}
     saved = str(tmp_path / "first" / "toy-model.json")
@@ -551,29 +567,15 @@ def test_a_run_with_fitted_and_held_sources_resumes_where_it_stopped(tmp_path, m
     assert {stream.batch(step)[0]["reconstruct_init_weights"] for step in range(6)} == \
         {True, False}
     straight = train(config, progress=False, sources=sources)
-    save = loop._save_checkpoint
-
-    def save_then_stop(path, objective, optimizer, scheduler, step, *args):
-        save(path, objective, optimizer, scheduler, step, *args)
-        if step == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
-    stopped = dataclasses.replace(config, output_dir=str(tmp_path / "stopped"))
-    with pytest.raises(KeyboardInterrupt):
-        train(stopped, progress=False, sources=sources)
-    monkeypatch.undo()
+    stopped = _stopped_at_step_3(config, tmp_path / "stopped", sources, monkeypatch)
     # the reference comes from the checkpoint, whatever init_weights holds by now
     other = SpectralTokenizer(config.tokenizer_config())
     save_model(other, tmp_path / "first" / "toy-model")
     resumed = train(stopped, resume=True, progress=False, sources=sources)
     assert_same_parameters(parameters(straight), parameters(resumed), atol=0)
     # a checkpoint of a run that held nothing cannot resume one that holds
-    plain = dataclasses.replace(stopped, sources=(SourceConfig("fitted"),), hold_weight=1.0,
-                                output_dir=str(tmp_path / "plain"))
-    with pytest.raises(KeyboardInterrupt):
-        monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
-        train(plain, progress=False, sources=[fitted])
-    monkeypatch.undo()
+    plain = _stopped_at_step_3(dataclasses.replace(stopped, sources=(SourceConfig("fitted"),)),
+                               tmp_path / "plain", [fitted], monkeypatch)
     with pytest.raises(ValueError, match="held no source to init_weights, this run holds some"):
         train(dataclasses.replace(stopped, output_dir=plain.output_dir), resume=True,
               progress=False, sources=sources)
@@ -670,17 +672,7 @@ def test_anchored_pooling_training_resumes_where_it_stopped(tmp_path, monkeypatc
     train(tiny_config(tmp_path / "first", steps=3), progress=False, sources=TOY_SOURCES)
     saved = str(tmp_path / "first" / "toy-model.json")
     config, straight = _pooling_run(tmp_path / "straight", saved, anchor_weight=10.0)
-    save = loop._save_checkpoint
-
-    def save_then_stop(path, objective, optimizer, scheduler, step, *args):
-        save(path, objective, optimizer, scheduler, step, *args)
-        if step == 3:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
-    stopped = dataclasses.replace(config, output_dir=str(tmp_path / "stopped"))
-    with pytest.raises(KeyboardInterrupt):
-        train(stopped, progress=False, sources=TOY_SOURCES)
-    monkeypatch.undo()
+    stopped = _stopped_at_step_3(config, tmp_path / "stopped", TOY_SOURCES, monkeypatch)
     # the anchor's reference is the init_weights pooling, kept in the checkpoint
     kept = torch.load(tmp_path / "stopped" / CHECKPOINT_NAME, weights_only=True)
     start = load_model(saved).pooling.state_dict()

@@ -333,7 +333,7 @@ def _cross_validated_scores(estimators, X, y, folds, scorer):
     for members in groups:
         for fold in range(len(splits)):
             fold_scores[members, fold] = next(jobs)
-    return np.array([np.mean(row) for row in fold_scores])
+    return fold_scores.mean(axis=1)
 
 
 def _leading_steps(estimator):

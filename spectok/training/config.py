@@ -13,6 +13,18 @@ __all__ = ["SourceConfig", "TrainingConfig", "load_config"]
 RECONSTRUCTION_TARGETS = ("data", "init_weights")
 
 
+def _check_reconstruction_target(source):
+    """Refuse a `SourceConfig` or `~spectok.training.Source` with an unknown target."""
+    if source.reconstruction_target not in RECONSTRUCTION_TARGETS:
+        raise ValueError(f"source {source.name!r}: reconstruction_target must be 'data' or "
+                         f"'init_weights', got {source.reconstruction_target!r}")
+
+
+def _held_sources(sources):
+    """Names of the sources (configured or built) held to the init_weights model."""
+    return [source.name for source in sources if source.reconstruction_target == "init_weights"]
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """One source of the pretraining mixture.
@@ -52,9 +64,7 @@ class SourceConfig:
     reconstruction_target: str = "data"
 
     def __post_init__(self):
-        if self.reconstruction_target not in RECONSTRUCTION_TARGETS:
-            raise ValueError(f"source {self.name!r}: reconstruction_target must be 'data' or "
-                             f"'init_weights', got {self.reconstruction_target!r}")
+        _check_reconstruction_target(self)
 
 
 @dataclass(frozen=True)
@@ -232,7 +242,7 @@ class TrainingConfig:
                              "needs init_weights: the trained model to keep them from")
         if not self.hold_weight > 0:  # NaN too
             raise ValueError(f"hold_weight must be positive, got {self.hold_weight}")
-        held = [s.name for s in self.sources if s.reconstruction_target == "init_weights"]
+        held = _held_sources(self.sources)
         missing = [need for need, met in (("init_weights", self.init_weights),
                                           ("reconstruction_weight > 0",
                                            self.reconstruction_weight > 0),

@@ -20,7 +20,7 @@ import torch
 
 from ..adapter import PreparedSpectrum, SpectrumInputError, prepare_spectrum, to_batch
 from ..model import patch_geometry
-from .config import RECONSTRUCTION_TARGETS
+from .config import _check_reconstruction_target
 from .objectives import hide_patches
 
 __all__ = ["Source", "SOURCES", "build_sources", "TrainingStream"]
@@ -69,9 +69,7 @@ class Source:
     reconstruction_target: str = "data"
 
     def __post_init__(self):
-        if self.reconstruction_target not in RECONSTRUCTION_TARGETS:
-            raise ValueError(f"source {self.name!r}: reconstruction_target must be 'data' or "
-                             f"'init_weights', got {self.reconstruction_target!r}")
+        _check_reconstruction_target(self)
 
 
 class _Object:

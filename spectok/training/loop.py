@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .._preflight import check_free_space, check_writable_directory
 from ..encode import _autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
-from .config import TrainingConfig
+from .config import TrainingConfig, _held_sources
 from .data import TrainingStream, build_sources
 from .objectives import (RECONSTRUCTION_LOSSES, anchor_loss, consistency_loss, gaussian_nll,
                          reduced_chi2)
@@ -67,7 +67,7 @@ class TrainingObjective(nn.Module):
             reference = model.pooling if reference_pooling is None else reference_pooling
             self.reference_pooling = copy.deepcopy(reference).requires_grad_(False)
         self.reference_model = None
-        if any(s.reconstruction_target == "init_weights" for s in config.sources):
+        if _held_sources(config.sources):
             reference = model if reference_model is None else reference_model
             self.reference_model = copy.deepcopy(reference).requires_grad_(False)
 
@@ -264,7 +264,7 @@ def _to_device(view, device):
 def _check_held_sources(sources, objective):
     """Refuse, before any step, sources held to init_weights that the configuration does not
     name as held (so the objective keeps no reference model to hold them to)."""
-    held = [source.name for source in sources if source.reconstruction_target == "init_weights"]
+    held = _held_sources(sources)
     if held and objective.reference_model is None:
         raise ValueError(f"sources {held} reconstruct what init_weights reconstructs, but the "
                          "configuration's sources do not say so; give them "
@@ -356,8 +356,7 @@ def validation_loss(model, config, *, sources=None):
     was_training = model.training
     # the anchor and the held sources measure distances from init_weights' model
     reference_model = reference_pooling = None
-    if config.anchor_weight or any(s.reconstruction_target == "init_weights"
-                                   for s in config.sources):
+    if config.anchor_weight or _held_sources(config.sources):
         reference_model = load_model(config.init_weights, device=device)
         reference_pooling = reference_model.pooling
     objective = TrainingObjective(model, config, reference_pooling, reference_model)
@@ -611,7 +610,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     # new one is complete, and the final model is written beside them
     n_bytes = 4 * sum(p.numel() for p in model.parameters())
     # with held sources each checkpoint also keeps the model they are held to
-    copies = 7 + 2 * any(s.reconstruction_target == "init_weights" for s in config.sources)
+    copies = 9 if _held_sources(config.sources) else 7
     check_free_space(output_dir, copies * n_bytes + 2**20, "checkpoints and the trained model")
     initial_range = ()  # the wavelengths the starting weights were trained on (none here)
     if config.init_weights:
