@@ -30,7 +30,8 @@ from specutils.utils.wcs_utils import air_to_vac
 from . import conf
 
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "to_batch",
-           "iter_spectra", "wavelength_grid", "flux_in_unit", "fraction_outside",
+           "iter_spectra", "wavelength_grid", "canonical_flux", "flux_in_unit",
+           "fraction_outside",
            "check_wavelength_range", "SpectrumInputError", "SpectrumInputWarning",
            "NoUncertaintyWarning", "WavelengthRangeWarning", "FLAM"]
 
@@ -880,6 +881,54 @@ def wavelength_grid(wavelength, medium="vacuum", *, label="requested wavelength 
         wave = _air_to_vacuum(wave, label)
     log_wave = np.log(wave)
     return log_wave, np.abs(np.gradient(log_wave)), wave
+
+
+def canonical_flux(flux, wavelength_aa, label="flux"):
+    """A flux as numbers in the canonical unit the adapter works in.
+
+    Spectral flux densities (f_λ, f_ν, photon flux) become f_λ in `FLAM`,
+    surface brightnesses `FLAM` per steradian; counts keep their unit and a
+    dimensionless (normalised) flux becomes plain numbers. `flux_in_unit`
+    goes back.
+
+    Parameters
+    ----------
+    flux : `~astropy.units.Quantity`
+        Flux of each pixel.
+    wavelength_aa : `~numpy.ndarray`
+        Vacuum wavelength in Å of each pixel (for f_ν → f_λ).
+    label : str
+        What the flux belongs to, for error messages.
+
+    Returns
+    -------
+    values : `~numpy.ndarray`
+        The flux in ``unit``.
+    unit : `~astropy.units.UnitBase`
+        The canonical unit.
+
+    Raises
+    ------
+    astropy.units.UnitConversionError
+        ``flux`` is not a Quantity, or its unit is not a flux (magnitudes,
+        a length, ...).
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import canonical_flux
+    >>> values, unit = canonical_flux([3.34] * u.mJy, np.array([5000.0]))
+    >>> unit
+    Unit("erg / (Angstrom s cm2)")
+    >>> f"{values[0]:.4g}"
+    '4.005e-15'
+    """
+    if not isinstance(flux, u.Quantity):
+        raise u.UnitConversionError(f"{label}: the flux has no unit; give it as an astropy "
+                                    "Quantity (e.g. flux * u.Jy, or * u.one if normalised)")
+    canonical = _canonical_unit(flux.unit, label)
+    factor = _conversion_factor(flux.unit, canonical, wavelength_aa, label, flux.unit)
+    return np.asarray(flux.value * factor, dtype=float), canonical
 
 
 def flux_in_unit(values, canonical, unit, wavelength_aa):

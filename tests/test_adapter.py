@@ -9,7 +9,7 @@ from astropy.nddata import (InverseVariance, StdDevUncertainty, UnknownUncertain
 from specutils import Spectrum, SpectrumList
 
 from spectok.adapter import (FLAM, NoUncertaintyWarning, PreparedSpectrum, SpectrumInputError,
-                             flux_in_unit, iter_spectra, prepare_spectrum, to_batch,
+                             canonical_flux, flux_in_unit, iter_spectra, prepare_spectrum, to_batch,
                              wavelength_grid)
 
 # -- recognising inputs ---------------------------------------------------------------
@@ -422,6 +422,26 @@ def test_flux_in_unit_round_trip():
     back = flux_in_unit(flam, FLAM, u.Jy, wave)
     assert back.unit == u.Jy
     np.testing.assert_allclose(back.value, jy.value, rtol=1e-12)
+
+
+@pytest.mark.parametrize("unit, canonical", [
+    (u.Jy, FLAM), (u.W / u.m**2 / u.um, FLAM), (u.MJy / u.sr, FLAM / u.sr),
+    (u.electron / u.s, u.electron / u.s), (u.percent, u.dimensionless_unscaled)])
+def test_canonical_flux_inverts_flux_in_unit(unit, canonical):
+    wave = np.array([4000.0, 5000.0, 6000.0])
+    flux = np.array([1.0, 2.0, 3.0]) * unit
+    values, got = canonical_flux(flux, wave)
+    assert got == canonical
+    np.testing.assert_allclose(flux_in_unit(values, got, unit, wave).value, flux.value,
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("flux, message", [
+    (np.ones(3), "no unit"), (np.ones(3) * u.m, "not a flux"), (np.ones(3) * u.ABmag,
+                                                                 "magnitudes")])
+def test_canonical_flux_refuses_what_is_not_a_flux(flux, message):
+    with pytest.raises(u.UnitConversionError, match=f"my spectrum: .*{message}"):
+        canonical_flux(flux, np.array([4000.0, 5000.0, 6000.0]), "my spectrum")
 
 
 def test_air_wavelengths_below_2000_angstrom_are_refused(make_pair):

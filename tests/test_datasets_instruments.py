@@ -291,6 +291,12 @@ def test_units_nm_frequency_and_fnu_are_handled():
     np.testing.assert_allclose(norm.flux.value, 1.0, rtol=1e-9)
 
 
+def test_a_flux_unit_that_is_not_a_flux_is_refused():
+    lam, flux = smooth_spectrum(4000.0, 6000.0, 0.5)
+    with pytest.raises(u.UnitConversionError, match=r"observe\(\): flux unit m .*not a flux"):
+        observe(Spectrum(spectral_axis=lam * u.AA, flux=flux * u.m), "sdss", noise=False)
+
+
 def test_tuple_and_spectrumlist_inputs():
     lam, flux = smooth_spectrum(3000.0, 12000.0, 0.5)
     reference = observe(Spectrum(spectral_axis=lam * u.AA, flux=flux * FLAM), "sdss",

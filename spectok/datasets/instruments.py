@@ -44,8 +44,7 @@ from astropy.nddata import InverseVariance
 from scipy.special import erf
 from specutils import Spectrum, SpectrumList
 
-from ..adapter import FLAM as _FLAM
-from ..adapter import _classify_flux_unit, _conversion_factor
+from ..adapter import canonical_flux
 
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument", "observe",
            "observe_arrays", "ModelArrays"]
@@ -778,13 +777,7 @@ def _single_arrays(spectrum, input_resolution):
         from specutils.utils.wcs_utils import air_to_vac
 
         lam = air_to_vac(lam * u.AA, method="Morton2000").to_value(u.AA)
-    flux_q = u.Quantity(spectrum.flux)
-    unit = flux_q.unit
-    flux = flux_q.value
-    if _classify_flux_unit(unit) is _FLAM:   # f_λ, f_ν or photons: converted to f_λ
-        flux = flux * _conversion_factor(unit, _FLAM, lam, "observe()", unit)
-        unit = _FLAM
-    flux = np.asarray(flux, dtype=float)
+    flux, unit = canonical_flux(u.Quantity(spectrum.flux), lam, "observe()")
     good = np.isfinite(flux) & np.isfinite(lam) & (lam > 0)
     if spectrum.mask is not None:
         good &= ~np.asarray(spectrum.mask, dtype=bool)

@@ -50,7 +50,8 @@ from scipy.ndimage import gaussian_filter1d
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator
-from .instruments import _FLAM, ModelArrays, _add_gaussian_line, _bin_average_linear
+from ..adapter import FLAM
+from .instruments import ModelArrays, _add_gaussian_line, _bin_average_linear
 from ._population import observe_population, population_arguments
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
@@ -447,7 +448,7 @@ class QuasarGenerator:
         }
         meta = {"medium": "vacuum", "generator": "spectok.datasets.quasar_spectrum",
                 "redshift": float(redshift), **labels}
-        model = ModelArrays(grid, flux, _FLAM, np.ones(grid.size, dtype=bool))
+        model = ModelArrays(grid, flux, FLAM, np.ones(grid.size, dtype=bool))
         return model, meta, labels
 
 
