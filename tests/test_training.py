@@ -443,6 +443,40 @@ def test_a_held_batch_of_the_starting_model_costs_only_the_scatters_likelihood(t
     assert data_terms["reconstruction"] > terms["reconstruction"] + 1
 
 
+def test_with_a_frozen_encoder_the_reference_decodes_the_models_own_tokens(tmp_path):
+    model = {"preset": "tiny", "pixel_basis": True}
+    saved = tmp_path / "first" / "toy-model.json"
+    train(tiny_config(tmp_path / "first", steps=2, model=model), progress=False,
+          sources=TOY_SOURCES)
+    sources, held = _held()
+    options = dict(model=model, init_weights=str(saved), consistency_weight=0.0,
+                   reconstruction_loss="chi2", readout_weight=1.0, sources=held)
+    tokenizer = load_model(saved)
+    views = TrainingStream(sources, tiny_config(tmp_path, **options),
+                           tokenizer.config.patch_size).batch(0)
+    objectives = {trainable: TrainingObjective(tokenizer, tiny_config(tmp_path, trainable=trainable,
+                                                                      **options))
+                  for trainable in ("decoder", "all")}
+    other = load_model(saved)
+    with torch.no_grad():
+        other.to_token.bias.add_(0.1)   # another encoder: its tokens are not the model's
+    objectives["other encoder"] = TrainingObjective(
+        tokenizer, tiny_config(tmp_path, trainable="decoder", **options), reference_model=other)
+    with torch.no_grad():   # a decoder trained away from the reference, so the hold costs
+        for parameter in tokenizer.decoder.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    encoder_calls = dict.fromkeys(objectives, 0)
+    terms = {}
+    for name, objective in objectives.items():
+        def count(*_, name=name):
+            encoder_calls[name] += 1
+        objective.reference_model.encoder[0].register_forward_hook(count)
+        terms[name] = objective(*views)[1]["reconstruction"]
+    assert encoder_calls == {"decoder": 0, "all": 2, "other encoder": 2}
+    torch.testing.assert_close(terms["decoder"], terms["all"], rtol=1e-6, atol=0)
+    assert terms["other encoder"] != terms["decoder"]
+
+
 def test_held_sources_keep_their_reconstructions_through_a_decoder_run(tmp_path):
     model = {"preset": "tiny", "pixel_basis": True}
     saved = str(tmp_path / "first" / "toy-model.json")

@@ -56,6 +56,9 @@ class TrainingObjective(nn.Module):
         With sources whose ``reconstruction_target`` is ``"init_weights"``:
         the ``init_weights`` model, whose reconstructions of their views the
         decoder is held to. Default: a frozen copy of ``model`` as it is now.
+        Where ``config.trainable`` freezes the encoder and the two models'
+        encoders are equal, only the reference's decoder runs on a held
+        batch: it decodes the tokens the model under training made.
     """
 
     def __init__(self, model, config, reference_pooling=None, reference_model=None):
@@ -70,6 +73,11 @@ class TrainingObjective(nn.Module):
         if _held_sources(config.sources):
             reference = model if reference_model is None else reference_model
             self.reference_model = copy.deepcopy(reference).requires_grad_(False)
+        # a frozen encoder that equals the reference's makes the tokens the reference would
+        self._reference_decodes_tokens = (
+            self.reference_model is not None and config.trainable != "all"
+            and all(torch.equal(a, b) for a, b in zip(model.encoder_parameters(),
+                                                     self.reference_model.encoder_parameters())))
 
     def _view(self, view):
         log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
@@ -96,7 +104,8 @@ class TrainingObjective(nn.Module):
                                  "configuration names no source with reconstruction_target = "
                                  "'init_weights', so the objective keeps no such model")
             with torch.no_grad():
-                _, held_flux, _, held_readout = self.reference_model(*arguments, **queries)
+                held_flux, held_readout = self._reference_reconstruction(encoded, arguments,
+                                                                         queries)
             # the flux and the readout are held to the reference's; the scatter still learns
             # from the data
             chi2_weight = self.config.hold_weight
@@ -114,6 +123,17 @@ class TrainingObjective(nn.Module):
             nll = nll + chi2_weight * self.config.readout_weight * reduced_chi2(
                 readout, readout_target, query_sigma, query_valid, floor).mean()
         return nll, encoded
+
+    def _reference_reconstruction(self, encoded, arguments, queries):
+        """The reference model's flux and readout at the queried pixels of a held batch."""
+        if self._reference_decodes_tokens:
+            held_flux, _, held_readout = self.reference_model.decode(
+                encoded["tokens"], encoded["centre"], encoded["log_spacing"], encoded["active"],
+                queries["query_log_wavelength"], queries["query_spacing"], encoded["n_pixels"],
+                return_readout=True)
+            return held_flux, held_readout
+        _, held_flux, _, held_readout = self.reference_model(*arguments, **queries)
+        return held_flux, held_readout
 
     def _anchor(self, view_a, encoded_a, view_b, encoded_b):
         with torch.no_grad():
