@@ -105,7 +105,7 @@ def main():
     what = {"miles": f"MILES test stars at S/N {args.snr:g} seen through {args.instrument}",
             "quasars": f"simulated quasars seen through {args.instrument}",
             "spex": "SpeX test sources as published"}
-    print(f"{getattr(model, 'name', args.model)}: {len(spectra)} {what[args.source]}")
+    print(f"{model.name}: {len(spectra)} {what[args.source]}")
     print(f"median reduced χ² against the data errors:            {np.median(chi2):.2f}")
     print(f"median reduced χ² against data errors ⊕ model scatter: "
           f"{np.median(chi2_with_scatter):.2f}")

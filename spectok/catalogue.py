@@ -297,7 +297,7 @@ def _encode_chunk(sources, start, net, options):
             warnings.simplefilter("ignore", NoUncertaintyWarning)
             warnings.simplefilter("ignore", WavelengthRangeWarning)
             notes["outside_range"] = check_wavelength_range(
-                prepared, getattr(net, "metadata", {}).get("wavelength_range"))
+                prepared, net.metadata.get("wavelength_range"))
             batch = encode(prepared, net, batch_size=options["batch_size"],
                            device=options["device"], progress=False)
         table = batch.to_table()
@@ -539,7 +539,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     bar.close()
 
     table, skipped, no_uncertainty, outside = _assemble(parts, k, width,
-                                                        getattr(net, "name", "unnamed"), bins_aa)
+                                                        net.name, bins_aa)
     _write_table(table, output, fmt)
     shutil.rmtree(parts.directory)
     _warn_summary(n_seen, skipped, no_uncertainty, outside, errors)

@@ -16,7 +16,7 @@ from . import conf
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
                       check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectrum,
                       to_batch, wavelength_grid)
-from .model import SpectralTokenizer, load_model
+from .model import SpectralTokenizer, WeightsError, load_model
 from .tokens import SpectralTokens, TokenBatch
 
 __all__ = ["encode", "decode", "get_model", "resolve_device"]
@@ -242,13 +242,13 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
                       "noise level per arm estimated from the flux (DER_SNR)",
                       NoUncertaintyWarning, stacklevel=2)
     check_wavelength_range([p for _, p in prepared],
-                           getattr(net, "metadata", {}).get("wavelength_range"), stacklevel=2)
+                           net.metadata.get("wavelength_range"), stacklevel=2)
     chunks = _plan_batches(np.array([p.n_slots(patch_size) for _, p in prepared], dtype=int),
                            batch_size, _BATCH_PIXELS.get(device.type, _BATCH_PIXELS["cuda"]),
                            net.config.full_attention_limit * patch_size)
     show = len(chunks) > 10 if progress is None else progress
     results = [None] * len(prepared)
-    name = getattr(net, "name", "unnamed")
+    name = net.name
     with torch.inference_mode(), _autocast(device):
         for chunk in tqdm(chunks, disable=not show, desc="spectok.encode", unit="batch"):
             group = [prepared[k][1] for k in chunk]
@@ -291,7 +291,9 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
     TypeError
         ``tokens`` is not one spectrum's `~spectok.SpectralTokens`.
     ValueError
-        ``model`` is not the model that made the tokens.
+        ``model`` is not the model that made the tokens, or it is not given
+        and the model named in the tokens cannot be loaded (a model built in
+        memory is ``"unnamed"``).
 
     Examples
     --------
@@ -311,10 +313,18 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
         raise TypeError(f"decode takes the SpectralTokens of one spectrum, got "
                         f"{type(tokens).__name__}{hint}")
     device = resolve_device(device)
-    net = get_model(model or tokens.model, device)
-    if model is not None and getattr(net, "name", tokens.model) != tokens.model:
-        raise ValueError(f"these tokens were made by model {tokens.model!r}, not "
-                         f"{getattr(net, 'name', None)!r}")
+    if model is None:
+        try:
+            net = get_model(tokens.model, device)
+        except WeightsError as error:
+            raise ValueError(f"the model that made these tokens, {tokens.model!r}, cannot be "
+                             f"loaded by its name ({error}; a model built in memory is "
+                             "'unnamed'): pass it, decode(tokens, wavelength, model=...)") from None
+    else:
+        net = get_model(model, device)
+        if net.name != tokens.model:
+            raise ValueError(f"these tokens were made by model {tokens.model!r}, not "
+                             f"{net.name!r}")
     log_wave, spacing, wave_aa = wavelength_grid(wavelength, medium)
 
     def tensor(x, dtype=torch.float32):
@@ -331,4 +341,4 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
     scatter = flux_in_unit(log_scatter[0].exp().cpu().numpy() * scale, tokens.scale.unit,
                            tokens.flux_unit, wave_aa)
     return Spectrum(spectral_axis=wavelength, flux=flux, uncertainty=StdDevUncertainty(scatter),
-                    meta={"medium": medium, "decoded_by": net.name if hasattr(net, "name") else ""})
+                    meta={"medium": medium, "decoded_by": net.name})

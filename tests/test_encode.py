@@ -348,6 +348,20 @@ def test_decode_returns_input_unit_on_requested_grid(tiny_model, pair):
     np.testing.assert_allclose(micron.flux.value, rendered.flux.value, rtol=1e-5)
 
 
+def test_decode_finds_the_model_that_made_the_tokens_or_asks_for_it(tiny_model, pair):
+    tokens = spectok.encode(pair, model=tiny_model)
+    assert tokens.model == tiny_model.name == "unnamed"   # built in memory
+    grid = np.linspace(4200, 4800, 50) * u.AA
+    with pytest.raises(ValueError, match=r"'unnamed', cannot be loaded by its name .*"
+                                         r"decode\(tokens, wavelength, model=\.\.\.\)"):
+        spectok.decode(tokens, grid)
+    assert spectok.decode(tokens, grid, model=tiny_model).meta["decoded_by"] == "unnamed"
+    with pytest.raises(ValueError, match="made by model 'unnamed', not 'spectok-small'"):
+        spectok.decode(tokens, grid, model="spectok-small")
+    shipped = spectok.encode(pair)
+    assert spectok.decode(shipped, grid).meta["decoded_by"] == shipped.model == "spectok-small"
+
+
 def test_decode_scale_and_unit_restored(tiny_model, pair):
     wave, flux, sigma = pair
     grid = np.linspace(4100, 4900, 40) * u.AA

@@ -97,7 +97,7 @@ def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMP
             _redshift(data, method("galaxies"), run, seed)
 
     table = Table(rows=rows, names=["probe", "metric", "better"] + heads + ["best"])
-    table.meta.update({"model": getattr(net, "name", "unnamed"), "quick": quick, "seed": seed})
+    table.meta.update({"model": net.name, "quick": quick, "seed": seed})
     return table
 
 

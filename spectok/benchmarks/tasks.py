@@ -360,7 +360,7 @@ class BenchmarkContext:
         self.data = _Data(self.quick, self.seed)
         self._caches = {"spectok": {}, "untrained": {}}
         self._prepared = {}
-        self.model_name = getattr(model, "name", "unnamed")
+        self.model_name = model.name
         self.report = BenchmarkReport(meta={
             "model": self.model_name, "seed": self.seed, "quick": self.quick,
             "seconds": {}, "heads": {}})

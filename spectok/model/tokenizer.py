@@ -273,6 +273,17 @@ class SpectralTokenizer(nn.Module):
     config : `TokenizerConfig`
         Hyper-parameters.
 
+    Attributes
+    ----------
+    name : str
+        What the model is called: the shipped name or saved file it was
+        loaded from (`~spectok.load_model`), ``"unnamed"`` for a model built
+        in memory. Tokens record it, so `~spectok.decode` can find the model
+        again.
+    metadata : dict
+        What the saved model says about itself (``"wavelength_range"``: the
+        range it was trained on); empty for a model built in memory.
+
     Examples
     --------
     >>> import torch
@@ -290,6 +301,8 @@ class SpectralTokenizer(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.name = "unnamed"
+        self.metadata = {}
         c = config
         self.pixel_features = LogWavelengthFeatures(c.pixel_frequencies, *c.pixel_periods)
         self.position_features = LogWavelengthFeatures(c.position_frequencies, *c.position_periods)

@@ -134,7 +134,7 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         from ..encode import get_model
 
         net = get_model(self.model, self.device)
-        self.model_name_ = getattr(net, "name", "unnamed")
+        self.model_name_ = net.name
         self.n_features_out_ = len(self._feature_names(net.config))
         return self
 
