@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
+from astropy.utils.masked import Masked
 from specutils import Spectrum, SpectrumList
 from specutils.utils.wcs_utils import air_to_vac
 
@@ -440,6 +441,22 @@ def _arm_arrays(item, label):
     uncertainty = item[2] if len(item) == 3 else None
     if not isinstance(flux, u.Quantity):
         raise u.UnitConversionError(f"{label}: flux has no unit; give it as an astropy Quantity")
+    if isinstance(wavelength, Masked):
+        if np.any(wavelength.mask):
+            raise SpectrumInputError(f"{label}: the spectral axis has {np.sum(wavelength.mask)} "
+                                     "masked values; leave those pixels out")
+        wavelength = wavelength.unmasked
+    # masked flux or error values mark invalid pixels, as a Spectrum's mask does
+    mask = None
+    if isinstance(flux, Masked):
+        flux, mask = flux.unmasked, np.asarray(flux.mask, bool)
+    if isinstance(uncertainty, Masked):
+        if uncertainty.shape != flux.shape:
+            raise SpectrumInputError(f"{label}: uncertainty has {uncertainty.size} values but "
+                                     f"flux has {flux.size}")
+        uncertainty_mask = np.asarray(uncertainty.mask, bool)
+        uncertainty = uncertainty.unmasked
+        mask = uncertainty_mask if mask is None else mask | uncertainty_mask
     if flux.ndim != 1:
         raise SpectrumInputError(
             f"{label}: flux has shape {flux.shape}; spectok takes 1-D spectra. For a stack of "
@@ -449,7 +466,7 @@ def _arm_arrays(item, label):
     if isinstance(wavelength, u.Quantity) and wavelength.ndim == 1 \
             and len(wavelength) == len(flux) + 1:
         wavelength = 0.5 * (wavelength[1:] + wavelength[:-1])
-    return wavelength, flux, uncertainty, None
+    return wavelength, flux, uncertainty, mask
 
 
 def _prepare_arm(arrays, label, medium):

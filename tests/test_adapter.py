@@ -6,6 +6,7 @@ import pytest
 import torch
 from astropy.nddata import (InverseVariance, StdDevUncertainty, UnknownUncertainty,
                             VarianceUncertainty)
+from astropy.utils.masked import Masked
 from specutils import Spectrum, SpectrumList
 
 from spectok.adapter import (FLAM, NoUncertaintyWarning, PreparedSpectrum, SpectrumInputError,
@@ -54,6 +55,25 @@ def test_prepare_returns_vacuum_angstrom_ascending(pair):
     np.testing.assert_allclose(p.flux[0], flux.value, rtol=1e-12)
     np.testing.assert_allclose(p.sigma[0], sigma.value, rtol=1e-12)
     assert p.has_uncertainty and p.valid[0].all()
+
+
+def test_masked_values_of_a_tuple_are_invalid_pixels(pair):
+    wave, flux, sigma = pair
+    flux_mask = np.zeros(len(wave), bool)
+    flux_mask[10:20] = True
+    sigma_mask = np.zeros(len(wave), bool)
+    sigma_mask[30] = True
+    p = prepare_spectrum((wave, Masked(flux, mask=flux_mask), Masked(sigma, mask=sigma_mask)))
+    np.testing.assert_array_equal(p.valid[0], ~(flux_mask | sigma_mask))
+    # the masked values themselves are not used: the same as if they were NaN
+    with_nan = flux.copy()
+    with_nan[flux_mask] = np.nan
+    np.testing.assert_array_equal(p.valid[0][:30], prepare_spectrum((wave, with_nan, sigma))
+                                  .valid[0][:30])
+    with pytest.raises(SpectrumInputError, match="spectral axis has 1 masked values"):
+        prepare_spectrum((Masked(wave, mask=np.arange(len(wave)) == 3), flux, sigma))
+    with pytest.raises(SpectrumInputError, match="uncertainty has 3 values but flux has 150"):
+        prepare_spectrum((wave, flux, Masked(sigma[:3], mask=np.zeros(3, bool))))
 
 
 @pytest.mark.parametrize("unit, canonical", [
