@@ -12,9 +12,9 @@ from specutils import Spectrum, SpectrumList
 from torch.utils.data import DataLoader
 
 import spectok.datasets.mmu as mmu
+from spectok.adapter import FLAM, SpectrumInputError, wavelength_grid
 from spectok.datasets import MMUSpectra, read_mmu_shard, write_mmu_shard
 
-FLAM = u.erg / (u.s * u.cm**2 * u.AA)
 
 
 def _identity(item):
@@ -244,3 +244,25 @@ def test_catalog_columns_selection_and_write_errors(shards, tmp_path):
         write_mmu_shard(tmp_path / "x.hdf5", [s], {"spectrum_flux": [1]})
     with pytest.raises(ValueError, match="at least one"):
         write_mmu_shard(tmp_path / "x.hdf5", [])
+
+
+@pytest.mark.parametrize("flux, meta, error, message", [
+    ([1.0, 1.0] * u.m, {}, u.UnitConversionError, r"write_mmu_shard: flux unit m .*not a flux"),
+    ([1.0, 1.0] * FLAM, {"medium": "AIR"}, SpectrumInputError, "medium must be"),
+])
+def test_write_refuses_what_is_not_a_flux_or_a_known_medium(tmp_path, flux, meta, error,
+                                                            message):
+    s = Spectrum(spectral_axis=[4000.0, 4001.0] * u.AA, flux=flux, meta=meta)
+    with pytest.raises(error, match=message):
+        write_mmu_shard(tmp_path / "x.hdf5", [s])
+    assert not (tmp_path / "x.hdf5").exists()
+
+
+def test_air_wavelengths_are_stored_in_vacuum(tmp_path):
+    air = np.linspace(6000.0, 6100.0, 20) * u.AA
+    s = Spectrum(spectral_axis=air, flux=np.ones(20) * FLAM, meta={"medium": "air"})
+    write_mmu_shard(tmp_path / "air.hdf5", [s])
+    (back, _), = read_mmu_shard(tmp_path / "air.hdf5")
+    np.testing.assert_allclose(back.spectral_axis.to_value(u.AA),
+                               wavelength_grid(air, "air")[2], rtol=1e-7)  # stored as float32
+    assert back.meta["medium"] == "vacuum"

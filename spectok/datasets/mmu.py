@@ -28,6 +28,8 @@ import numpy as np
 from astropy.nddata import InverseVariance
 from torch.utils.data import IterableDataset
 
+from ..adapter import FLAM, canonical_flux, wavelength_grid
+
 __all__ = ["MMU_COLUMNS", "MMUSpectra", "read_mmu_shard", "write_mmu_shard"]
 
 #: Default names of the spectral columns, by role.
@@ -39,7 +41,6 @@ MMU_COLUMNS = {
     "mask": "spectrum_mask",
 }
 
-_DEFAULT_FLUX_UNIT = u.erg / (u.s * u.cm**2 * u.AA)
 _BLOCK_ROWS = 256
 
 
@@ -109,7 +110,7 @@ class _Shard:
             stored = flux.attrs.get("unit")
             if isinstance(stored, bytes):
                 stored = stored.decode()
-            flux_unit = stored if stored is not None else _DEFAULT_FLUX_UNIT
+            flux_unit = stored if stored is not None else FLAM
         try:
             self.flux_unit = u.Unit(flux_unit)
             self.flux_unit ** -2  # noqa: B018 - the inverse variance's unit: not for magnitudes
@@ -497,26 +498,16 @@ def _inverse_variance(uncertainty):
 def _spectrum_columns(spectrum):
     """(λ Å vacuum, flux, ivar, mask, lsf) arrays for one Spectrum (arms concatenated)."""
     from specutils import SpectrumList
-    from specutils.utils.wcs_utils import air_to_vac
 
     arms = list(spectrum) if isinstance(spectrum, SpectrumList) else [spectrum]
     out = []
     for s in arms:
         if s.flux.ndim != 1:
             raise ValueError(f"write_mmu_shard takes 1-D spectra, got flux shape {s.flux.shape}")
-        lam_q = u.Quantity(s.spectral_axis).to(u.AA, equivalencies=u.spectral())
-        if s.meta.get("medium", "vacuum") == "air":
-            lam_q = air_to_vac(lam_q, method="Morton2000")
-        lam = lam_q.value
-        flux_q = u.Quantity(s.flux)
-        unit = flux_q.unit
-        factor = np.ones(lam.size)
-        if unit.is_equivalent(_DEFAULT_FLUX_UNIT, equivalencies=u.spectral_density(1 * u.AA)):
-            # Per-pixel conversion factor (f_ν → f_λ depends on λ); ivar scales by its square.
-            factor = (np.ones(lam.size) * unit).to_value(
-                _DEFAULT_FLUX_UNIT, equivalencies=u.spectral_density(lam_q))
-            unit = _DEFAULT_FLUX_UNIT
-        flux = np.asarray(flux_q.value, dtype=float) * factor
+        _, _, lam = wavelength_grid(s.spectral_axis, s.meta.get("medium", "vacuum"))
+        # per-pixel factor to the canonical unit (f_ν → f_λ depends on λ); ivar scales by 1/its²
+        factor, unit = canonical_flux(np.ones(lam.size) * s.flux.unit, lam, "write_mmu_shard")
+        flux = np.asarray(s.flux.value, dtype=float) * factor
         ivar = np.ones(lam.size)
         if s.uncertainty is not None:
             ivar = _inverse_variance(s.uncertainty) / factor**2
@@ -568,7 +559,13 @@ def write_mmu_shard(path, spectra, catalog=None, *, compression=None):
     ValueError
         If there are no spectra, a column's length differs from the number
         of spectra, a column is named like a spectral column, or the flux
-        units of the spectra differ.
+        units of the spectra differ (after f_ν and other flux densities are
+        converted to f_λ).
+    spectok.adapter.SpectrumInputError
+        A spectral axis the adapter refuses (not monotonic, non-finite,
+        an unknown ``meta["medium"]``).
+    astropy.units.UnitConversionError
+        A flux whose unit is not a flux (see `spectok.adapter.canonical_flux`).
 
     Examples
     --------
