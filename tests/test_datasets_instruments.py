@@ -10,6 +10,7 @@ from scipy.optimize import curve_fit
 from scipy.special import erf
 from specutils import Spectrum, SpectrumList
 
+from spectok.adapter import SpectrumInputError
 from spectok.datasets import (INSTRUMENTS, Arm, Instrument, ModelArrays, NoiseModel,
                               get_instrument, observe)
 from spectok.datasets.instruments import _add_gaussian_line, _enclosing
@@ -295,6 +296,24 @@ def test_a_flux_unit_that_is_not_a_flux_is_refused():
     lam, flux = smooth_spectrum(4000.0, 6000.0, 0.5)
     with pytest.raises(u.UnitConversionError, match=r"observe\(\): flux unit m .*not a flux"):
         observe(Spectrum(spectral_axis=lam * u.AA, flux=flux * u.m), "sdss", noise=False)
+    with pytest.raises(u.UnitConversionError, match=r"observe\(\): flux is in magnitudes"):
+        observe((lam * u.AA, np.full(lam.size, 15.0) * u.ABmag), "sdss", noise=False)
+
+
+@pytest.mark.parametrize("wave, meta, message", [
+    (np.linspace(4000.0, 6000.0, 100), {"medium": "AIR"}, "medium must be"),
+    (np.linspace(1500.0, 3000.0, 100), {"medium": "air"}, "air wavelengths below 2000"),
+])
+def test_a_spectral_axis_the_adapter_refuses_is_refused(wave, meta, message):
+    spectrum = Spectrum(spectral_axis=wave * u.AA, flux=np.ones(wave.size) * FLAM, meta=meta)
+    with pytest.raises(SpectrumInputError, match=message):
+        observe(spectrum, "sdss", noise=False)
+
+
+def test_a_resolution_that_is_not_a_number_is_refused():
+    lam, flux = smooth_spectrum(4000.0, 6000.0, 0.5)
+    with pytest.raises(TypeError, match="input_resolution: give a resolving power .*'high'"):
+        observe((lam * u.AA, flux * FLAM), "sdss", noise=False, input_resolution="high")
 
 
 def test_tuple_and_spectrumlist_inputs():

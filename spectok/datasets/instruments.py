@@ -44,7 +44,7 @@ from astropy.nddata import InverseVariance
 from scipy.special import erf
 from specutils import Spectrum, SpectrumList
 
-from ..adapter import canonical_flux
+from ..adapter import canonical_flux, wavelength_grid
 
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument", "observe",
            "observe_arrays", "ModelArrays"]
@@ -734,7 +734,11 @@ def _resolution_sigma(resolution, lam, n, what):
     if isinstance(resolution, u.Quantity):
         sig = resolution.to_value(u.AA, equivalencies=u.spectral())
     else:
-        res = np.asarray(resolution, dtype=float)
+        try:
+            res = np.asarray(resolution, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{what}: give a resolving power λ/Δλ (a number or one per pixel) or "
+                            f"the line-spread σ as a Quantity, not {resolution!r}") from None
         if np.any(~(res > 0)):
             raise ValueError(f"{what}: resolving power must be positive")
         sig = lam / (res * _FWHM_PER_SIGMA) if res.ndim == 0 or res.shape == (n,) else None
@@ -750,14 +754,8 @@ def _single_arrays(spectrum, input_resolution):
     """Wavelength (Å vacuum), flux, unit, good-pixel mask and input σ (Å or None), unsorted."""
     if spectrum.flux.ndim != 1:
         raise ValueError(f"observe() takes a 1-D spectrum; flux has shape {spectrum.flux.shape}")
-    axis = u.Quantity(spectrum.spectral_axis)
-    try:
-        lam = axis.to_value(u.AA, equivalencies=u.spectral())
-    except u.UnitConversionError:
-        raise u.UnitConversionError(
-            f"the spectral axis unit {axis.unit} is not a wavelength, frequency, energy or "
-            "wavenumber") from None
-    lam = np.asarray(lam, dtype=float)
+    # vacuum Å, checked (finite, positive, monotonic, a known medium) as the adapter does
+    _, _, lam = wavelength_grid(spectrum.spectral_axis, spectrum.meta.get("medium", "vacuum"))
     n = lam.size
     if input_resolution == "auto":
         meta = spectrum.meta
@@ -773,12 +771,8 @@ def _single_arrays(spectrum, input_resolution):
         sigma_in = None
     else:
         sigma_in = _resolution_sigma(input_resolution, lam, n, "input_resolution")
-    if spectrum.meta.get("medium", "vacuum") == "air":
-        from specutils.utils.wcs_utils import air_to_vac
-
-        lam = air_to_vac(lam * u.AA, method="Morton2000").to_value(u.AA)
     flux, unit = canonical_flux(u.Quantity(spectrum.flux), lam, "observe()")
-    good = np.isfinite(flux) & np.isfinite(lam) & (lam > 0)
+    good = np.isfinite(flux)
     if spectrum.mask is not None:
         good &= ~np.asarray(spectrum.mask, dtype=bool)
     return lam, flux, unit, good, sigma_in
@@ -798,7 +792,10 @@ def _input_arrays(spectrum, input_resolution=None):
                 f"the spectral axis unit {wave.unit} is not a wavelength, frequency, energy or "
                 "wavenumber")
         flux = flux if isinstance(flux, u.Quantity) else u.Quantity(flux)
-        spectrum = Spectrum(spectral_axis=wave, flux=flux)
+        # in the canonical unit already, so magnitudes are refused with the adapter's message
+        values, unit = canonical_flux(flux, wave.to_value(u.AA, equivalencies=u.spectral()),
+                                      "observe()")
+        spectrum = Spectrum(spectral_axis=wave, flux=values * unit)
     if isinstance(spectrum, SpectrumList):
         if len(spectrum) == 0:
             raise ValueError("the SpectrumList is empty")
