@@ -80,6 +80,28 @@ def _arms(spectrum):
                     "SpectrumList or a (wavelength, flux[, uncertainty]) tuple")
 
 
+def _check_tokens(tokens):
+    """Refuse anything but the `~spectok.SpectralTokens` of one spectrum, naming what it is."""
+    from .tokens import SpectralTokens, TokenBatch
+
+    if isinstance(tokens, SpectralTokens):
+        return
+    hint = (": a TokenBatch holds one per spectrum, plot one of them (e.g. batch[0])"
+            if isinstance(tokens, TokenBatch) else "")
+    raise TypeError(f"cannot plot a {type(tokens).__name__} as tokens: give the SpectralTokens "
+                    f"of one spectrum (from spectok.encode){hint}")
+
+
+def _check_paired(y_true, y_pred):
+    """Refuse ``y_true`` and ``y_pred`` unless both are 1-D and of one length."""
+    for name, values in (("y_true", y_true), ("y_pred", y_pred)):
+        if np.ndim(values) != 1:
+            raise ValueError(f"{name} must be 1-D (one value per object), got shape "
+                             f"{np.shape(values)}: plot one target at a time (e.g. y[:, 0])")
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true and y_pred differ in length: {len(y_true)} and {len(y_pred)}")
+
+
 def _runs(mask):
     """(start, stop) index pairs of the runs of True in ``mask``."""
     padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
@@ -220,6 +242,8 @@ def plot_reconstruction(spectrum, model=None, *, ax=None, show_mask=True):
 
     Raises
     ------
+    TypeError
+        ``spectrum`` is not a spectrum.
     ValueError
         If ``ax`` is not two Axes.
 
@@ -233,6 +257,7 @@ def plot_reconstruction(spectrum, model=None, *, ax=None, show_mask=True):
     >>> lower.get_ylabel()
     '(data − model) / σ'
     """
+    arms = _arms(spectrum)
     if ax is None:
         upper, lower = _new_axes(2, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
     else:
@@ -242,7 +267,7 @@ def plot_reconstruction(spectrum, model=None, *, ax=None, show_mask=True):
     _, rendered = _render(spectrum, model)
     plot_spectrum(spectrum, ax=upper, reconstruction=rendered, show_mask=show_mask)
     chi2, n = 0.0, 0
-    for (wave, flux, sigma, mask, _), model_spectrum in zip(_arms(spectrum), rendered):
+    for (wave, flux, sigma, mask, _), model_spectrum in zip(arms, rendered):
         model_flux = model_spectrum.flux.to_value(flux.unit, u.spectral_density(wave))
         if sigma is None:
             sigma = np.full(flux.shape, np.nanstd(flux.value - model_flux))
@@ -292,6 +317,12 @@ def plot_tokens(tokens, ax=None, *, spectrum=None, cmap="RdBu_r", show_edges=Tru
         The heatmap's Axes. Patches left out of attention (fewer than half
         their pixels usable) are hatched grey.
 
+    Raises
+    ------
+    TypeError
+        ``tokens`` is not a `~spectok.SpectralTokens` (e.g. a whole
+        `~spectok.TokenBatch`, or a spectrum not yet encoded).
+
     Examples
     --------
     >>> import matplotlib
@@ -306,6 +337,7 @@ def plot_tokens(tokens, ax=None, *, spectrum=None, cmap="RdBu_r", show_edges=Tru
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
 
+    _check_tokens(tokens)
     ax = _new_axes() if ax is None else ax
     edges = tokens.patch_edges.to_value(u.AA)
     values = np.asarray(tokens.tokens, dtype=float)
@@ -350,6 +382,9 @@ def plot_tokens(tokens, ax=None, *, spectrum=None, cmap="RdBu_r", show_edges=Tru
 def _cosine(a, b):
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"cannot compare vectors of {a.shape[-1]} and {b.shape[-1]} dimensions "
+                         f"(shapes {a.shape} and {b.shape}): were they made by different models?")
     a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-30)
     b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-30)
     return a @ b.T
@@ -392,6 +427,9 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
     ------
     TypeError
         If ``a`` and ``b`` are not both tokens of one spectrum or both batches/arrays.
+    ValueError
+        If the tokens or embeddings of ``a`` and ``b`` differ in width
+        (different models).
 
     Examples
     --------
@@ -422,7 +460,9 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
         ea = a.embedding if hasattr(a, "embedding") else np.asarray(a)
         eb = b.embedding if hasattr(b, "embedding") else np.asarray(b)
         if ea.ndim != 2 or eb.ndim != 2:
-            raise TypeError("give two TokenBatch objects or two (n, d) embedding arrays")
+            raise TypeError("give two TokenBatch objects or two (n, d) embedding arrays; got a "
+                            f"{type(a).__name__} and a {type(b).__name__} of shapes {ea.shape} "
+                            f"and {eb.shape}")
         similarity = _cosine(ea, eb)
         mesh = ax.imshow(similarity, cmap=cmap, vmin=-1, vmax=1, origin="upper",
                          interpolation="nearest", aspect="auto")
@@ -434,7 +474,8 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
                      fontsize="small")
     else:
         raise TypeError("a and b must both be SpectralTokens (one object) or both batches "
-                        "or embedding arrays (many objects)")
+                        f"or embedding arrays (many objects); got a {type(a).__name__} and a "
+                        f"{type(b).__name__}")
     if colorbar:
         ax.figure.colorbar(mesh, ax=ax, label="cosine similarity")
     return ax
@@ -454,6 +495,8 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     Parameters
     ----------
     y_true, y_pred : array-like or `~astropy.units.Quantity`, shape (n,)
+        One target: the values of several (shape (n, k)) are refused, not
+        pooled; plot each column in turn.
     interval : (lower, upper), optional
         Prediction interval bounds (e.g. from ``probe.predict_interval``),
         drawn as error bars; their coverage is reported.
@@ -478,8 +521,9 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     Raises
     ------
     ValueError
-        If the arrays do not have the same length, or ``outlier_bound`` is
-        not positive.
+        If ``y_true`` or ``y_pred`` is not 1-D, they differ in length, the
+        interval bounds do not have their shape, or ``outlier_bound`` is not
+        positive.
 
     Examples
     --------
@@ -493,7 +537,6 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('true z', 'predicted z')
     """
-    ax = _new_axes() if ax is None else ax
     unit = getattr(y_true, "unit", None)
 
     def values(x):
@@ -501,17 +544,20 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
             return x.to_value(unit) if unit is not None else x.value
         return np.asarray(x, dtype=float)
 
-    truth, pred = values(y_true).ravel(), values(y_pred).ravel()
-    if truth.shape != pred.shape:
-        raise ValueError(f"y_true and y_pred differ in length: {truth.size} and {pred.size}")
+    truth, pred = values(y_true), values(y_pred)
+    _check_paired(truth, pred)
     if outlier_bound is not None and not outlier_bound > 0:
         raise ValueError(f"outlier_bound must be positive, got {outlier_bound!r}")
     style = {"fmt": "o", "ms": 3, "alpha": 0.7, "elinewidth": 0.6, "capsize": 0}
     style.update(kwargs)
     yerr = None
     if interval is not None:
-        lower, upper = values(interval[0]).ravel(), values(interval[1]).ravel()
+        lower, upper = values(interval[0]), values(interval[1])
+        if lower.shape != truth.shape or upper.shape != truth.shape:
+            raise ValueError(f"the interval bounds must have the shape of y_true, {truth.shape}; "
+                             f"got {lower.shape} and {upper.shape}")
         yerr = np.vstack([np.clip(pred - lower, 0, None), np.clip(upper - pred, 0, None)])
+    ax = _new_axes() if ax is None else ax
     ax.errorbar(truth, pred, yerr=yerr, **style)
     finite = np.isfinite(truth) & np.isfinite(pred)
     lo = np.nanmin(np.concatenate([truth[finite], pred[finite]])) if finite.any() else 0
@@ -572,9 +618,12 @@ def plot_embedding_map(embeddings, labels=None, ax=None, *, method="pca", label=
 
     Raises
     ------
+    TypeError
+        ``embeddings`` is not a batch or an array of numbers (a
+        `~spectok.SpectralTokens` holds the embedding of one spectrum only).
     ValueError
         If ``method`` is unknown, there are fewer than 3 embeddings, or
-        ``labels`` has another length.
+        ``labels`` is not 1-D or has another length.
 
     Examples
     --------
@@ -588,11 +637,23 @@ def plot_embedding_map(embeddings, labels=None, ax=None, *, method="pca", label=
     >>> ax.get_xlabel(), len(ax.get_legend().get_texts())
     ('PC 1', 2)
     """
-    x = np.asarray(getattr(embeddings, "embedding", embeddings), dtype=float)
+    from .tokens import SpectralTokens
+
+    if isinstance(embeddings, SpectralTokens):
+        raise TypeError("a SpectralTokens holds the embedding of one spectrum: give a TokenBatch "
+                        "(spectok.encode of several spectra) or an (n, d) array")
+    try:
+        x = np.asarray(getattr(embeddings, "embedding", embeddings), dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"cannot map embeddings from a {type(embeddings).__name__}: give a "
+                        "TokenBatch or an (n, d) array of numbers") from None
     if method not in ("pca", "tsne"):
         raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
     if x.ndim != 2 or len(x) < 3:
         raise ValueError(f"need an (n, d) array of at least 3 embeddings, got shape {x.shape}")
+    if labels is not None and np.ndim(labels) != 1:
+        raise ValueError(f"labels must be 1-D (one per embedding), got shape {np.shape(labels)}: "
+                         "colour by one label at a time")
     if labels is not None and len(labels) != len(x):
         raise ValueError(f"{len(labels)} labels for {len(x)} embeddings")
     if method == "pca":
@@ -643,6 +704,12 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, ax=None, *, normalize="tr
     -------
     `~matplotlib.axes.Axes`
 
+    Raises
+    ------
+    ValueError
+        If ``y_true`` or ``y_pred`` is not 1-D, they differ in length, or
+        ``normalize`` is unknown.
+
     Examples
     --------
     >>> import matplotlib
@@ -657,8 +724,9 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, ax=None, *, normalize="tr
 
     if normalize not in ("true", "pred", None):
         raise ValueError(f"normalize must be 'true', 'pred' or None, got {normalize!r}")
-    ax = _new_axes() if ax is None else ax
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    _check_paired(y_true, y_pred)
+    ax = _new_axes() if ax is None else ax
     if labels is None:
         labels = np.unique(np.concatenate([y_true, y_pred]))
     counts = confusion_matrix(y_true, y_pred, labels=labels)
@@ -698,6 +766,10 @@ def _read_log(log):
         if path.is_dir():
             path = path / "log.csv"
         return Table.read(path, format="ascii.csv")
+    if not hasattr(log, "colnames") and not hasattr(log, "columns"):
+        raise TypeError(f"cannot read a training log from a {type(log).__name__}: give the path "
+                        "of log.csv (or of its run directory), an astropy Table or a pandas "
+                        "DataFrame")
     return log
 
 
@@ -724,6 +796,8 @@ def plot_training_log(log, ax=None, *, columns=None, logy="auto"):
 
     Raises
     ------
+    TypeError
+        ``log`` is not a path or a table.
     KeyError
         The log has no ``step`` column or lacks a requested column.
 

@@ -72,6 +72,16 @@ def test_plot_tokens(tiny_model, masked_spectrum):
     assert len(fig.axes) == 3  # heatmap, colour bar, spectrum overlay
 
 
+def test_plot_tokens_refuses_anything_but_one_spectrum_s_tokens(tiny_model, masked_spectrum):
+    batch = spectok.encode([masked_spectrum, masked_spectrum], model=tiny_model)
+    with pytest.raises(TypeError, match=r"cannot plot a TokenBatch as tokens: give the "
+                       r"SpectralTokens of one spectrum .* batch\[0\]"):
+        plot_tokens(batch)
+    with pytest.raises(TypeError, match="cannot plot a Spectrum as tokens: give the "
+                       "SpectralTokens"):
+        plot_tokens(masked_spectrum)
+
+
 def test_plot_reconstruction(tiny_model, masked_spectrum):
     upper, lower = plot_reconstruction(masked_spectrum, model=tiny_model)
     assert upper.figure is lower.figure
@@ -82,6 +92,9 @@ def test_plot_reconstruction(tiny_model, masked_spectrum):
     assert plot_reconstruction(masked_spectrum, tiny_model, ax=axes) == tuple(axes)
     with pytest.raises(ValueError, match="two Axes"):
         plot_reconstruction(masked_spectrum, tiny_model, ax=[axes[0]])
+    tokens = spectok.encode(masked_spectrum, model=tiny_model)
+    with pytest.raises(TypeError, match="cannot plot a SpectralTokens: give a Spectrum"):
+        plot_reconstruction(tokens, tiny_model)
 
 
 def test_plot_predicted_vs_true():
@@ -94,6 +107,23 @@ def test_plot_predicted_vs_true():
     assert "RMSE 100" in text and "interval coverage 100%" in text
     with pytest.raises(ValueError, match="differ in length"):
         plot_predicted_vs_true([1, 2], [1, 2, 3])
+
+
+def test_plot_predicted_vs_true_refuses_several_targets_at_once():
+    # three parameters of 10 objects: not pooled into one RMSE over 30 points
+    truth = np.arange(30.0).reshape(10, 3)
+    with pytest.raises(ValueError, match=r"y_true must be 1-D .* shape \(10, 3\): plot one "
+                       "target at a time"):
+        plot_predicted_vs_true(truth, truth + 1)
+    with pytest.raises(ValueError, match=r"y_pred must be 1-D .* shape \(10, 1\)"):
+        plot_predicted_vs_true(truth[:, 0], truth[:, :1])
+    with pytest.raises(ValueError, match=r"shape \(\)"):
+        plot_predicted_vs_true(1.0, 1.0)
+    ax = plot_predicted_vs_true(truth[:, 0], truth[:, 0] + 1)  # one column at a time
+    assert "RMSE 1\n" in ax.texts[0].get_text() and "n = 10" in ax.texts[0].get_text()
+    with pytest.raises(ValueError, match=r"interval bounds must have the shape of y_true, "
+                       r"\(10,\); got \(30,\) and \(10,\)"):
+        plot_predicted_vs_true(truth[:, 0], truth[:, 0], interval=(truth.ravel(), truth[:, 0]))
 
 
 def test_plot_predicted_vs_true_redshift_outliers():
@@ -128,6 +158,19 @@ def test_plot_embedding_map():
             plot_embedding_map(x, **bad)
     with pytest.raises(ValueError, match="at least 3"):
         plot_embedding_map(x[:2])
+    # several labels at once would be read as RGB colours
+    with pytest.raises(ValueError, match=r"labels must be 1-D .* shape \(30, 3\)"):
+        plot_embedding_map(x, rng.random((30, 3)))
+
+
+def test_plot_embedding_map_refuses_what_is_not_embeddings(tiny_model, masked_spectrum):
+    tokens = spectok.encode(masked_spectrum, model=tiny_model)
+    with pytest.raises(TypeError, match="embedding of one spectrum: give a TokenBatch"):
+        plot_embedding_map(tokens)
+    for given, name in (([tokens] * 3, "list"), (masked_spectrum, "Spectrum")):
+        with pytest.raises(TypeError, match=f"cannot map embeddings from a {name}: give a "
+                           "TokenBatch"):
+            plot_embedding_map(given)
 
 
 def test_plot_confusion_matrix():
@@ -143,6 +186,11 @@ def test_plot_confusion_matrix():
     assert ax.get_images()[0].get_array().sum() == 6
     with pytest.raises(ValueError, match="normalize"):
         plot_confusion_matrix(true, pred, normalize="all")
+    with pytest.raises(ValueError, match=r"y_true must be 1-D .* shape \(3, 2\): plot one "
+                       "target at a time"):
+        plot_confusion_matrix(np.reshape(true, (3, 2)), np.reshape(pred, (3, 2)))
+    with pytest.raises(ValueError, match="differ in length: 6 and 5"):
+        plot_confusion_matrix(true, pred[:5])
 
 
 def test_plot_token_similarity(tiny_model, make_pair):
@@ -159,8 +207,13 @@ def test_plot_token_similarity(tiny_model, make_pair):
     ax = plot_token_similarity(batch_a, batch_a)
     np.testing.assert_allclose(np.diag(ax.get_images()[0].get_array()), 1.0, atol=1e-6)
     assert "100%" in ax.get_title()
-    with pytest.raises(TypeError, match="both"):
+    with pytest.raises(TypeError, match="both .* got a SpectralTokens and a TokenBatch"):
         plot_token_similarity(a, batch_a)
+    with pytest.raises(TypeError, match="got a Spectrum and a ndarray of shapes"):
+        plot_token_similarity(Spectrum(spectral_axis=wave, flux=flux), batch_a.embedding)
+    # embeddings of two models of other widths
+    with pytest.raises(ValueError, match="vectors of 32 and 16 dimensions"):
+        plot_token_similarity(batch_a, batch_a.embedding[:, :16])
 
 
 def test_plot_training_log(tmp_path):
@@ -183,6 +236,8 @@ def test_plot_training_log(tmp_path):
         plot_training_log(path, columns=["nope"])
     with pytest.raises(KeyError, match="step"):
         plot_training_log(Table({"loss": [1.0]}))
+    with pytest.raises(TypeError, match="cannot read a training log from a dict: give the path"):
+        plot_training_log({"step": [20], "loss": [1.0]})
     # an anchored run's log: the anchor drawn in a colour of its own, its validation likewise
     anchored = Table({"step": [20, 40], "loss": [3.0, 2.0], "consistency": [2.0, 1.5],
                       "anchor": [0.1, 0.05], "val_anchor": [np.nan, 0.06]})
