@@ -36,7 +36,8 @@ from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
                       WavelengthRangeWarning, _is_single, check_wavelength_range,
                       prepare_spectrum)
-from .encode import encode, get_model, resolve_device
+from ._device import resolve_device
+from .encode import encode, get_model
 from .tokens import _log_bin_edges
 
 __all__ = ["encode_catalogue", "read_spectrum", "CatalogueResult", "OUTPUT_FORMATS"]

@@ -15,7 +15,7 @@ def _info(args):
     import torch
 
     import spectok
-    from spectok.encode import resolve_device
+    from spectok._device import resolve_device
     from spectok.model import available_models, load_model
 
     print(f"spectok {spectok.__version__}")

@@ -3,7 +3,6 @@
 import functools
 import numbers
 import warnings
-from contextlib import nullcontext
 
 import astropy.units as u
 import numpy as np
@@ -13,6 +12,7 @@ from specutils import Spectrum
 from tqdm.auto import tqdm
 
 from . import conf
+from ._device import autocast, resolve_device
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
                       check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectrum,
                       to_batch, wavelength_grid)
@@ -27,25 +27,6 @@ _ERROR_MODES = ("raise", "warn", "skip")
 # patches keep the activations in cache and run 1.5x faster than
 # larger ones; a GPU wants as much work per launch as fits.
 _BATCH_PIXELS = {"cpu": 1 << 15, "cuda": 1 << 22}
-
-
-def resolve_device(device=None):
-    """Turn ``"auto"`` (or `None`: ``conf.device``) into a `torch.device`.
-
-    Examples
-    --------
-    >>> from spectok.encode import resolve_device
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    device = conf.device if device is None else device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or another torch device such as "
-                         f"'cuda:1', got {device!r}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -80,12 +61,6 @@ def get_model(model=None, device=None):
             return model
         return model.to(device)
     return _cached_model(str(model or conf.default_model), device)
-
-
-def _autocast(device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def _prepare_all(items, medium, errors, patch_size=None):
@@ -249,7 +224,7 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     show = len(chunks) > 10 if progress is None else progress
     results = [None] * len(prepared)
     name = net.name
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), autocast(device):
         for chunk in tqdm(chunks, disable=not show, desc="spectok.encode", unit="batch"):
             group = [prepared[k][1] for k in chunk]
             batch = to_batch(group, patch_size, warn_missing_uncertainty=False).to(device)

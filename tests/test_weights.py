@@ -48,6 +48,14 @@ def test_round_trip_is_bit_exact(saved, tiny_model, pair):
 def test_load_by_path_without_suffix(saved):
     assert load_model(saved.with_suffix("")).name == "mine"
     assert load_model(str(saved)).name == "mine"
+    assert load_model(saved.with_suffix(".safetensors")).name == "mine"
+
+
+def test_load_on_the_device_encode_would_use(saved):
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(load_model(saved, device="auto").parameters()).device.type == expected
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda'"):
+        load_model(saved, device="gpu")
 
 
 def test_tampered_weights_refused(saved):

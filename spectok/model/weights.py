@@ -14,6 +14,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from .._device import resolve_device
 from .tokenizer import SpectralTokenizer, TokenizerConfig
 
 __all__ = ["save_model", "load_model", "available_models", "WeightsError"]
@@ -113,6 +114,8 @@ def _resolve(name_or_path):
     candidate = Path(name_or_path)
     if candidate.suffix == ".json":
         return candidate
+    if candidate.suffix == ".safetensors" and candidate.with_suffix(".json").exists():
+        return candidate.with_suffix(".json")   # the tensors' own description
     if candidate.with_name(candidate.name + ".json").exists():
         return candidate.with_name(candidate.name + ".json")
     shipped = _shipped_directory() / f"{name_or_path}.json"
@@ -129,10 +132,11 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     Parameters
     ----------
     name_or_path : str or `~pathlib.Path`
-        A name from `~spectok.model.available_models`, or a path to ``NAME.json`` (or ``NAME``)
-        written by `~spectok.model.save_model`.
-    device : str or `torch.device`
-        Where to put the model.
+        A name from `~spectok.model.available_models`, or a path to ``NAME.json`` (or ``NAME``,
+        or ``NAME.safetensors`` beside it) written by `~spectok.model.save_model`.
+    device : str, `torch.device` or None
+        Where to put the model: ``"cpu"``, ``"cuda"``, ``"auto"`` (a GPU when
+        there is one), ...; `None` means ``spectok.conf.device``.
 
     Returns
     -------
@@ -143,6 +147,8 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     ------
     TypeError
         ``name_or_path`` is neither a string nor a path.
+    ValueError
+        ``device`` is not a device torch knows.
     WeightsError
         Unknown name, missing tensor file, a tensor file whose sha256 does
         not match its description (tampered or corrupted), or an invalid
@@ -155,6 +161,7 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     >>> model.config.patch_size
     32
     """
+    device = resolve_device(device)
     description_path = _resolve(name_or_path)
     try:
         description = json.loads(description_path.read_text())

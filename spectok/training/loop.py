@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .._preflight import check_free_space, check_writable_directory
-from ..encode import _autocast, resolve_device
+from .._device import autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .config import TrainingConfig, _held_sources
 from .data import TrainingStream, build_sources
@@ -225,10 +225,35 @@ def _distributed_setup(device=None):
 
 
 def latest_checkpoint(output_dir):
-    """Path of the last complete checkpoint in ``output_dir``, or `None`.
+    """Path of the last complete checkpoint in a run directory, or `None`.
 
-    Checkpoints are written to a temporary name and renamed, so a file with
-    the final name is always complete.
+    `train` keeps one checkpoint, `CHECKPOINT_NAME`, in its output
+    directory; each is written to a temporary name and renamed, so a file
+    with the final name is always complete.
+
+    Parameters
+    ----------
+    output_dir : str or `~pathlib.Path`
+        The run directory (``TrainingConfig.output_dir``).
+
+    Returns
+    -------
+    `~pathlib.Path` or None
+        The checkpoint, or `None` where there is none yet (or no such
+        directory).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from spectok.training import latest_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = pathlib.Path(tmp)
+    ...     _ = (run / "checkpoint.pt.partial").write_bytes(b"")  # a write cut short
+    ...     print(latest_checkpoint(run))
+    ...     _ = (run / "checkpoint.pt").write_bytes(b"")  # stands in for a complete one
+    ...     print(latest_checkpoint(run).name)
+    None
+    checkpoint.pt
     """
     path = Path(output_dir) / CHECKPOINT_NAME
     return path if path.exists() else None
@@ -299,11 +324,11 @@ def _mean_over_ranks(values, device):
     return tensor.tolist()
 
 
-def _validate(objective, batches, device, autocast):
+def _validate(objective, batches, device, precision):
     """Mean of the loss and of each of its terms over the validation batches (and ranks)."""
     totals = {}
     objective.eval()
-    with torch.no_grad(), autocast():
+    with torch.no_grad(), precision():
         for view_a, view_b in batches:
             loss, terms = objective(_to_device(view_a, device), _to_device(view_b, device))
             for name, value in {"loss": loss, **terms}.items():
@@ -615,6 +640,31 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         other sources to ``init_weights``; ``sources`` holding a source to
         ``init_weights`` that ``config.sources`` does not (checked before
         any step).
+
+    Examples
+    --------
+    Two steps of the ``tiny`` model on the CPU, from a source of one's own
+    (here one spectrum seen as published, over and over); the run directory
+    holds the checkpoint, the CSV log and the trained model:
+
+    >>> import pathlib, tempfile
+    >>> import spectok
+    >>> from spectok.model import load_model
+    >>> from spectok.training import Source, TrainingConfig, latest_checkpoint, train
+    >>> spectrum = spectok.datasets.example_spectrum()
+    >>> source = Source("example", lambda rng, redshift: spectrum, instruments=("native",))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     config = TrainingConfig(model="tiny", name="toy", output_dir=tmp, steps=2,
+    ...                             batch_size=2, warmup_steps=1, validate_every=2,
+    ...                             validation_batches=1)
+    ...     model = train(config, sources=[source], progress=False, device="cpu")
+    ...     run = pathlib.Path(tmp)
+    ...     print(sorted(path.name for path in run.iterdir()))
+    ...     print(load_model(run / "toy").metadata["steps"], latest_checkpoint(run).name)
+    ['checkpoint.pt', 'log.csv', 'toy.json', 'toy.safetensors']
+    2 checkpoint.pt
+    >>> spectok.encode(spectrum, model=model).tokens.shape
+    (143, 8)
     """
     rank, world_size, device = _distributed_setup(device)
     if config.batch_size % world_size:
@@ -690,7 +740,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
                                          persistent_workers=False)
     validation = _validation_batches(sources, config, patch_size, rank, world_size)
 
-    autocast = functools.partial(_autocast, device)
+    precision = functools.partial(autocast, device)
 
     log_path = output_dir / "log.csv"
     seconds_before = 0.0
@@ -708,7 +758,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     for step, (view_a, view_b) in enumerate(loader, start=start):
         if span is not None:
             span = _widen_span(span, view_a, view_b)
-        with autocast():
+        with precision():
             loss, terms = wrapped(_to_device(view_a, device), _to_device(view_b, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -732,7 +782,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
             window = time.time()
             if validate:
                 row.update((f"val_{name}", value) for name, value
-                           in _validate(objective, validation, device, autocast).items())
+                           in _validate(objective, validation, device, precision).items())
             if rank == 0:
                 with open(log_path, "a", newline="") as f:
                     csv.DictWriter(f, _LOG_FIELDS).writerow(row)
