@@ -71,8 +71,19 @@ def _encode(args):
     return 0
 
 
+def _read_config(command, path, **overrides):
+    """A training configuration and its sources, or a one-line exit naming what is wrong."""
+    from spectok.training import build_sources, load_config
+
+    try:
+        config = load_config(path, **overrides)
+        return config, build_sources(config.sources)
+    except (OSError, ValueError) as error:   # no such file, bad TOML or setting, unknown source
+        raise SystemExit(f"spectok {command}: {error}") from None
+
+
 def _train(args):
-    from spectok.training import load_config, train
+    from spectok.training import train
 
     overrides = {}
     if args.steps is not None:
@@ -81,8 +92,9 @@ def _train(args):
         overrides["output_dir"] = args.output_dir
     if args.num_workers is not None:
         overrides["num_workers"] = args.num_workers
-    config = load_config(args.config, **overrides)
-    train(config, resume=args.resume, progress=not args.no_progress, device=args.device)
+    config, sources = _read_config("train", args.config, **overrides)
+    train(config, resume=args.resume, progress=not args.no_progress, device=args.device,
+          sources=sources)
     return 0
 
 
@@ -101,10 +113,9 @@ def _export(args):
 def _validate(args):
     from astropy.table import Table
 
-    from spectok.training import build_sources, load_config, validation_loss
+    from spectok.training import validation_loss
 
-    config = load_config(args.config)
-    sources = build_sources(config.sources)
+    config, sources = _read_config("validate", args.config)
     rows = [{"model": name, **validation_loss(name, config, sources=sources)}
             for name in args.models]
     table = Table(rows=rows, names=list(rows[0]))

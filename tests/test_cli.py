@@ -183,5 +183,16 @@ checkpoint_every = 1
 [[sources]]
 name = "unknown-source"
 """)
-    with pytest.raises(ValueError, match="unknown-source"):
+    with pytest.raises(SystemExit, match="spectok train: .*unknown-source"):
         main(["train", str(config), "--no-progress", "--device", "cpu", "--num-workers", "0"])
+
+
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_a_config_that_cannot_be_read_ends_with_one_line(tmp_path, command):
+    models = ["spectok-small"] if command == "validate" else []
+    with pytest.raises(SystemExit, match=f"spectok {command}: .*missing.toml"):
+        main([command, str(tmp_path / "missing.toml"), *models])
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "tiny"\nstepz = 3\n')
+    with pytest.raises(SystemExit, match=f"spectok {command}: .*stepz"):
+        main([command, str(bad), *models])
