@@ -38,6 +38,25 @@ class SpectralTokens:
         ``meta['id']`` of the input spectrum, if it had one.
     model : str
         Name of the model that made the tokens.
+
+    Examples
+    --------
+    `spectok.encode` of one spectrum gives its tokens: one row of ``tokens``
+    per patch of the spectrum's own pixels, and one ``embedding`` of fixed
+    length whatever the grid (features for a probe or a similarity search).
+
+    >>> import spectok
+    >>> tokens = spectok.encode(spectok.datasets.example_spectrum())
+    >>> tokens.tokens.shape, tokens.embedding.shape
+    ((143, 32), (128,))
+    >>> tokens.patch_edges[0].round(1)  # the first patch's pixels, vacuum wavelength
+    <Quantity [3621.6, 3647.5] Angstrom>
+    >>> int(tokens.valid.sum())  # patches with enough usable pixels to take part
+    143
+    >>> tokens.tokens[tokens.valid].shape  # the tokens of those patches only
+    (143, 32)
+    >>> tokens.id, tokens.model
+    ('manga-test-0', 'spectok-small')
     """
 
     tokens: np.ndarray
@@ -167,6 +186,28 @@ class TokenBatch:
         Widths of the model's embedding and tokens, so that the arrays of a
         batch with no items (every spectrum skipped) still have the model's
         widths; (0, 0) where unknown. `encode` sets it.
+
+    Examples
+    --------
+    `spectok.encode` of a list of spectra gives a batch; with
+    ``errors="skip"`` a spectrum that cannot be encoded (here one with no
+    finite flux) is left out and noted.
+
+    >>> import numpy as np
+    >>> import spectok
+    >>> spectrum = spectok.datasets.example_spectrum()
+    >>> unusable = (spectrum.spectral_axis, spectrum.flux * np.nan)
+    >>> batch = spectok.encode([spectrum, unusable, spectrum], errors="skip")
+    >>> batch
+    <TokenBatch 2 spectra, 1 skipped>
+    >>> batch.embedding.shape  # one row per encoded spectrum
+    (2, 128)
+    >>> batch.indices.tolist(), [index for index, _ in batch.skipped]  # positions in the input
+    ([0, 2], [1])
+    >>> for tokens in batch:  # a SpectralTokens each
+    ...     print(tokens.id, tokens.tokens.shape)
+    manga-test-0 (143, 32)
+    manga-test-0 (143, 32)
     """
 
     items: list

@@ -32,6 +32,19 @@ TOKEN_BIN_WIDTH = 0.05
 def log_grid(lo, hi, step=1e-4):
     """A log10-uniform wavelength grid in Å (``step`` in dex, SDSS uses 1e-4).
 
+    Parameters
+    ----------
+    lo, hi : float
+        First wavelength of the grid and the largest it may reach, in Å.
+    step : float
+        Spacing in dex (log10 of the ratio of neighbouring wavelengths).
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        Wavelengths in Å (plain floats, not a Quantity), from ``lo`` up to
+        ``hi``.
+
     Examples
     --------
     >>> from spectok.benchmarks import log_grid

@@ -79,6 +79,19 @@ def _simulation_processes():
 def nmad(values):
     """Normalised median absolute deviation, 1.4826 · median ``|x - median x|``.
 
+    A robust estimate of the standard deviation: that of a normal
+    distribution, unmoved by a few outliers.
+
+    Parameters
+    ----------
+    values : array-like
+        The values (e.g. residuals), of any shape: all are pooled.
+
+    Returns
+    -------
+    float
+        NaN where any value is NaN.
+
     Examples
     --------
     >>> from spectok.benchmarks import nmad

@@ -135,7 +135,33 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Build a configuration from `to_dict` output; unknown keys are an error."""
+        """Build a configuration from `to_dict` output; unknown keys are an error.
+
+        Parameters
+        ----------
+        values : dict
+            Field names and values, as `to_dict` (or a saved model's JSON)
+            gives them: lists become tuples, and fields left out keep their
+            defaults.
+
+        Returns
+        -------
+        `TokenizerConfig`
+
+        Raises
+        ------
+        ValueError
+            A key that is not a field of this version's configuration, or
+            values that the configuration refuses (see `TokenizerConfig`).
+
+        Examples
+        --------
+        >>> from spectok.model import CONFIGS, TokenizerConfig
+        >>> TokenizerConfig.from_dict(CONFIGS["tiny"].to_dict()) == CONFIGS["tiny"]
+        True
+        >>> TokenizerConfig.from_dict({"width": 64, "pixel_periods": [1e-4, 1.0]}).pixel_periods
+        (0.0001, 1.0)
+        """
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown tokenizer configuration keys: {sorted(unknown)}")
