@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import re
 import warnings
 
 import astropy.units as u
@@ -26,9 +27,10 @@ from spectok.probes import (HEADS, NotCalibratedError, ProbeFileError, RedshiftP
 # -- scikit-learn conformance --------------------------------------------------------------
 # The array-input probes pass every check. StellarParameterProbe is checked with one
 # target: the checks feed 1-D (or 5-column) y, and a probe with the default three
-# named targets rightly refuses that; its multi-output path is tested below.
+# named targets rightly refuses that; its multi-output path is tested below. That target
+# is not Teff: the checks' y of a few units are no temperatures in K, which fit refuses.
 # SpectrumEmbedder is not checked: it takes spectra, not numeric arrays (see its docstring).
-@parametrize_with_checks([RedshiftProbe(), StellarParameterProbe(targets=("teff",)),
+@parametrize_with_checks([RedshiftProbe(), StellarParameterProbe(targets=("logg",)),
                           RedshiftProbe(head="knn", calibration="cv"), SpectralClassProbe(),
                           SpectralClassProbe(head="knn", calibration="cv"),
                           RedshiftProbe(head="kernel"),
@@ -278,6 +280,49 @@ def test_stellar_targets_must_match_y():
         StellarParameterProbe(head="ridge").fit(X, np.column_stack([X[:, 0], X[:, 1], X[:, 2]]))
 
 
+def test_stellar_target_names_ignore_case():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(120, 4))
+    y = np.column_stack([5000 + 500 * X[:, 0], 4 + 0.2 * X[:, 1], 0.1 * X[:, 2]])
+    lower = StellarParameterProbe(head="ridge").fit(X, y)
+    mixed = StellarParameterProbe(targets=("Teff", "LOGG", "FeH"), head="ridge").fit(X, y)
+    # the same fit (Teff in log10), under the names as given
+    np.testing.assert_array_equal(mixed.predict(X), lower.predict(X))
+    for a, b in zip(mixed.predict_interval(X, 0.9), lower.predict_interval(X, 0.9)):
+        np.testing.assert_array_equal(a, b)
+    assert mixed.target_names_ == ["Teff", "LOGG", "FeH"]
+    assert mixed.units_ == {"Teff": "K", "LOGG": "dex(cm / s2)", "FeH": "dex"}
+    table = mixed.predict(X[:2], as_quantity=True)
+    assert table.colnames == ["Teff", "LOGG", "FeH"] and table["Teff"].unit == u.K
+    assert mixed.__sklearn_tags__().target_tags.positive_only
+    # Quantities convert to each target's unit (Teff in K was "must be dimensionless")
+    quantities = QTable({"Teff": y[:, 0] * u.K, "LOGG": y[:, 1] * u.dex(u.cm / u.s ** 2),
+                         "FeH": y[:, 2] * u.dex})
+    np.testing.assert_allclose(
+        StellarParameterProbe(targets=("Teff", "LOGG", "FeH"), head="ridge")
+        .fit(X, quantities).predict(X), lower.predict(X), rtol=1e-9)
+    with pytest.raises(ValueError, match=r"distinct names \(ignoring case\), got \('teff', 'Teff'"):
+        StellarParameterProbe(targets=("teff", "Teff")).fit(X, y[:, :2])
+    with pytest.raises(ValueError, match="targets must be names"):
+        StellarParameterProbe(targets=("teff", 2)).fit(X, y[:, :2])
+
+
+@pytest.mark.parametrize("name", ["teff", "Teff", "TEFF"])
+def test_teff_must_be_in_kelvin_not_log10(name):
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(60, 3))
+    log_teff = 3.7 + 0.05 * X[:, 0]
+    with pytest.raises(ValueError, match=r"Teff must be in K, not log10 K: 60 of 60 values are "
+                                         r"below 100 K \(the lowest is 3\.5"):
+        StellarParameterProbe(targets=(name, "logg"), head="ridge").fit(
+            X, np.column_stack([log_teff, 4 + X[:, 1]]))
+    with pytest.raises(ValueError, match="Teff must be in K"):   # one bad value is enough
+        StellarParameterProbe(targets=name).fit(X, np.append(10 ** log_teff[1:], 3.7))
+    # the coldest brown dwarfs (Y dwarfs, ~250 K) are temperatures all right
+    cold = StellarParameterProbe(targets=name).fit(X, 250 + 100 * np.abs(X[:, 0]))
+    assert np.all(cold.predict(X) > 200)
+
+
 def test_redshift_must_exceed_minus_one():
     X = np.random.default_rng(0).normal(size=(30, 2))
     with pytest.raises(ValueError, match="> -1"):
@@ -342,6 +387,20 @@ def test_not_calibrated_and_bad_alpha():
     clf = SpectralClassProbe(calibration_fraction=0).fit(X, X[:, 0] > 0)
     with pytest.raises(NotCalibratedError):
         clf.predict_set(X)
+
+
+def test_not_calibrated_messages_say_what_is_missing():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    regressor = StellarParameterProbe(targets="logg", calibration_fraction=0).fit(X, X[:, 0])
+    with pytest.raises(NotCalibratedError, match=r"^StellarParameterProbe was fitted without a "
+                                                 r"calibration set \(calibration_fraction=0, or "
+                                                 r"too few samples\); .* to get intervals$"):
+        regressor.predict_interval(X)
+    classifier = SpectralClassProbe(calibration="cv").fit(X[:3], [0, 1, 1])
+    with pytest.raises(NotCalibratedError, match=r"^SpectralClassProbe was fitted .*classes too "
+                                                 r"small \(calibration='cv' needs at least 4\)\); "
+                                                 r".* to get prediction sets$"):
+        classifier.predict_set(X)
 
 
 def test_conformal_quantile_rank():
@@ -551,9 +610,9 @@ def test_auto_head_refuses_what_it_cannot_do():
 
 # -- persistence ---------------------------------------------------------------------------
 
-def _fitted(kind, head):
+def _fitted(kind, head, n_features=5):
     rng = np.random.default_rng(4)
-    X = rng.normal(size=(150, 5))
+    X = rng.normal(size=(150, n_features))
     if kind is SpectralClassProbe:
         return X, kind(head=head).fit(X, np.where(X[:, 0] > 0, "star", "galaxy"))
     if kind is StellarParameterProbe:
@@ -688,6 +747,32 @@ def test_save_refuses_unknown_objects(tmp_path):
 
 
 # -- the embedder ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", [RedshiftProbe, StellarParameterProbe, SpectralClassProbe])
+def test_probes_refuse_spectra_and_tokens(kind, tiny_model, make_pair, spectrum):
+    pairs = [make_pair(seed=0), make_pair(seed=1)]
+    batch = spectok.encode(pairs, model=tiny_model)
+    X, probe = _fitted(kind, "ridge", n_features=tiny_model.config.width)
+    y = probe.predict(X)
+    methods = [probe.predict, lambda features: kind(head="ridge").fit(features, y[:2]),
+               *([probe.predict_proba, probe.predict_set] if kind is SpectralClassProbe
+                 else [probe.predict_interval])]
+    inputs = {"a TokenBatch": batch, "a SpectralTokens": batch[0],
+              "a list of SpectralTokens": list(batch),
+              "an array of SpectralTokens": np.array(list(batch), dtype=object),
+              "a Spectrum": spectrum, "a list of Spectrum": [spectrum, spectrum],
+              "a (wavelength, flux) tuple": pairs[0],
+              "a list of (wavelength, flux) tuples": pairs}
+    for method in methods:
+        for what, value in inputs.items():
+            with pytest.raises(TypeError, match=(
+                    rf"^{kind.__name__} takes features as a 2-D array, not {re.escape(what)}: "
+                    r"pass the embeddings, batch.embedding of batch = spectok.encode\(spectra\), "
+                    r".* put a SpectrumEmbedder before the probe: "
+                    rf"make_pipeline\(SpectrumEmbedder\(\), {kind.__name__}\(\)\)$")):
+                method(value)
+    assert len(probe.predict(batch.embedding)) == 2   # what the message says to pass works
+
 
 def test_embedder_in_a_pipeline(tiny_model, make_pair):
     spectra = [make_pair(n=120 + 5 * i, seed=i) for i in range(24)]

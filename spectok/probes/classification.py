@@ -2,18 +2,16 @@
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
-from .conformal import (NotCalibratedError, _check_calibration, calibration_folds,
-                        calibration_split, conformal_quantile)
-from .heads import HEADS, build_head, fit_head, predict_in_blocks, refit_head
+from ._base import _ConformalProbe, standardizer, validate_data, validated_input
+from .conformal import conformal_quantile
+from .heads import build_head, fit_head, predict_in_blocks, refit_head
 
 __all__ = ["SpectralClassProbe"]
 
 
-class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
+class SpectralClassProbe(_ConformalProbe, ClassifierMixin, BaseEstimator):
     """Classes (e.g. M/L/T, star/galaxy/QSO) from embeddings, with conformal sets.
 
     Parameters
@@ -83,15 +81,6 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
     ((2, 3), (2, 3))
     """
 
-    def __init__(self, head="ridge", head_params=None, standardize=True,
-                 calibration_fraction=0.2, random_state=0, calibration="split"):
-        self.head = head
-        self.head_params = head_params
-        self.standardize = standardize
-        self.calibration_fraction = calibration_fraction
-        self.random_state = random_state
-        self.calibration = calibration
-
     def fit(self, X, y):
         """Fit the head and calibrate its prediction sets (see ``calibration``).
 
@@ -104,9 +93,26 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        TypeError
+            ``X`` is spectra or spectok's tokens rather than an array (pass
+            ``spectok.encode(spectra).embedding``, or put a `SpectrumEmbedder`
+            before the probe in a pipeline).
+        ValueError
+            Fewer than two classes, or labels that mix strings and numbers.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spectok.probes import SpectralClassProbe
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> probe = SpectralClassProbe().fit(X, np.where(X[:, 0] > 0, "star", "galaxy"))
+        >>> probe.classes_.tolist(), probe.n_calibration_   # a fifth of each class held out
+        (['galaxy', 'star'], 20)
         """
-        if self.head not in (*HEADS, "auto"):
-            raise ValueError(f"head must be one of {(*HEADS, 'auto')}, got {self.head!r}")
+        self._check_head()
         X, y = validate_data(self, X, y, dtype=np.float64)
         try:
             check_classification_targets(y)
@@ -118,15 +124,7 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least two classes; "
                              f"got only one class, {self.classes_[0].item()!r}")
-        _check_calibration(self.calibration)
-        rng = check_random_state(self.random_state)
-        if self.calibration == "split":
-            fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng,
-                                                 groups=encoded)
-            folds = []
-        else:
-            folds = calibration_folds(len(X), self.calibration_fraction, rng, groups=encoded)
-            fit_idx, cal_idx = np.arange(len(X)), np.empty(0, dtype=np.intp)
+        rng, fit_idx, cal_idx, folds = self._calibration_parts(len(X), groups=encoded)
         self.scaler_ = standardizer(self.standardize).fit(X[fit_idx])
         features = self.scaler_.transform(X[fit_idx])
         head, self.head_name_, self.head_scores_ = build_head(
@@ -190,6 +188,16 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
         -------
         `~numpy.ndarray`, shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spectok.probes import SpectralClassProbe
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> probe = SpectralClassProbe().fit(X, np.where(X[:, 0] > 0, "star", "galaxy"))
+        >>> proba = probe.predict_proba([[-3.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+        >>> proba.argmax(axis=1), bool(np.allclose(proba.sum(axis=1), 1.0))
+        (array([0, 1]), True)
         """
         return self._proba(validated_input(self, X))
 
@@ -281,14 +289,19 @@ class SpectralClassProbe(_PersistenceMixin, ClassifierMixin, BaseEstimator):
             If ``alpha`` is not in (0, 1).
         spectok.probes.NotCalibratedError
             If the probe was fitted with no calibration set.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spectok.probes import SpectralClassProbe
+        >>> X = np.random.default_rng(0).normal(size=(200, 3))
+        >>> probe = SpectralClassProbe().fit(X, np.where(X[:, 0] > 0, "star", "galaxy"))
+        >>> sets = probe.predict_set([[3.0, 0.0, 0.0]], alpha=0.9)
+        >>> sets, probe.classes_[sets[0]].tolist()   # far from the boundary: one class
+        (array([[False,  True]]), ['star'])
         """
         proba = self.predict_proba(X)
-        if self.n_calibration_ == 0:
-            minimum = " (calibration='cv' needs at least 4)" if self.calibration == "cv" else ""
-            raise NotCalibratedError(
-                "SpectralClassProbe was fitted without a calibration set "
-                f"(calibration_fraction={self.calibration_fraction}, or classes too "
-                f"small{minimum}); refit with calibration_fraction > 0 to get prediction sets")
+        self._require_calibration("classes too small", "prediction sets")
         q = conformal_quantile(self.calibration_scores_, alpha)
         return proba >= 1.0 - q - 1e-12
 

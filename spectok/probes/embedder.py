@@ -168,6 +168,18 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
             A spectrum that cannot be encoded (rows must stay aligned with
             the labels, so none is skipped).
+
+        Examples
+        --------
+        With a small untrained model (its embeddings are 32 wide):
+
+        >>> import spectok
+        >>> from spectok.model import CONFIGS, SpectralTokenizer
+        >>> from spectok.probes import SpectrumEmbedder
+        >>> embedder = SpectrumEmbedder(model=SpectralTokenizer(CONFIGS["tiny"]))
+        >>> spectrum = spectok.datasets.example_spectrum()
+        >>> embedder.transform([spectrum, spectrum]).shape
+        (2, 32)
         """
         from ..datasets import SpectrumDataset
         from ..encode import encode

@@ -297,6 +297,17 @@ def load_probe(path):
     ProbeVersionWarning
         The file was written with another scikit-learn version (its
         estimators may then behave differently).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from spectok.probes import SpectralClassProbe, load_probe
+    >>> X = np.random.default_rng(0).normal(size=(60, 3))
+    >>> probe = SpectralClassProbe().fit(X, X[:, 0] > 0)
+    >>> path = probe.save(pathlib.Path(tempfile.mkdtemp()) / "classes.safetensors")
+    >>> loaded = load_probe(path)
+    >>> type(loaded).__name__, bool(np.array_equal(loaded.predict_proba(X), probe.predict_proba(X)))
+    ('SpectralClassProbe', True)
     """
     from safetensors import SafetensorError, safe_open
 

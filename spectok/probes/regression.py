@@ -4,17 +4,15 @@ from functools import partial
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils import check_random_state
 
-from ._base import _PersistenceMixin, standardizer, validate_data, validated_input
-from .conformal import (NotCalibratedError, _check_calibration, calibration_folds,
-                        calibration_split, conformal_quantile)
-from .heads import HEADS, build_head, fit_head, predict_in_blocks, refit_head
+from ._base import _ConformalProbe, standardizer, validate_data, validated_input
+from .conformal import conformal_quantile
+from .heads import build_head, fit_head, predict_in_blocks, refit_head
 
 __all__ = ["RedshiftProbe", "StellarParameterProbe", "TARGET_UNITS"]
 
-#: Units (astropy unit strings) of the targets `StellarParameterProbe` knows by name.
-#: Other names are accepted and get no unit.
+#: Units (astropy unit strings) of the targets `StellarParameterProbe` knows by name,
+#: in any case (``"Teff"`` is ``"teff"``). Other names are accepted and get no unit.
 TARGET_UNITS = {
     "teff": "K",
     "logg": "dex(cm / s2)",
@@ -24,6 +22,19 @@ TARGET_UNITS = {
     "spt": "",
     "z": "",
 }
+
+# Below this, a Teff cannot be in K: the coldest known brown dwarfs are about 250 K,
+# while log10 Teff is below 6 for every star.
+_MIN_TEFF_K = 100.0
+
+
+def _unit_of(name):
+    """The unit string of target ``name``: `TARGET_UNITS`, matched ignoring case; ``""`` if none."""
+    return TARGET_UNITS.get(name.lower(), "")
+
+
+def _is_teff(name):
+    return name.lower() == "teff"
 
 
 def _plain_targets(y, names):
@@ -61,7 +72,7 @@ def _in_target_unit(column, name):
         column = column.filled(np.nan)
     if not isinstance(column, u.Quantity):
         return np.asarray(column, dtype=np.float64)
-    unit = u.Unit(TARGET_UNITS.get(name) or u.dimensionless_unscaled)
+    unit = u.Unit(_unit_of(name) or u.dimensionless_unscaled)
     try:
         return np.asarray(column.to_value(unit, equivalencies=u.temperature()), dtype=np.float64)
     except u.UnitsError:
@@ -73,24 +84,13 @@ def _in_target_unit(column, name):
             f"pass it in {unit} or as plain numbers") from None
 
 
-class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
+class _ConformalRegressor(_ConformalProbe, RegressorMixin, BaseEstimator):
     """Standardise → head → conformal absolute-residual intervals (split or cross-validated).
 
     Subclasses say which targets they predict (``_target_names``), how to map
     them to the space the head works in (``_forward``/``_inverse``, monotonic
     per column) and check their values (``_check_targets``).
     """
-
-    _head_default = "ridge"
-
-    def __init__(self, head="ridge", head_params=None, standardize=True,
-                 calibration_fraction=0.2, random_state=0, calibration="split"):
-        self.head = head
-        self.head_params = head_params
-        self.standardize = standardize
-        self.calibration_fraction = calibration_fraction
-        self.random_state = random_state
-        self.calibration = calibration
 
     # -- hooks ----------------------------------------------------------------------------
     def _target_names(self):
@@ -132,11 +132,17 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
 
         Raises
         ------
+        TypeError
+            ``X`` is spectra or spectok's tokens rather than an array (pass
+            ``spectok.encode(spectra).embedding``, or put a `SpectrumEmbedder`
+            before the probe in a pipeline).
+        ValueError
+            Targets that are not finite or out of their range (a redshift
+            ≤ -1; Teff ≤ 0, or below 100 K: log10 Teff, not K).
         astropy.units.UnitConversionError
             A target given in a unit that does not convert to its own.
         """
-        if self.head not in (*HEADS, "auto"):
-            raise ValueError(f"head must be one of {(*HEADS, 'auto')}, got {self.head!r}")
+        self._check_head()
         names = self._target_names()
         multi = len(names) > 1
         y = _plain_targets(y, names)
@@ -147,15 +153,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
                              f"{list(names)}, got {y.shape}")
         self._check_targets(y.reshape(len(y), -1))
         t = self._forward(y.reshape(len(y), -1))
-        _check_calibration(self.calibration)
-        rng = check_random_state(self.random_state)
-        if self.calibration == "split":
-            fit_idx, cal_idx = calibration_split(len(X), self.calibration_fraction, rng)
-            folds = []
-        else:
-            folds = calibration_folds(len(X), self.calibration_fraction, rng)
-            fit_idx, cal_idx = np.arange(len(X)), np.empty(0, dtype=np.intp)
-
+        rng, fit_idx, cal_idx, folds = self._calibration_parts(len(X))
         self.scaler_, self.target_mean_, self.target_scale_, features, target = \
             self._standardized(X[fit_idx], t[fit_idx])
         head, self.head_name_, self.head_scores_ = build_head(
@@ -171,7 +169,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
         self.calibration_scores_ = np.sort(residual, axis=0)
         self.n_calibration_ = len(residual)
         self.target_names_ = list(names)
-        self.units_ = {name: TARGET_UNITS.get(name, "") for name in names}
+        self.units_ = {name: _unit_of(name) for name in names}
         return self
 
     def _standardized(self, X, t):
@@ -246,12 +244,7 @@ class _ConformalRegressor(_PersistenceMixin, RegressorMixin, BaseEstimator):
             If the probe was fitted with no calibration set.
         """
         t = self._predict_internal(validated_input(self, X))
-        if self.n_calibration_ == 0:
-            minimum = " (calibration='cv' needs at least 4)" if self.calibration == "cv" else ""
-            raise NotCalibratedError(
-                f"{type(self).__name__} was fitted without a calibration set "
-                f"(calibration_fraction={self.calibration_fraction}, or too few "
-                f"samples{minimum}); refit with calibration_fraction > 0 to get intervals")
+        self._require_calibration("too few samples", "intervals")
         q = conformal_quantile(self.calibration_scores_, alpha)
         return self._shape(self._inverse(t - q)), self._shape(self._inverse(t + q))
 
@@ -354,12 +347,6 @@ class RedshiftProbe(_ConformalRegressor):
     (True, True)
     """
 
-    def __init__(self, head="ridge", head_params=None, standardize=True,
-                 calibration_fraction=0.2, random_state=0, calibration="split"):
-        super().__init__(head=head, head_params=head_params, standardize=standardize,
-                         calibration_fraction=calibration_fraction, random_state=random_state,
-                         calibration=calibration)
-
     def _target_names(self):
         return ("z",)
 
@@ -395,9 +382,13 @@ class StellarParameterProbe(_ConformalRegressor):
     Parameters
     ----------
     targets : tuple of str
-        Names of the columns of ``y``, in order. Known names (see
-        `TARGET_UNITS`: ``teff``, ``logg``, ``feh``, ``mh``, ``alpha_fe``,
-        ``spt``) get units; ``teff`` is modelled in log10.
+        Names of the columns of ``y``, in order, distinct ignoring case.
+        Known names (see `TARGET_UNITS`: ``teff``, ``logg``, ``feh``, ``mh``,
+        ``alpha_fe``, ``spt``), in any case (``"Teff"``, ``"FeH"``), get
+        units; ``teff`` is modelled in log10 and must be given in K (values
+        below 100 K, such as log10 Teff, are refused). The names are kept as
+        spelled, in ``target_names_``, ``units_`` and the columns of
+        ``as_quantity`` tables.
     head : {"ridge", "knn", "mlp", "kernel", "auto"}
         The model fitted on the standardised features. The default,
         ``"ridge"``, was the most accurate of the first three on MILES for
@@ -446,9 +437,10 @@ class StellarParameterProbe(_ConformalRegressor):
         For ``head="auto"``, each head's cross-validated score (negative
         mean squared error in the head's standardised space, or accuracy).
     target_names_ : list of str
+        ``targets``, as spelled.
     units_ : dict
         Unit string of each target, e.g. ``{"teff": "K", "logg": "dex(cm / s2)",
-        "feh": "dex"}``.
+        "feh": "dex"}``; ``""`` for a name not in `TARGET_UNITS`.
     n_features_in_ : int
 
     Examples
@@ -476,18 +468,26 @@ class StellarParameterProbe(_ConformalRegressor):
 
     def _target_names(self):
         names = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
-        if not names or len(set(names)) != len(names):
-            raise ValueError(f"targets must be distinct names, got {self.targets!r}")
+        if not all(isinstance(name, str) for name in names):
+            raise ValueError(f"targets must be names (strings), got {self.targets!r}")
+        if not names or len({name.lower() for name in names}) != len(names):
+            raise ValueError(f"targets must be distinct names (ignoring case), got "
+                             f"{self.targets!r}")
         return names
 
     def _log_columns(self):
-        return np.array([name == "teff" for name in self._target_names()])
+        return np.array([_is_teff(name) for name in self._target_names()])
 
     def _check_targets(self, y):
         super()._check_targets(y)
-        log = self._log_columns()
-        if np.any(y[:, log] <= 0):
+        teff = y[:, self._log_columns()]
+        if np.any(teff <= 0):
             raise ValueError("Teff must be positive (it is modelled as log10 Teff)")
+        if np.any(teff < _MIN_TEFF_K):
+            raise ValueError(
+                f"Teff must be in K, not log10 K: {np.sum(teff < _MIN_TEFF_K)} of {len(teff)} "
+                f"values are below {_MIN_TEFF_K:g} K (the lowest is {teff.min():.4g}), colder "
+                f"than any star or brown dwarf; give 10**log10_teff, or a Quantity in K")
 
     def _forward(self, y):
         return np.where(self._log_columns(), np.log10(np.where(self._log_columns(), y, 1.0)), y)
@@ -517,6 +517,18 @@ class StellarParameterProbe(_ConformalRegressor):
         -------
         `~numpy.ndarray` or `~astropy.table.QTable`
             Shape (n_samples, n_targets), or (n_samples,) for one target.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spectok.probes import StellarParameterProbe
+        >>> X = np.random.default_rng(0).normal(size=(200, 4))
+        >>> y = np.column_stack([5500 + 500 * X[:, 0], 4.2 + 0.3 * X[:, 1]])
+        >>> probe = StellarParameterProbe(targets=("Teff", "logg")).fit(X, y)
+        >>> probe.predict(X[:3]).shape, probe.units_   # names are matched ignoring case
+        ((3, 2), {'Teff': 'K', 'logg': 'dex(cm / s2)'})
+        >>> probe.predict(X[:3], as_quantity=True)["Teff"].unit
+        Unit("K")
         """
         values = super().predict(X)
         return self._as_table(values) if as_quantity else values
@@ -543,6 +555,19 @@ class StellarParameterProbe(_ConformalRegressor):
             If ``alpha`` is not in (0, 1).
         spectok.probes.NotCalibratedError
             If the probe was fitted with no calibration set.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from spectok.probes import StellarParameterProbe
+        >>> X = np.random.default_rng(0).normal(size=(200, 4))
+        >>> y = np.column_stack([5500 + 500 * X[:, 0], 4.2 + 0.3 * X[:, 1]])
+        >>> probe = StellarParameterProbe(targets=("teff", "logg")).fit(X, y)
+        >>> lower, upper = probe.predict_interval(X[:3], alpha=0.9)
+        >>> lower.shape, bool(np.all(lower < probe.predict(X[:3])) and np.all(lower < upper))
+        ((3, 2), True)
+        >>> probe.predict_interval(X[:1], 0.9, as_quantity=True)[1]["teff"].unit
+        Unit("K")
         """
         lower, upper = super().predict_interval(X, alpha)
         if as_quantity:
@@ -557,5 +582,5 @@ class StellarParameterProbe(_ConformalRegressor):
             names = ()
         tags.target_tags.multi_output = len(names) > 1
         tags.target_tags.single_output = len(names) <= 1
-        tags.target_tags.positive_only = "teff" in names
+        tags.target_tags.positive_only = any(map(_is_teff, names))
         return tags
