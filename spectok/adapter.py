@@ -61,7 +61,8 @@ class NoUncertaintyWarning(AstropyUserWarning):
 
 
 class WavelengthRangeWarning(AstropyUserWarning):
-    """Spectra reach outside the wavelength range the model was trained on."""
+    """Spectra reach outside the wavelength range the model was trained on, or
+    `~spectok.decode` is asked for wavelengths beyond the encoded spectrum."""
 
 
 def _check_length(n_pixels, label):
@@ -299,7 +300,8 @@ def iter_spectra(data):
     data : spectrum-like or list of spectrum-like
         A `~specutils.Spectrum`, a `~specutils.SpectrumList` (arms of one
         object), a ``(wavelength, flux[, uncertainty])`` tuple of Quantities,
-        a `PreparedSpectrum`, or a list of any of these.
+        a `PreparedSpectrum`, a list of any of these, or a
+        `~spectok.datasets.SpectrumDataset` (its spectra).
 
     Returns
     -------
@@ -326,6 +328,10 @@ def iter_spectra(data):
         return [data], True
     if isinstance(data, tuple) and any(isinstance(x, np.ndarray) for x in data):
         raise SpectrumInputError(_not_a_spectrum(data))  # arrays: meant as one spectrum
+    from .datasets import SpectrumDataset   # the datasets build on this module
+
+    if isinstance(data, SpectrumDataset):
+        data = data.spectra
     if isinstance(data, (list, tuple)):
         if len(data) == 0:
             raise SpectrumInputError("no spectra given: the list is empty")

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 from . import conf
 from ._device import autocast, resolve_device
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
-                      check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectrum,
-                      to_batch, wavelength_grid)
+                      WavelengthRangeWarning, check_wavelength_range, flux_in_unit, iter_spectra,
+                      prepare_spectrum, to_batch, wavelength_grid)
 from .model import SpectralTokenizer, WeightsError, load_model
 from .tokens import SpectralTokens, TokenBatch
 
@@ -140,7 +140,8 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     spectra : spectrum-like or list of spectrum-like
         A `~specutils.Spectrum`, a `~specutils.SpectrumList` (the arms of one
         object), a ``(wavelength, flux[, uncertainty])`` tuple of Quantities,
-        or a list of these. Any spectral unit, any flux density unit.
+        a list of these, or a `~spectok.datasets.SpectrumDataset`. Any
+        spectral unit, any flux density unit.
     model : `~spectok.model.SpectralTokenizer` or str, optional
         The model or a shipped model name (default ``conf.default_model``).
     batch_size : int, optional
@@ -259,7 +260,14 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
     -------
     `~specutils.Spectrum`
         Flux in the unit of the encoded spectrum (scale restored), with the
-        model's own scatter as a `~astropy.nddata.StdDevUncertainty`.
+        model's own scatter as a `~astropy.nddata.StdDevUncertainty`; its
+        ``mask`` is true at wavelengths beyond the ends of the encoded
+        spectrum, where the flux is extrapolated.
+
+    Warns
+    -----
+    spectok.adapter.WavelengthRangeWarning
+        Some wavelengths lie beyond the ends of the encoded spectrum.
 
     Raises
     ------
@@ -301,6 +309,12 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
             raise ValueError(f"these tokens were made by model {tokens.model!r}, not "
                              f"{net.name!r}")
     log_wave, spacing, wave_aa = wavelength_grid(wavelength, medium)
+    lo, hi = tokens.patch_edges[0, 0].to_value(u.AA), tokens.patch_edges[-1, 1].to_value(u.AA)
+    beyond = (wave_aa < lo) | (wave_aa > hi)
+    if beyond.any():
+        warnings.warn(f"{beyond.sum()} of {beyond.size} wavelengths lie beyond the encoded "
+                      f"spectrum ({lo:.1f}-{hi:.1f} Å, vacuum): the flux there is extrapolated, "
+                      "and masked in the result", WavelengthRangeWarning, stacklevel=2)
 
     def tensor(x, dtype=torch.float32):
         return torch.as_tensor(np.asarray(x)[None], dtype=dtype, device=device)
@@ -316,4 +330,4 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
     scatter = flux_in_unit(log_scatter[0].exp().cpu().numpy() * scale, tokens.scale.unit,
                            tokens.flux_unit, wave_aa)
     return Spectrum(spectral_axis=wavelength, flux=flux, uncertainty=StdDevUncertainty(scatter),
-                    meta={"medium": medium, "decoded_by": net.name})
+                    mask=beyond, meta={"medium": medium, "decoded_by": net.name})

@@ -348,6 +348,18 @@ def test_decode_returns_input_unit_on_requested_grid(tiny_model, pair):
     np.testing.assert_allclose(micron.flux.value, rendered.flux.value, rtol=1e-5)
 
 
+def test_a_dataset_encodes_as_its_list_of_spectra(tiny_model, spectrum):
+    from astropy.table import Table
+
+    from spectok.datasets import SpectrumDataset
+
+    dataset = SpectrumDataset([spectrum, spectrum], Table({"id": ["a", "b"]}), name="two")
+    batch = spectok.encode(dataset, model=tiny_model)
+    assert len(batch) == 2
+    np.testing.assert_array_equal(batch.embedding,
+                                  spectok.encode([spectrum, spectrum], model=tiny_model).embedding)
+
+
 def test_decode_finds_the_model_that_made_the_tokens_or_asks_for_it(tiny_model, pair):
     tokens = spectok.encode(pair, model=tiny_model)
     assert tokens.model == tiny_model.name == "unnamed"   # built in memory
@@ -360,6 +372,18 @@ def test_decode_finds_the_model_that_made_the_tokens_or_asks_for_it(tiny_model, 
         spectok.decode(tokens, grid, model="spectok-small")
     shipped = spectok.encode(pair)
     assert spectok.decode(shipped, grid).meta["decoded_by"] == shipped.model == "spectok-small"
+
+
+def test_decode_beyond_the_encoded_spectrum_warns_and_masks(tiny_model, pair):
+    from spectok.adapter import WavelengthRangeWarning
+
+    tokens = spectok.encode(pair, model=tiny_model)   # 4000-5000 Å
+    grid = np.linspace(3800, 5200, 141) * u.AA
+    with pytest.warns(WavelengthRangeWarning, match=r"40 of 141 wavelengths lie beyond"):
+        rendered = spectok.decode(tokens, grid, model=tiny_model)
+    lo, hi = tokens.patch_edges[0, 0], tokens.patch_edges[-1, 1]
+    np.testing.assert_array_equal(rendered.mask, (grid < lo) | (grid > hi))
+    assert not spectok.decode(tokens, grid[40:100], model=tiny_model).mask.any()
 
 
 def test_decode_scale_and_unit_restored(tiny_model, pair):
