@@ -60,7 +60,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import spectok
 from spectok.adapter import FLAM, prepare_spectrum, to_batch
 from spectok.datasets import load_miles, load_model_atmospheres, observe
-from spectok.encode import _BATCH_PIXELS, _autocast, _plan_batches
+from spectok._device import autocast
+from spectok.encode import _BATCH_PIXELS, _plan_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import PEERS, synchronize, throughput  # noqa: E402
@@ -185,7 +186,7 @@ def encode_throughput(model, pools, batch_sizes, seconds):
 
 def _forward(model, inputs):
     device = next(model.parameters()).device
-    with _autocast(device):
+    with autocast(device):
         for x in inputs:
             model.encode(*(t.to(device) for t in x))
 
@@ -360,7 +361,7 @@ def training_throughput(steps, device):
         view_a, view_b = stream.batch(step)
         data_times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        with _autocast(device):
+        with autocast(device):
             loss, _ = objective(_to_device(view_a, device), _to_device(view_b, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

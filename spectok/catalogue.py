@@ -31,6 +31,7 @@ import numpy as np
 from astropy.table import Table
 from tqdm.auto import tqdm
 
+from ._atomic import write_atomically
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
@@ -205,7 +206,7 @@ class _Parts:
                 self._check_manifest(manifest)
                 return self.complete_chunks()
         self.directory.mkdir()
-        _write_atomically(self.directory / _MANIFEST,
+        write_atomically(self.directory / _MANIFEST,
                           lambda path: path.write_text(json.dumps(manifest, indent=2) + "\n"))
         return 0
 
@@ -246,7 +247,7 @@ class _Parts:
                 f.attrs["no_uncertainty"] = notes["no_uncertainty"]
                 f.create_dataset("outside_range", data=np.asarray(notes["outside_range"],
                                                                   object), dtype=strings)
-        _write_atomically(self.chunk_path(k), write)
+        write_atomically(self.chunk_path(k), write)
 
     def read_chunks(self, n_chunks):
         import h5py
@@ -254,16 +255,6 @@ class _Parts:
         for k in range(n_chunks):
             with h5py.File(self.chunk_path(k), "r") as f:
                 yield {name: f[name][()] for name in f}, int(f.attrs["no_uncertainty"])
-
-
-def _write_atomically(path, write):
-    """Write with ``write(partial_path)``, flush it to disk, then rename it to ``path``."""
-    partial = path.with_name(path.name + ".partial")
-    partial.unlink(missing_ok=True)  # left by a process killed while writing
-    write(partial)
-    with open(partial, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(partial, path)
 
 
 def _encode_chunk(sources, start, net, options):
@@ -330,7 +321,7 @@ def _write_table(table, output, fmt):
             table.write(path, format="hdf5", path="embeddings", serialize_meta=True)
         else:
             table.write(path, format=fmt)
-    _write_atomically(output, write)
+    write_atomically(output, write)
 
 
 def _assemble(parts, n_chunks, width, model_name, bins_aa):

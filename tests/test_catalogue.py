@@ -249,7 +249,7 @@ def test_disk_filling_up_mid_run_says_how_to_resume(tmp_path, tiny_model, make_p
                                                     monkeypatch):
     spectra = [make_pair(100, seed=k) for k in range(4)]
     output = tmp_path / "out.h5"
-    original, calls = catalogue._write_atomically, []
+    original, calls = catalogue.write_atomically, []
 
     def fill_up(path, write):
         calls.append(path)
@@ -257,7 +257,7 @@ def test_disk_filling_up_mid_run_says_how_to_resume(tmp_path, tiny_model, make_p
             raise OSError(errno.ENOSPC, "No space left on device")
         original(path, write)
 
-    monkeypatch.setattr(catalogue, "_write_atomically", fill_up)
+    monkeypatch.setattr(catalogue, "write_atomically", fill_up)
     with pytest.raises(OSError, match="writing chunk 1 of .*out.h5 failed .*No space left on "
                                       "device.*run again with resume=True"):
         encode_catalogue(spectra, output, tiny_model, chunk_size=2)

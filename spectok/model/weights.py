@@ -6,6 +6,7 @@ configuration and the sha256 of the tensor file). Loading checks the hash
 before reading a single tensor. Nothing is ever unpickled.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from .._atomic import write_atomically
 from .._device import resolve_device
 from .tokenizer import SpectralTokenizer, TokenizerConfig
 
@@ -91,19 +93,16 @@ def save_model(model, path, metadata=None):
     tensors_path = path.with_name(path.name + ".safetensors")
     description_path = path.with_name(path.name + ".json")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    partial = tensors_path.with_name(tensors_path.name + ".partial")
-    save_file(state, partial)
+    write_atomically(tensors_path, functools.partial(save_file, state))
     description = {
         "format_version": _FORMAT_VERSION,
         "name": path.name,
         "config": model.config.to_dict(),
-        "sha256": _sha256(partial),
+        "sha256": _sha256(tensors_path),
         "metadata": metadata or {},
     }
-    os.replace(partial, tensors_path)
-    partial = description_path.with_name(description_path.name + ".partial")
-    partial.write_text(json.dumps(description, indent=2) + "\n")
-    os.replace(partial, description_path)
+    write_atomically(description_path,
+                     lambda partial: partial.write_text(json.dumps(description, indent=2) + "\n"))
     return description_path
 
 

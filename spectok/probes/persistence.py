@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import write_atomically
+
 __all__ = ["save_probe", "load_probe", "trusted_types", "ProbeFileError",
            "ProbeVersionWarning"]
 
@@ -261,9 +263,8 @@ def save_probe(probe, path):
     path = Path(path)
     metadata = {"format": _FORMAT, "format_version": str(_FORMAT_VERSION),
                 "versions": json.dumps(_versions()), "probe": json.dumps(tree)}
-    partial = path.with_name(path.name + ".partial")
-    save_file(writer.arrays, str(partial), metadata=metadata)
-    partial.replace(path)
+    write_atomically(path, lambda partial: save_file(writer.arrays, str(partial),
+                                                     metadata=metadata))
     return path
 
 

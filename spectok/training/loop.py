@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .._preflight import check_free_space, check_writable_directory
+from .._atomic import write_atomically
 from .._device import autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
 from .config import TrainingConfig, _held_sources
@@ -278,9 +279,7 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, 
     if objective.reference_model is not None:
         # likewise the model whose reconstructions the held sources keep
         state["reference_model"] = objective.reference_model.state_dict()
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    write_atomically(path, functools.partial(torch.save, state))
 
 
 def _rewind_log(log_path, step):
@@ -291,12 +290,14 @@ def _rewind_log(log_path, step):
         # a row cut short by a kill lacks fields (None): it goes too
         rows = [row for row in csv.DictReader(f)
                 if None not in row.values() and int(row["step"]) <= step]
-    partial = log_path.with_name(log_path.name + ".partial")
-    with open(partial, "w", newline="") as f:
-        writer = csv.DictWriter(f, _LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, log_path)
+
+    def write(partial):
+        with open(partial, "w", newline="") as f:
+            writer = csv.DictWriter(f, _LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomically(log_path, write)
     return float(rows[-1]["wall_seconds"]) if rows else 0.0
 
 
