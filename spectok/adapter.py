@@ -29,6 +29,7 @@ from specutils import Spectrum, SpectrumList
 from specutils.utils.wcs_utils import air_to_vac
 
 from . import conf
+from .model.tokenizer import patch_is_active
 
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "to_batch",
            "iter_spectra", "wavelength_grid", "canonical_flux", "flux_in_unit",
@@ -551,7 +552,7 @@ def _active_patches(valids, patch_size):
     for valid in valids:
         n_valid = np.add.reduceat(valid.astype(int), np.arange(0, len(valid), patch_size))
         n_real = np.minimum(patch_size, len(valid) - np.arange(0, len(valid), patch_size))
-        count += int(np.sum((n_valid > 0) & (2 * n_valid >= n_real)))
+        count += int(np.sum(patch_is_active(n_valid, n_real)))
     return count
 
 

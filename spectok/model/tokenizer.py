@@ -41,7 +41,8 @@ from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias, LocalL
                      LogWavelengthFeatures, TransformerBlock, _bracketing_patches,
                      key_distance)
 
-__all__ = ["TokenizerConfig", "SpectralTokenizer", "CONFIGS", "patch_geometry"]
+__all__ = ["TokenizerConfig", "SpectralTokenizer", "CONFIGS", "patch_geometry",
+           "patch_is_active"]
 
 #: Requested wavelengths read out at once under local attention: bounds the
 #: memory of `SpectralTokenizer.decode` and does not change its result.
@@ -222,9 +223,31 @@ def patch_geometry(log_wavelength, valid, observed, spacing, patch_size):
     obs = _patches(observed, patch_size).double()
     centre = _patch_mean(_patches(log_wavelength, patch_size), obs)
     log_spacing = _patch_mean(_patches(spacing, patch_size).double(), obs).clamp(min=1e-12).log10()
-    n_valid = _patches(valid, patch_size).sum(-1)
-    active = (n_valid > 0) & (2 * n_valid >= obs.sum(-1))
+    active = patch_is_active(_patches(valid, patch_size).sum(-1), obs.sum(-1))
     return centre, log_spacing.float(), active
+
+
+def patch_is_active(n_valid, n_real):
+    """Whether patches take part in attention: at least half their real pixels valid.
+
+    Parameters
+    ----------
+    n_valid, n_real : `~torch.Tensor` or `~numpy.ndarray`
+        Valid pixels and real (not padding) pixels of each patch.
+
+    Returns
+    -------
+    `~torch.Tensor` or `~numpy.ndarray` of bool
+        Like the inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectok.model import patch_is_active
+    >>> patch_is_active(np.array([32, 16, 15, 0, 3]), np.array([32, 32, 32, 32, 6]))
+    array([ True,  True, False, False,  True])
+    """
+    return (n_valid > 0) & (2 * n_valid >= n_real)
 
 
 def _owning_patch(centre, log_spacing, n_pixels, active, log_wavelength):
