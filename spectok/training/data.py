@@ -191,16 +191,12 @@ def _ssp_templates():
     return load_ssp_templates().spectra
 
 
-def _galaxies():
-    from ..datasets import GalaxyGenerator, load_ssp_templates
-    generator = GalaxyGenerator(load_ssp_templates())
-    return lambda rng, redshift: _Object(generator.model(rng, redshift=redshift)[0])
-
-
-def _quasars():
-    from ..datasets import QuasarGenerator, load_ssp_templates
-    generator = QuasarGenerator(load_ssp_templates())
-    return lambda rng, redshift: _Object(generator.model(rng, redshift=redshift)[0])
+def _simulated(generator):
+    """A draw of a new object at each call from the `spectok.datasets` simulator class named
+    ``generator``, built on the SSP templates."""
+    from .. import datasets
+    simulator = getattr(datasets, generator)(datasets.load_ssp_templates())
+    return lambda rng, redshift: _Object(simulator.model(rng, redshift=redshift)[0])
 
 
 SOURCES = {
@@ -209,8 +205,8 @@ SOURCES = {
     "stellar_templates": lambda: _Pool(_stellar_templates()),
     "model_atmospheres": lambda: _Pool(_model_atmospheres()),
     "ssp": lambda: _Pool(_ssp_templates()),
-    "galaxies": _galaxies,
-    "quasars": _quasars,
+    "galaxies": lambda: _simulated("GalaxyGenerator"),
+    "quasars": lambda: _simulated("QuasarGenerator"),
 }
 """Sources a training configuration can name; each value makes a ``draw(rng, redshift)``.
 
@@ -224,11 +220,33 @@ _SIMULATED_SOURCES = frozenset({"galaxies", "quasars"})
 def build_sources(source_configs):
     """Turn `~spectok.training.SourceConfig` entries into `Source` objects (loading data).
 
+    Parameters
+    ----------
+    source_configs : sequence of `~spectok.training.SourceConfig`
+        The sources of a run (``TrainingConfig.sources``), each naming one
+        of `SOURCES`.
+
+    Returns
+    -------
+    list of `Source`
+        One per entry, in order, with the entry's weight, instruments,
+        signal-to-noise and redshift ranges and reconstruction target, and a
+        ``draw`` over the source's data (loaded here, and fetched first
+        where they are not cached).
+
     Raises
     ------
     ValueError
         A source name that `SOURCES` does not know, or the ``"native"`` view
         asked of a simulated source (galaxies, quasars), which has none.
+
+    Examples
+    --------
+    >>> from spectok.training import SourceConfig, build_sources
+    >>> config = SourceConfig("stellar_templates", weight=2.0, instruments=("sdss", "desi"))
+    >>> (source,) = build_sources([config])  # doctest: +REMOTE_DATA
+    >>> source.name, source.weight, source.instruments  # doctest: +REMOTE_DATA
+    ('stellar_templates', 2.0, ('sdss', 'desi'))
     """
     sources = []
     for config in source_configs:
