@@ -309,7 +309,8 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
             raise ValueError(f"these tokens were made by model {tokens.model!r}, not "
                              f"{net.name!r}")
     log_wave, spacing, wave_aa = wavelength_grid(wavelength, medium)
-    lo, hi = tokens.patch_edges[0, 0].to_value(u.AA), tokens.patch_edges[-1, 1].to_value(u.AA)
+    # arms are ordered by where they start, and one may end inside another
+    lo, hi = tokens.patch_edges.min().to_value(u.AA), tokens.patch_edges.max().to_value(u.AA)
     beyond = (wave_aa < lo) | (wave_aa > hi)
     if beyond.any():
         warnings.warn(f"{beyond.sum()} of {beyond.size} wavelengths lie beyond the encoded "

@@ -374,16 +374,23 @@ def test_decode_finds_the_model_that_made_the_tokens_or_asks_for_it(tiny_model, 
     assert spectok.decode(shipped, grid).meta["decoded_by"] == shipped.model == "spectok-small"
 
 
-def test_decode_beyond_the_encoded_spectrum_warns_and_masks(tiny_model, pair):
+def test_decode_beyond_the_encoded_spectrum_warns_and_masks(tiny_model, pair, make_pair):
     from spectok.adapter import WavelengthRangeWarning
 
     tokens = spectok.encode(pair, model=tiny_model)   # 4000-5000 Å
     grid = np.linspace(3800, 5200, 141) * u.AA
     with pytest.warns(WavelengthRangeWarning, match=r"40 of 141 wavelengths lie beyond"):
         rendered = spectok.decode(tokens, grid, model=tiny_model)
-    lo, hi = tokens.patch_edges[0, 0], tokens.patch_edges[-1, 1]
-    np.testing.assert_array_equal(rendered.mask, (grid < lo) | (grid > hi))
+    np.testing.assert_array_equal(rendered.mask, (grid.value < 3995) | (grid.value > 5005))
     assert not spectok.decode(tokens, grid[40:100], model=tiny_model).mask.any()
+    # an arm that ends inside another: the spectrum reaches as far as the longer one
+    wave, flux, sigma = pair
+    inner_wave, inner_flux, inner_sigma = make_pair(64, 4400, 4600)
+    inner = Spectrum(spectral_axis=inner_wave, flux=inner_flux,
+                     uncertainty=StdDevUncertainty(inner_sigma))
+    outer = Spectrum(spectral_axis=wave, flux=flux, uncertainty=StdDevUncertainty(sigma))
+    both = spectok.encode(SpectrumList([outer, inner]), model=tiny_model)
+    assert not spectok.decode(both, grid[40:100], model=tiny_model).mask.any()
 
 
 def test_decode_scale_and_unit_restored(tiny_model, pair):
