@@ -312,6 +312,8 @@ def test_resume_from_a_checkpoint_without_the_wavelength_record(tmp_path):
 def test_init_weights_starts_from_a_saved_model(tmp_path):
     first = train(tiny_config(tmp_path / "first", steps=4), progress=False, sources=TOY_SOURCES)
     saved = tmp_path / "first" / "toy-model.json"
+    # the model returned is the model saved, name and metadata included
+    assert (first.name, first.metadata) == (load_model(saved).name, load_model(saved).metadata)
     second = train(tiny_config(tmp_path / "second", steps=1, learning_rate=1e-12,
                                init_weights=str(saved)), progress=False, sources=TOY_SOURCES)
     assert_same_parameters(parameters(first), parameters(second), atol=1e-8)

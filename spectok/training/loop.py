@@ -794,9 +794,13 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
                 _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
                                  span, initial_range)
     bar.close()
-    if rank == 0 and step + 1 >= config.steps:
-        save_model(model, output_dir / config.name,
-                   metadata=_model_metadata(config, config.steps, span, initial_range))
+    if step + 1 >= config.steps:
+        # as load_model would give it back, so tokens name it and encode knows its range
+        model.name = config.name
+        model.metadata = json.loads(json.dumps(  # in the JSON types the saved model holds
+            _model_metadata(config, config.steps, span, initial_range)))
+        if rank == 0:
+            save_model(model, output_dir / config.name, metadata=model.metadata)
     if dist.is_initialized():
         dist.barrier()
     return model.eval()
