@@ -72,14 +72,20 @@ def _encode(args):
 
 
 def _read_config(command, path, **overrides):
-    """A training configuration and its sources, or a one-line exit naming what is wrong."""
-    from spectok.training import build_sources, load_config
+    """A training configuration, or a one-line exit naming what is wrong with it.
+
+    The sources are checked, not built: building loads their data, which the
+    run does after its own checks of the output directory and the disk.
+    """
+    from spectok.training import load_config
+    from spectok.training.data import check_source_configs
 
     try:
         config = load_config(path, **overrides)
-        return config, build_sources(config.sources)
+        check_source_configs(config.sources)
     except (OSError, ValueError) as error:   # no such file, bad TOML or setting, unknown source
         raise SystemExit(f"spectok {command}: {error}") from None
+    return config
 
 
 def _train(args):
@@ -92,9 +98,8 @@ def _train(args):
         overrides["output_dir"] = args.output_dir
     if args.num_workers is not None:
         overrides["num_workers"] = args.num_workers
-    config, sources = _read_config("train", args.config, **overrides)
-    train(config, resume=args.resume, progress=not args.no_progress, device=args.device,
-          sources=sources)
+    config = _read_config("train", args.config, **overrides)
+    train(config, resume=args.resume, progress=not args.no_progress, device=args.device)
     return 0
 
 
@@ -113,9 +118,10 @@ def _export(args):
 def _validate(args):
     from astropy.table import Table
 
-    from spectok.training import validation_loss
+    from spectok.training import build_sources, validation_loss
 
-    config, sources = _read_config("validate", args.config)
+    config = _read_config("validate", args.config)
+    sources = build_sources(config.sources)
     rows = [{"model": name, **validation_loss(name, config, sources=sources)}
             for name in args.models]
     table = Table(rows=rows, names=list(rows[0]))

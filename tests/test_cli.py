@@ -193,6 +193,9 @@ def test_a_config_that_cannot_be_read_ends_with_one_line(tmp_path, command):
     with pytest.raises(SystemExit, match=f"spectok {command}: .*missing.toml"):
         main([command, str(tmp_path / "missing.toml"), *models])
     bad = tmp_path / "bad.toml"
-    bad.write_text('model = "tiny"\nstepz = 3\n')
-    with pytest.raises(SystemExit, match=f"spectok {command}: .*stepz"):
-        main([command, str(bad), *models])
+    for text, named in (('stepz = 3', "stepz"), ('steps = "ten"', "steps must be an integer"),
+                        ('[[sources]]\nname = "miles"\nweight = "heavy"',
+                         "weight must be a number")):
+        bad.write_text(f'model = "tiny"\n{text}\n')
+        with pytest.raises(SystemExit, match=f"spectok {command}: .*{named}"):
+            main([command, str(bad), *models])

@@ -176,6 +176,29 @@ def test_negative_num_workers_is_an_error(tmp_path):
         tiny_config(tmp_path, num_workers=-1)
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("steps", "ten", "steps must be an integer, got 'ten'"),
+    ("steps", 10.0, "steps must be an integer, got 10.0"),
+    ("learning_rate", "fast", "learning_rate must be a number"),
+    ("learning_rate", True, "learning_rate must be a number, got True"),
+    ("name", 3, "name must be a string"),
+])
+def test_options_of_the_wrong_type_are_refused_by_name(tmp_path, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tmp_path, **{option: value})
+    tiny_config(tmp_path, output_dir=tmp_path / "a path", learning_rate=1)  # these are fine
+
+
+@pytest.mark.parametrize("weight, message", [("heavy", "weight must be a number"),
+                                             (0.0, "weight must be a positive number"),
+                                             (float("nan"), "weight must be a positive number")])
+def test_a_source_weight_must_be_a_positive_number(weight, message):
+    with pytest.raises(ValueError, match=message):
+        SourceConfig("miles", weight=weight)
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(TOY_SOURCES[0], weight=weight)
+
+
 def test_unknown_source_name_is_an_error(tmp_path):
     config = tiny_config(tmp_path, sources=(SourceConfig("nonexistent"),))
     with pytest.raises(ValueError, match="nonexistent"):

@@ -1,5 +1,8 @@
 """Training configuration, read from a TOML file."""
 
+import math
+import numbers
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -13,8 +16,30 @@ __all__ = ["SourceConfig", "TrainingConfig", "load_config"]
 RECONSTRUCTION_TARGETS = ("data", "init_weights")
 
 
-def _check_reconstruction_target(source):
-    """Refuse a `SourceConfig` or `~spectok.training.Source` with an unknown target."""
+#: What each annotated type of a configuration field accepts, and how errors call it.
+_FIELD_KINDS = {bool: (bool, "true or false"), int: (numbers.Integral, "an integer"),
+                float: (numbers.Real, "a number"), str: ((str, os.PathLike), "a string")}
+
+
+def _check_types(config):
+    """Refuse a field of a configuration dataclass whose value is not of its declared type
+    (a TOML ``steps = "ten"`` would otherwise fail far from its cause)."""
+    for spec in fields(config):
+        if spec.type not in _FIELD_KINDS:   # tuples, and fields that take several types
+            continue
+        value = getattr(config, spec.name)
+        accepted, what = _FIELD_KINDS[spec.type]
+        if not isinstance(value, accepted) or (spec.type is not bool and isinstance(value, bool)):
+            raise ValueError(f"{spec.name} must be {what}, got {value!r}")
+
+
+def _check_source(source):
+    """Refuse a `SourceConfig` or `~spectok.training.Source` with values of the wrong type,
+    a weight that is not positive, or an unknown reconstruction target."""
+    _check_types(source)
+    if not (source.weight > 0 and math.isfinite(source.weight)):
+        raise ValueError(f"source {source.name!r}: weight must be a positive number, got "
+                         f"{source.weight!r}")
     if source.reconstruction_target not in RECONSTRUCTION_TARGETS:
         raise ValueError(f"source {source.name!r}: reconstruction_target must be 'data' or "
                          f"'init_weights', got {source.reconstruction_target!r}")
@@ -64,7 +89,7 @@ class SourceConfig:
     reconstruction_target: str = "data"
 
     def __post_init__(self):
-        _check_reconstruction_target(self)
+        _check_source(self)
 
 
 @dataclass(frozen=True)
@@ -202,6 +227,7 @@ class TrainingConfig:
     sources: tuple = field(default_factory=lambda: (SourceConfig("miles"),))
 
     def __post_init__(self):
+        _check_types(self)
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
         for name in ("log_every", "validate_every", "checkpoint_every", "validation_batches"):

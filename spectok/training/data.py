@@ -20,10 +20,10 @@ import torch
 
 from ..adapter import PreparedSpectrum, SpectrumInputError, prepare_spectrum, to_batch
 from ..model import patch_geometry
-from .config import _check_reconstruction_target
+from .config import _check_source
 from .objectives import hide_patches
 
-__all__ = ["Source", "SOURCES", "build_sources", "TrainingStream"]
+__all__ = ["Source", "SOURCES", "check_source_configs", "build_sources", "TrainingStream"]
 
 _VALIDATION_STREAM = 1
 _MAX_REDRAWS = 20
@@ -69,7 +69,7 @@ class Source:
     reconstruction_target: str = "data"
 
     def __post_init__(self):
-        _check_reconstruction_target(self)
+        _check_source(self)
 
 
 class _Object:
@@ -217,6 +217,37 @@ by source), so the benchmark's test objects are never seen in pretraining.
 _SIMULATED_SOURCES = frozenset({"galaxies", "quasars"})
 
 
+def check_source_configs(source_configs):
+    """Refuse sources `build_sources` could not build, before any data is loaded.
+
+    Parameters
+    ----------
+    source_configs : sequence of `~spectok.training.SourceConfig`
+
+    Raises
+    ------
+    ValueError
+        A source name that `SOURCES` does not know, or the ``"native"`` view
+        asked of a simulated source (galaxies, quasars), which has none.
+
+    Examples
+    --------
+    >>> from spectok.training import SourceConfig
+    >>> from spectok.training.data import check_source_configs
+    >>> check_source_configs([SourceConfig("miles"), SourceConfig("galaxies")])
+    >>> check_source_configs([SourceConfig("mils")])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown training source 'mils'; known: ['galaxies', 'miles', ...]
+    """
+    for config in source_configs:
+        if config.name not in SOURCES:
+            raise ValueError(f"unknown training source {config.name!r}; known: {sorted(SOURCES)}")
+        if config.name in _SIMULATED_SOURCES and "native" in config.instruments:
+            raise ValueError(f"training source {config.name!r} is simulated and has no "
+                             "'native' view; list instrument presets only")
+
+
 def build_sources(source_configs):
     """Turn `~spectok.training.SourceConfig` entries into `Source` objects (loading data).
 
@@ -237,8 +268,7 @@ def build_sources(source_configs):
     Raises
     ------
     ValueError
-        A source name that `SOURCES` does not know, or the ``"native"`` view
-        asked of a simulated source (galaxies, quasars), which has none.
+        What `check_source_configs` refuses.
 
     Examples
     --------
@@ -248,13 +278,9 @@ def build_sources(source_configs):
     >>> source.name, source.weight, source.instruments  # doctest: +REMOTE_DATA
     ('stellar_templates', 2.0, ('sdss', 'desi'))
     """
+    check_source_configs(source_configs)
     sources = []
     for config in source_configs:
-        if config.name not in SOURCES:
-            raise ValueError(f"unknown training source {config.name!r}; known: {sorted(SOURCES)}")
-        if config.name in _SIMULATED_SOURCES and "native" in config.instruments:
-            raise ValueError(f"training source {config.name!r} is simulated and has no "
-                             "'native' view; list instrument presets only")
         sources.append(Source(config.name, SOURCES[config.name](), config.weight,
                               tuple(config.instruments), tuple(config.snr),
                               tuple(config.redshift), config.reconstruction_target))
