@@ -936,6 +936,9 @@ def canonical_flux(flux, wavelength_aa, label="flux"):
     astropy.units.UnitConversionError
         ``flux`` is not a Quantity, or its unit is not a flux (magnitudes,
         a length, ...).
+    TypeError
+        ``flux`` is masked (``astropy.utils.masked.Masked``): its mask would
+        be lost.
 
     Examples
     --------
@@ -950,6 +953,9 @@ def canonical_flux(flux, wavelength_aa, label="flux"):
     if not isinstance(flux, u.Quantity):
         raise u.UnitConversionError(f"{label}: the flux has no unit; give it as an astropy "
                                     "Quantity (e.g. flux * u.Jy, or * u.one if normalised)")
+    if isinstance(flux, Masked):
+        raise TypeError(f"{label}: canonical_flux would drop the mask of a Masked flux; pass "
+                        "flux.unmasked and keep flux.mask")
     canonical = _canonical_unit(flux.unit, label)
     factor = _conversion_factor(flux.unit, canonical, wavelength_aa, label, flux.unit)
     return np.asarray(flux.value * factor, dtype=float), canonical

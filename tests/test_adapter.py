@@ -462,6 +462,8 @@ def test_canonical_flux_inverts_flux_in_unit(unit, canonical):
 def test_canonical_flux_refuses_what_is_not_a_flux(flux, message):
     with pytest.raises(u.UnitConversionError, match=f"my spectrum: .*{message}"):
         canonical_flux(flux, np.array([4000.0, 5000.0, 6000.0]), "my spectrum")
+    with pytest.raises(TypeError, match="would drop the mask of a Masked flux"):
+        canonical_flux(Masked(np.ones(3) * u.Jy, mask=[0, 1, 0]), np.ones(3))
 
 
 def test_air_wavelengths_below_2000_angstrom_are_refused(make_pair):

@@ -10,6 +10,8 @@ from scipy.optimize import curve_fit
 from scipy.special import erf
 from specutils import Spectrum, SpectrumList
 
+from astropy.utils.masked import Masked
+
 from spectok.adapter import SpectrumInputError
 from spectok.datasets import (INSTRUMENTS, Arm, Instrument, ModelArrays, NoiseModel,
                               get_instrument, observe)
@@ -308,6 +310,20 @@ def test_a_spectral_axis_the_adapter_refuses_is_refused(wave, meta, message):
     spectrum = Spectrum(spectral_axis=wave * u.AA, flux=np.ones(wave.size) * FLAM, meta=meta)
     with pytest.raises(SpectrumInputError, match=message):
         observe(spectrum, "sdss", noise=False)
+
+
+def test_masked_values_of_a_tuples_flux_are_not_used():
+    lam, flux = smooth_spectrum(4000.0, 6000.0, 0.5)
+    spiked = flux.copy()
+    bad = np.zeros(lam.size, bool)
+    bad[lam.size // 2:] = True
+    spiked[bad] = 1e6 * flux.max()
+    masked = observe((lam * u.AA, Masked(spiked * FLAM, mask=bad)), "sdss", noise=False)
+    clean = observe(Spectrum(spectral_axis=lam * u.AA, flux=flux * FLAM, mask=bad), "sdss",
+                    noise=False)
+    np.testing.assert_array_equal(masked.mask, clean.mask)
+    np.testing.assert_allclose(masked.flux.value, clean.flux.value, rtol=1e-12)
+    assert masked.mask.any() and not masked.mask.all()
 
 
 def test_a_resolution_that_is_not_a_number_is_refused():

@@ -42,6 +42,7 @@ import astropy.units as u
 import numpy as np
 from astropy.nddata import InverseVariance
 from scipy.special import erf
+from astropy.utils.masked import Masked
 from specutils import Spectrum, SpectrumList
 
 from ..adapter import canonical_flux, wavelength_grid
@@ -755,7 +756,8 @@ def _single_arrays(spectrum, input_resolution):
     if spectrum.flux.ndim != 1:
         raise ValueError(f"observe() takes a 1-D spectrum; flux has shape {spectrum.flux.shape}")
     # vacuum Å, checked (finite, positive, monotonic, a known medium) as the adapter does
-    _, _, lam = wavelength_grid(spectrum.spectral_axis, spectrum.meta.get("medium", "vacuum"))
+    _, _, lam = wavelength_grid(spectrum.spectral_axis, spectrum.meta.get("medium", "vacuum"),
+                                label="observe(): spectral axis")
     n = lam.size
     if input_resolution == "auto":
         meta = spectrum.meta
@@ -785,17 +787,14 @@ def _input_arrays(spectrum, input_resolution=None):
     """
     if isinstance(spectrum, tuple) and len(spectrum) == 2:
         wave, flux = spectrum
-        if not isinstance(wave, u.Quantity):
-            raise TypeError("a (wavelength, flux) tuple needs a wavelength Quantity")
-        if not wave.unit.is_equivalent(u.AA, equivalencies=u.spectral()):
-            raise u.UnitConversionError(
-                f"the spectral axis unit {wave.unit} is not a wavelength, frequency, energy or "
-                "wavenumber")
+        _, _, wave_aa = wavelength_grid(wave, label="observe(): spectral axis")
+        mask = None   # masked values of a Masked flux are bad pixels, as in the adapter
+        if isinstance(flux, Masked):
+            flux, mask = flux.unmasked, np.asarray(flux.mask, bool)
         flux = flux if isinstance(flux, u.Quantity) else u.Quantity(flux)
         # in the canonical unit already, so magnitudes are refused with the adapter's message
-        values, unit = canonical_flux(flux, wave.to_value(u.AA, equivalencies=u.spectral()),
-                                      "observe()")
-        spectrum = Spectrum(spectral_axis=wave, flux=values * unit)
+        values, unit = canonical_flux(flux, wave_aa, "observe()")
+        spectrum = Spectrum(spectral_axis=wave, flux=values * unit, mask=mask)
     if isinstance(spectrum, SpectrumList):
         if len(spectrum) == 0:
             raise ValueError("the SpectrumList is empty")
@@ -949,13 +948,16 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
     spectrum : `~specutils.Spectrum`, `~specutils.SpectrumList`, tuple or `ModelArrays`
         The model (rest frame if ``redshift`` is given): any spectral axis
         unit convertible with ``u.spectral()``; ``meta["medium"] == "air"``
-        marks air wavelengths, converted to vacuum (Morton 2000). Flux
-        densities are converted to erg s⁻¹ cm⁻² Å⁻¹; other units (counts,
-        normalised) are kept. Masked and non-finite pixels are not used.
-        The arms of a `~specutils.SpectrumList` are merged; a
-        ``(wavelength, flux)`` pair of Quantities is also accepted, and so is
-        a `ModelArrays` (already converted: ``input_resolution`` is then
-        its ``sigma``).
+        marks air wavelengths, converted to vacuum (Morton 2000), as the
+        adapter reads them (`spectok.adapter.wavelength_grid`). Flux densities
+        (f_λ, f_ν, photon flux) are converted to erg s⁻¹ cm⁻² Å⁻¹, counts
+        keep their unit and a normalised flux becomes plain numbers
+        (`spectok.adapter.canonical_flux`). Masked and non-finite pixels are
+        not used. The arms of a `~specutils.SpectrumList` are merged; a
+        ``(wavelength, flux)`` pair of Quantities is also accepted (masked
+        values of a ``Masked`` flux are masked pixels), and so is a
+        `ModelArrays` (already converted: ``input_resolution`` is then its
+        ``sigma``).
     instrument : `Instrument` or str
         The instrument, or a preset name (see `INSTRUMENTS`).
     snr : float
@@ -996,9 +998,14 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
         redshift is ≤ -1, the spectrum is not 1-D or has fewer than two valid
         pixels, or it does not overlap any arm of the instrument.
     TypeError
-        If ``spectrum`` is not a spectrum.
+        If ``spectrum`` is not a spectrum, or ``input_resolution`` is neither
+        a number, an array nor a Quantity.
+    spectok.adapter.SpectrumInputError
+        A spectral axis the adapter refuses: not monotonic, an unknown
+        ``meta["medium"]``, or air wavelengths below 2000 Å.
     astropy.units.UnitConversionError
-        If the spectral axis is not spectral.
+        If the spectral axis is not spectral, or the flux is not a flux
+        (magnitudes, a length).
 
     Examples
     --------

@@ -504,7 +504,8 @@ def _spectrum_columns(spectrum):
     for s in arms:
         if s.flux.ndim != 1:
             raise ValueError(f"write_mmu_shard takes 1-D spectra, got flux shape {s.flux.shape}")
-        _, _, lam = wavelength_grid(s.spectral_axis, s.meta.get("medium", "vacuum"))
+        _, _, lam = wavelength_grid(s.spectral_axis, s.meta.get("medium", "vacuum"),
+                                    label="write_mmu_shard: spectral axis")
         # per-pixel factor to the canonical unit (f_ν → f_λ depends on λ); ivar scales by 1/its²
         factor, unit = canonical_flux(np.ones(lam.size) * s.flux.unit, lam, "write_mmu_shard")
         flux = np.asarray(s.flux.value, dtype=float) * factor
