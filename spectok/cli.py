@@ -134,6 +134,7 @@ def _validate(args):
 
 
 def _bench(args):
+    from spectok._atomic import write_atomically
     from spectok.benchmarks import TASKS, benchmark_threads, format_report, run_benchmark
 
     tasks = None
@@ -151,8 +152,9 @@ def _bench(args):
     text = format_report(report)
     print(text)
     if output is not None:
-        output.write_text(text + "\n")
-        report.table.write(output.with_suffix(".ecsv"), format="ascii.ecsv", overwrite=True)
+        write_atomically(output, lambda partial: partial.write_text(text + "\n"))
+        write_atomically(output.with_suffix(".ecsv"), lambda partial: report.table.write(
+            partial, format="ascii.ecsv", overwrite=True))
         folder = output.with_name(output.stem + "-figures")
         with benchmark_threads(args.threads):  # drawing the reconstructions runs the model
             figures = report.save_figures(folder)

@@ -28,6 +28,7 @@ import numpy as np
 from astropy.nddata import InverseVariance
 from torch.utils.data import IterableDataset
 
+from .._atomic import write_atomically
 from ..adapter import FLAM, canonical_flux, wavelength_grid
 
 __all__ = ["MMU_COLUMNS", "MMUSpectra", "read_mmu_shard", "write_mmu_shard"]
@@ -623,8 +624,13 @@ def write_mmu_shard(path, spectra, catalog=None, *, compression=None):
             elif values.dtype.kind == "O":
                 values = np.array([str(v).encode("utf-8") for v in values])
             columns[name] = values
-    with h5py.File(os.fspath(path), "w") as f:
-        for name, values in {**data, **columns}.items():
-            f.create_dataset(name, data=values, compression=compression)
-        f[MMU_COLUMNS["flux"]].attrs["unit"] = unit.to_string()
-        f[MMU_COLUMNS["wavelength"]].attrs["unit"] = "Angstrom"
+
+    def write(partial):
+        with h5py.File(os.fspath(partial), "w") as f:
+            for name, values in {**data, **columns}.items():
+                f.create_dataset(name, data=values, compression=compression)
+            f[MMU_COLUMNS["flux"]].attrs["unit"] = unit.to_string()
+            f[MMU_COLUMNS["wavelength"]].attrs["unit"] = "Angstrom"
+
+    # a shard is complete or absent: a reader may be streaming the folder it goes in
+    write_atomically(Path(path), write)
