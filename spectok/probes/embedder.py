@@ -181,11 +181,9 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         >>> embedder.transform([spectrum, spectrum]).shape
         (2, 32)
         """
-        from ..datasets import SpectrumDataset
         from ..encode import encode
 
-        spectra = X.spectra if isinstance(X, SpectrumDataset) else X
-        result = encode(spectra, model=self.model, batch_size=self.batch_size,
+        result = encode(X, model=self.model, batch_size=self.batch_size,
                         device=self.device, medium=self.medium, progress=False, errors="raise")
         return token_features(result, self.wavelength_bins)
 

@@ -192,11 +192,21 @@ def _ssp_templates():
 
 
 def _simulated(generator):
-    """A draw of a new object at each call from the `spectok.datasets` simulator class named
-    ``generator``, built on the SSP templates."""
-    from .. import datasets
-    simulator = getattr(datasets, generator)(datasets.load_ssp_templates())
+    """A draw of a new object at each call from a `spectok.datasets` simulator class
+    (``GalaxyGenerator`` or ``QuasarGenerator``), built on the SSP templates."""
+    from ..datasets import load_ssp_templates
+    simulator = generator(load_ssp_templates())
     return lambda rng, redshift: _Object(simulator.model(rng, redshift=redshift)[0])
+
+
+def _galaxies():
+    from ..datasets import GalaxyGenerator
+    return _simulated(GalaxyGenerator)
+
+
+def _quasars():
+    from ..datasets import QuasarGenerator
+    return _simulated(QuasarGenerator)
 
 
 SOURCES = {
@@ -205,8 +215,8 @@ SOURCES = {
     "stellar_templates": lambda: _Pool(_stellar_templates()),
     "model_atmospheres": lambda: _Pool(_model_atmospheres()),
     "ssp": lambda: _Pool(_ssp_templates()),
-    "galaxies": lambda: _simulated("GalaxyGenerator"),
-    "quasars": lambda: _simulated("QuasarGenerator"),
+    "galaxies": _galaxies,
+    "quasars": _quasars,
 }
 """Sources a training configuration can name; each value makes a ``draw(rng, redshift)``.
 
