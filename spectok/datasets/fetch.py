@@ -11,6 +11,7 @@ and only when the wheel is not already cached.
 """
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import io
@@ -20,6 +21,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -332,11 +334,57 @@ def read_member(wheel, member, *, decompress=False):
     return _maybe_gunzip(data, member) if decompress else data
 
 
+# Header cards some of these files carry that astropy flags (e.g. '[Z/H]').
+_HEADER_WARNINGS = (
+    "The following header keyword is invalid",
+    "non-ASCII characters are present in the FITS file header",
+    "Card is too long",
+    "Verification reported errors",
+    "Unfixable error",
+    "Note: astropy.io.fits uses zero-based indexing",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _warning_classes():
+    from astropy.io.fits.verify import VerifyWarning
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    return (AstropyUserWarning, VerifyWarning)
+
+
+class _quiet_fits_headers(warnings.catch_warnings):
+    """Silence the header-convention warnings astropy emits for these old files."""
+
+    def __enter__(self):
+        out = super().__enter__()
+        for category in _warning_classes():
+            for message in _HEADER_WARNINGS:
+                warnings.filterwarnings("ignore", message=re.escape(message), category=category)
+        return out
+
+
+def _read_fits_bytes(data, **kwargs):
+    """Open FITS bytes (already decompressed) and return the HDU list.
+
+    Header-convention warnings are silenced while the file is opened (astropy
+    parses the primary header then); wrap later header access in
+    `_quiet_fits_headers` as well. ``kwargs`` go to `astropy.io.fits.open`.
+    """
+    from astropy.io import fits
+
+    with _quiet_fits_headers():
+        return fits.open(io.BytesIO(data), **{"memmap": False, **kwargs})
+
+
 def open_fits_member(wheel, member, **kwargs):
     """Open a FITS file inside a wheel (gzip-compressed or not).
 
     The member is read into memory, so the returned object does not keep
     the wheel open. Close it (or use it in a ``with`` block) when done.
+    The warnings astropy gives while opening about the header conventions of
+    older published files (invalid keywords such as ``[Z/H]``, long cards)
+    are silenced, as the package's own loaders do.
 
     Parameters
     ----------
@@ -367,10 +415,7 @@ def open_fits_member(wheel, member, **kwargs):
     ...     print(hdul["FLUX"].data.shape)
     (8, 4563)
     """
-    from astropy.io import fits
-
-    data = read_member(wheel, member, decompress=True)
-    return fits.open(io.BytesIO(data), **kwargs)
+    return _read_fits_bytes(read_member(wheel, member, decompress=True), **kwargs)
 
 
 def _glob_regex(pattern):

@@ -15,8 +15,9 @@ import re
 import numpy as np
 
 from .dataset import SpectrumDataset
-from .fetch import DATA_WHEELS, _open_zip, list_members, read_member
-from .templates import _header_wavelength, _quiet_fits_headers, _read_fits_bytes
+from .fetch import (DATA_WHEELS, _open_zip, _quiet_fits_headers, _read_fits_bytes, list_members,
+                    read_member)
+from .templates import _header_wavelength
 
 _FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 

@@ -14,7 +14,8 @@ from specutils import Spectrum
 from specutils.io.registers import data_loader
 
 from .._fits_check import check_fits_header
-from .spex import _quiet_fits_headers, _Skip, _spex_spectrum
+from .fetch import _quiet_fits_headers
+from .spex import _Skip, _spex_spectrum
 
 __all__ = ["read_spex_prism"]
 

@@ -21,8 +21,8 @@ import re
 import numpy as np
 
 from .dataset import SpectrumDataset
-from .fetch import DATA_WHEELS, _open_zip, list_members, read_member
-from .templates import _quiet_fits_headers, _read_fits_bytes
+from .fetch import (DATA_WHEELS, _open_zip, _quiet_fits_headers, _read_fits_bytes, list_members,
+                    read_member)
 
 __all__ = ["load_spex", "load_model_atmospheres", "spectral_type_to_number"]
 

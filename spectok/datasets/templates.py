@@ -10,14 +10,13 @@ vacuum or air, which is what the tables below encode.
 """
 
 import functools
-import io
 import re
-import warnings
 
 import numpy as np
 
 from .dataset import SpectrumDataset
-from .fetch import DATA_WHEELS, _open_zip, list_members, read_member
+from .fetch import (DATA_WHEELS, _open_zip, _quiet_fits_headers, _read_fits_bytes, list_members,
+                    read_member)
 
 __all__ = ["load_stellar_templates", "load_ssp_templates"]
 
@@ -62,49 +61,6 @@ _INSTRUMENTS = {
 }
 
 _Z_SUN = 0.02  # solar metallicity assumed by BC03, M11 and BPASS
-
-# Header cards some of these files carry that astropy flags (e.g. '[Z/H]').
-_HEADER_WARNINGS = (
-    "The following header keyword is invalid",
-    "non-ASCII characters are present in the FITS file header",
-    "Card is too long",
-    "Verification reported errors",
-    "Unfixable error",
-    "Note: astropy.io.fits uses zero-based indexing",
-)
-
-
-@functools.lru_cache(maxsize=1)
-def _warning_classes():
-    from astropy.io.fits.verify import VerifyWarning
-    from astropy.utils.exceptions import AstropyUserWarning
-
-    return (AstropyUserWarning, VerifyWarning)
-
-
-class _quiet_fits_headers(warnings.catch_warnings):
-    """Silence the header-convention warnings astropy emits for these old files."""
-
-    def __enter__(self):
-        out = super().__enter__()
-        for category in _warning_classes():
-            for message in _HEADER_WARNINGS:
-                warnings.filterwarnings("ignore", message=re.escape(message), category=category)
-        return out
-
-
-def _read_fits_bytes(data):
-    """Open FITS bytes (already decompressed) and return the HDU list.
-
-    Header-convention warnings are silenced while the file is opened (astropy
-    parses the primary header then); wrap later header access in
-    `_quiet_fits_headers` as well.
-    """
-    from astropy.io import fits
-
-    with _quiet_fits_headers():
-        return fits.open(io.BytesIO(data), memmap=False)
-
 
 def _header_wavelength(header, npix, log10=None, what="spectrum"):
     """Pixel-centre wavelengths from CRVAL1/CDELT1 (or CD1_1)/CRPIX1.
