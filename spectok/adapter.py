@@ -32,7 +32,7 @@ from . import conf
 from .model.tokenizer import patch_is_active
 
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "to_batch",
-           "iter_spectra", "wavelength_grid", "canonical_flux", "flux_in_unit",
+           "iter_spectra", "wavelength_grid", "split_masked", "canonical_flux", "flux_in_unit",
            "fraction_outside",
            "check_wavelength_range", "SpectrumInputError", "SpectrumInputWarning",
            "NoUncertaintyWarning", "WavelengthRangeWarning", "FLAM"]
@@ -435,6 +435,62 @@ def _sigma_quantity(uncertainty, flux_unit, label):
 
 # -- one arm --------------------------------------------------------------------------
 
+def split_masked(wavelength, flux, uncertainty=None, label="spectrum"):
+    """Plain arrays and a bad-pixel mask from astropy ``Masked`` inputs.
+
+    Masked values of the flux or of its uncertainty mark invalid pixels, as
+    a `~specutils.Spectrum`'s ``mask`` does; a wavelength cannot be masked
+    (the pixel would have no place on the grid). Inputs that are not masked
+    pass through unchanged.
+
+    Parameters
+    ----------
+    wavelength, flux : `~astropy.units.Quantity`, possibly ``Masked``
+    uncertainty : `~astropy.units.Quantity`, `~astropy.nddata.NDUncertainty` or None
+    label : str
+        What the arrays belong to, for error messages.
+
+    Returns
+    -------
+    wavelength, flux, uncertainty
+        Without their masks.
+    mask : `~numpy.ndarray` of bool or None
+        True at masked pixels; `None` when nothing was masked.
+
+    Raises
+    ------
+    SpectrumInputError
+        A masked wavelength, or a masked uncertainty of another length than
+        the flux.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from astropy.utils.masked import Masked
+    >>> from spectok.adapter import split_masked
+    >>> flux = Masked([1.0, 2.0, 3.0] * u.Jy, mask=[False, True, False])
+    >>> _, plain, _, mask = split_masked([4000.0, 4001.0, 4002.0] * u.AA, flux)
+    >>> plain, mask
+    (<Quantity [1., 2., 3.] Jy>, array([False,  True, False]))
+    """
+    if isinstance(wavelength, Masked):
+        if np.any(wavelength.mask):
+            raise SpectrumInputError(f"{label}: the spectral axis has {np.sum(wavelength.mask)} "
+                                     "masked values; leave those pixels out")
+        wavelength = wavelength.unmasked
+    mask = None
+    if isinstance(flux, Masked):
+        flux, mask = flux.unmasked, np.asarray(flux.mask, bool)
+    if isinstance(uncertainty, Masked):
+        if uncertainty.shape != flux.shape:
+            raise SpectrumInputError(f"{label}: uncertainty has {uncertainty.size} values but "
+                                     f"flux has {flux.size}")
+        uncertainty_mask = np.asarray(uncertainty.mask, bool)
+        uncertainty = uncertainty.unmasked
+        mask = uncertainty_mask if mask is None else mask | uncertainty_mask
+    return wavelength, flux, uncertainty, mask
+
+
 def _arm_arrays(item, label):
     """(wavelength Quantity, flux Quantity, uncertainty or None, mask or None) of one arm."""
     if isinstance(item, Spectrum):
@@ -448,22 +504,7 @@ def _arm_arrays(item, label):
     uncertainty = item[2] if len(item) == 3 else None
     if not isinstance(flux, u.Quantity):
         raise u.UnitConversionError(f"{label}: flux has no unit; give it as an astropy Quantity")
-    if isinstance(wavelength, Masked):
-        if np.any(wavelength.mask):
-            raise SpectrumInputError(f"{label}: the spectral axis has {np.sum(wavelength.mask)} "
-                                     "masked values; leave those pixels out")
-        wavelength = wavelength.unmasked
-    # masked flux or error values mark invalid pixels, as a Spectrum's mask does
-    mask = None
-    if isinstance(flux, Masked):
-        flux, mask = flux.unmasked, np.asarray(flux.mask, bool)
-    if isinstance(uncertainty, Masked):
-        if uncertainty.shape != flux.shape:
-            raise SpectrumInputError(f"{label}: uncertainty has {uncertainty.size} values but "
-                                     f"flux has {flux.size}")
-        uncertainty_mask = np.asarray(uncertainty.mask, bool)
-        uncertainty = uncertainty.unmasked
-        mask = uncertainty_mask if mask is None else mask | uncertainty_mask
+    wavelength, flux, uncertainty, mask = split_masked(wavelength, flux, uncertainty, label)
     if flux.ndim != 1:
         raise SpectrumInputError(
             f"{label}: flux has shape {flux.shape}; spectok takes 1-D spectra. For a stack of "

@@ -324,6 +324,8 @@ def test_masked_values_of_a_tuples_flux_are_not_used():
     np.testing.assert_array_equal(masked.mask, clean.mask)
     np.testing.assert_allclose(masked.flux.value, clean.flux.value, rtol=1e-12)
     assert masked.mask.any() and not masked.mask.all()
+    with pytest.raises(SpectrumInputError, match=r"observe\(\): the spectral axis has 1 masked"):
+        observe((Masked(lam * u.AA, mask=np.arange(lam.size) == 3), flux * FLAM), "sdss")
 
 
 def test_a_resolution_that_is_not_a_number_is_refused():

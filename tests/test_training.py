@@ -31,6 +31,7 @@ from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStre
                               export_checkpoint, gaussian_nll, hide_patches, load_config,
                               reduced_chi2, train, validation_loss)
 from spectok.training import data, loop
+from spectok.training.data import check_source_configs
 from spectok.training.loop import (_LOG_FIELDS, CHECKPOINT_NAME, TrainingObjective,
                                   _distributed_setup, _rewind_log)
 
@@ -203,6 +204,8 @@ def test_unknown_source_name_is_an_error(tmp_path):
     config = tiny_config(tmp_path, sources=(SourceConfig("nonexistent"),))
     with pytest.raises(ValueError, match="nonexistent"):
         train(config, progress=False)
+    with pytest.raises(ValueError, match="'galaxies' is simulated and has no 'native' view"):
+        check_source_configs([SourceConfig("galaxies", instruments=("sdss", "native"))])
 
 
 # -- the data stream ---------------------------------------------------------------------
@@ -427,6 +430,17 @@ def test_readout_weight_needs_the_pixel_basis_and_is_not_negative(tmp_path):
         tiny_config(tmp_path, model={"preset": "tiny", "pixel_basis": True}, readout_weight=-1)
 
 
+#: A tiny model with the decoder's pixel basis, which held sources are tested on.
+BASIS_MODEL = {"preset": "tiny", "pixel_basis": True}
+
+
+def _saved_basis_model(tmp_path):
+    """A `BASIS_MODEL` trained two steps on the toy source: (the model, its saved .json path)."""
+    first = train(tiny_config(tmp_path / "first", steps=2, model=BASIS_MODEL), progress=False,
+                  sources=TOY_SOURCES)
+    return first, str(tmp_path / "first" / "toy-model.json")
+
+
 def _held():
     """The toy source held to the init_weights model's reconstructions, as a run names it."""
     sources = [dataclasses.replace(TOY_SOURCES[0], reconstruction_target="init_weights")]
@@ -434,12 +448,10 @@ def _held():
 
 
 def test_a_held_batch_of_the_starting_model_costs_only_the_scatters_likelihood(tmp_path):
-    model = {"preset": "tiny", "pixel_basis": True}
-    saved = tmp_path / "first" / "toy-model.json"
-    train(tiny_config(tmp_path / "first", steps=2, model=model), progress=False,
-          sources=TOY_SOURCES)
+    model = BASIS_MODEL
+    _, saved = _saved_basis_model(tmp_path)
     sources, held = _held()
-    config = tiny_config(tmp_path, model=model, init_weights=str(saved), trainable="decoder",
+    config = tiny_config(tmp_path, model=model, init_weights=saved, trainable="decoder",
                          consistency_weight=0.0, reconstruction_loss="chi2", readout_weight=1.0,
                          sources=held)
     tokenizer = load_model(saved)
@@ -469,12 +481,10 @@ def test_a_held_batch_of_the_starting_model_costs_only_the_scatters_likelihood(t
 
 
 def test_with_a_frozen_encoder_the_reference_decodes_the_models_own_tokens(tmp_path):
-    model = {"preset": "tiny", "pixel_basis": True}
-    saved = tmp_path / "first" / "toy-model.json"
-    train(tiny_config(tmp_path / "first", steps=2, model=model), progress=False,
-          sources=TOY_SOURCES)
+    model = BASIS_MODEL
+    _, saved = _saved_basis_model(tmp_path)
     sources, held = _held()
-    options = dict(model=model, init_weights=str(saved), consistency_weight=0.0,
+    options = dict(model=model, init_weights=saved, consistency_weight=0.0,
                    reconstruction_loss="chi2", readout_weight=1.0, sources=held)
     tokenizer = load_model(saved)
     views = TrainingStream(sources, tiny_config(tmp_path, **options),
@@ -503,10 +513,8 @@ def test_with_a_frozen_encoder_the_reference_decodes_the_models_own_tokens(tmp_p
 
 
 def test_held_sources_keep_their_reconstructions_through_a_decoder_run(tmp_path):
-    model = {"preset": "tiny", "pixel_basis": True}
-    saved = str(tmp_path / "first" / "toy-model.json")
-    first = train(tiny_config(tmp_path / "first", steps=2, model=model), progress=False,
-                  sources=TOY_SOURCES)
+    model = BASIS_MODEL
+    first, saved = _saved_basis_model(tmp_path)
     sources, held = _held()
     spectra = [TOY_SOURCES[0].draw(np.random.default_rng(k), 0.0) for k in range(4)]
 
@@ -611,10 +619,8 @@ def _stopped_at_step_3(config, output_dir, sources, monkeypatch):
 
 
 def test_a_run_with_fitted_and_held_sources_resumes_where_it_stopped(tmp_path, monkeypatch):
-    model = {"preset": "tiny", "pixel_basis": True}
-    saved = str(tmp_path / "first" / "toy-model.json")
-    train(tiny_config(tmp_path / "first", steps=2, model=model), progress=False,
-          sources=TOY_SOURCES)
+    model = BASIS_MODEL
+    _, saved = _saved_basis_model(tmp_path)
     held_sources, held = _held()
     fitted = dataclasses.replace(TOY_SOURCES[0], name="fitted")
     sources = [fitted, held_sources[0]]

@@ -42,10 +42,9 @@ import astropy.units as u
 import numpy as np
 from astropy.nddata import InverseVariance
 from scipy.special import erf
-from astropy.utils.masked import Masked
 from specutils import Spectrum, SpectrumList
 
-from ..adapter import canonical_flux, wavelength_grid
+from ..adapter import canonical_flux, split_masked, wavelength_grid
 
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument", "observe",
            "observe_arrays", "ModelArrays"]
@@ -786,11 +785,8 @@ def _input_arrays(spectrum, input_resolution=None):
     A `~specutils.SpectrumList` is merged (all arms' pixels, sorted).
     """
     if isinstance(spectrum, tuple) and len(spectrum) == 2:
-        wave, flux = spectrum
+        wave, flux, _, mask = split_masked(*spectrum, label="observe()")
         _, _, wave_aa = wavelength_grid(wave, label="observe(): spectral axis")
-        mask = None   # masked values of a Masked flux are bad pixels, as in the adapter
-        if isinstance(flux, Masked):
-            flux, mask = flux.unmasked, np.asarray(flux.mask, bool)
         flux = flux if isinstance(flux, u.Quantity) else u.Quantity(flux)
         # in the canonical unit already, so magnitudes are refused with the adapter's message
         values, unit = canonical_flux(flux, wave_aa, "observe()")
