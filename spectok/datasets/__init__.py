@@ -3,6 +3,7 @@ galaxies and quasars, and survey readers."""
 
 from .dataset import *  # noqa: F401,F403
 from .instruments import *  # noqa: F401,F403
+from .observing import *  # noqa: F401,F403
 from .galaxies import *  # noqa: F401,F403
 from .quasars import *  # noqa: F401,F403
 from .mmu import *  # noqa: F401,F403

@@ -12,7 +12,8 @@ from numbers import Integral
 import astropy.units as u
 import numpy as np
 
-from .instruments import _observed_spectrum, get_instrument, observe_arrays
+from .instruments import get_instrument
+from .observing import observe_arrays, observed_spectrum
 
 #: Rest-frame range asked of a model beyond the instrument's, at each end.
 _REST_MARGIN = 1.05
@@ -61,7 +62,7 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     draw_model : callable
         ``draw_model(rng, redshift=z, wavelength_range=rest_range)`` returns
         ``(model, labels)``: a rest-frame
-        `~spectok.datasets.instruments.ModelArrays` covering ``rest_range``
+        `~spectok.datasets.ModelArrays` covering ``rest_range``
         (Å Quantity, the instrument's range at ``z`` with 5 % to spare) and
         a dict of labels. It is pickled for worker processes.
     n : int
@@ -100,7 +101,7 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     >>> import numpy as np
     >>> import astropy.units as u
     >>> from spectok.datasets import get_instrument
-    >>> from spectok.datasets.instruments import ModelArrays
+    >>> from spectok.datasets import ModelArrays
     >>> from spectok.datasets._population import observe_population
     >>> def flat(rng, redshift, wavelength_range):
     ...     lam = np.linspace(*wavelength_range.to_value(u.AA), 4000)
@@ -122,7 +123,7 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
                                   [streams[i] for i in chunk], z_range, snr_range, kind)
         for chunk in chunks if chunk.size)
     objects = [obj for part in parts for obj in part]
-    spectra = [_observed_spectrum(instrument, arms, unit, snr, z)
+    spectra = [observed_spectrum(instrument, arms, unit, snr, z)
                for unit, arms, z, snr, _ in objects]
     rows = [{"id": f"{instrument.name}-{id_tag}-{i:06d}", "z": z, **labels, "snr": snr}
             for i, (_, _, z, snr, labels) in enumerate(objects)]

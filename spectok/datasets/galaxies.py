@@ -27,7 +27,8 @@ from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
-from .instruments import ModelArrays, _add_gaussian_line, _bin_average_linear, _input_arrays
+from ._binning import add_gaussian_line, bin_average_linear
+from .observing import ModelArrays, input_arrays
 from ._population import observe_population, population_arguments
 
 __all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "GalaxyGenerator",
@@ -160,7 +161,7 @@ class _Template:
         self.age = age
         self.metallicity = _template_metallicity(spectrum)
         self.id = str(spectrum.meta.get("id", ""))
-        lam, flux, unit, good, _ = _input_arrays(spectrum)
+        lam, flux, unit, good, _ = input_arrays(spectrum)
         #: Valid pixels' vacuum wavelength (Å) and flux, and the flux unit.
         self.arrays = (lam[good], flux[good], unit)
 
@@ -402,7 +403,7 @@ class GalaxyGenerator:
         grid, edges = _log_grid(lo, hi, step)
         if len(grid) < 10:
             raise ValueError(f"the rest-frame range {lo:.1f}-{hi:.1f} Å is too short")
-        resampled = np.array([_bin_average_linear(lam, flux, edges) for lam, flux in arrays])
+        resampled = np.array([bin_average_linear(lam, flux, edges) for lam, flux in arrays])
         continuum = weights @ resampled
 
         ages = np.array([template.age for template in picks])
@@ -449,7 +450,7 @@ class GalaxyGenerator:
         lines = np.zeros_like(grid)
         for wave, flux in zip(line_wave, line_flux):
             if edges[0] < wave < edges[-1] and flux > 0:
-                _add_gaussian_line(lines, edges, wave, sigma_ln, flux)
+                add_gaussian_line(lines, edges, wave, sigma_ln, flux)
 
         stars = gaussian_filter1d(continuum, sigma_ln / step, mode="nearest")
         stars *= 10.0 ** (-0.4 * calzetti_attenuation(grid, av))

@@ -51,7 +51,8 @@ from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator
 from ..adapter import FLAM
-from .instruments import ModelArrays, _add_gaussian_line, _bin_average_linear
+from ._binning import add_gaussian_line, bin_average_linear
+from .observing import ModelArrays
 from ._population import observe_population, population_arguments
 
 __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectrum",
@@ -410,7 +411,7 @@ class QuasarGenerator:
                 continue
             sigma = sigma_narrow if kind == "narrow" else sigma_broad
             local = np.interp(wave, grid, continuum)
-            _add_gaussian_line(lines, edges, wave, sigma, ew_i * local)
+            add_gaussian_line(lines, edges, wave, sigma, ew_i * local)
         feii = np.zeros_like(grid)
         mg2_local = np.interp(2798.75, grid, continuum)
         feii += feii_uv * ews["Mg II"] * mg2_local * _band(grid, *_FEII_UV, sigma_broad, rng)
@@ -465,7 +466,7 @@ def _host_light(hosts, rng, redshift, edges, grid, quasar, host_fraction):
     # values are carried there.
     if lam[0] > edges[0] * 1.05 or lam[-1] < edges[-1] / 1.05 or not lam[0] < 5100.0 < lam[-1]:
         return np.zeros_like(grid)
-    host = _bin_average_linear(lam, flux, edges)
+    host = bin_average_linear(lam, flux, edges)
     at_5100 = float(np.interp(5100.0, lam, flux))
     if not at_5100 > 0:
         return np.zeros_like(grid)
