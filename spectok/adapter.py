@@ -31,8 +31,9 @@ from specutils.utils.wcs_utils import air_to_vac
 from . import conf
 from .model.tokenizer import patch_is_active
 
-__all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "to_batch",
-           "iter_spectra", "wavelength_grid", "split_masked", "canonical_flux", "flux_in_unit",
+__all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "prepare_spectra",
+           "warn_skipped", "ERROR_MODES", "to_batch", "iter_spectra", "is_single_spectrum",
+           "wavelength_grid", "log_bin_edges", "split_masked", "canonical_flux", "flux_in_unit",
            "fraction_outside",
            "check_wavelength_range", "SpectrumInputError", "SpectrumInputWarning",
            "NoUncertaintyWarning", "WavelengthRangeWarning", "FLAM"]
@@ -47,6 +48,10 @@ _MIN_RELATIVE_NOISE = 1e-3
 _MAX_DYNAMIC_RANGE = 1e8
 #: Largest normalised error passed on (the model clips log σ far below it).
 _MAX_RELATIVE_SIGMA = 1e30
+#: What `prepare_spectra` (so `spectok.encode` and `spectok.encode_catalogue`) can do
+#: with a spectrum that cannot be used: raise its error, or leave it out with
+#: a warning or silently.
+ERROR_MODES = ("raise", "warn", "skip")
 
 
 class SpectrumInputError(ValueError):
@@ -280,7 +285,28 @@ def _is_pair(obj):
                     for x in obj[:2]))
 
 
-def _is_single(obj):
+def is_single_spectrum(obj):
+    """Whether ``obj`` is one spectrum (rather than a list of them) for `~spectok.encode`.
+
+    Parameters
+    ----------
+    obj : object
+
+    Returns
+    -------
+    bool
+        True for a `~specutils.Spectrum`, a `~specutils.SpectrumList` (the
+        arms of one object), a ``(wavelength, flux[, uncertainty])`` tuple
+        and a `PreparedSpectrum`.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import is_single_spectrum
+    >>> pair = (np.linspace(4000, 5000, 50) * u.AA, np.ones(50) * u.Jy)
+    >>> is_single_spectrum(pair), is_single_spectrum([pair, pair])
+    (True, False)
+    """
     return isinstance(obj, (Spectrum, SpectrumList, PreparedSpectrum)) or _is_pair(obj)
 
 
@@ -325,7 +351,7 @@ def iter_spectra(data):
     >>> len(items), single
     (2, False)
     """
-    if _is_single(data):
+    if is_single_spectrum(data):
         return [data], True
     if isinstance(data, tuple) and any(isinstance(x, np.ndarray) for x in data):
         raise SpectrumInputError(_not_a_spectrum(data))  # arrays: meant as one spectrum
@@ -656,7 +682,7 @@ def prepare_spectrum(item, index=None, medium=None, patch_size=None):
 
 def _prepare(item, index, medium, patch_size):
     label, ident = _label(item, index)
-    if not _is_single(item):
+    if not is_single_spectrum(item):
         raise SpectrumInputError(f"{label}: {_not_a_spectrum(item)}")
     medium = _medium_of(item, medium, label)
     if isinstance(item, SpectrumList):
@@ -679,6 +705,101 @@ def _prepare(item, index, medium, patch_size):
     return PreparedSpectrum.from_arrays(
         [arm[0] for arm in arms], fluxes, sigmas, [arm[3] for arm in arms], input_unit,
         label=label, id=ident, patch_size=patch_size)
+
+
+def prepare_spectra(items, medium=None, patch_size=None, *, errors="raise", start=0, read=None):
+    """`prepare_spectrum` for many spectra, raising or skipping those that cannot be used.
+
+    Parameters
+    ----------
+    items : iterable
+        Spectrum-like objects (anything `prepare_spectrum` takes), or what
+        ``read`` turns into them.
+    medium, patch_size
+        As for `prepare_spectrum`.
+    errors : {"raise", "warn", "skip"}
+        What to do with an item that cannot be read or used: raise its error,
+        or leave it out and list it in ``skipped``. (``"warn"`` and
+        ``"skip"`` differ only in what the caller reports: see
+        `warn_skipped`.)
+    start : int
+        Position of the first item in the caller's list, to name items in
+        errors and in ``skipped``.
+    read : callable, optional
+        Applied to each item first (e.g. to read a file); an `OSError` it
+        raises counts as an item that cannot be used.
+
+    Returns
+    -------
+    prepared : list of (int, `PreparedSpectrum`)
+        Position and prepared spectrum of each item used, in input order.
+    skipped : list of (int, str)
+        Position and error message of each item left out.
+
+    Raises
+    ------
+    ValueError
+        ``errors`` is not one of `ERROR_MODES`.
+    SpectrumInputError, astropy.units.UnitConversionError, OSError
+        An item that cannot be used (with ``errors="raise"``).
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import prepare_spectra
+    >>> wave = np.linspace(4000, 5000, 50) * u.AA
+    >>> good, empty = (wave, np.ones(50) * u.Jy), (wave, np.full(50, np.nan) * u.Jy)
+    >>> prepared, skipped = prepare_spectra([good, empty, good], errors="skip")
+    >>> [index for index, _ in prepared], skipped[0][0]
+    ([0, 2], 1)
+    """
+    if errors not in ERROR_MODES:
+        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
+    prepared, skipped = [], []
+    for index, item in enumerate(items, start=start):
+        try:
+            spectrum = item if read is None else read(item)
+            prepared.append((index, prepare_spectrum(spectrum, index, medium, patch_size)))
+        except (SpectrumInputError, u.UnitsError, OSError) as error:
+            if errors == "raise":
+                raise
+            skipped.append((index, str(error)))
+    return prepared, skipped
+
+
+def warn_skipped(skipped, n_spectra, stacklevel=2):
+    """Warn once that spectra were left out, quoting the first three reasons.
+
+    Parameters
+    ----------
+    skipped : list of (int, str)
+        Position and error message of each spectrum left out (as from
+        `prepare_spectra`); nothing is warned when it is empty.
+    n_spectra : int
+        How many spectra there were in all.
+    stacklevel : int
+        As for `warnings.warn`, counted from the caller of this function.
+
+    Warns
+    -----
+    SpectrumInputWarning
+        ``skipped`` is not empty.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from spectok.adapter import warn_skipped
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_skipped([(1, "spectrum 1: no valid pixels")], 3)
+    >>> str(caught[0].message)
+    'skipped 1 of 3 spectra: spectrum 1: no valid pixels'
+    """
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} of {n_spectra} spectra: "
+                      + "; ".join(message for _, message in skipped[:3])
+                      + ("; …" if len(skipped) > 3 else ""),
+                      SpectrumInputWarning, stacklevel=stacklevel + 1)
 
 
 # -- padding ---------------------------------------------------------------------------
@@ -946,6 +1067,36 @@ def wavelength_grid(wavelength, medium="vacuum", *, label="requested wavelength 
         wave = _air_to_vacuum(wave, label)
     log_wave = np.log(wave)
     return log_wave, np.abs(np.gradient(log_wave)), wave
+
+
+def log_bin_edges(bin_edges, medium="vacuum"):
+    """Ascending ln(λ / Å) in vacuum of wavelength bin edges given in any spectral unit.
+
+    Parameters
+    ----------
+    bin_edges : `~astropy.units.Quantity`
+        At least two strictly monotonic edges, in any spectral unit.
+    medium : {"vacuum", "air"}
+        Medium of ``bin_edges``.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        ln of the vacuum wavelengths in Å, ascending.
+
+    Raises
+    ------
+    SpectrumInputError, astropy.units.UnitConversionError
+        As for `wavelength_grid`.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.adapter import log_bin_edges
+    >>> np.exp(log_bin_edges([2.0, 1.0] * u.um)).round(6)
+    array([10000., 20000.])
+    """
+    return np.sort(wavelength_grid(bin_edges, medium, label="wavelength bin edges")[0])
 
 
 def canonical_flux(flux, wavelength_aa, label="flux"):

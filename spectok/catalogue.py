@@ -34,12 +34,11 @@ from tqdm.auto import tqdm
 from ._atomic import write_atomically
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
-from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
-                      WavelengthRangeWarning, _is_single, check_wavelength_range,
-                      prepare_spectrum)
+from .adapter import (ERROR_MODES, NoUncertaintyWarning, SpectrumInputError,
+                      WavelengthRangeWarning, check_wavelength_range, is_single_spectrum,
+                      log_bin_edges, prepare_spectra, warn_skipped)
 from ._device import resolve_device
 from .encode import encode, get_model
-from .tokens import _log_bin_edges
 
 __all__ = ["encode_catalogue", "read_spectrum", "CatalogueResult", "OUTPUT_FORMATS"]
 
@@ -52,7 +51,6 @@ _MANIFEST_FORMAT = "spectok-catalogue-parts"
 _MANIFEST_VERSION = 1
 #: Bytes per output row besides the embedding (index, id, scale, unit, file), an upper bound.
 _ROW_OVERHEAD = 512
-_ERROR_MODES = ("raise", "warn", "skip")
 _ALIGNED_COLUMNS = ("aligned_tokens", "aligned_valid")
 
 
@@ -259,24 +257,18 @@ class _Parts:
 
 def _encode_chunk(sources, start, net, options):
     """Read, prepare and encode one chunk; (rows, skipped, notes)."""
-    patch_size = net.config.patch_size
-    prepared, skipped, files = [], [], {}
-    for index, source in enumerate(sources, start=start):
-        try:
-            spectrum = read_spectrum(source, options["file_format"]) if _is_path(source) \
-                else source
-            prepared.append(prepare_spectrum(spectrum, index, options["medium"], patch_size))
-        except (SpectrumInputError, u.UnitsError, OSError) as error:
-            if options["errors"] == "raise":
-                raise
-            skipped.append((index, str(error)))
-            continue
-        files[index] = os.fspath(source) if _is_path(source) else ""
-    indices = [index for index in range(start, start + len(sources)) if index in files]
+    def read(source):
+        return read_spectrum(source, options["file_format"]) if _is_path(source) else source
+
+    pairs, skipped = prepare_spectra(sources, options["medium"], net.config.patch_size,
+                                     errors=options["errors"], start=start, read=read)
+    indices = [index for index, _ in pairs]
+    prepared = [spectrum for _, spectrum in pairs]
     width = net.config.width
     rows = {"index": indices, "id": [], "scale": [], "unit": [], "n_patches": [],
             "embedding": np.empty((0, width), np.float32),
-            "file": [files[index] for index in indices]}
+            "file": [os.fspath(sources[index - start]) if _is_path(sources[index - start])
+                     else "" for index in indices]}
     bins = options["wavelength_bins"]
     if bins is not None:
         rows["aligned_tokens"] = np.empty((0, len(bins) - 1, net.config.token_dim), np.float32)
@@ -353,10 +345,8 @@ def _assemble(parts, n_chunks, width, model_name, bins_aa):
 
 
 def _warn_summary(n_sources, skipped, no_uncertainty, outside, errors):
-    if skipped and errors == "warn":
-        warnings.warn(f"skipped {len(skipped)} of {n_sources} spectra: "
-                      + "; ".join(message for _, message in skipped[:3])
-                      + ("; …" if len(skipped) > 3 else ""), SpectrumInputWarning, stacklevel=3)
+    if errors == "warn":
+        warn_skipped(skipped, n_sources, stacklevel=3)
     if no_uncertainty:
         warnings.warn(f"{no_uncertainty} of {n_sources} spectra have no uncertainty; a constant "
                       "noise level per arm was estimated from the flux (DER_SNR)",
@@ -469,12 +459,12 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     >>> result.n_encoded, Table.read(output)["embedding"].shape
     (5, (5, 128))
     """
-    if errors not in _ERROR_MODES:
-        raise ValueError(f"errors must be one of {_ERROR_MODES}, got {errors!r}")
+    if errors not in ERROR_MODES:
+        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    if _is_path(sources) or _is_single(sources):
+    if _is_path(sources) or is_single_spectrum(sources):
         sources = [sources]
     if hasattr(sources, "__len__") and len(sources) == 0:
         raise SpectrumInputError("no spectra given: the list is empty")
@@ -485,7 +475,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
     bins_aa = None
     if wavelength_bins is not None:
-        bins_aa = np.exp(_log_bin_edges(wavelength_bins, "vacuum")).tolist()
+        bins_aa = np.exp(log_bin_edges(wavelength_bins)).tolist()
     net = get_model(model, device)
     n_sources = len(sources) if hasattr(sources, "__len__") else None
     width = net.config.width

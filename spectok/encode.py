@@ -13,15 +13,13 @@ from tqdm.auto import tqdm
 
 from . import conf
 from ._device import autocast, resolve_device
-from .adapter import (NoUncertaintyWarning, SpectrumInputError, SpectrumInputWarning,
-                      WavelengthRangeWarning, check_wavelength_range, flux_in_unit, iter_spectra,
-                      prepare_spectrum, to_batch, wavelength_grid)
+from .adapter import (ERROR_MODES, NoUncertaintyWarning, WavelengthRangeWarning,
+                      check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectra,
+                      to_batch, warn_skipped, wavelength_grid)
 from .model import SpectralTokenizer, WeightsError, load_model
 from .tokens import SpectralTokens, TokenBatch
 
 __all__ = ["encode", "decode", "get_model", "resolve_device"]
-
-_ERROR_MODES = ("raise", "warn", "skip")
 
 # Padded pixel slots per forward pass. On a CPU, passes of about a thousand
 # patches keep the activations in cache and run 1.5x faster than
@@ -61,22 +59,6 @@ def get_model(model=None, device=None):
             return model
         return model.to(device)
     return _cached_model(str(model or conf.default_model), device)
-
-
-def _prepare_all(items, medium, errors, patch_size=None):
-    prepared, skipped = [], []
-    for index, item in enumerate(items):
-        try:
-            prepared.append((index, prepare_spectrum(item, index, medium, patch_size)))
-        except (SpectrumInputError, u.UnitsError) as error:
-            if errors == "raise":
-                raise
-            skipped.append((index, str(error)))
-    if skipped and errors == "warn":
-        warnings.warn(f"skipped {len(skipped)} of {len(items)} spectra: "
-                      + "; ".join(message for _, message in skipped[:3]),
-                      SpectrumInputWarning, stacklevel=3)
-    return prepared, skipped
 
 
 def _plan_batches(lengths, batch_size, max_pixels, local_above):
@@ -199,8 +181,8 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     >>> tokens.embedding.shape, tokens.n_patches
     ((128,), 94)
     """
-    if errors not in _ERROR_MODES:
-        raise ValueError(f"errors must be one of {_ERROR_MODES}, got {errors!r}")
+    if errors not in ERROR_MODES:
+        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
     items, single = iter_spectra(spectra)
     device = resolve_device(device)
     net = get_model(model, device)
@@ -211,7 +193,10 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     batch_size = int(batch_size)
 
-    prepared, skipped = _prepare_all(items, medium, "raise" if single else errors, patch_size)
+    prepared, skipped = prepare_spectra(items, medium, patch_size,
+                                        errors="raise" if single else errors)
+    if errors == "warn":
+        warn_skipped(skipped, len(items))
     missing = sum(not p.has_uncertainty for _, p in prepared)
     if missing:
         warnings.warn(f"{missing} of {len(items)} spectra have no uncertainty; using a constant "

@@ -6,6 +6,8 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
+from .adapter import log_bin_edges
+
 __all__ = ["SpectralTokens", "TokenBatch"]
 
 
@@ -139,20 +141,13 @@ class SpectralTokens:
         >>> grid.shape, int(grid.mask.any(axis=1).sum())
         ((30, 32), 7)
         """
-        return np.ma.MaskedArray(*_aligned(self, _log_bin_edges(bin_edges, medium)))
+        return np.ma.MaskedArray(*_aligned(self, log_bin_edges(bin_edges, medium)))
 
     def __repr__(self):
         lo, hi = self.patch_edges[0, 0], self.patch_edges[-1, 1]
         return (f"<SpectralTokens {self.n_patches} tokens × {self.tokens.shape[1]} "
                 f"({self.valid.sum()} valid), embedding {self.embedding.shape[0]}, "
                 f"{lo:.1f} – {hi:.1f}, model {self.model!r}>")
-
-
-def _log_bin_edges(bin_edges, medium):
-    """Ascending ln(λ / Å) in vacuum of bin edges given in any spectral unit (checked)."""
-    from .adapter import wavelength_grid
-
-    return np.sort(wavelength_grid(bin_edges, medium, label="wavelength bin edges")[0])
 
 
 def _aligned(tokens, log_edges):
@@ -261,7 +256,7 @@ class TokenBatch:
         >>> spectok.encode([s, s]).aligned(np.geomspace(4000, 8000, 9) * u.AA).shape
         (2, 8, 32)
         """
-        log_edges = _log_bin_edges(bin_edges, medium)
+        log_edges = log_bin_edges(bin_edges, medium)
         if not self.items:
             return np.ma.MaskedArray(np.empty((0, len(log_edges) - 1, self.widths[1])))
         means, masks = zip(*(_aligned(item, log_edges) for item in self.items))

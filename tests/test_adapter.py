@@ -1,5 +1,7 @@
 """The unit-aware adapter: recognition, units, validity, errors, padding layout."""
 
+import warnings
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -10,8 +12,9 @@ from astropy.utils.masked import Masked
 from specutils import Spectrum, SpectrumList
 
 from spectok.adapter import (FLAM, NoUncertaintyWarning, PreparedSpectrum, SpectrumInputError,
-                             canonical_flux, flux_in_unit, iter_spectra, prepare_spectrum, to_batch,
-                             wavelength_grid)
+                             SpectrumInputWarning, canonical_flux, flux_in_unit, is_single_spectrum,
+                             iter_spectra, log_bin_edges, prepare_spectra, prepare_spectrum,
+                             to_batch, warn_skipped, wavelength_grid)
 
 # -- recognising inputs ---------------------------------------------------------------
 
@@ -470,3 +473,54 @@ def test_air_wavelengths_below_2000_angstrom_are_refused(make_pair):
     wave, flux, sigma = make_pair(lo=1500, hi=2500)
     with pytest.raises(SpectrumInputError, match="spectrum 0: air wavelengths below 2000"):
         prepare_spectrum((wave, flux, sigma), index=0, medium="air")
+
+
+def test_prepare_spectra_raises_or_skips_by_position(make_pair):
+    good, empty = make_pair(), make_pair()
+    empty = (empty[0], np.full(len(empty[1]), np.nan) * empty[1].unit, empty[2])
+    with pytest.raises(SpectrumInputError, match="spectrum 11: no valid pixels"):
+        prepare_spectra([good, empty], start=10)
+    prepared, skipped = prepare_spectra([good, empty, good], start=10, errors="skip")
+    assert [index for index, _ in prepared] == [10, 12]
+    assert [index for index, _ in skipped] == [11] and "no valid pixels" in skipped[0][1]
+    with pytest.raises(ValueError, match="errors must be one of"):
+        prepare_spectra([good], errors="ignore")
+
+
+def test_prepare_spectra_counts_a_failed_read_as_unusable(make_pair):
+    def read(name):
+        if name == "missing.fits":
+            raise FileNotFoundError("missing.fits: no such file")
+        return make_pair()
+
+    prepared, skipped = prepare_spectra(["a.fits", "missing.fits"], read=read, errors="warn")
+    assert [index for index, _ in prepared] == [0]
+    assert skipped == [(1, "missing.fits: no such file")]
+    with pytest.raises(FileNotFoundError, match="missing.fits"):
+        prepare_spectra(["missing.fits"], read=read)
+
+
+def test_warn_skipped_quotes_three_reasons():
+    with pytest.warns(SpectrumInputWarning, match=r"skipped 4 of 9 spectra: a; b; c; …$"):
+        warn_skipped([(k, reason) for k, reason in enumerate("abcd")], 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_skipped([], 9)
+
+
+def test_is_single_spectrum(make_pair):
+    pair = make_pair()
+    spectrum = Spectrum(spectral_axis=pair[0], flux=pair[1])
+    assert is_single_spectrum(pair) and is_single_spectrum(spectrum)
+    assert is_single_spectrum(SpectrumList([spectrum, spectrum]))
+    assert not is_single_spectrum([pair, pair]) and not is_single_spectrum("spectrum.fits")
+
+
+def test_log_bin_edges_any_unit_and_medium():
+    np.testing.assert_allclose(np.exp(log_bin_edges([700.0, 500.0] * u.nm)), [5000.0, 7000.0])
+    air = np.exp(log_bin_edges([5000.0, 7000.0] * u.AA, "air"))
+    assert np.all(air > [5000.0, 7000.0])  # vacuum wavelengths are longer
+    with pytest.raises(SpectrumInputError, match="wavelength bin edges: needs at least 2"):
+        log_bin_edges([5000.0] * u.AA)
+    with pytest.raises(u.UnitConversionError):
+        log_bin_edges([1.0, 2.0] * u.Jy)

@@ -17,7 +17,7 @@ import torch
 from astropy.table import Table
 
 import spectok
-from spectok import catalogue
+from spectok import adapter, catalogue
 from spectok.adapter import SpectrumInputError, SpectrumInputWarning
 from spectok.catalogue import encode_catalogue, read_spectrum
 from spectok.datasets import example_spectrum_path
@@ -150,14 +150,15 @@ def test_resume_does_not_read_finished_chunks_again(tmp_path, tiny_model, make_p
         encode_catalogue(stop_after(4), output, tiny_model, chunk_size=2)
     assert len(_chunks(output)) == 2
     prepared = []
-    original = catalogue.prepare_spectrum
+    original = adapter.prepare_spectrum
 
     def spy(item, index, *args):
-        prepared.append(index)
+        if not isinstance(item, adapter.PreparedSpectrum):  # encode() sees prepared ones again
+            prepared.append(index)
         return original(item, index, *args)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(catalogue, "prepare_spectrum", spy)
+        patch.setattr(adapter, "prepare_spectrum", spy)
         result = encode_catalogue(iter(spectra), output, tiny_model, chunk_size=2, resume=True)
     assert prepared == [4, 5] and result.resumed_chunks == 2
     reference = encode_catalogue(spectra, tmp_path / "reference.h5", tiny_model, chunk_size=2)

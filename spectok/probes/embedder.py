@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..adapter import log_bin_edges
+
 __all__ = ["SpectrumEmbedder", "token_features"]
 
 
@@ -139,11 +141,9 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def _n_bins(self):
-        from ..tokens import _log_bin_edges
-
         if self.wavelength_bins is None:
             return 0
-        return len(_log_bin_edges(self.wavelength_bins, "vacuum")) - 1
+        return len(log_bin_edges(self.wavelength_bins, "vacuum")) - 1
 
     def _feature_names(self, config):
         names = [f"embedding{i}" for i in range(config.width)]
