@@ -340,10 +340,10 @@ def training_throughput(steps, device):
     runs it.
     """
     from spectok.model import SpectralTokenizer
-    from spectok.training import load_config
+    from spectok.training import TrainingObjective, load_config
     from spectok.training.config import SourceConfig
     from spectok.training.data import TrainingStream, build_sources
-    from spectok.training.loop import TrainingObjective, _to_device
+    from spectok.training.loop import _to_device
 
     path = resources.files("spectok") / "data" / "spectok-small-stage8.toml"
     config = load_config(path)
@@ -559,7 +559,7 @@ def report(r):
     out += ["", "## Training throughput", "",
             f"`{t['config']}` (model `small`, batch {t['batch_size']} pairs of views, views "
             f"cropped to {t['max_view_pixels']} pixels), one AdamW step of the reconstruction + "
-            f"consistency objective (`spectok.training.loop.TrainingObjective`), median of "
+            f"consistency objective (`spectok.training.TrainingObjective`), median of "
             f"{t['steps']} steps: **{t['seconds_per_step']:.2f} s/step**, "
             f"**{t['spectra_per_second']:.1f} spectra/s** ({t['pairs_per_second']:.1f} pairs/s); "
             f"making the batch takes another {t['data_seconds_per_step']:.2f} s/step (done by "

@@ -26,14 +26,14 @@ from spectok.adapter import SpectrumInputError, prepare_spectrum
 from spectok.cli import main
 from spectok.datasets import observe
 from spectok.model import SpectralTokenizer, load_model, save_model
-from spectok.training import (Source, SourceConfig, TrainingConfig, TrainingStream, anchor_loss,
-                              build_sources, chi2_and_scatter_nll, consistency_loss,
-                              export_checkpoint, gaussian_nll, hide_patches, load_config,
-                              reduced_chi2, train, validation_loss)
+from spectok.training import (CHECKPOINT_NAME, Source, SourceConfig, TrainingConfig,
+                              TrainingObjective, TrainingStream, anchor_loss, build_sources,
+                              chi2_and_scatter_nll, consistency_loss, export_checkpoint,
+                              gaussian_nll, hide_patches, load_config, reduced_chi2, train,
+                              validation_loss)
 from spectok.training import data, loop
 from spectok.training.data import check_source_configs
-from spectok.training.loop import (_LOG_FIELDS, CHECKPOINT_NAME, TrainingObjective,
-                                  _distributed_setup, _rewind_log)
+from spectok.training.loop import _LOG_FIELDS, _distributed_setup, _rewind_log
 
 SOURCE_CODE = textwrap.dedent("""
     import astropy.units as u
@@ -604,13 +604,13 @@ def test_held_sources_need_init_weights_and_the_chi2(tmp_path):
 
 def _stopped_at_step_3(config, output_dir, sources, monkeypatch):
     """``config`` run into ``output_dir`` and stopped right after its step-3 checkpoint."""
-    save = loop._save_checkpoint
+    save = loop.save_checkpoint
 
     def save_then_stop(path, objective, optimizer, scheduler, step, *args):
         save(path, objective, optimizer, scheduler, step, *args)
         if step == 3:
             raise KeyboardInterrupt
-    monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
     stopped = dataclasses.replace(config, output_dir=str(output_dir))
     with pytest.raises(KeyboardInterrupt):
         train(stopped, progress=False, sources=sources)
@@ -855,14 +855,14 @@ def test_native_view_of_a_simulated_source_is_an_error():
 
 
 def test_exported_checkpoint_is_the_model_train_writes(tmp_path, monkeypatch):
-    save = loop._save_checkpoint
+    save = loop.save_checkpoint
 
     def save_and_keep_step_2(path, objective, optimizer, scheduler, step, *rest):
         save(path, objective, optimizer, scheduler, step, *rest)
         if step == 2:
             shutil.copy(path, tmp_path / "step-2.pt")
 
-    monkeypatch.setattr(loop, "_save_checkpoint", save_and_keep_step_2)
+    monkeypatch.setattr(loop, "save_checkpoint", save_and_keep_step_2)
     final = train(tiny_config(tmp_path, steps=4), progress=False, sources=TOY_SOURCES)
     exported = load_model(export_checkpoint(tmp_path, tmp_path / "exported"))
     assert_same_parameters(parameters(exported), parameters(final), atol=0)

@@ -1,6 +1,8 @@
-"""Self-supervised pretraining: objectives, the data stream and the training loop."""
+"""Self-supervised pretraining: objectives, the data stream, checkpoints and the training loop."""
 
+from .checkpoints import *  # noqa: F401,F403
 from .config import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
 from .loop import *  # noqa: F401,F403
+from .objective import *  # noqa: F401,F403
 from .objectives import *  # noqa: F401,F403

@@ -1,13 +1,11 @@
 """The training loop: one process, or many under ``torchrun`` (DDP)."""
 
-import copy
 import csv
 import dataclasses
 import functools
 import json
 import math
 import os
-import pickle
 import time
 import warnings
 from contextlib import nullcontext
@@ -15,171 +13,24 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .._preflight import check_free_space, check_writable_directory
 from .._atomic import write_atomically
+from .._preflight import check_free_space, check_writable_directory
 from .._device import autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
-from .config import TrainingConfig, _held_sources
+from .checkpoints import CHECKPOINT_NAME, latest_checkpoint, model_metadata, save_checkpoint
+from .config import _held_sources
 from .data import TrainingStream, build_sources
-from .objectives import (RECONSTRUCTION_LOSSES, anchor_loss, consistency_loss, gaussian_nll,
-                         reduced_chi2)
+from .objective import TrainingObjective
 
-__all__ = ["train", "validation_loss", "TrainingObjective", "latest_checkpoint",
-           "export_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["train", "validation_loss"]
 
-CHECKPOINT_NAME = "checkpoint.pt"
 #: The loss terms that `TrainingObjective` reports, in the order the log lists them.
 _TERMS = ("reconstruction", "consistency", "anchor")
 _LOG_FIELDS = ["step", "learning_rate", "loss", *_TERMS, "grad_norm", "spectra_per_second",
                "wall_seconds", "val_loss", *(f"val_{term}" for term in _TERMS)]
-
-
-class TrainingObjective(nn.Module):
-    """The full pretraining loss of a tokenizer on a pair of views.
-
-    Wrapping the loss in a module lets `~torch.nn.parallel.DistributedDataParallel`
-    see one forward call per step for both views.
-
-    Parameters
-    ----------
-    model : `~spectok.model.SpectralTokenizer`
-    config : `~spectok.training.TrainingConfig`
-    reference_pooling : `torch.nn.Module`, optional
-        With ``config.anchor_weight``: the pooling of the ``init_weights``
-        model, which the anchor holds the sharper views to (the states it
-        pools are the frozen encoder's, as those of ``init_weights`` are).
-        Default: a frozen copy of ``model.pooling`` as it is now.
-    reference_model : `~spectok.model.SpectralTokenizer`, optional
-        With sources whose ``reconstruction_target`` is ``"init_weights"``:
-        the ``init_weights`` model, whose reconstructions of their views the
-        decoder is held to. Default: a frozen copy of ``model`` as it is now.
-        Where ``config.trainable`` freezes the encoder and the two models'
-        encoders are equal, only the reference's decoder runs on a held
-        batch: it decodes the tokens the model under training made.
-    """
-
-    def __init__(self, model, config, reference_pooling=None, reference_model=None):
-        super().__init__()
-        self.model = model
-        self.config = config
-        self.reference_pooling = None
-        if config.anchor_weight:
-            reference = model.pooling if reference_pooling is None else reference_pooling
-            self.reference_pooling = copy.deepcopy(reference).requires_grad_(False)
-        self.reference_model = None
-        if _held_sources(config.sources):
-            reference = model if reference_model is None else reference_model
-            self.reference_model = copy.deepcopy(reference).requires_grad_(False)
-        # a frozen encoder that equals the reference's makes the tokens the reference would
-        self._reference_decodes_tokens = (
-            self.reference_model is not None and config.trainable != "all"
-            and all(torch.equal(a, b) for a, b in zip(model.encoder_parameters(),
-                                                     self.reference_model.encoder_parameters())))
-
-    def _view(self, view):
-        log_wave, flux, sigma, valid, observed, spacing = view["inputs"]
-        if not (self.config.reconstruction_weight or self.config.readout_weight):
-            # nothing to reconstruct: the consistency term needs the embedding alone
-            encoded = self.model.encode(log_wave, flux, sigma, valid, observed, spacing,
-                                        hide=view["hide"])
-            return flux.new_zeros(()), encoded
-        query = view["query"]
-
-        def pick(t):
-            return t.gather(1, query)
-
-        arguments = (log_wave, flux, sigma, valid, observed, spacing)
-        queries = dict(hide=view["hide"], query_log_wavelength=pick(log_wave),
-                       query_spacing=pick(spacing), return_readout=True)
-        encoded, mean, log_scatter, readout = self.model(*arguments, **queries)
-        query_flux, query_sigma = pick(flux), pick(sigma)
-        query_valid = pick(valid) & view["query_valid"]
-        floor = self.config.noise_floor
-        if view.get("reconstruct_init_weights", False):
-            if self.reference_model is None:
-                raise ValueError("a batch asks for the reconstruction of init_weights, but the "
-                                 "configuration names no source with reconstruction_target = "
-                                 "'init_weights', so the objective keeps no such model")
-            with torch.no_grad():
-                held_flux, held_readout = self._reference_reconstruction(encoded, arguments,
-                                                                         queries)
-            # the flux and the readout are held to the reference's; the scatter still learns
-            # from the data
-            chi2_weight = self.config.hold_weight
-            readout_target = held_readout.float()
-            nll = (chi2_weight * reduced_chi2(mean, held_flux.float(), query_sigma, query_valid,
-                                              floor).mean()
-                   + gaussian_nll(mean.detach(), log_scatter, query_flux, query_sigma,
-                                  query_valid, floor))
-        else:
-            chi2_weight, readout_target = 1.0, query_flux
-            reconstruction_loss = RECONSTRUCTION_LOSSES[self.config.reconstruction_loss]
-            nll = reconstruction_loss(mean, log_scatter, query_flux, query_sigma, query_valid,
-                                      floor)
-        if self.config.readout_weight:
-            nll = nll + chi2_weight * self.config.readout_weight * reduced_chi2(
-                readout, readout_target, query_sigma, query_valid, floor).mean()
-        return nll, encoded
-
-    def _reference_reconstruction(self, encoded, arguments, queries):
-        """The reference model's flux and readout at the queried pixels of a held batch."""
-        if self._reference_decodes_tokens:
-            held_flux, _, held_readout = self.reference_model.decode(
-                encoded["tokens"], encoded["centre"], encoded["log_spacing"], encoded["active"],
-                queries["query_log_wavelength"], queries["query_spacing"], encoded["n_pixels"],
-                return_readout=True)
-            return held_flux, held_readout
-        _, held_flux, _, held_readout = self.reference_model(*arguments, **queries)
-        return held_flux, held_readout
-
-    def _anchor(self, view_a, encoded_a, view_b, encoded_b):
-        with torch.no_grad():
-            reference_a, reference_b = (self.reference_pooling(e["states"], e["active"])
-                                        for e in (encoded_a, encoded_b))
-        n_valid_a, n_valid_b = (valid.sum(-1) for _, _, _, valid, _, _ in
-                                (view_a["inputs"], view_b["inputs"]))
-        return anchor_loss(encoded_a["embedding"], encoded_b["embedding"],
-                           reference_a, reference_b, n_valid_a, n_valid_b)
-
-    def forward(self, view_a, view_b):
-        """The total loss and the terms it weighs.
-
-        Parameters
-        ----------
-        view_a, view_b : dict
-            The two views of each object of a batch, as `TrainingStream`
-            makes them (on the model's device).
-
-        Returns
-        -------
-        loss : `torch.Tensor`
-            ``reconstruction_weight`` × reconstruction + ``consistency_weight``
-            × consistency (+ ``anchor_weight`` × anchor): a scalar, with gradient.
-        terms : dict of str to `torch.Tensor`
-            Detached: ``reconstruction`` (the loss per pixel of the decoded
-            flux, plus ``readout_weight`` × the readout's own χ²; 0 when
-            neither is weighted, as nothing is then decoded; for a batch
-            held to ``init_weights``, ``hold_weight`` × the χ² of flux and
-            readout against that model's plus the scatter's likelihood),
-            ``consistency``, and ``anchor`` when ``anchor_weight`` is not 0.
-        """
-        nll_a, encoded_a = self._view(view_a)
-        nll_b, encoded_b = self._view(view_b)
-        reconstruction = 0.5 * (nll_a + nll_b)
-        consistency = consistency_loss(encoded_a["embedding"], encoded_b["embedding"],
-                                       self.config.temperature)
-        loss = (self.config.reconstruction_weight * reconstruction
-                + self.config.consistency_weight * consistency)
-        terms = {"reconstruction": reconstruction.detach(), "consistency": consistency.detach()}
-        if self.config.anchor_weight:
-            anchor = self._anchor(view_a, encoded_a, view_b, encoded_b)
-            loss = loss + self.config.anchor_weight * anchor
-            terms["anchor"] = anchor.detach()
-        return loss, terms
 
 
 def _learning_rate_factor(config):
@@ -224,62 +75,6 @@ def _distributed_setup(device=None):
     rank = dist.get_rank() if dist.is_initialized() else 0
     return rank, world_size, device
 
-
-def latest_checkpoint(output_dir):
-    """Path of the last complete checkpoint in a run directory, or `None`.
-
-    `train` keeps one checkpoint, `CHECKPOINT_NAME`, in its output
-    directory; each is written to a temporary name and renamed, so a file
-    with the final name is always complete.
-
-    Parameters
-    ----------
-    output_dir : str or `~pathlib.Path`
-        The run directory (``TrainingConfig.output_dir``).
-
-    Returns
-    -------
-    `~pathlib.Path` or None
-        The checkpoint, or `None` where there is none yet (or no such
-        directory).
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> from spectok.training import latest_checkpoint
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     run = pathlib.Path(tmp)
-    ...     _ = (run / "checkpoint.pt.partial").write_bytes(b"")  # a write cut short
-    ...     print(latest_checkpoint(run))
-    ...     _ = (run / "checkpoint.pt").write_bytes(b"")  # stands in for a complete one
-    ...     print(latest_checkpoint(run).name)
-    None
-    checkpoint.pt
-    """
-    path = Path(output_dir) / CHECKPOINT_NAME
-    return path if path.exists() else None
-
-
-def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, initial_range):
-    state = {
-        "model": objective.model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "step": step,
-        "config": json.dumps(config.to_dict()),
-        "torch_rng": torch.get_rng_state(),
-        # that of the init_weights model: export_checkpoint needs it, not the model
-        "initial_wavelength_range": None if initial_range is None else list(initial_range),
-    }
-    if span is not None:
-        state["wavelength_span"] = torch.tensor(span, dtype=torch.float64)
-    if objective.reference_pooling is not None:
-        # the anchor's reference, so a resumed run holds to it whatever becomes of init_weights
-        state["reference_pooling"] = objective.reference_pooling.state_dict()
-    if objective.reference_model is not None:
-        # likewise the model whose reconstructions the held sources keep
-        state["reference_model"] = objective.reference_model.state_dict()
-    write_atomically(path, functools.partial(torch.save, state))
 
 
 def _rewind_log(log_path, step):
@@ -448,150 +243,6 @@ def _span_over_ranks(span, device):
     extremes = torch.tensor([-span[0], span[1]], dtype=torch.float64, device=device)
     dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
     return -float(extremes[0]), float(extremes[1])
-
-
-def _trained_wavelength_range(span, initial_range):
-    """The observed wavelengths (Å) a model has been trained on, [min, max], or None.
-
-    ``initial_range`` is that of the model the run started from
-    (``init_weights``): ``()`` for none, None when that model has none.
-    None when a part of the training is unrecorded (a start from a model
-    without a range, or a resume from a checkpoint without one), since a
-    range too narrow would make `spectok.encode` warn about wavelengths the
-    model did see. Rounded outwards to 0.1 Å.
-    """
-    if span is None or initial_range is None:
-        return None
-    low, high = math.exp(span[0]), math.exp(span[1])
-    if initial_range:
-        low, high = min(low, initial_range[0]), max(high, initial_range[1])
-    return [math.floor(10 * low + 1e-6) / 10, math.ceil(10 * high - 1e-6) / 10]
-
-
-def _model_metadata(config, steps, span, initial_range):
-    """What a saved model records of its training (see `_trained_wavelength_range`)."""
-    metadata = {"training": config.to_dict(), "steps": steps}
-    wavelength_range = _trained_wavelength_range(span, initial_range)
-    if wavelength_range is not None:
-        metadata["wavelength_range"] = wavelength_range
-    return metadata
-
-
-def export_checkpoint(checkpoint, path, *, overwrite=False):
-    """Save the model of a training checkpoint, to evaluate a run before it ends.
-
-    The model is written as `train` writes the final one (with
-    `~spectok.model.save_model`), with the steps done so far as ``steps``
-    in its metadata, so `spectok.load_model`, ``spectok bench --model`` and
-    ``spectok validate`` take it like any other.
-
-    Parameters
-    ----------
-    checkpoint : str or `~pathlib.Path`
-        A checkpoint written by `train`, or the run's output directory (its
-        last checkpoint).
-    path : str or `~pathlib.Path`
-        Destination without suffix, e.g. ``"runs/my-run/step-2000"``.
-    overwrite : bool
-        Replace a model already saved at ``path``. Off by default, so that
-        exporting to the name a run gives its final model (``output_dir /
-        name``) cannot silently replace a finished model with an earlier
-        step's.
-
-    Returns
-    -------
-    `~pathlib.Path`
-        The path of the model's JSON description.
-
-    Raises
-    ------
-    FileNotFoundError
-        No checkpoint at ``checkpoint``.
-    FileExistsError
-        A model (either of its two files) is already saved at ``path`` and
-        ``overwrite`` is false.
-    ValueError
-        The file cannot be read or is not a checkpoint of `train`; its
-        training configuration is one this version of spectok cannot read;
-        or its weights do not fit the architecture that configuration names.
-
-    Warns
-    -----
-    UserWarning
-        The wavelength range trained on cannot be recorded: the checkpoint
-        predates its record, or (for checkpoints written before spectok kept
-        the starting model's range in them) the model the run started from,
-        ``init_weights``, cannot be loaded here.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from spectok.model import load_model
-    >>> from spectok.training import TrainingConfig, export_checkpoint, train
-    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +REMOTE_DATA
-    ...     run = pathlib.Path(tmp)
-    ...     config = TrainingConfig(model="tiny", output_dir=str(run), steps=2, batch_size=2,
-    ...                             warmup_steps=1, max_query_pixels=32, validate_every=2,
-    ...                             validation_batches=1, checkpoint_every=1)
-    ...     _ = train(config, progress=False, device="cpu")
-    ...     load_model(export_checkpoint(run, run / "step-2")).metadata["steps"]
-    2
-    """
-    checkpoint = Path(checkpoint)
-    if not overwrite:
-        path = Path(path)
-        existing = [path.with_name(path.name + suffix) for suffix in (".json", ".safetensors")
-                    if path.with_name(path.name + suffix).exists()]
-        if existing:
-            raise FileExistsError(f"{existing[0]} exists; choose another destination, or pass "
-                                  "overwrite=True (spectok export --overwrite) to replace it")
-    if checkpoint.is_dir():
-        found = latest_checkpoint(checkpoint)
-        if found is None:
-            raise FileNotFoundError(f"no {CHECKPOINT_NAME} in the run directory {checkpoint}")
-        checkpoint = found
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
-        raise ValueError(f"cannot read {checkpoint} as a checkpoint ({error})") from error
-    needed = ("model", "step", "config")
-    missing = [key for key in needed if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise ValueError(f"{checkpoint} is not a checkpoint of spectok.training.train (it has "
-                         f"no {', '.join(missing)})")
-    try:
-        config = TrainingConfig.from_dict(json.loads(state["config"]))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{checkpoint} stores a training configuration this version of spectok "
-                         f"cannot read: {error}") from error
-    model = SpectralTokenizer(config.tokenizer_config())
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise ValueError(f"the weights in {checkpoint} do not fit the architecture its "
-                         f"configuration names: {error}") from error
-    span = None
-    if "wavelength_span" in state:
-        span = tuple(state["wavelength_span"].tolist())
-    else:
-        warnings.warn(f"{checkpoint} predates the record of the wavelengths trained on; the "
-                      "exported model will have no wavelength_range", stacklevel=2)
-    if "initial_wavelength_range" in state:
-        initial_range = state["initial_wavelength_range"]
-    elif not config.init_weights:
-        initial_range = ()
-    else:   # an older checkpoint: the range is that of the starting model, if it is here
-        try:
-            initial_range = load_model(config.init_weights).metadata.get("wavelength_range")
-        except (OSError, ValueError) as error:
-            initial_range = None
-            warnings.warn(f"the run started from init_weights {config.init_weights!r}, which "
-                          f"cannot be loaded here ({error}), so the exported model records no "
-                          "wavelength_range", stacklevel=2)
-    return save_model(model, path,
-                      metadata=_model_metadata(config, int(state["step"]), span, initial_range))
 
 
 def train(config, *, resume=False, progress=True, sources=None, device=None):
@@ -791,14 +442,14 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
             span = _span_over_ranks(span, device)
         if done % config.checkpoint_every == 0 or done == config.steps:
             if rank == 0:
-                _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
-                                 span, initial_range)
+                save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
+                                span, initial_range)
     bar.close()
     if step + 1 >= config.steps:
         # as load_model would give it back, so tokens name it and encode knows its range
         model.name = config.name
         model.metadata = json.loads(json.dumps(  # in the JSON types the saved model holds
-            _model_metadata(config, config.steps, span, initial_range)))
+            model_metadata(config, config.steps, span, initial_range)))
         if rank == 0:
             save_model(model, output_dir / config.name, metadata=model.metadata)
     if dist.is_initialized():
