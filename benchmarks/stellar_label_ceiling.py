@@ -35,7 +35,7 @@ import numpy as np
 
 from spectok.adapter import prepare_spectrum
 from spectok.benchmarks import log_grid, nmad, resample_to_grid
-from spectok.benchmarks.tasks import _Data
+from spectok.benchmarks.context import _Data
 
 _GRID = (3600.0, 7350.0, 1e-4)   # inside every MILES star's vacuum coverage
 

@@ -37,9 +37,8 @@ import numpy as np
 
 import spectok
 from spectok.adapter import NoUncertaintyWarning
-from spectok.benchmarks import format_report
-from spectok.benchmarks.tasks import (BenchmarkContext, add_twin_ranks, galaxy_twin_ranks,
-                                      star_twin_ranks)
+from spectok.benchmarks import BenchmarkContext, format_report
+from spectok.benchmarks.tasks import add_twin_ranks, galaxy_twin_ranks, star_twin_ranks
 
 
 def extra_star_rows(data, n_candidates):

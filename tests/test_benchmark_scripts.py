@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectok.benchmarks.tasks import _Data
+from spectok.benchmarks.context import _Data
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks"
 

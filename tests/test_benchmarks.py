@@ -17,8 +17,8 @@ from spectok.adapter import prepare_spectrum
 from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod,
                                 FluxPCAMethod, choose_hidden_patches, compare_heads,
                                 diagonal_ranks,
-                                format_report, log_grid, matched_chi2, nmad, resample_to_grid,
-                                run_benchmark, token_bins, twin_ranks)
+                                format_report, log_grid, matched_chi2, resample_to_grid,
+                                run_benchmark, token_bins)
 from spectok.cli import main
 from spectok.model import CONFIGS, SpectralTokenizer
 from spectok.probes import HEADS
@@ -32,31 +32,6 @@ def test_token_bins_take_any_spectral_quantity():
                                in_angstrom.value, rtol=1e-9)
     with pytest.raises(u.UnitConversionError):
         token_bins(1 * u.s, 2 * u.s)
-
-def test_twin_ranks_and_nmad():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(20, 8))
-    assert np.all(twin_ranks(a, a) == 1)
-    assert np.all(twin_ranks(a, 3 * a + 1e-3 * rng.normal(size=a.shape)) == 1)  # scale-free
-    shuffled = twin_ranks(a, a[::-1])
-    assert shuffled.min() >= 1 and shuffled.max() <= 20 and np.median(shuffled) > 1
-    assert nmad(np.r_[np.zeros(10), 100.0]) == 0.0
-    assert diagonal_ranks(-np.abs(a[:, :1] - a[:, :1].T)).tolist() == [1] * 20
-    assert diagonal_ranks([[1, 1, 2], [0, 1, 0], [3, 3, 3]]).tolist() == [2, 1, 1]  # ties count
-    assert diagonal_ranks([[0.0, -np.inf], [-np.inf, 0.0]]).tolist() == [1, 1]
-    with pytest.raises(ValueError, match="at least as many candidates as objects"):
-        diagonal_ranks(np.zeros((3, 2)))
-    with pytest.raises(ValueError, match="NaN in 1 rows"):
-        diagonal_ranks([[1.0, np.nan], [0.0, 1.0]])
-    with pytest.raises(ValueError, match="b has 5 rows, fewer than the 20 objects of a"):
-        twin_ranks(a, a[:5])
-    with pytest.raises(ValueError, match="as many features"):
-        twin_ranks(a, a[:, :4])
-    # candidates beyond the objects: seen only the second way, they can only push a twin down
-    noisy = a[:5] + 0.1 * rng.normal(size=(5, 8))
-    assert twin_ranks(a[:5], np.vstack([noisy, a[5:]])).tolist() == [1] * 5
-    assert twin_ranks(a[:5], np.vstack([noisy, a[:5]])).tolist() == [2] * 5
-    assert diagonal_ranks([[1, 0, 1], [0, 1, 2]]).tolist() == [1, 2]
 
 
 def _lined_star(centres, depth=0.4):
@@ -156,7 +131,7 @@ def test_methods_on_synthetic_spectra(tiny_model, make_pair):
 
 def test_context_prepares_each_spectrum_once(tiny_model, make_pair, monkeypatch):
     import spectok.adapter
-    from spectok.benchmarks.tasks import BenchmarkContext
+    from spectok.benchmarks.context import BenchmarkContext
 
     calls = []
     prepare = spectok.adapter.prepare_spectrum
@@ -224,8 +199,8 @@ def quick_report():
 
 @pytest.mark.remote_data
 def test_twins_ranked_among_more_candidates():
-    from spectok.benchmarks.tasks import (STAR_PAIRS, BenchmarkContext, galaxy_twin_ranks,
-                                          star_twin_ranks)
+    from spectok.benchmarks.context import STAR_PAIRS, BenchmarkContext
+    from spectok.benchmarks.tasks import galaxy_twin_ranks, star_twin_ranks
 
     torch.manual_seed(0)
     ctx = BenchmarkContext(SpectralTokenizer(CONFIGS["tiny"]), quick=True, seed=0)

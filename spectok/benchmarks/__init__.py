@@ -10,13 +10,16 @@ seeds and by-object splits; `format_report` prints the result as markdown;
 
 from .features import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
+from .metrics import *  # noqa: F401,F403
+from .context import *  # noqa: F401,F403
 from .tasks import *  # noqa: F401,F403
 from .runner import *  # noqa: F401,F403
 from .choose_heads import *  # noqa: F401,F403
 from .template_redshift import *  # noqa: F401,F403
 from .matched_twins import *  # noqa: F401,F403
-from . import (features, report, tasks, runner, choose_heads, template_redshift,  # noqa: E402
-               matched_twins)
+from . import (features, report, metrics, context, tasks, runner, choose_heads,  # noqa: E402
+               template_redshift, matched_twins)
 
-__all__ = (features.__all__ + report.__all__ + tasks.__all__ + runner.__all__
-           + choose_heads.__all__ + template_redshift.__all__ + matched_twins.__all__)
+__all__ = (features.__all__ + report.__all__ + metrics.__all__ + context.__all__ + tasks.__all__
+           + runner.__all__ + choose_heads.__all__ + template_redshift.__all__
+           + matched_twins.__all__)

@@ -16,8 +16,9 @@ import numpy as np
 from astropy.table import Table
 
 from ..probes import HEADS, RedshiftProbe, SpectralClassProbe, StellarParameterProbe
+from .context import GALAXY_INSTRUMENTS, _Data, _spectra_and_z, grid_token_bins
 from .features import EmbeddingMethod
-from .tasks import GALAXY_INSTRUMENTS, _Data, _spectra_and_z, grid_token_bins, nmad
+from .metrics import nmad
 
 __all__ = ["compare_heads", "COMPARISONS"]
 

@@ -4,7 +4,8 @@ from contextlib import contextmanager
 
 import torch
 
-from .tasks import TASKS, BenchmarkContext, _run_task
+from .context import BenchmarkContext
+from .tasks import TASKS, _run_task
 from .template_redshift import TemplateRedshiftFit
 
 _FIT = TemplateRedshiftFit()  # the settings the tasks use: the defaults
