@@ -5,4 +5,4 @@ from .config import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
 from .loop import *  # noqa: F401,F403
 from .objective import *  # noqa: F401,F403
-from .objectives import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..model import CONFIGS, TokenizerConfig
-from .objectives import RECONSTRUCTION_LOSSES
+from .losses import RECONSTRUCTION_LOSSES
 
 __all__ = ["SourceConfig", "TrainingConfig", "load_config"]
 

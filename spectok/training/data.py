@@ -21,7 +21,7 @@ import torch
 from ..adapter import PreparedSpectrum, SpectrumInputError, prepare_spectrum, to_batch
 from ..model import patch_geometry
 from .config import _check_source
-from .objectives import hide_patches
+from .losses import hide_patches
 
 __all__ = ["Source", "SOURCES", "check_source_configs", "build_sources", "TrainingStream"]
 

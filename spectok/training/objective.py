@@ -1,6 +1,6 @@
 """The pretraining loss of a model on a pair of views, as one module.
 
-`TrainingObjective` weighs the loss terms of `spectok.training.objectives`
+`TrainingObjective` weighs the loss terms of `spectok.training.losses`
 for a model and a configuration, and keeps the frozen references that the
 anchor and the sources held to ``init_weights`` are measured against.
 """
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .config import _held_sources
-from .objectives import (RECONSTRUCTION_LOSSES, anchor_loss, consistency_loss, gaussian_nll,
+from .losses import (RECONSTRUCTION_LOSSES, anchor_loss, consistency_loss, gaussian_nll,
                          reduced_chi2)
 
 __all__ = ["TrainingObjective"]

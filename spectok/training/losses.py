@@ -1,4 +1,4 @@
-"""Training objectives: Gaussian reconstruction, masked patches, cross-instrument consistency."""
+"""Training losses: Gaussian reconstruction, hidden patches, consistency between views, anchor."""
 
 import torch
 import torch.nn.functional as F
