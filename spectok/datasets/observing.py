@@ -177,17 +177,18 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
     replaced; ``good`` marks the valid ones; ``sigma_in`` (Å, per input pixel
     or None) is the input's own resolution.
     """
-    edges = arm._edges
+    edges = arm.bin_edges.value
     n_pix = arm.n_pixels
     lo = max(edges[0], lam[0])
     hi = min(edges[-1], lam[-1])
-    lo, hi = (lo - 2 * _KERNEL_SIGMAS * arm._sigma(lo), hi + 2 * _KERNEL_SIGMAS * arm._sigma(hi))
+    lo = lo - 2 * _KERNEL_SIGMAS * arm.lsf_sigma_at(lo).value
+    hi = hi + 2 * _KERNEL_SIGMAS * arm.lsf_sigma_at(hi).value
     if lo >= hi or lam[good][0] >= edges[-1] or lam[good][-1] <= edges[0]:
         return np.zeros(n_pix), np.ones(n_pix, dtype=bool), np.zeros(n_pix, dtype=bool)
 
     # Fine grid, uniform in ln λ, oversampling the narrowest LSF σ.
     probe = np.exp(np.linspace(math.log(lo), math.log(hi), 4096))
-    sig_ln_min = float(np.min(arm._sigma(probe) / probe))
+    sig_ln_min = float(np.min(arm.lsf_sigma_at(probe).value / probe))
     d = sig_ln_min / _OVERSAMPLE
     n_fine = int(math.ceil(math.log(hi / lo) / d))
     if n_fine > _MAX_FINE_PIXELS:
@@ -208,7 +209,7 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
     # Kernel σ in fine steps: the LSF minus the smoothing the fine grid adds
     # on its own (hat deposit d²/6 plus linear interpolation d²/6, in
     # variance) and minus the input's own resolution.
-    sig_ln2 = (arm._sigma(fine_lam) / fine_lam) ** 2 - d * d / 3.0
+    sig_ln2 = (arm.lsf_sigma_at(fine_lam).value / fine_lam) ** 2 - d * d / 3.0
     limited = np.zeros(fine_lam.size, dtype=bool)
     if sigma_in is not None:
         sig_in_fine = np.interp(fine_lam, lam[near], sigma_in[near]) / fine_lam
@@ -225,7 +226,7 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
     # Pixels that reach beyond the fine grid are uncovered too.
     outside = (edges[:-1] < fine_lam[0]) | (edges[1:] > fine_lam[-1])
     mask = outside | (uncovered > _COVERAGE_TOLERANCE)
-    limited = np.interp(arm._centres, fine_lam, limited.astype(float)) > 0.5
+    limited = np.interp(arm.wavelength.value, fine_lam, limited.astype(float)) > 0.5
     return clean, mask, limited
 
 
@@ -340,7 +341,7 @@ def observed_spectrum(inst, arms, unit, snr, redshift):
     for arm, (obs, ivar, mask, limited) in zip(inst.arms, arms):
         meta = {"instrument": inst.name, "arm": arm.name, "medium": "vacuum",
                 "redshift": float(redshift), "snr": float(snr),
-                "lsf_sigma": arm._sigma(arm._centres) * u.AA,
+                "lsf_sigma": arm.lsf_sigma_at(),
                 "resolution_limited": float(np.mean(limited & ~mask))}
         spectra.append(Spectrum(spectral_axis=arm.wavelength, flux=obs * unit,
                                 uncertainty=InverseVariance(ivar * unit**-2), mask=mask,
@@ -474,7 +475,7 @@ def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise
             f"does not cover any pixel of {inst.name!r} ({lo:.1f}-{hi:.1f} Å)")
 
     covered = np.concatenate([clean[~mask] for _, clean, mask, _ in results])
-    covered_lam = np.concatenate([arm._centres[~mask] for arm, _, mask, _ in results])
+    covered_lam = np.concatenate([arm.wavelength.value[~mask] for arm, _, mask, _ in results])
     ref = inst.noise.reference_flux(covered, covered_lam)
 
     observed = []
