@@ -1,4 +1,4 @@
-"""Fuzz the adapter, `spectok.encode` and the file readers with hypothesis (a long run, not CI).
+"""Fuzz the adapter, `spectok.encode`, the file readers and `spectok.datasets.observe` (a long run).
 
 Run: nice -n 10 python benchmarks/fuzz_adapter.py --minutes 10 --report fuzz-report.json
 
@@ -19,10 +19,32 @@ Targets, visited in turn until the time is up (each visit runs
   reader, then encoded;
 * ``mmu``: mutated MMU HDF5 shards (byte mutations and shards written with
   random shapes, dtypes, values and unit attributes) read with
-  `spectok.datasets.read_mmu_shard`, then encoded.
+  `spectok.datasets.read_mmu_shard`, then encoded;
+* ``observe``: the instrument simulator `spectok.datasets.observe` on
+  random spectrum-like input (the ``spectrum`` target's, and inputs on
+  2500-26000 Å grids in wavelength, frequency, energy and wavenumber units,
+  as tuples of two or three items with ``Masked`` values, Spectrum with
+  masks, ``meta["medium"]``, ``meta["lsf_sigma"]`` or
+  ``meta["spectral_resolution"]``, and SpectrumLists of 1-3 arms in
+  different units), through a random preset of `spectok.datasets.INSTRUMENTS`
+  (or an unknown name), with random ``snr`` and ``redshift`` (sensible,
+  zero, negative, -1, NaN, infinite, huge, strings), ``rng`` (seeds,
+  generators and things that are not), ``noise`` and ``input_resolution``
+  ("auto", None, resolving powers, arrays of the right and the wrong
+  length, σ Quantities in wavelength and other units, NaN and negative
+  values, strings). A result must have, on every arm, finite ascending
+  wavelengths, finite flux and finite positive inverse variance on unmasked
+  pixels, flux and inverse variance 0 on masked ones, and without noise a
+  flux within the range of the input's valid flux (redshifted; to 10 % of
+  its largest absolute value, as an LSF whose width changes with
+  wavelength conserves flux, not flatness; not checked when the input
+  gives its own resolution, whose jumps make larger ripples).
 
 Every call must return a finite result or raise one of the errors its
-documentation names; anything else (another exception, a RuntimeWarning
+documentation names (for ``observe``: the types in its Raises section; the
+report counts them by type and by the module that raised them, so that
+errors raised by numpy or astropy rather than by spectok's own checks can
+be read); anything else (another exception, a RuntimeWarning
 from unguarded arithmetic, a NaN, an error that does not name the file) is
 a failure. Files are read in a child process, so that a reader that hangs
 on a corrupt file (inside libhdf5, say) is killed after a minute and
@@ -50,6 +72,7 @@ import numpy as np
 import torch
 from astropy.nddata import (InverseVariance, StdDevUncertainty, UnknownUncertainty,
                             VarianceUncertainty)
+from astropy.utils.masked import Masked
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from specutils import Spectrum, SpectrumList
@@ -57,7 +80,8 @@ from specutils import Spectrum, SpectrumList
 import spectok
 from spectok.adapter import FLAM, SpectrumInputError, prepare_spectrum
 from spectok.catalogue import read_spectrum
-from spectok.datasets import example_spectrum_path, read_mmu_shard, write_mmu_shard
+from spectok.datasets import (INSTRUMENTS, ModelArrays, example_spectrum_path, get_instrument,
+                              observe, read_mmu_shard, write_mmu_shard)
 from spectok.model import CONFIGS, SpectralTokenizer
 
 #: What the adapter and encode may raise (UnitConversionError is a UnitsError).
@@ -66,6 +90,9 @@ ADAPTER_ERRORS = (SpectrumInputError, u.UnitsError)
 READ_SPECTRUM_ERRORS = (OSError,)
 SPEX_READER_ERRORS = (ValueError, OSError)
 MMU_READER_ERRORS = (OSError, KeyError, ValueError)
+#: The errors `spectok.datasets.observe` documents (SpectrumInputError is a ValueError,
+#: UnitConversionError a UnitsError).
+OBSERVE_ERRORS = (ValueError, TypeError, SpectrumInputError, u.UnitConversionError)
 
 SPECTRAL_UNITS = [u.AA, u.nm, u.um, u.m, u.Hz, u.GHz, u.THz, u.eV, u.keV, u.cm**-1,
                   u.pix, u.s, u.K, u.dimensionless_unscaled]
@@ -512,12 +539,296 @@ def _check_shard(path):
     return [("mmu", f"read; {len(result)} of {len(rows)} encoded")]
 
 
+# -- the instrument simulator --------------------------------------------------------------
+
+#: Spectral units for the grids that overlap the presets (3000-25000 Å converted to them).
+OBSERVE_SPECTRAL_UNITS = [u.AA, u.AA, u.nm, u.um, u.m, u.Hz, u.THz, u.eV, u.cm**-1]
+#: Mostly flux densities, so that most draws get past the unit check.
+OBSERVE_FLUX_UNITS = [FLAM, FLAM, 1e-17 * FLAM, u.Jy, u.mJy, u.W / u.m**2 / u.um,
+                      u.ph / u.s / u.cm**2 / u.AA, u.ct, u.dimensionless_unscaled, FLAM / u.sr,
+                      u.m, u.ABmag]
+
+
+@st.composite
+def observable_grid(draw, n):
+    """n wavelengths (Å) inside 2500-26000 Å: linear, log, irregular, with a gap, or broken."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    lo, hi = sorted(draw(st.lists(st.floats(2500.0, 26000.0), min_size=2, max_size=2)))
+    hi = max(hi, lo * (1 + 1e-7))
+    kind = draw(st.sampled_from(["linear", "linear", "linear", "log", "log", "irregular", "gap",
+                                 "descending", "duplicate", "unsorted", "nan"]))
+    if kind == "log":
+        x = np.geomspace(lo, hi, n)
+    elif kind == "irregular":
+        x = lo + (hi - lo) * np.sort(rng.uniform(0, 1, n))
+    elif kind == "gap":
+        cut = n // 2
+        x = np.concatenate([np.linspace(lo, lo + 0.3 * (hi - lo), cut),
+                            np.linspace(lo + 0.7 * (hi - lo), hi, n - cut)])
+    else:
+        x = np.linspace(lo, hi, n)
+    if kind == "descending":
+        x = x[::-1]
+    elif kind == "duplicate" and n > 2:
+        x[n // 2] = x[n // 2 - 1]
+    elif kind == "unsorted":
+        x = rng.permutation(x)
+    elif kind == "nan" and n:
+        x[rng.integers(n)] = np.nan
+    return x
+
+
+@st.composite
+def observable_flux(draw, wave):
+    """A model-like flux (continuum and lines at a random level) or `values`' anything."""
+    if draw(st.booleans()):
+        return draw(values(wave.size))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    with np.errstate(all="ignore"):
+        x = 1 + 0.3 * np.sin(np.nan_to_num(wave) / rng.uniform(10, 1000))
+        for centre in rng.uniform(2500, 26000, draw(st.integers(0, 20))):
+            x += rng.normal(0, 3) * np.exp(-0.5 * ((wave - centre) / rng.uniform(0.05, 30)) ** 2)
+    return x * 10.0 ** draw(st.sampled_from([-17, -17, -15, 0, 3, -200, -300, 150, 250, 300]))
+
+
+def _resolution_meta(draw, n):
+    kind = draw(st.sampled_from(["none", "none", "sigma", "sigma_array", "sigma_km_s", "plain",
+                                 "R", "R_array", "R_bad"]))
+    if kind == "sigma":
+        return {"lsf_sigma": draw(st.sampled_from([0.5, 0.0, 3.0, 1e-300, 1e300])) * u.AA}
+    if kind == "sigma_array":
+        return {"lsf_sigma": np.full(n, 0.7) * u.AA}
+    if kind == "sigma_km_s":
+        return {"lsf_sigma": 30.0 * u.km / u.s}
+    if kind == "plain":
+        return {"lsf_sigma": np.full(n, 0.7)}
+    if kind == "R":
+        return {"spectral_resolution": draw(st.sampled_from([2000.0, 1e5, 50.0]))}
+    if kind == "R_array":
+        return {"spectral_resolution": np.full(n, 3000.0)}
+    if kind == "R_bad":
+        return {"spectral_resolution": draw(st.sampled_from(
+            [np.full(max(n - 1, 0), 3000.0), np.full(n, -1.0), np.full(n, np.nan), "high"]))}
+    return {}
+
+
+@st.composite
+def observable_arm(draw, container):
+    """A spectrum-like input that overlaps the presets, in random units and containers."""
+    n = draw(st.one_of(st.integers(0, 40), st.integers(40, 2000), st.integers(2000, 20000)))
+    wave = draw(observable_grid(n)) * u.AA
+    unit = draw(st.sampled_from(OBSERVE_SPECTRAL_UNITS))
+    with np.errstate(all="ignore"):
+        wave = wave.to(unit, equivalencies=u.spectral())
+    flux_unit = draw(st.sampled_from(OBSERVE_FLUX_UNITS))
+    with np.errstate(all="ignore"):
+        raw = np.asarray(draw(observable_flux(wave.to_value(u.AA, u.spectral()))), float)
+    if isinstance(flux_unit, u.MagUnit):
+        flux = u.Magnitude(raw, flux_unit)
+    else:
+        flux = raw * flux_unit
+    mask = draw(st.sampled_from([None, "random", "all", "none"]))
+    if mask is not None:
+        mask = {"random": np.random.default_rng(n).random(n) < draw(st.floats(0, 1)),
+                "all": np.ones(n, bool), "none": np.zeros(n, bool)}[mask]
+    if container == "tuple":
+        if mask is not None and draw(st.booleans()):
+            flux = Masked(flux, mask=mask)
+        if draw(st.integers(0, 9)) == 0:
+            wave = Masked(wave, mask=np.arange(n) == draw(st.integers(-1, max(n - 1, 0))))
+        if draw(st.integers(0, 5)) == 0:
+            return wave, flux, 0.1 * abs(flux) if draw(st.booleans()) else \
+                StdDevUncertainty(np.full(n, 0.1))
+        return wave, flux
+    meta = _resolution_meta(draw, n)
+    if draw(st.integers(0, 4)) == 0:
+        meta["medium"] = draw(st.sampled_from(["air", "vacuum", "AIR", None]))
+    return Spectrum(spectral_axis=wave, flux=flux, mask=mask, meta=meta,
+                    uncertainty=StdDevUncertainty(np.full(n, 0.1)) if draw(st.booleans())
+                    else None)
+
+
+@st.composite
+def observable(draw):
+    container = draw(st.sampled_from(["tuple", "tuple", "spectrum", "spectrum", "list"]))
+    try:
+        if container == "list":
+            return SpectrumList([draw(observable_arm("spectrum"))
+                                 for _ in range(draw(st.integers(1, 3)))])
+        return draw(observable_arm(container))
+    except Exception:  # noqa: BLE001 - specutils or astropy refused to build the input
+        reject()
+
+
+def _n_pixels(item):
+    if isinstance(item, SpectrumList):
+        return np.size(item[0].data) if len(item) else 0
+    if isinstance(item, Spectrum):
+        return np.size(item.data)
+    return np.size(item[1]) if isinstance(item, tuple) and len(item) > 1 else 0
+
+
+@st.composite
+def input_resolution(draw, n):
+    kind = draw(st.sampled_from(["auto"] * 6 + [None, None, "number", "array", "wrong_length",
+                                               "quantity", "quantity_array", "string", "other"]))
+    number = st.sampled_from([2000.0, 50.0, 1e5, 0.0, -100.0, np.nan, np.inf, 1e-300, 5e-324,
+                              1e300, 1, True])
+    if kind == "auto":
+        return "auto"
+    if kind is None:
+        return None
+    if kind == "number":
+        return draw(number)
+    if kind == "array":
+        r = np.full(n, 2000.0)
+        if n and draw(st.booleans()):
+            r[draw(st.integers(0, n - 1))] = draw(number)
+        return r if draw(st.integers(0, 4)) else r.tolist()
+    if kind == "wrong_length":
+        return draw(st.sampled_from([np.full(max(n - 1, 0), 2000.0), np.full(n + 1, 2000.0),
+                                     np.full((2, n), 2000.0), np.array([]), [2000.0, 3000.0]]))
+    if kind in ("quantity", "quantity_array"):
+        unit = draw(st.sampled_from([u.AA, u.AA, u.nm, u.um, u.km / u.s, u.Hz, u.eV,
+                                     u.dimensionless_unscaled, u.pix, u.s]))
+        value = draw(st.sampled_from([0.5, 0.0, 2.0, -1.0, np.nan, 1e-300, 1e300, np.inf]))
+        if kind == "quantity":
+            return value * unit
+        length = draw(st.sampled_from([n, n, max(n - 1, 0), n + 3]))
+        return np.full(length, value) * unit
+    if kind == "string":
+        return draw(st.sampled_from(["high", "2000", "", "AUTO", "auto ", "none"]))
+    return draw(st.sampled_from([{}, [None], object(), (1, 2, 3), b"auto"]))
+
+
+#: Generators are made per call: a drawn one would be advanced by the calls before.
+RNG_FACTORIES = {"generator": lambda: np.random.default_rng(1),
+                 "bitgenerator": lambda: np.random.PCG64(2),
+                 "randomstate": lambda: np.random.RandomState(3),
+                 "seedsequence": lambda: np.random.SeedSequence(4)}
+
+
+@st.composite
+def observe_case(draw):
+    """A spectrum and the arguments of `observe`: (spectrum, instrument, kwargs)."""
+    item = draw(spectrum_like() if draw(st.integers(0, 3)) == 0 else observable())
+
+    def sometimes(sensible, anything):  # the sensible choice three times in four
+        return draw(sensible if draw(st.integers(0, 3)) else anything)
+
+    presets = st.sampled_from(sorted(INSTRUMENTS))
+    instrument = sometimes(presets, st.one_of(presets, st.sampled_from(
+        ["SDSS", " desi ", "nope", "", "gaia", None, 7, INSTRUMENTS["galah"]])))
+    kwargs = {
+        "snr": sometimes(st.floats(1e-2, 1e4), st.sampled_from(
+            [20.0, 5, 100.0, 1e-3, 0, -1, -20.0, np.nan, np.inf, -np.inf, 1e300, 1e-300, 5e-324,
+             1e10, "20", "high", None, np.float32(3), True])),
+        "redshift": sometimes(st.one_of(st.just(0.0), st.floats(-0.99, 20.0)), st.sampled_from(
+            [0.0, 0.1, 1.0, 3.0, 10.0, 1e3, 1e6, 1e300, -0.5, -0.9, -0.999999, -1 + 1e-15,
+             -1.0, -1.5, -2.0, np.nan, np.inf, -np.inf, "0.1", "z", None, np.float32(0.2),
+             1e-300])),
+        "rng": sometimes(st.sampled_from([None, 0, 42, "generator"]), st.sampled_from(
+            [None, 0, 2**63, -1, 1.5, "seed", [1, 2, 3], *RNG_FACTORIES])),
+        "noise": draw(st.booleans()),
+        "input_resolution": draw(input_resolution(_n_pixels(item))),
+    }
+    return item, instrument, kwargs
+
+
+def _make_rng(rng):
+    return RNG_FACTORIES[rng]() if isinstance(rng, str) and rng in RNG_FACTORIES else rng
+
+
+def _valid_flux_range(item, resolution):
+    """Smallest and largest valid input flux, in observe's unit (None if it cannot tell).
+
+    None too when the input has its own resolution: where that jumps (arms of different
+    resolution, an odd R in a per-pixel array) the kernel width jumps, and a kernel
+    normalised per source pixel makes even a flat spectrum ripple (by ±13 % for arms of
+    σ 0.5 and 1.5 Å through SDSS): flux is conserved, flatness is not.
+    """
+    try:
+        model = ModelArrays.from_spectrum(item, resolution)
+    except Exception:  # noqa: BLE001 - only a bound for the check; observe succeeded
+        return None
+    if model.sigma is not None:
+        return None
+    flux = model.flux[model.good]
+    return float(flux.min()), float(flux.max())
+
+
+def _check_observed(result, inst, kwargs, bounds):
+    spectra = [result] if isinstance(result, Spectrum) else list(result)
+    if len(spectra) != len(inst.arms):
+        raise Failure(f"{len(spectra)} spectra for {len(inst.arms)} arms")
+    if all(s.mask.all() for s in spectra):
+        raise Failure("every pixel of every arm is masked (observe should have refused it)")
+    if bounds is not None and not kwargs["noise"]:
+        with np.errstate(all="ignore"):
+            z = 1.0 + float(kwargs["redshift"])
+            lo, hi = bounds[0] / z, bounds[1] / z
+        # Not exact: the LSF is normalised per source pixel (flux is conserved), so where
+        # its width changes (the Gaia XP preset) a flat input rises or falls by a few %.
+        slack = 0.1 * max(abs(lo), abs(hi))
+    for s in spectra:
+        wave = s.spectral_axis.to_value(u.AA)
+        if not (np.all(np.isfinite(wave)) and np.all(np.diff(wave) > 0)):
+            raise Failure(f"arm {s.meta.get('arm')}: wavelengths not finite and ascending")
+        if not isinstance(s.uncertainty, InverseVariance):
+            raise Failure(f"uncertainty is {type(s.uncertainty).__name__}")
+        flux, ivar, mask = s.flux.value, s.uncertainty.array, np.asarray(s.mask, bool)
+        good = ~mask
+        if not np.all(np.isfinite(flux[good])):
+            raise Failure(f"arm {s.meta['arm']}: {np.sum(~np.isfinite(flux[good]))} unmasked "
+                          "pixels with non-finite flux")
+        if not (np.all(np.isfinite(ivar[good])) and np.all(ivar[good] > 0)):
+            raise Failure(f"arm {s.meta['arm']}: unmasked pixels with inverse variance "
+                          f"{np.unique(ivar[good][~(np.isfinite(ivar[good]) & (ivar[good] > 0))])}")
+        if np.any(ivar[mask] != 0) or np.any(flux[mask] != 0):
+            raise Failure(f"arm {s.meta['arm']}: masked pixels with flux or inverse variance "
+                          "other than 0")
+        if not 0 <= s.meta["resolution_limited"] <= 1:
+            raise Failure(f"resolution_limited = {s.meta['resolution_limited']}")
+        if bounds is not None and not kwargs["noise"] and good.any():
+            if np.any(flux[good] < lo - slack) or np.any(flux[good] > hi + slack):
+                raise Failure(f"arm {s.meta['arm']}: noiseless flux {flux[good].min():.6g} to "
+                              f"{flux[good].max():.6g} outside the input's valid range "
+                              f"{lo:.6g} to {hi:.6g} (redshifted)")
+
+
+def _raised_in(error):
+    """The package whose code raised ``error`` (spectok, numpy, astropy, ...)."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    for package in ("spectok", "numpy", "astropy", "specutils"):
+        if f"/{package}/" in frame.filename:
+            return package
+    return Path(frame.filename).name
+
+
+def fuzz_observe(case):
+    item, instrument, kwargs = case
+    kwargs = dict(kwargs, rng=_make_rng(kwargs["rng"]))
+    context = _strict()
+    try:
+        try:
+            result = observe(item, instrument, **kwargs)
+        except OBSERVE_ERRORS as error:
+            _count("observe", f"refused ({type(error).__name__} from {_raised_in(error)})")
+            return
+        bounds = _valid_flux_range(item, kwargs["input_resolution"])
+    finally:
+        context.__exit__(None, None, None)
+    _check_observed(result, get_instrument(instrument), kwargs, bounds)
+    _count("observe", "observed")
+
+
 #: Each target: the check and the strategies of its arguments.
 TARGETS = {
     "spectrum": (fuzz_spectrum, (spectrum_like(), st.sampled_from([None, None, "vacuum", "air"]))),
     "batch": (fuzz_batch, (st.lists(spectrum_like(), min_size=1, max_size=6), st.integers(1, 4))),
     "fits": (fuzz_fits, (fits_case(), st.booleans())),
     "mmu": (fuzz_mmu, (shard_file(),)),
+    "observe": (fuzz_observe, (observe_case(),)),
 }
 
 

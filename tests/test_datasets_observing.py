@@ -421,3 +421,153 @@ def test_stddev_uncertainty_of_input_is_ignored_but_mask_used():
     good = ~obs.mask
     np.testing.assert_allclose(obs.flux.value[good] * np.sqrt(obs.uncertainty.array[good]), 20.0,
                                rtol=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# Bad input found by fuzzing (benchmarks/fuzz_adapter.py --targets observe);
+# floating-point warnings are errors in the test run, so these also check
+# that no numpy warning escapes.
+# ---------------------------------------------------------------------------
+
+
+def test_a_resolving_power_per_pixel_as_an_array_is_used():
+    # an ndarray was compared with "auto" and raised numpy's "truth value of an array"
+    lam, flux = smooth_spectrum(4000.0, 8000.0, 0.5)
+    spec = (lam * u.AA, flux * FLAM)
+    scalar = observe(spec, "lamost", noise=False, input_resolution=5000.0)
+    for per_pixel in (np.full(lam.size, 5000.0), [5000.0] * lam.size):
+        observed = observe(spec, "lamost", noise=False, input_resolution=per_pixel)
+        np.testing.assert_array_equal(observed.flux.value, scalar.flux.value)
+    with pytest.raises(ValueError, match=r"input_resolution: give a scalar or one value per "
+                                         r"pixel \(8000\)"):
+        observe(spec, "lamost", input_resolution=np.array([]))
+
+
+def test_a_line_spread_sigma_must_be_a_wavelength():
+    # u.spectral() turned 1 GHz into the wavelength of 1 GHz (30 cm) and used it as σ
+    lam, flux = smooth_spectrum(4000.0, 8000.0, 0.5)
+    spec = Spectrum(spectral_axis=lam * u.AA, flux=flux * FLAM)
+    for sigma in (1 * u.GHz, 30 * u.km / u.s, 2 * u.one, 1 * u.pix):
+        with pytest.raises(u.UnitConversionError,
+                           match="input_resolution: a line-spread σ must be a wavelength"):
+            observe(spec, "sdss", input_resolution=sigma)
+    # meta["lsf_sigma"] that is not a wavelength Quantity was silently ignored
+    spec.meta["lsf_sigma"] = 30 * u.km / u.s
+    with pytest.raises(u.UnitConversionError, match=r"meta\['lsf_sigma'\]: a line-spread σ"):
+        observe(spec, "sdss")
+    spec.meta["lsf_sigma"] = np.full(lam.size, 0.7)
+    with pytest.raises(TypeError, match=r"meta\['lsf_sigma'\]: give the line-spread σ as a "
+                                        r"wavelength Quantity .*not ndarray"):
+        observe(spec, "sdss")
+
+
+def test_extreme_input_resolutions_give_a_result_or_a_named_error():
+    lam, flux = smooth_spectrum(4000.0, 8000.0, 0.5)
+    spec = (lam * u.AA, flux * FLAM)
+    with pytest.raises(ValueError, match=r"input_resolution: resolving power 4\.94066e-324 is "
+                                         r"too small: σ = λ / \(2\.3548 R\) overflows"):
+        observe(spec, "sdss", input_resolution=5e-324)
+    for coarse in (1e-300, 1e300 * u.AA, 1e200 * u.AA):  # σ² overflowed
+        observed = observe(spec, "sdss", noise=False, input_resolution=coarse, redshift=0.5)
+        good = ~observed.mask
+        assert good.any() and np.all(np.isfinite(observed.flux.value[good]))
+        assert observed.meta["resolution_limited"] == pytest.approx(good.mean())
+
+
+@pytest.mark.parametrize("level, snr", [(1e-17, 1e300), (1e-17, 1e-300), (1e-17, 5e-324),
+                                        (1e200, 20.0), (1e-200, 20.0)])
+def test_noise_beyond_float64_is_refused(level, snr):
+    # an OverflowError from (ref / snr) ** 2, or an infinite inverse variance
+    lam = np.arange(3000.0, 11000.0, 1.0)
+    spec = Spectrum(spectral_axis=lam * u.AA, flux=np.full(lam.size, level) * FLAM)
+    with pytest.raises(ValueError, match=r"snr=.* at the reference flux .* gives a noise σ of "
+                                         r".*beyond float64's range"):
+        observe(spec, "sdss", snr=snr)
+
+
+def test_a_flux_too_large_for_the_arithmetic_is_refused():
+    lam = np.arange(3000.0, 11000.0, 1.0)
+    spec = Spectrum(spectral_axis=lam * u.AA, flux=np.full(lam.size, 1e307) * FLAM)
+    with pytest.raises(ValueError, match=r"arm 'boss' of 'sdss': the simulated flux is not "
+                                         r"finite on \d+ pixels: the input's flux \(up to 1e\+307"):
+        observe(spec, "sdss", snr=1e300, noise=False)
+
+
+def test_reference_flux_and_noise_near_the_float_limit():
+    model = NoiseModel()
+    assert model.reference_flux(np.array([1.7e308, 1.7e308])) == 1.7e308  # no overflow
+    assert model.reference_flux(np.array([1.0, 3.0])) == 2.0
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        model.sigma(np.ones(3), snr=1e-300, reference_flux=1.0)
+    sigma = NoiseModel(floor_fraction=0.0).sigma(np.array([0.0, 1.0, 1e300]), snr=1.0,
+                                                 reference_flux=1e-10)
+    assert sigma[2] == np.inf and np.all(sigma[:2] > 0)
+
+
+def test_a_redshift_or_rng_that_is_not_one_is_named():
+    lam, flux = smooth_spectrum(4000.0, 8000.0, 0.5)
+    spec = (lam * u.AA, flux * FLAM)
+    for z in (None, "z", [0.1, 0.2]):
+        with pytest.raises(ValueError, match="redshift must be a number > -1, got"):
+            observe(spec, "sdss", redshift=z)
+    with pytest.raises(ValueError, match=r"at z=1e\+305 reaches beyond the largest float64 "
+                                         r"wavelength .*does not cover any pixel of 'sdss'"):
+        observe(spec, "sdss", redshift=1e305)
+    with pytest.raises(ValueError, match=r"observed frame 4e\+303-8e\+303 Å at z=1e\+300\) "
+                                         r"does not cover"):
+        observe(spec, "sdss", redshift=1e300)
+    with pytest.raises(TypeError, match=r"rng must be None, a non-negative integer seed or a "
+                                        r"numpy.random.Generator .*not 1\.5"):
+        observe(spec, "sdss", rng=1.5)
+    with pytest.raises(ValueError, match="rng must be None, .*not -1"):
+        observe(spec, "sdss", rng=-1)
+    observe(spec, "sdss", rng=np.random.RandomState(1))  # numpy takes a RandomState too
+
+
+def test_a_tuple_of_three_and_a_spectrum_in_magnitudes_are_named():
+    lam, flux = smooth_spectrum(4000.0, 8000.0, 0.5)
+    with pytest.raises(TypeError, match=r"observe\(\) takes a \(wavelength, flux\) pair, not a "
+                                        r"tuple of 3 items; it draws its own noise"):
+        observe((lam * u.AA, flux * FLAM, 0.1 * flux * FLAM), "sdss")
+    magnitudes = Spectrum(spectral_axis=lam * u.AA, flux=u.Magnitude(np.full(lam.size, 15.0),
+                                                                     u.ABmag))
+    with pytest.raises(u.UnitConversionError, match=r"observe\(\): flux is in magnitudes"):
+        observe(magnitudes, "sdss")
+
+
+def test_a_zero_frequency_or_an_overflowing_flux_conversion_gives_no_warning():
+    # eV → Å divided by zero inside astropy (a RuntimeWarning) before the axis was refused
+    energy = np.linspace(-0.03, 0.03, 19) * u.eV
+    with pytest.raises(SpectrumInputError, match=r"observe\(\): spectral axis: the spectral "
+                                                 r"axis has 1 non-finite values"):
+        observe((energy, np.ones(energy.size) * FLAM), "sdss")
+    # f_ν → f_λ overflowed (a RuntimeWarning); such pixels are not used, like non-finite ones
+    lam = np.arange(3000.0, 11000.0, 1.0)
+    fnu = np.full(lam.size, 1e-27)
+    fnu[4000:4010] = 1e300
+    fnu_unit = u.erg / (u.s * u.cm**2 * u.Hz)
+    observed = observe((lam * u.AA, fnu * fnu_unit), "sdss", noise=False)
+    clean = observe(Spectrum(spectral_axis=lam * u.AA, flux=np.full(lam.size, 1e-27) * fnu_unit,
+                             mask=np.arange(lam.size) // 10 == 400), "sdss", noise=False)
+    np.testing.assert_array_equal(observed.mask, clean.mask)
+    assert observed.mask.any() and not observed.mask.all()
+    with pytest.raises(ValueError, match="fewer than 2 valid pixels"):
+        observe((lam * u.AA, np.full(lam.size, 1e300) * fnu_unit), "sdss")
+
+
+def test_overlapping_arms_keep_the_valid_pixel_of_a_duplicated_wavelength():
+    # the first of two pixels at one wavelength was kept even when it was the masked one: the
+    # valid pixels were lost and observe() failed with an IndexError
+    lam = np.arange(4000.0, 8000.0, 0.5)
+    flux = np.ones(lam.size) * FLAM
+    masked = Spectrum(spectral_axis=lam * u.AA, flux=flux, mask=np.ones(lam.size, bool))
+    valid = Spectrum(spectral_axis=lam * u.AA, flux=flux)
+    reference = observe(valid, "sdss", noise=False)
+    for arms in ([masked, valid], [valid, masked]):
+        merged = observe(SpectrumList(arms), "sdss", noise=False)
+        np.testing.assert_array_equal(merged.mask, reference.mask)
+        np.testing.assert_array_equal(merged.flux.value, reference.flux.value)
+    one = Spectrum(spectral_axis=[5000.0, 5001.0] * u.AA, flux=[1.0, 1.0] * FLAM,
+                   mask=[False, True])
+    with pytest.raises(ValueError, match="fewer than 2 valid pixels at distinct wavelengths"):
+        observe(SpectrumList([one, one]), "sdss")

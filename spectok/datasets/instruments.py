@@ -299,7 +299,8 @@ class NoiseModel:
         Raises
         ------
         ValueError
-            If no pixel is near ``reference_wavelength`` or the flux is all zero.
+            If no pixel is near ``reference_wavelength``, or the flux is all zero
+            or not finite.
 
         Examples
         --------
@@ -317,10 +318,12 @@ class NoiseModel:
                 raise ValueError(f"no observed pixel within 1 % of the S/N reference wavelength "
                                  f"{self.reference_wavelength} Å")
             flux = flux[near]
-        ref = float(np.median(flux)) if flux.size else 0.0
+        ref = _median(flux) if flux.size else 0.0
         if not ref > 0:
-            ref = float(np.median(np.abs(flux))) if flux.size else 0.0
-        if not (ref > 0 and np.isfinite(ref)):
+            ref = _median(np.abs(flux)) if flux.size else 0.0
+        if not np.isfinite(ref):
+            raise ValueError(f"the noiseless flux is not finite ({ref}); cannot define the S/N")
+        if not ref > 0:
             raise ValueError("the noiseless spectrum has no non-zero flux to define the S/N "
                              "against")
         return ref
@@ -340,12 +343,14 @@ class NoiseModel:
         Returns
         -------
         ndarray
-            σ per pixel, same units as ``flux``, always positive.
+            σ per pixel, same units as ``flux``, always positive (infinite
+            where σ² overflows float64).
 
         Raises
         ------
         ValueError
-            If ``snr`` is not positive and finite.
+            If ``snr`` is not positive and finite, or ``reference_flux / snr``
+            gives a variance beyond float64's range.
 
         Examples
         --------
@@ -359,10 +364,19 @@ class NoiseModel:
         flux = np.asarray(flux, dtype=float)
         ref = self.reference_flux(flux) if reference_flux is None else float(reference_flux)
         r = self.floor_fraction
-        var = (ref / snr) ** 2 * ((1.0 - r) * np.maximum(flux, 0.0) / ref + r)
+        try:
+            scale = (ref / snr) ** 2  # the variance at the reference flux
+        except OverflowError:  # a Python float: ** raises rather than giving inf
+            scale = math.inf
+        if not (math.isfinite(scale) and scale * 1e-6 > 0):
+            raise ValueError(f"snr={snr:g} at the reference flux {ref:.3g} gives a noise σ of "
+                             f"{ref / snr:.3g}, whose variance is beyond float64's range; give "
+                             "the flux in a unit nearer its level, or a more moderate snr")
+        with np.errstate(over="ignore", invalid="ignore"):  # a pixel far above ref: inf
+            var = scale * ((1.0 - r) * np.maximum(flux, 0.0) / ref + r)
         # A pure shot-noise model (r = 0) would give zero noise on zero flux:
         # keep a tiny floor so the inverse variance stays finite.
-        var = np.maximum(var, (ref / snr) ** 2 * 1e-6)
+        var = np.maximum(var, scale * 1e-6)
         return np.sqrt(var)
 
 
@@ -562,6 +576,17 @@ def _as_angstrom(wavelength):
     if isinstance(wavelength, u.Quantity):
         return np.asarray(wavelength.to_value(u.AA, equivalencies=u.spectral()), dtype=float)
     return np.asarray(wavelength, dtype=float)
+
+
+def _median(values):
+    """`numpy.median` of a non-empty array, without overflowing near the float limit."""
+    with np.errstate(over="ignore"):
+        median = float(np.median(values))
+    if np.isinf(median) and np.all(np.isfinite(values)):  # the mean of the middle two overflowed
+        n = values.size
+        middle = np.partition(values, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
+        median = float(middle[0] / 2 + middle[1] / 2)
+    return median
 
 
 def check_snr(snr):

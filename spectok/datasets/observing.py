@@ -58,6 +58,8 @@ _KERNEL_SIGMAS = 5.0
 _COVERAGE_TOLERANCE = 1e-3
 #: Largest fine grid observe() will build for one arm.
 _MAX_FINE_PIXELS = 20_000_000
+#: np.errstate for conversions and sums whose non-finite results are checked after.
+_QUIET = {"over": "ignore", "under": "ignore", "divide": "ignore", "invalid": "ignore"}
 
 
 # --------------------------------------------------------------------------
@@ -68,6 +70,13 @@ _MAX_FINE_PIXELS = 20_000_000
 def _resolution_sigma(resolution, lam, n, what):
     """Per-pixel σ (Å) from a resolving power or σ given for a spectrum of ``n`` pixels."""
     if isinstance(resolution, u.Quantity):
+        if resolution.unit.physical_type != "length":
+            # u.spectral() would turn a width in Hz or eV into the wavelength of that frequency
+            unit = resolution.unit
+            raise u.UnitConversionError(
+                f"{what}: a line-spread σ must be a wavelength Quantity (e.g. 0.5 * u.AA), not "
+                + (f"{unit} ({unit.physical_type})" if unit.to_string() else "dimensionless")
+                + "; give a resolving power as a plain number")
         sig = resolution.to_value(u.AA, equivalencies=u.spectral())
     else:
         try:
@@ -77,7 +86,11 @@ def _resolution_sigma(resolution, lam, n, what):
                             f"the line-spread σ as a Quantity, not {resolution!r}") from None
         if np.any(~(res > 0)):
             raise ValueError(f"{what}: resolving power must be positive")
-        sig = lam / (res * FWHM_PER_SIGMA) if res.ndim == 0 or res.shape == (n,) else None
+        with np.errstate(over="ignore"):  # R below ~1e-304: σ overflows, refused below
+            sig = lam / (res * FWHM_PER_SIGMA) if res.ndim == 0 or res.shape == (n,) else None
+        if sig is not None and not np.all(np.isfinite(sig)):
+            raise ValueError(f"{what}: resolving power {np.min(res):g} is too small: "
+                             "σ = λ / (2.3548 R) overflows")
     sig = np.asarray(sig, dtype=float) if sig is not None else None
     if sig is None or (sig.ndim and sig.shape != (n,)):
         raise ValueError(f"{what}: give a scalar or one value per pixel ({n})")
@@ -88,16 +101,24 @@ def _resolution_sigma(resolution, lam, n, what):
 
 def _single_arrays(spectrum, input_resolution):
     """Wavelength (Å vacuum), flux, unit, good-pixel mask and input σ (Å or None), unsorted."""
+    if isinstance(spectrum.unit, u.FunctionUnitBase):  # spectrum.flux would fail unclearly
+        raise u.UnitConversionError(f"observe(): flux is in magnitudes ({spectrum.unit}); "
+                                    "convert it to a linear flux density first")
     if spectrum.flux.ndim != 1:
         raise ValueError(f"observe() takes a 1-D spectrum; flux has shape {spectrum.flux.shape}")
-    # vacuum Å, checked (finite, positive, monotonic, a known medium) as the adapter does
-    _, _, lam = wavelength_grid(spectrum.spectral_axis, spectrum.meta.get("medium", "vacuum"),
-                                label="observe(): spectral axis")
+    # vacuum Å, checked (finite, positive, monotonic, a known medium) as the adapter does;
+    # a zero frequency or an overflowing conversion is a non-finite value, refused by name
+    with np.errstate(**_QUIET):
+        _, _, lam = wavelength_grid(spectrum.spectral_axis, spectrum.meta.get("medium", "vacuum"),
+                                    label="observe(): spectral axis")
     n = lam.size
-    if input_resolution == "auto":
+    if isinstance(input_resolution, str) and input_resolution == "auto":
         meta = spectrum.meta
         sigma = meta.get("lsf_sigma")
-        if isinstance(sigma, u.Quantity) and sigma.unit.physical_type == "length":
+        if sigma is not None:
+            if not isinstance(sigma, u.Quantity):
+                raise TypeError("meta['lsf_sigma']: give the line-spread σ as a wavelength "
+                                f"Quantity (e.g. 0.5 * u.AA), not {type(sigma).__name__}")
             sigma_in = _resolution_sigma(sigma, lam, n, "meta['lsf_sigma']")
         elif meta.get("spectral_resolution") is not None:
             sigma_in = _resolution_sigma(meta["spectral_resolution"], lam, n,
@@ -108,7 +129,8 @@ def _single_arrays(spectrum, input_resolution):
         sigma_in = None
     else:
         sigma_in = _resolution_sigma(input_resolution, lam, n, "input_resolution")
-    flux, unit = canonical_flux(u.Quantity(spectrum.flux), lam, "observe()")
+    with np.errstate(**_QUIET):  # as in the adapter, a value that overflows is invalid
+        flux, unit = canonical_flux(u.Quantity(spectrum.flux), lam, "observe()")
     good = np.isfinite(flux)
     if spectrum.mask is not None:
         good &= ~np.asarray(spectrum.mask, dtype=bool)
@@ -120,12 +142,18 @@ def input_arrays(spectrum, input_resolution=None):
 
     A `~specutils.SpectrumList` is merged (all arms' pixels, sorted).
     """
-    if isinstance(spectrum, tuple) and len(spectrum) == 2:
+    if isinstance(spectrum, tuple) and len(spectrum) != 2:
+        raise TypeError(f"observe() takes a (wavelength, flux) pair, not a tuple of "
+                        f"{len(spectrum)} items" + ("; it draws its own noise, so leave the "
+                                                    "uncertainty out" if len(spectrum) == 3
+                                                    else ""))
+    if isinstance(spectrum, tuple):
         wave, flux, _, mask = split_masked(*spectrum, label="observe()")
-        _, _, wave_aa = wavelength_grid(wave, label="observe(): spectral axis")
         flux = flux if isinstance(flux, u.Quantity) else u.Quantity(flux)
-        # in the canonical unit already, so magnitudes are refused with the adapter's message
-        values, unit = canonical_flux(flux, wave_aa, "observe()")
+        with np.errstate(**_QUIET):
+            _, _, wave_aa = wavelength_grid(wave, label="observe(): spectral axis")
+            # in the canonical unit already, so magnitudes are refused with the adapter's message
+            values, unit = canonical_flux(flux, wave_aa, "observe()")
         spectrum = Spectrum(spectral_axis=wave, flux=values * unit, mask=mask)
     if isinstance(spectrum, SpectrumList):
         if len(spectrum) == 0:
@@ -147,7 +175,9 @@ def input_arrays(spectrum, input_resolution=None):
     else:
         raise TypeError("observe() takes a specutils.Spectrum, SpectrumList or a (wavelength, "
                         f"flux) Quantity tuple, not {type(spectrum).__name__}")
-    order = np.argsort(lam, kind="stable")
+    # At a wavelength given twice (overlapping arms) a valid pixel comes first, so that
+    # ModelArrays, which keeps the first, does not drop it for an invalid one.
+    order = np.lexsort((~good, lam))
     lam, flux, good = lam[order], flux[order], good[order]
     sigma_in = None if sigma_in is None else sigma_in[order]
     if good.sum() < 2:
@@ -212,7 +242,8 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
     sig_ln2 = (arm.lsf_sigma_at(fine_lam).value / fine_lam) ** 2 - d * d / 3.0
     limited = np.zeros(fine_lam.size, dtype=bool)
     if sigma_in is not None:
-        sig_in_fine = np.interp(fine_lam, lam[near], sigma_in[near]) / fine_lam
+        # σ beyond 1e100 λ (or overflowing) is as coarse as any: capped, it cannot overflow
+        sig_in_fine = np.fmin(np.interp(fine_lam, lam[near], sigma_in[near]) / fine_lam, 1e100)
         sig_ln2 = sig_ln2 - sig_in_fine**2
         limited = sig_ln2 < -0.01 * sig_ln_min**2
     sigma_pix = np.sqrt(np.clip(sig_ln2, 0.0, None)) / d
@@ -253,10 +284,12 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
         adapter reads them (`spectok.adapter.wavelength_grid`). Flux densities
         (f_λ, f_ν, photon flux) are converted to erg s⁻¹ cm⁻² Å⁻¹, counts
         keep their unit and a normalised flux becomes plain numbers
-        (`spectok.adapter.canonical_flux`). Masked and non-finite pixels are
-        not used. The arms of a `~specutils.SpectrumList` are merged; a
-        ``(wavelength, flux)`` pair of Quantities is also accepted (masked
-        values of a ``Masked`` flux are masked pixels), and so is a
+        (`spectok.adapter.canonical_flux`). Masked and non-finite pixels
+        (and those whose conversion overflows) are not used. The arms of a
+        `~specutils.SpectrumList` are merged (where two give the same
+        wavelength, a valid pixel is kept); a ``(wavelength, flux)`` pair of
+        Quantities is also accepted (masked values of a ``Masked`` flux are
+        masked pixels), and so is a
         `ModelArrays` (already converted: ``input_resolution`` is then its
         ``sigma``).
     instrument : `Instrument` or str
@@ -296,17 +329,24 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
     ------
     ValueError
         If the instrument name is unknown, ``snr`` is not positive, the
-        redshift is ≤ -1, the spectrum is not 1-D or has fewer than two valid
-        pixels, or it does not overlap any arm of the instrument.
+        redshift is not a number > -1, the spectrum is not 1-D or has fewer
+        than two valid pixels, or it does not overlap any arm of the
+        instrument; if ``input_resolution`` (or the ``meta`` it reads) has
+        values that are not positive, finite or one per pixel, or ``rng`` is
+        a negative seed; if the flux (at that redshift) or the noise (at
+        that ``snr``) is beyond float64's range.
     TypeError
-        If ``spectrum`` is not a spectrum, or ``input_resolution`` is neither
-        a number, an array nor a Quantity.
+        If ``spectrum`` is not a spectrum (or is a tuple of other than two
+        items), ``input_resolution`` is neither a number, an array nor a
+        Quantity, ``meta["lsf_sigma"]`` is not a Quantity, or ``rng`` is not
+        a seed or a numpy random generator.
     spectok.adapter.SpectrumInputError
-        A spectral axis the adapter refuses: not monotonic, an unknown
-        ``meta["medium"]``, or air wavelengths below 2000 Å.
+        A spectral axis the adapter refuses: not finite, positive and
+        monotonic, an unknown ``meta["medium"]``, or air wavelengths below
+        2000 Å.
     astropy.units.UnitConversionError
-        If the spectral axis is not spectral, or the flux is not a flux
-        (magnitudes, a length).
+        If the spectral axis is not spectral, the flux is not a flux
+        (magnitudes, a length), or a line-spread σ is not a wavelength.
 
     Examples
     --------
@@ -398,6 +438,9 @@ class ModelArrays:
         if not good.all():
             flux = np.interp(lam, lam[good], flux[good])
         keep = np.concatenate([[True], np.diff(lam) > 0])  # drop duplicate wavelengths
+        if np.sum(good[keep]) < 2:
+            raise ValueError("the input spectrum has fewer than 2 valid pixels at distinct "
+                             "wavelengths")
         return cls(lam[keep], flux[keep], unit, good[keep],
                    None if sigma_in is None else sigma_in[keep])
 
@@ -458,32 +501,66 @@ def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise
     """
     inst = get_instrument(instrument)
     snr = check_snr(snr)
-    z = float(redshift)
+    try:
+        z = float(redshift)
+    except (TypeError, ValueError):
+        raise ValueError(f"redshift must be a number > -1, got {redshift!r}") from None
     if not (np.isfinite(z) and z > -1):
         raise ValueError(f"redshift must be finite and > -1, got {redshift}")
-    rng = np.random.default_rng(rng)
-    lam = model.wavelength * (1.0 + z)
-    flux = model.flux / (1.0 + z)
-    good = model.good
-    sigma_in = None if model.sigma is None else model.sigma * (1.0 + z)
-
-    results = [(arm, *_observe_arm(arm, lam, flux, good, sigma_in)) for arm in inst.arms]
+    try:
+        rng = np.random.default_rng(rng)
+    except (TypeError, ValueError) as error:
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"rng must be None, a non-negative integer seed or a numpy.random.Generator "
+                   f"(or BitGenerator, SeedSequence, RandomState), not {rng!r}") from None
+    # Extreme inputs may overflow below; what reaches an unmasked pixel is checked after.
+    with np.errstate(**_QUIET):
+        lam = model.wavelength * (1.0 + z)
+        flux = model.flux / (1.0 + z)
+        good = model.good
+        sigma_in = None if model.sigma is None else model.sigma * (1.0 + z)
+        if not np.all(np.isfinite(lam)):
+            lo, hi = inst.wavelength_range.value
+            raise ValueError(f"the spectrum at z={z:g} reaches beyond the largest float64 "
+                             f"wavelength (observed frame); it does not cover any pixel of "
+                             f"{inst.name!r} ({lo:.1f}-{hi:.1f} Å)")
+        results = [(arm, *_observe_arm(arm, lam, flux, good, sigma_in)) for arm in inst.arms]
     if all(mask.all() for _, _, mask, _ in results):
         lo, hi = inst.wavelength_range.value
         raise ValueError(
-            f"the spectrum (observed frame {lam[good][0]:.1f}-{lam[good][-1]:.1f} Å at z={z:g}) "
-            f"does not cover any pixel of {inst.name!r} ({lo:.1f}-{hi:.1f} Å)")
+            f"the spectrum (observed frame {_aa(lam[good][0])}-{_aa(lam[good][-1])} Å at "
+            f"z={z:g}) does not cover any pixel of {inst.name!r} ({lo:.1f}-{hi:.1f} Å)")
+    for arm, clean, mask, _ in results:
+        if not np.all(np.isfinite(clean[~mask])):
+            raise ValueError(
+                f"arm {arm.name!r} of {inst.name!r}: the simulated flux is not finite on "
+                f"{np.sum(~np.isfinite(clean[~mask]))} pixels: the input's flux (up to "
+                f"{np.max(np.abs(flux[good])):.3g} {model.unit} at z={z:g}) or its wavelengths "
+                f"(up to {_aa(lam[-1])} Å) overflow float64 arithmetic; give the flux in a unit "
+                "nearer its level")
 
     covered = np.concatenate([clean[~mask] for _, clean, mask, _ in results])
     covered_lam = np.concatenate([arm.wavelength.value[~mask] for arm, _, mask, _ in results])
     ref = inst.noise.reference_flux(covered, covered_lam)
 
     observed = []
-    for _, clean, mask, limited in results:
+    for arm, clean, mask, limited in results:
         sigma = inst.noise.sigma(clean, snr, reference_flux=ref)
-        obs = clean + sigma * rng.standard_normal(clean.size) if noise else clean.copy()
-        ivar = 1.0 / sigma**2
+        with np.errstate(**_QUIET):
+            obs = clean + sigma * rng.standard_normal(clean.size) if noise else clean.copy()
+            ivar = 1.0 / sigma**2
         obs[mask] = 0.0
         ivar[mask] = 0.0
+        if not np.all(np.isfinite(obs) & np.isfinite(ivar) & ((ivar > 0) | mask)):
+            raise ValueError(
+                f"arm {arm.name!r} of {inst.name!r}: the noise at snr={snr:g} (σ from "
+                f"{np.min(sigma[~mask]):.3g} to {np.max(sigma[~mask]):.3g} {model.unit}, "
+                f"reference flux {ref:.3g}) has an inverse variance beyond float64's range; "
+                "give the flux in a unit nearer its level, or a more moderate snr")
         observed.append((obs, ivar, mask, limited))
     return observed
+
+
+def _aa(wavelength):
+    """A wavelength in Å for a message: 0.1 Å resolution, or 4 digits if tiny or huge."""
+    return f"{wavelength:.1f}" if 0.1 <= wavelength < 1e7 else f"{wavelength:.4g}"
