@@ -535,6 +535,14 @@ def test_a_tuple_of_three_and_a_spectrum_in_magnitudes_are_named():
         observe(magnitudes, "sdss")
 
 
+def test_a_flux_without_a_unit_is_refused_as_the_adapter_refuses_it():
+    lam, flux = smooth_spectrum(4000.0, 8000.0, 0.5)
+    with pytest.raises(u.UnitConversionError, match=r"observe\(\): the flux has no unit"):
+        observe((lam * u.AA, flux), "sdss")
+    normalised = observe((lam * u.AA, flux / flux.mean() * u.one), "sdss", rng=1)
+    assert normalised.flux.unit == u.one
+
+
 def test_a_zero_frequency_or_an_overflowing_flux_conversion_gives_no_warning():
     # eV → Å divided by zero inside astropy (a RuntimeWarning) before the axis was refused
     energy = np.linspace(-0.03, 0.03, 19) * u.eV

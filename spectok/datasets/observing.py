@@ -149,7 +149,6 @@ def input_arrays(spectrum, input_resolution=None):
                                                     else ""))
     if isinstance(spectrum, tuple):
         wave, flux, _, mask = split_masked(*spectrum, label="observe()")
-        flux = flux if isinstance(flux, u.Quantity) else u.Quantity(flux)
         with np.errstate(**_QUIET):
             _, _, wave_aa = wavelength_grid(wave, label="observe(): spectral axis")
             # in the canonical unit already, so magnitudes are refused with the adapter's message
