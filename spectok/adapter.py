@@ -32,9 +32,9 @@ from . import conf
 from .model.tokenizer import patch_is_active
 
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "prepare_spectra",
-           "warn_skipped", "ERROR_MODES", "to_batch", "iter_spectra", "is_single_spectrum",
-           "wavelength_grid", "log_bin_edges", "split_masked", "canonical_flux", "flux_in_unit",
-           "fraction_outside",
+           "warn_skipped", "ERROR_MODES", "check_error_mode", "to_batch", "iter_spectra",
+           "is_single_spectrum", "wavelength_grid", "log_bin_edges", "split_masked",
+           "canonical_flux", "flux_in_unit", "fraction_outside",
            "check_wavelength_range", "SpectrumInputError", "SpectrumInputWarning",
            "NoUncertaintyWarning", "WavelengthRangeWarning", "FLAM"]
 
@@ -48,9 +48,8 @@ _MIN_RELATIVE_NOISE = 1e-3
 _MAX_DYNAMIC_RANGE = 1e8
 #: Largest normalised error passed on (the model clips log σ far below it).
 _MAX_RELATIVE_SIGMA = 1e30
-#: What `prepare_spectra` (so `spectok.encode` and `spectok.encode_catalogue`) can do
-#: with a spectrum that cannot be used: raise its error, or leave it out with
-#: a warning or silently.
+#: What `spectok.encode` and `spectok.encode_catalogue` can do with a spectrum that
+#: cannot be used: raise its error, or leave it out with a warning or silently.
 ERROR_MODES = ("raise", "warn", "skip")
 
 
@@ -291,6 +290,7 @@ def is_single_spectrum(obj):
     Parameters
     ----------
     obj : object
+        Anything given to `~spectok.encode` as its spectra.
 
     Returns
     -------
@@ -707,8 +707,34 @@ def _prepare(item, index, medium, patch_size):
         label=label, id=ident, patch_size=patch_size)
 
 
-def prepare_spectra(items, medium=None, patch_size=None, *, errors="raise", start=0, read=None):
-    """`prepare_spectrum` for many spectra, raising or skipping those that cannot be used.
+def check_error_mode(errors):
+    """Refuse an ``errors`` option other than those of `ERROR_MODES`.
+
+    Parameters
+    ----------
+    errors : str
+        What the caller was asked to do with spectra that cannot be used.
+
+    Raises
+    ------
+    ValueError
+        ``errors`` is not ``"raise"``, ``"warn"`` or ``"skip"``.
+
+    Examples
+    --------
+    >>> from spectok.adapter import check_error_mode
+    >>> check_error_mode("skip")
+    >>> check_error_mode("ignore")
+    Traceback (most recent call last):
+    ...
+    ValueError: errors must be one of ('raise', 'warn', 'skip'), got 'ignore'
+    """
+    if not isinstance(errors, str) or errors not in ERROR_MODES:
+        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
+
+
+def prepare_spectra(items, medium=None, patch_size=None, *, skip=False, start=0, read=None):
+    """`prepare_spectrum` for many spectra, raising for or skipping those that cannot be used.
 
     Parameters
     ----------
@@ -717,11 +743,10 @@ def prepare_spectra(items, medium=None, patch_size=None, *, errors="raise", star
         ``read`` turns into them.
     medium, patch_size
         As for `prepare_spectrum`.
-    errors : {"raise", "warn", "skip"}
-        What to do with an item that cannot be read or used: raise its error,
-        or leave it out and list it in ``skipped``. (``"warn"`` and
-        ``"skip"`` differ only in what the caller reports: see
-        `warn_skipped`.)
+    skip : bool
+        Leave out an item that cannot be read or used, and list it in
+        ``skipped``, instead of raising its error. (Warning about the items
+        left out is the caller's: `warn_skipped`.)
     start : int
         Position of the first item in the caller's list, to name items in
         errors and in ``skipped``.
@@ -738,10 +763,10 @@ def prepare_spectra(items, medium=None, patch_size=None, *, errors="raise", star
 
     Raises
     ------
-    ValueError
-        ``errors`` is not one of `ERROR_MODES`.
-    SpectrumInputError, astropy.units.UnitConversionError, OSError
-        An item that cannot be used (with ``errors="raise"``).
+    SpectrumInputError, astropy.units.UnitConversionError
+        An item that cannot be used (unless ``skip``).
+    OSError
+        ``read`` failed for an item (unless ``skip``).
 
     Examples
     --------
@@ -749,19 +774,23 @@ def prepare_spectra(items, medium=None, patch_size=None, *, errors="raise", star
     >>> from spectok.adapter import prepare_spectra
     >>> wave = np.linspace(4000, 5000, 50) * u.AA
     >>> good, empty = (wave, np.ones(50) * u.Jy), (wave, np.full(50, np.nan) * u.Jy)
-    >>> prepared, skipped = prepare_spectra([good, empty, good], errors="skip")
+    >>> prepared, skipped = prepare_spectra([good, empty, good], skip=True)
     >>> [index for index, _ in prepared], skipped[0][0]
     ([0, 2], 1)
     """
-    if errors not in ERROR_MODES:
-        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
     prepared, skipped = [], []
     for index, item in enumerate(items, start=start):
         try:
             spectrum = item if read is None else read(item)
+        except OSError as error:
+            if not skip:
+                raise
+            skipped.append((index, str(error)))
+            continue
+        try:
             prepared.append((index, prepare_spectrum(spectrum, index, medium, patch_size)))
-        except (SpectrumInputError, u.UnitsError, OSError) as error:
-            if errors == "raise":
+        except (SpectrumInputError, u.UnitsError) as error:
+            if not skip:
                 raise
             skipped.append((index, str(error)))
     return prepared, skipped

@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 from ._atomic import write_atomically
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
-from .adapter import (ERROR_MODES, NoUncertaintyWarning, SpectrumInputError,
-                      WavelengthRangeWarning, check_wavelength_range, is_single_spectrum,
+from .adapter import (NoUncertaintyWarning, SpectrumInputError, WavelengthRangeWarning,
+                      check_error_mode, check_wavelength_range, is_single_spectrum,
                       log_bin_edges, prepare_spectra, warn_skipped)
 from ._device import resolve_device
 from .encode import encode, get_model
@@ -261,7 +261,8 @@ def _encode_chunk(sources, start, net, options):
         return read_spectrum(source, options["file_format"]) if _is_path(source) else source
 
     pairs, skipped = prepare_spectra(sources, options["medium"], net.config.patch_size,
-                                     errors=options["errors"], start=start, read=read)
+                                     skip=options["errors"] != "raise", start=start,
+                                     read=read)
     indices = [index for index, _ in pairs]
     prepared = [spectrum for _, spectrum in pairs]
     width = net.config.width
@@ -459,8 +460,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     >>> result.n_encoded, Table.read(output)["embedding"].shape
     (5, (5, 128))
     """
-    if errors not in ERROR_MODES:
-        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
+    check_error_mode(errors)
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")

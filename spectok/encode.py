@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import conf
 from ._device import autocast, resolve_device
-from .adapter import (ERROR_MODES, NoUncertaintyWarning, WavelengthRangeWarning,
+from .adapter import (NoUncertaintyWarning, WavelengthRangeWarning, check_error_mode,
                       check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectra,
                       to_batch, warn_skipped, wavelength_grid)
 from .model import SpectralTokenizer, WeightsError, load_model
@@ -181,8 +181,7 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     >>> tokens.embedding.shape, tokens.n_patches
     ((128,), 94)
     """
-    if errors not in ERROR_MODES:
-        raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
+    check_error_mode(errors)
     items, single = iter_spectra(spectra)
     device = resolve_device(device)
     net = get_model(model, device)
@@ -194,7 +193,7 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     batch_size = int(batch_size)
 
     prepared, skipped = prepare_spectra(items, medium, patch_size,
-                                        errors="raise" if single else errors)
+                                        skip=not single and errors != "raise")
     if errors == "warn":
         warn_skipped(skipped, len(items))
     missing = sum(not p.has_uncertainty for _, p in prepared)

@@ -11,10 +11,12 @@ from astropy.nddata import (InverseVariance, StdDevUncertainty, UnknownUncertain
 from astropy.utils.masked import Masked
 from specutils import Spectrum, SpectrumList
 
-from spectok.adapter import (FLAM, NoUncertaintyWarning, PreparedSpectrum, SpectrumInputError,
-                             SpectrumInputWarning, canonical_flux, flux_in_unit, is_single_spectrum,
-                             iter_spectra, log_bin_edges, prepare_spectra, prepare_spectrum,
-                             to_batch, warn_skipped, wavelength_grid)
+from spectok import adapter
+from spectok.adapter import (ERROR_MODES, FLAM, NoUncertaintyWarning, PreparedSpectrum,
+                             SpectrumInputError, SpectrumInputWarning, canonical_flux,
+                             check_error_mode, flux_in_unit, is_single_spectrum, iter_spectra,
+                             log_bin_edges, prepare_spectra, prepare_spectrum, to_batch,
+                             warn_skipped, wavelength_grid)
 
 # -- recognising inputs ---------------------------------------------------------------
 
@@ -480,11 +482,9 @@ def test_prepare_spectra_raises_or_skips_by_position(make_pair):
     empty = (empty[0], np.full(len(empty[1]), np.nan) * empty[1].unit, empty[2])
     with pytest.raises(SpectrumInputError, match="spectrum 11: no valid pixels"):
         prepare_spectra([good, empty], start=10)
-    prepared, skipped = prepare_spectra([good, empty, good], start=10, errors="skip")
+    prepared, skipped = prepare_spectra([good, empty, good], start=10, skip=True)
     assert [index for index, _ in prepared] == [10, 12]
     assert [index for index, _ in skipped] == [11] and "no valid pixels" in skipped[0][1]
-    with pytest.raises(ValueError, match="errors must be one of"):
-        prepare_spectra([good], errors="ignore")
 
 
 def test_prepare_spectra_counts_a_failed_read_as_unusable(make_pair):
@@ -493,11 +493,29 @@ def test_prepare_spectra_counts_a_failed_read_as_unusable(make_pair):
             raise FileNotFoundError("missing.fits: no such file")
         return make_pair()
 
-    prepared, skipped = prepare_spectra(["a.fits", "missing.fits"], read=read, errors="warn")
+    prepared, skipped = prepare_spectra(["a.fits", "missing.fits"], read=read, skip=True)
     assert [index for index, _ in prepared] == [0]
     assert skipped == [(1, "missing.fits: no such file")]
     with pytest.raises(FileNotFoundError, match="missing.fits"):
         prepare_spectra(["missing.fits"], read=read)
+
+
+def test_prepare_spectra_skips_no_oserror_of_its_own(make_pair, monkeypatch):
+    # only read() failing makes an item unusable; an OSError while preparing is not skipped
+    def failing(*args):
+        raise PermissionError("no access")
+
+    monkeypatch.setattr(adapter, "prepare_spectrum", failing)
+    with pytest.raises(PermissionError, match="no access"):
+        prepare_spectra([make_pair()], skip=True)
+
+
+@pytest.mark.parametrize("errors", ["ignore", None, ["skip"]])
+def test_check_error_mode_refuses_other_modes(errors):
+    for mode in ERROR_MODES:
+        check_error_mode(mode)
+    with pytest.raises(ValueError, match="errors must be one of"):
+        check_error_mode(errors)
 
 
 def test_warn_skipped_quotes_three_reasons():
@@ -513,6 +531,7 @@ def test_is_single_spectrum(make_pair):
     spectrum = Spectrum(spectral_axis=pair[0], flux=pair[1])
     assert is_single_spectrum(pair) and is_single_spectrum(spectrum)
     assert is_single_spectrum(SpectrumList([spectrum, spectrum]))
+    assert is_single_spectrum(prepare_spectrum(pair))
     assert not is_single_spectrum([pair, pair]) and not is_single_spectrum("spectrum.fits")
 
 

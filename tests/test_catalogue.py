@@ -290,9 +290,11 @@ def test_rows_match_encode_and_bad_spectra_are_skipped(tmp_path, tiny_model, mak
     spectra = good[:2] + [(wave, flux * np.nan, sigma)] + good[2:]
     with pytest.raises(SpectrumInputError, match="^spectrum 2: no valid pixels"):
         encode_catalogue(spectra, tmp_path / "raise.h5", tiny_model, chunk_size=2)
-    with pytest.warns(SpectrumInputWarning, match="skipped 1 of 5 spectra: spectrum 2: no valid"):
+    with pytest.warns(SpectrumInputWarning,
+                      match="skipped 1 of 5 spectra: spectrum 2: no valid") as caught:
         result = encode_catalogue(spectra, tmp_path / "warn.h5", tiny_model, chunk_size=2,
                                   errors="warn")
+    assert [w.filename for w in caught if w.category is SpectrumInputWarning] == [__file__]
     assert result.skipped == [(2, result.skipped[0][1])] and result.n_encoded == 4
     table = Table.read(result.path)
     assert list(table["index"]) == [0, 1, 3, 4] and list(table.meta["skipped"]) == [2]

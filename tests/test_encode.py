@@ -268,9 +268,11 @@ def test_errors_warn(tiny_model, pair):
     wave, flux, sigma = pair
     bad_unit = (np.arange(len(wave)) * u.pix, flux, sigma)
     with pytest.warns(SpectrumInputWarning, match="skipped 2 of 4 spectra: spectrum 0: .*"
-                      "spectrum 2: spectral axis unit pix"):
+                      "spectrum 2: spectral axis unit pix") as caught:
         batch = spectok.encode([_bad(pair), pair, bad_unit, pair], model=tiny_model,
                                errors="warn")
+    # the warning points at the caller's line
+    assert [w.filename for w in caught if w.category is SpectrumInputWarning] == [__file__]
     np.testing.assert_array_equal(batch.indices, [1, 3])
     assert [index for index, _ in batch.skipped] == [0, 2]
     assert "spectral axis unit pix" in batch.skipped[1][1]

@@ -330,8 +330,9 @@ def test_resume_from_a_checkpoint_without_the_wavelength_record(tmp_path):
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     del state["wavelength_span"]  # as written before the record existed
     torch.save(state, tmp_path / CHECKPOINT_NAME)
-    with pytest.warns(UserWarning, match="predates the record"):
+    with pytest.warns(UserWarning, match="predates the record") as caught:
         train(tiny_config(tmp_path, steps=5), resume=True, progress=False, sources=TOY_SOURCES)
+    assert [w.filename for w in caught if "predates" in str(w.message)] == [__file__]
     assert "wavelength_range" not in load_model(tmp_path / "toy-model.json").metadata
 
 
@@ -604,13 +605,13 @@ def test_held_sources_need_init_weights_and_the_chi2(tmp_path):
 
 def _stopped_at_step_3(config, output_dir, sources, monkeypatch):
     """``config`` run into ``output_dir`` and stopped right after its step-3 checkpoint."""
-    save = loop.save_checkpoint
+    save = loop._save_checkpoint
 
     def save_then_stop(path, objective, optimizer, scheduler, step, *args):
         save(path, objective, optimizer, scheduler, step, *args)
         if step == 3:
             raise KeyboardInterrupt
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(loop, "_save_checkpoint", save_then_stop)
     stopped = dataclasses.replace(config, output_dir=str(output_dir))
     with pytest.raises(KeyboardInterrupt):
         train(stopped, progress=False, sources=sources)
@@ -855,14 +856,14 @@ def test_native_view_of_a_simulated_source_is_an_error():
 
 
 def test_exported_checkpoint_is_the_model_train_writes(tmp_path, monkeypatch):
-    save = loop.save_checkpoint
+    save = loop._save_checkpoint
 
     def save_and_keep_step_2(path, objective, optimizer, scheduler, step, *rest):
         save(path, objective, optimizer, scheduler, step, *rest)
         if step == 2:
             shutil.copy(path, tmp_path / "step-2.pt")
 
-    monkeypatch.setattr(loop, "save_checkpoint", save_and_keep_step_2)
+    monkeypatch.setattr(loop, "_save_checkpoint", save_and_keep_step_2)
     final = train(tiny_config(tmp_path, steps=4), progress=False, sources=TOY_SOURCES)
     exported = load_model(export_checkpoint(tmp_path, tmp_path / "exported"))
     assert_same_parameters(parameters(exported), parameters(final), atol=0)

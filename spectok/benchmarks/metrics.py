@@ -123,18 +123,18 @@ def diagonal_ranks(score):
     return 1 + np.sum(score > twin[:, None], axis=1)
 
 
-def coverage(truth, lower, upper):
+def _coverage(truth, lower, upper):
     """Fraction of ``truth`` within [``lower``, ``upper``] (an interval's coverage)."""
     return float(np.mean((truth >= lower) & (truth <= upper)))
 
 
-def outliers(dz, bound):
+def _outliers(dz, bound):
     """Fraction of |Δz|/(1+z) above ``bound``; a failed fit (NaN) counts as an outlier."""
     return float(np.mean(~(np.abs(dz) <= bound)))
 
 
-def r2(truth, predicted):
-    """R² over the finite predictions (failed fits are counted by `outliers`)."""
+def _r2(truth, predicted):
+    """R² over the finite predictions (failed fits are counted by `_outliers`)."""
     from sklearn.metrics import r2_score
 
     ok = np.isfinite(predicted)

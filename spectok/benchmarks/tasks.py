@@ -17,7 +17,7 @@ from .context import (CLASS_INSTRUMENTS, CLASS_WINDOW, GALAXY_INSTRUMENTS, STAR_
 from .features import _prepare, choose_hidden_patches
 from .figures import embedding_figure, panel_figure, reconstruction_figure
 from .matched_twins import matched_chi2
-from .metrics import coverage, diagonal_ranks, nmad, outliers, r2, twin_ranks
+from .metrics import _coverage, _outliers, _r2, diagonal_ranks, nmad, twin_ranks
 
 __all__ = ["TASKS"]
 
@@ -53,7 +53,7 @@ def stellar_parameters(ctx):
         res["[Fe/H] σ_MAD"] = nmad(pred[:, 2] - truth[:, 2])
         for alpha in (0.68, 0.95):
             lower, upper = probe.predict_interval(x_test, alpha)
-            res[f"{alpha:.0%} interval coverage"] = coverage(truth, lower, upper)
+            res[f"{alpha:.0%} interval coverage"] = _coverage(truth, lower, upper)
             if method == "spectok" and alpha == 0.68:
                 ctx.report.add_figure("stellar_parameters", partial(panel_figure, [
                     {"title": name, "label": f"{name} ({unit})", "truth": truth[:, k],
@@ -153,9 +153,9 @@ def redshift(ctx):
     def score(method, z_pred, predicted):
         dz = (z_pred - z_test) / (1 + z_test)
         rows["σ_NMAD of Δz/(1+z), simulated"][method] = nmad(dz[np.isfinite(dz)])
-        rows["outliers |Δz|/(1+z) > 0.15"][method] = outliers(dz, 0.15)
-        rows["outliers |Δz|/(1+z) > 0.05"][method] = outliers(dz, 0.05)
-        rows["R² of z, simulated"][method] = r2(z_test, z_pred)
+        rows["outliers |Δz|/(1+z) > 0.15"][method] = _outliers(dz, 0.15)
+        rows["outliers |Δz|/(1+z) > 0.05"][method] = _outliers(dz, 0.05)
+        rows["R² of z, simulated"][method] = _r2(z_test, z_pred)
         for name, z in (("DESI", z_desi), ("MaNGA", z_manga)):
             rows[f"median |Δz|/(1+z), {name}"][method] = float(
                 np.median(np.abs(predicted[name] - z) / (1 + z)))
@@ -171,7 +171,7 @@ def redshift(ctx):
         score(method, z_pred, {"DESI": np.ravel(probe.predict(x_desi)),
                                "MaNGA": np.ravel(probe.predict(x_manga))})
         lower, upper = probe.predict_interval(x_test, 0.68)
-        rows["68% interval coverage"][method] = coverage(z_test, lower, upper)
+        rows["68% interval coverage"][method] = _coverage(z_test, lower, upper)
         if method == "spectok":
             panels.append(_redshift_panel(f"{ctx.model_name} + RedshiftProbe", z_test, z_pred,
                                           (lower, upper)))
@@ -332,8 +332,8 @@ def quasar_redshift(ctx):
     for method, z_pred in predictions.items():
         dz = (z_pred - z_test) / (1 + z_test)
         rows["σ_NMAD of Δz/(1+z)"][method] = nmad(dz[np.isfinite(dz)])
-        rows["outliers |Δz|/(1+z) > 0.05"][method] = outliers(dz, 0.05)
-        rows["R² of z"][method] = r2(z_test, z_pred)
+        rows["outliers |Δz|/(1+z) > 0.05"][method] = _outliers(dz, 0.05)
+        rows["R² of z"][method] = _r2(z_test, z_pred)
     for metric, values in rows.items():
         ctx.report.add("quasar_redshift", metric, values,
                        better="higher" if metric.startswith("R²") else "lower", n=len(z_test))

@@ -13,7 +13,7 @@ import astropy.units as u
 import numpy as np
 
 from .instruments import get_instrument
-from .observing import observe_arrays, observed_spectrum
+from .observing import observe_arrays, _observed_spectrum
 
 #: Rest-frame range asked of a model beyond the instrument's, at each end.
 _REST_MARGIN = 1.05
@@ -123,7 +123,7 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
                                   [streams[i] for i in chunk], z_range, snr_range, kind)
         for chunk in chunks if chunk.size)
     objects = [obj for part in parts for obj in part]
-    spectra = [observed_spectrum(instrument, arms, unit, snr, z)
+    spectra = [_observed_spectrum(instrument, arms, unit, snr, z)
                for unit, arms, z, snr, _ in objects]
     rows = [{"id": f"{instrument.name}-{id_tag}-{i:06d}", "z": z, **labels, "snr": snr}
             for i, (_, _, z, snr, labels) in enumerate(objects)]

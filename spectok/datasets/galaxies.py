@@ -28,7 +28,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
 from ._binning import add_gaussian_line, bin_average_linear
-from .observing import ModelArrays, input_arrays
+from .observing import ModelArrays, _input_arrays
 from ._population import observe_population, population_arguments
 
 __all__ = ["EMISSION_LINES", "calzetti_attenuation", "galaxy_spectrum", "GalaxyGenerator",
@@ -161,7 +161,7 @@ class _Template:
         self.age = age
         self.metallicity = _template_metallicity(spectrum)
         self.id = str(spectrum.meta.get("id", ""))
-        lam, flux, unit, good, _ = input_arrays(spectrum)
+        lam, flux, unit, good, _ = _input_arrays(spectrum)
         #: Valid pixels' vacuum wavelength (Å) and flux, and the flux unit.
         self.arrays = (lam[good], flux[good], unit)
 

@@ -360,7 +360,7 @@ class NoiseModel:
         ...                                      reference_flux=1.0)
         array([1. , 0.5])
         """
-        snr = check_snr(snr)
+        snr = _check_snr(snr)
         flux = np.asarray(flux, dtype=float)
         ref = self.reference_flux(flux) if reference_flux is None else float(reference_flux)
         r = self.floor_fraction
@@ -589,7 +589,7 @@ def _median(values):
     return median
 
 
-def check_snr(snr):
+def _check_snr(snr):
     """``snr`` as a float; ValueError unless it is a positive, finite number."""
     try:
         snr = float(snr)

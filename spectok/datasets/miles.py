@@ -9,17 +9,15 @@ the full ``paramsMILES_v9.1.txt`` table.
 """
 
 import functools
-import math
 import re
 
 import numpy as np
 
+from ._binning import FWHM_PER_SIGMA
 from .dataset import SpectrumDataset
 from .fetch import (DATA_WHEELS, _open_zip, _quiet_fits_headers, _read_fits_bytes, list_members,
                     read_member)
 from .templates import _header_wavelength
-
-_FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 
 __all__ = ["load_miles"]
 
@@ -110,7 +108,7 @@ def _miles():
                       "fwhm_angstrom": fwhm, "source": member,
                       # Gaussian σ of the library's own resolution, which observe()
                       # removes in quadrature from an instrument's LSF.
-                      "lsf_sigma": fwhm / _FWHM_PER_SIGMA * u.AA}))
+                      "lsf_sigma": fwhm / FWHM_PER_SIGMA * u.AA}))
             ids.append(mid)
 
     missing = [m for m in ids if m not in params]

@@ -46,7 +46,7 @@ from specutils import Spectrum, SpectrumList
 from ..adapter import canonical_flux, split_masked, wavelength_grid
 from ._binning import (FWHM_PER_SIGMA, bin_average_linear, enclosing, gaussian_spread,
                        hat_average, spread_sparse)
-from .instruments import check_snr, get_instrument
+from .instruments import _check_snr, get_instrument
 
 __all__ = ["observe", "observe_arrays", "ModelArrays"]
 
@@ -137,7 +137,7 @@ def _single_arrays(spectrum, input_resolution):
     return lam, flux, unit, good, sigma_in
 
 
-def input_arrays(spectrum, input_resolution=None):
+def _input_arrays(spectrum, input_resolution=None):
     """Wavelength (Å vacuum, increasing), flux, flux unit, good-pixel mask, input σ (Å or None).
 
     A `~specutils.SpectrumList` is merged (all arms' pixels, sorted).
@@ -371,10 +371,10 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
     else:
         source = ModelArrays.from_spectrum(spectrum, input_resolution)
     arms = observe_arrays(source, inst, snr=snr, redshift=redshift, rng=rng, noise=noise)
-    return observed_spectrum(inst, arms, source.unit, snr, redshift)
+    return _observed_spectrum(inst, arms, source.unit, snr, redshift)
 
 
-def observed_spectrum(inst, arms, unit, snr, redshift):
+def _observed_spectrum(inst, arms, unit, snr, redshift):
     """`observe`'s output from `observe_arrays`' (one Spectrum, or a SpectrumList of arms)."""
     spectra = []
     for arm, (obs, ivar, mask, limited) in zip(inst.arms, arms):
@@ -431,7 +431,7 @@ class ModelArrays:
         >>> round(float(m.wavelength[0]), 6), m.unit
         (10000.0, Unit("erg / (Angstrom s cm2)"))
         """
-        lam, flux, unit, good, sigma_in = input_arrays(spectrum, input_resolution)
+        lam, flux, unit, good, sigma_in = _input_arrays(spectrum, input_resolution)
         # Fill invalid pixels from their valid neighbours (they stay flagged in
         # ``good`` and so mask whatever they touch).
         if not good.all():
@@ -499,7 +499,7 @@ def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise
     [2751, 2326, 2881]
     """
     inst = get_instrument(instrument)
-    snr = check_snr(snr)
+    snr = _check_snr(snr)
     try:
         z = float(redshift)
     except (TypeError, ValueError):

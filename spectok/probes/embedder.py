@@ -143,7 +143,7 @@ class SpectrumEmbedder(TransformerMixin, BaseEstimator):
     def _n_bins(self):
         if self.wavelength_bins is None:
             return 0
-        return len(log_bin_edges(self.wavelength_bins, "vacuum")) - 1
+        return len(log_bin_edges(self.wavelength_bins)) - 1
 
     def _feature_names(self, config):
         names = [f"embedding{i}" for i in range(config.width)]

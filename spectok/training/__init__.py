@@ -1,4 +1,4 @@
-"""Self-supervised pretraining: objectives, the data stream, checkpoints and the training loop."""
+"""Self-supervised pretraining: losses, the training objective, data, checkpoints and the loop."""
 
 from .checkpoints import *  # noqa: F401,F403
 from .config import *  # noqa: F401,F403

@@ -53,7 +53,7 @@ def latest_checkpoint(output_dir):
     return path if path.exists() else None
 
 
-def save_checkpoint(path, objective, optimizer, scheduler, step, config, span, initial_range):
+def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, initial_range):
     """Write the state `train` resumes from to ``path`` (atomically)."""
     state = {
         "model": objective.model.state_dict(),
@@ -76,6 +76,38 @@ def save_checkpoint(path, objective, optimizer, scheduler, step, config, span, i
     write_atomically(path, functools.partial(torch.save, state))
 
 
+def _restore_checkpoint(path, objective, optimizer, scheduler, config, device):
+    """Load what `_save_checkpoint` wrote into a run's objects; (step, wavelength span).
+
+    The span is None for a checkpoint from before spans were recorded (with a
+    warning pointing at the caller of `train`).
+    """
+    state = torch.load(path, map_location=device, weights_only=True)
+    output_dir = Path(path).parent
+    trained_before = json.loads(state["config"]).get("trainable", "all")
+    if trained_before != config.trainable:
+        raise ValueError(f"the checkpoint in {output_dir} trained {trained_before!r} "
+                         f"parameters, this run {config.trainable!r}: a resumed run "
+                         "must train the same ones")
+    objective.model.load_state_dict(state["model"])
+    if "reference_pooling" in state:  # else, as before it was kept: init_weights' own
+        objective.reference_pooling.load_state_dict(state["reference_pooling"])
+    if objective.reference_model is not None:
+        if "reference_model" not in state:
+            raise ValueError(f"the checkpoint in {output_dir} was written by a run that "
+                             "held no source to init_weights, this run holds some: a "
+                             "resumed run must train the same sources")
+        objective.reference_model.load_state_dict(state["reference_model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"].cpu())   # map_location moved it
+    if "wavelength_span" not in state:
+        warnings.warn(f"{path} predates the record of the wavelengths trained on; the saved "
+                      "model will have no wavelength_range", stacklevel=3)
+        return int(state["step"]), None
+    return int(state["step"]), tuple(state["wavelength_span"].tolist())
+
+
 def _trained_wavelength_range(span, initial_range):
     """The observed wavelengths (Å) a model has been trained on, [min, max], or None.
 
@@ -94,7 +126,7 @@ def _trained_wavelength_range(span, initial_range):
     return [math.floor(10 * low + 1e-6) / 10, math.ceil(10 * high - 1e-6) / 10]
 
 
-def model_metadata(config, steps, span, initial_range):
+def _model_metadata(config, steps, span, initial_range):
     """What a saved model records of its training (see `_trained_wavelength_range`)."""
     metadata = {"training": config.to_dict(), "steps": steps}
     wavelength_range = _trained_wavelength_range(span, initial_range)
@@ -217,4 +249,4 @@ def export_checkpoint(checkpoint, path, *, overwrite=False):
                           f"cannot be loaded here ({error}), so the exported model records no "
                           "wavelength_range", stacklevel=2)
     return save_model(model, path,
-                      metadata=model_metadata(config, int(state["step"]), span, initial_range))
+                      metadata=_model_metadata(config, int(state["step"]), span, initial_range))

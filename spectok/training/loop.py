@@ -7,7 +7,6 @@ import json
 import math
 import os
 import time
-import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from .._atomic import write_atomically
 from .._preflight import check_free_space, check_writable_directory
 from .._device import autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
-from .checkpoints import CHECKPOINT_NAME, latest_checkpoint, model_metadata, save_checkpoint
+from .checkpoints import (CHECKPOINT_NAME, _model_metadata, _restore_checkpoint, _save_checkpoint,
+                          latest_checkpoint)
 from .config import _held_sources
 from .data import TrainingStream, build_sources
 from .objective import TrainingObjective
@@ -355,31 +355,8 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     if resume:
         if latest_checkpoint(output_dir) is None:
             raise FileNotFoundError(f"no checkpoint to resume from in {output_dir}")
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        trained_before = json.loads(state["config"]).get("trainable", "all")
-        if trained_before != config.trainable:
-            raise ValueError(f"the checkpoint in {output_dir} trained {trained_before!r} "
-                             f"parameters, this run {config.trainable!r}: a resumed run "
-                             "must train the same ones")
-        model.load_state_dict(state["model"])
-        if "reference_pooling" in state:  # else, as before it was kept: init_weights' own
-            objective.reference_pooling.load_state_dict(state["reference_pooling"])
-        if objective.reference_model is not None:
-            if "reference_model" not in state:
-                raise ValueError(f"the checkpoint in {output_dir} was written by a run that "
-                                 "held no source to init_weights, this run holds some: a "
-                                 "resumed run must train the same sources")
-            objective.reference_model.load_state_dict(state["reference_model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"].cpu())   # map_location moved it
-        start = int(state["step"])
-        if "wavelength_span" in state:
-            span = tuple(state["wavelength_span"].tolist())
-        else:
-            span = None
-            warnings.warn(f"{checkpoint_path} predates the record of the wavelengths trained "
-                          "on; the saved model will have no wavelength_range", stacklevel=2)
+        start, span = _restore_checkpoint(checkpoint_path, objective, optimizer, scheduler,
+                                          config, device)
 
     wrapped = (DistributedDataParallel(objective, device_ids=[device] if device.type == "cuda"
                                        else None) if world_size > 1 else objective)
@@ -442,14 +419,14 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
             span = _span_over_ranks(span, device)
         if done % config.checkpoint_every == 0 or done == config.steps:
             if rank == 0:
-                save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
+                _save_checkpoint(checkpoint_path, objective, optimizer, scheduler, done, config,
                                 span, initial_range)
     bar.close()
     if step + 1 >= config.steps:
         # as load_model would give it back, so tokens name it and encode knows its range
         model.name = config.name
         model.metadata = json.loads(json.dumps(  # in the JSON types the saved model holds
-            model_metadata(config, config.steps, span, initial_range)))
+            _model_metadata(config, config.steps, span, initial_range)))
         if rank == 0:
             save_model(model, output_dir / config.name, metadata=model.metadata)
     if dist.is_initialized():

@@ -1,4 +1,4 @@
-"""The pretraining loss of a model on a pair of views, as one module.
+"""The pretraining loss of a model on a pair of views, as one `torch.nn.Module`.
 
 `TrainingObjective` weighs the loss terms of `spectok.training.losses`
 for a model and a configuration, and keeps the frozen references that the
