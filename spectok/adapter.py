@@ -32,7 +32,7 @@ from . import conf
 from .model.tokenizer import patch_is_active
 
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "prepare_spectra",
-           "warn_skipped", "ERROR_MODES", "check_error_mode", "to_batch", "iter_spectra",
+           "warn_skipped", "ERROR_MODES", "to_batch", "iter_spectra",
            "is_single_spectrum", "wavelength_grid", "log_bin_edges", "split_masked",
            "canonical_flux", "flux_in_unit", "fraction_outside",
            "check_wavelength_range", "SpectrumInputError", "SpectrumInputWarning",
@@ -707,28 +707,8 @@ def _prepare(item, index, medium, patch_size):
         label=label, id=ident, patch_size=patch_size)
 
 
-def check_error_mode(errors):
-    """Refuse an ``errors`` option other than those of `ERROR_MODES`.
-
-    Parameters
-    ----------
-    errors : str
-        What the caller was asked to do with spectra that cannot be used.
-
-    Raises
-    ------
-    ValueError
-        ``errors`` is not ``"raise"``, ``"warn"`` or ``"skip"``.
-
-    Examples
-    --------
-    >>> from spectok.adapter import check_error_mode
-    >>> check_error_mode("skip")
-    >>> check_error_mode("ignore")
-    Traceback (most recent call last):
-    ...
-    ValueError: errors must be one of ('raise', 'warn', 'skip'), got 'ignore'
-    """
+def _check_error_mode(errors):
+    """Refuse (ValueError) an ``errors`` option other than those of `ERROR_MODES`."""
     if not isinstance(errors, str) or errors not in ERROR_MODES:
         raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
 

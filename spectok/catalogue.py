@@ -35,7 +35,7 @@ from ._atomic import write_atomically
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, WavelengthRangeWarning,
-                      check_error_mode, check_wavelength_range, is_single_spectrum,
+                      _check_error_mode, check_wavelength_range, is_single_spectrum,
                       log_bin_edges, prepare_spectra, warn_skipped)
 from ._device import resolve_device
 from .encode import encode, get_model
@@ -460,7 +460,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     >>> result.n_encoded, Table.read(output)["embedding"].shape
     (5, (5, 128))
     """
-    check_error_mode(errors)
+    _check_error_mode(errors)
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import conf
 from ._device import autocast, resolve_device
-from .adapter import (NoUncertaintyWarning, WavelengthRangeWarning, check_error_mode,
+from .adapter import (NoUncertaintyWarning, WavelengthRangeWarning, _check_error_mode,
                       check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectra,
                       to_batch, warn_skipped, wavelength_grid)
 from .model import SpectralTokenizer, WeightsError, load_model
@@ -181,7 +181,7 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     >>> tokens.embedding.shape, tokens.n_patches
     ((128,), 94)
     """
-    check_error_mode(errors)
+    _check_error_mode(errors)
     items, single = iter_spectra(spectra)
     device = resolve_device(device)
     net = get_model(model, device)

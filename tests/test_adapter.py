@@ -14,7 +14,7 @@ from specutils import Spectrum, SpectrumList
 from spectok import adapter
 from spectok.adapter import (ERROR_MODES, FLAM, NoUncertaintyWarning, PreparedSpectrum,
                              SpectrumInputError, SpectrumInputWarning, canonical_flux,
-                             check_error_mode, flux_in_unit, is_single_spectrum, iter_spectra,
+                             _check_error_mode, flux_in_unit, is_single_spectrum, iter_spectra,
                              log_bin_edges, prepare_spectra, prepare_spectrum, to_batch,
                              warn_skipped, wavelength_grid)
 
@@ -513,9 +513,9 @@ def test_prepare_spectra_skips_no_oserror_of_its_own(make_pair, monkeypatch):
 @pytest.mark.parametrize("errors", ["ignore", None, ["skip"]])
 def test_check_error_mode_refuses_other_modes(errors):
     for mode in ERROR_MODES:
-        check_error_mode(mode)
+        _check_error_mode(mode)
     with pytest.raises(ValueError, match="errors must be one of"):
-        check_error_mode(errors)
+        _check_error_mode(errors)
 
 
 def test_warn_skipped_quotes_three_reasons():

@@ -98,3 +98,9 @@ def test_arm_and_instrument_validation():
     bad = Arm("x", 4000.0, 5000.0, 1.0, resolution=lambda lam: -np.ones_like(lam))
     with pytest.raises(ValueError, match="LSF must be positive"):
         bad.lsf_sigma_at(4500.0)
+
+
+@pytest.mark.parametrize("reference", [0.0, -1.0, np.nan, np.inf])
+def test_noise_needs_a_positive_finite_reference_flux(reference):
+    with pytest.raises(ValueError, match="reference_flux must be positive and finite"):
+        NoiseModel(floor_fraction=0.5).sigma(np.ones(3), snr=10.0, reference_flux=reference)

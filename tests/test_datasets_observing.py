@@ -14,7 +14,7 @@ from astropy.utils.masked import Masked
 
 from spectok.adapter import SpectrumInputError
 from spectok.datasets import (INSTRUMENTS, Arm, Instrument, ModelArrays, NoiseModel,
-                              get_instrument, observe)
+                              get_instrument, observe, observe_arrays)
 
 FLAM = u.erg / (u.s * u.cm**2 * u.AA)
 
@@ -579,3 +579,29 @@ def test_overlapping_arms_keep_the_valid_pixel_of_a_duplicated_wavelength():
                    mask=[False, True])
     with pytest.raises(ValueError, match="fewer than 2 valid pixels at distinct wavelengths"):
         observe(SpectrumList([one, one]), "sdss")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"flux": [1.0, np.nan, 1.0]}, "flux must be finite"),
+    ({"wavelength": [4000.0, 4000.0, 4002.0]}, "strictly increasing"),
+    ({"wavelength": [4000.0, np.nan, 4002.0]}, "strictly increasing"),
+    ({"sigma": [0.5, np.nan, 0.5]}, "sigma must be finite and non-negative"),
+    ({"good": [True, True]}, r"good has shape \(2,\), wavelength \(3,\)"),
+    ({"wavelength": [4000.0]}, "at least 2 values"),
+])
+def test_model_arrays_hold_no_nan_or_unsorted_wavelengths(change, message):
+    # observe_arrays quiets floating-point warnings: a NaN must not enter it unseen
+    arrays = {"wavelength": [4000.0, 4001.0, 4002.0], "flux": [1.0, 1.0, 1.0],
+              "unit": u.one, "good": [True, True, True], "sigma": None}
+    arrays.update(change)
+    arrays = {k: np.array(v) if isinstance(v, list) else v for k, v in arrays.items()}
+    with pytest.raises(ValueError, match=f"ModelArrays: .*{message}"):
+        ModelArrays(**arrays)
+
+
+def test_an_inverse_variance_beyond_float64_is_refused():
+    lam = np.linspace(3000.0, 11000.0, 20_000)
+    faint = ModelArrays(lam, np.full(lam.size, 1e-155), u.one, np.ones(lam.size, bool))
+    with pytest.raises(ValueError, match="arm 'boss' of 'sdss': the noise at snr=1 .* inverse "
+                                         "variance beyond float64's range"):
+        observe_arrays(faint, "sdss", snr=1.0, rng=1)

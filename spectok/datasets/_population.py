@@ -13,7 +13,7 @@ import astropy.units as u
 import numpy as np
 
 from .instruments import get_instrument
-from .observing import observe_arrays, _observed_spectrum
+from .observing import _observed_spectrum, observe_arrays
 
 #: Rest-frame range asked of a model beyond the instrument's, at each end.
 _REST_MARGIN = 1.05

@@ -349,8 +349,8 @@ class NoiseModel:
         Raises
         ------
         ValueError
-            If ``snr`` is not positive and finite, or ``reference_flux / snr``
-            gives a variance beyond float64's range.
+            If ``snr`` or ``reference_flux`` is not positive and finite, or
+            ``reference_flux / snr`` gives a variance beyond float64's range.
 
         Examples
         --------
@@ -363,6 +363,8 @@ class NoiseModel:
         snr = _check_snr(snr)
         flux = np.asarray(flux, dtype=float)
         ref = self.reference_flux(flux) if reference_flux is None else float(reference_flux)
+        if not (math.isfinite(ref) and ref > 0):
+            raise ValueError(f"reference_flux must be positive and finite, got {ref}")
         r = self.floor_fraction
         try:
             scale = (ref / snr) ** 2  # the variance at the reference flux
@@ -372,7 +374,7 @@ class NoiseModel:
             raise ValueError(f"snr={snr:g} at the reference flux {ref:.3g} gives a noise σ of "
                              f"{ref / snr:.3g}, whose variance is beyond float64's range; give "
                              "the flux in a unit nearer its level, or a more moderate snr")
-        with np.errstate(over="ignore", invalid="ignore"):  # a pixel far above ref: inf
+        with np.errstate(over="ignore"):  # a pixel far above ref: inf
             var = scale * ((1.0 - r) * np.maximum(flux, 0.0) / ref + r)
         # A pure shot-noise model (r = 0) would give zero noise on zero flux:
         # keep a tiny floor so the inverse variance stays finite.

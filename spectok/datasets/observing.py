@@ -77,7 +77,7 @@ def _resolution_sigma(resolution, lam, n, what):
                 f"{what}: a line-spread σ must be a wavelength Quantity (e.g. 0.5 * u.AA), not "
                 + (f"{unit} ({unit.physical_type})" if unit.to_string() else "dimensionless")
                 + "; give a resolving power as a plain number")
-        sig = resolution.to_value(u.AA, equivalencies=u.spectral())
+        sig = resolution.to_value(u.AA)
     else:
         try:
             res = np.asarray(resolution, dtype=float)
@@ -242,7 +242,8 @@ def _observe_arm(arm, lam, flux, good, sigma_in):
     limited = np.zeros(fine_lam.size, dtype=bool)
     if sigma_in is not None:
         # σ beyond 1e100 λ (or overflowing) is as coarse as any: capped, it cannot overflow
-        sig_in_fine = np.fmin(np.interp(fine_lam, lam[near], sigma_in[near]) / fine_lam, 1e100)
+        sig_in_fine = np.minimum(np.interp(fine_lam, lam[near], sigma_in[near]) / fine_lam,
+                                 1e100)
         sig_ln2 = sig_ln2 - sig_in_fine**2
         limited = sig_ln2 < -0.01 * sig_ln_min**2
     sigma_pix = np.sqrt(np.clip(sig_ln2, 0.0, None)) / d
@@ -408,6 +409,13 @@ class ModelArrays:
         Valid input pixels.
     sigma : `~numpy.ndarray` or None
         The input's own resolution, Gaussian σ in Å per pixel.
+
+    Raises
+    ------
+    ValueError
+        Arrays of different lengths, fewer than 2 wavelengths, wavelengths
+        that are not finite, positive and strictly increasing, a flux that
+        is not finite, or a ``sigma`` that is not finite and non-negative.
     """
 
     wavelength: np.ndarray
@@ -415,6 +423,26 @@ class ModelArrays:
     unit: u.UnitBase
     good: np.ndarray
     sigma: object = None
+
+    def __post_init__(self):
+        # observe_arrays quiets the floating-point warnings of extreme but valid input and
+        # checks its results after; what it is given must hold no NaN to start with
+        lam, n = np.asarray(self.wavelength), np.shape(self.wavelength)
+        if lam.ndim != 1 or lam.size < 2:
+            raise ValueError(f"ModelArrays: wavelength must be 1-D with at least 2 values, "
+                             f"got shape {n}")
+        if not (np.all(np.isfinite(lam)) and lam[0] > 0 and np.all(np.diff(lam) > 0)):
+            raise ValueError("ModelArrays: wavelength must be finite, positive and strictly "
+                             "increasing")
+        for name in ("flux", "good") + (("sigma",) if self.sigma is not None else ()):
+            if np.shape(getattr(self, name)) != n:
+                raise ValueError(f"ModelArrays: {name} has shape "
+                                 f"{np.shape(getattr(self, name))}, wavelength {n}")
+        if not np.all(np.isfinite(self.flux)):
+            raise ValueError("ModelArrays: flux must be finite (fill invalid pixels and mark "
+                             "them in good)")
+        if self.sigma is not None and not np.all(np.isfinite(self.sigma) & (self.sigma >= 0)):
+            raise ValueError("ModelArrays: sigma must be finite and non-negative")
 
     @classmethod
     def from_spectrum(cls, spectrum, input_resolution="auto"):
@@ -486,7 +514,7 @@ def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise
 
     Raises
     ------
-    ValueError
+    ValueError, TypeError
         As for `observe`.
 
     Examples

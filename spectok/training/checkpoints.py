@@ -1,4 +1,4 @@
-"""Training checkpoints: their name, finding the last, writing one, exporting its model."""
+"""Training checkpoints: their name, finding the last, writing one, resuming from it, export."""
 
 import functools
 import json
