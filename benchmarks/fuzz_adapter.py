@@ -54,6 +54,7 @@ failure with the smallest input hypothesis found, and each hang.
 """
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -121,13 +122,13 @@ def _count(target, outcome):
     COUNTS.setdefault(target, Counter())[outcome] += 1
 
 
+@contextlib.contextmanager
 def _strict():
     """Inside the code under test: numpy's and astropy's RuntimeWarnings are failures."""
-    context = warnings.catch_warnings()
-    context.__enter__()
-    warnings.simplefilter("ignore")
-    warnings.simplefilter("error", RuntimeWarning)
-    return context
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", RuntimeWarning)
+        yield
 
 
 # -- random spectra ------------------------------------------------------------------------
@@ -283,8 +284,7 @@ def _check_tokens(tokens):
 
 
 def _encode_one(item, medium, target):
-    context = _strict()
-    try:
+    with _strict():
         try:
             prepared = prepare_spectrum(item, 0, medium, 32)
         except ADAPTER_ERRORS:
@@ -297,8 +297,6 @@ def _encode_one(item, medium, target):
             raise Failure(f"prepare_spectrum accepted it but encode refused it: {error}") from None
         _check_tokens(tokens)
         _count(target, "encoded")
-    finally:
-        context.__exit__(None, None, None)
 
 
 def fuzz_spectrum(item, medium):
@@ -306,11 +304,8 @@ def fuzz_spectrum(item, medium):
 
 
 def fuzz_batch(items, batch_size):
-    context = _strict()
-    try:
+    with _strict():
         result = spectok.encode(items, MODEL, errors="skip", batch_size=batch_size)
-    finally:
-        context.__exit__(None, None, None)
     skipped = [index for index, _ in result.skipped]
     if sorted(list(result.indices) + skipped) != list(range(len(items))):
         raise Failure(f"indices {list(result.indices)} and skipped {skipped} do not partition "
@@ -425,13 +420,11 @@ def _guarded(target, check, path):
 
 
 def _encode_read(spectrum, target):
-    context = _strict()
     try:
-        tokens = spectok.encode(spectrum, MODEL)
+        with _strict():
+            tokens = spectok.encode(spectrum, MODEL)
     except ADAPTER_ERRORS:
         return [(target, "read, then refused by the adapter")]
-    finally:
-        context.__exit__(None, None, None)
     _check_tokens(tokens)
     return [(target, "read and encoded")]
 
@@ -529,11 +522,8 @@ def _check_shard(path):
             return [("mmu", f"refused ({type(error).__name__} naming the file)")]
     if not rows:
         return [("mmu", "read, no rows")]
-    context = _strict()
-    try:
+    with _strict():
         result = spectok.encode([spectrum for spectrum, _ in rows], MODEL, errors="skip")
-    finally:
-        context.__exit__(None, None, None)
     for tokens in result:
         _check_tokens(tokens)
     return [("mmu", f"read; {len(result)} of {len(rows)} encoded")]
@@ -808,16 +798,13 @@ def _raised_in(error):
 def fuzz_observe(case):
     item, instrument, kwargs = case
     kwargs = dict(kwargs, rng=_make_rng(kwargs["rng"]))
-    context = _strict()
-    try:
+    with _strict():
         try:
             result = observe(item, instrument, **kwargs)
         except OBSERVE_ERRORS as error:
             _count("observe", f"refused ({type(error).__name__} from {_raised_in(error)})")
             return
         bounds = _valid_flux_range(item, kwargs["input_resolution"])
-    finally:
-        context.__exit__(None, None, None)
     _check_observed(result, get_instrument(instrument), kwargs, bounds)
     _count("observe", "observed")
 
