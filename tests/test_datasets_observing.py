@@ -516,12 +516,13 @@ def test_a_redshift_or_rng_that_is_not_one_is_named():
     with pytest.raises(ValueError, match=r"observed frame 4e\+303-8e\+303 Å at z=1e\+300\) "
                                          r"does not cover"):
         observe(spec, "sdss", redshift=1e300)
-    with pytest.raises(TypeError, match=r"rng must be None, a non-negative integer seed or a "
-                                        r"numpy.random.Generator .*not 1\.5"):
+    with pytest.raises(TypeError, match=r"rng must be None, a non-negative integer seed \(or a "
+                                        r"sequence of them\) or a numpy.random.Generator, "
+                                        r"not 1\.5"):
         observe(spec, "sdss", rng=1.5)
     with pytest.raises(ValueError, match="rng must be None, .*not -1"):
         observe(spec, "sdss", rng=-1)
-    observe(spec, "sdss", rng=np.random.RandomState(1))  # numpy takes a RandomState too
+    observe(spec, "sdss", rng=[3, 7])  # a sequence of seeds, as the tutorials use
 
 
 def test_a_tuple_of_three_and_a_spectrum_in_magnitudes_are_named():

@@ -299,8 +299,8 @@ def observe(spectrum, instrument, snr=20.0, redshift=0.0, rng=None, *, noise=Tru
         `NoiseModel`).
     redshift : float
         Redshift to apply, > -1.
-    rng : int, `numpy.random.Generator` or None
-        Seed or generator for the noise.
+    rng : int, sequence of int, `numpy.random.Generator` or None
+        Seed (non-negative), seeds, or generator for the noise.
     noise : bool
         If False, return the noiseless flux (the uncertainty is still the
         one the noise would have).
@@ -538,8 +538,8 @@ def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise
         rng = np.random.default_rng(rng)
     except (TypeError, ValueError) as error:
         kind = TypeError if isinstance(error, TypeError) else ValueError
-        raise kind(f"rng must be None, a non-negative integer seed or a numpy.random.Generator "
-                   f"(or BitGenerator, SeedSequence, RandomState), not {rng!r}") from None
+        raise kind(f"rng must be None, a non-negative integer seed (or a sequence of them) or a "
+                   f"numpy.random.Generator, not {rng!r}") from None
     # Extreme inputs may overflow below; what reaches an unmasked pixel is checked after.
     with np.errstate(**_QUIET):
         lam = model.wavelength * (1.0 + z)
