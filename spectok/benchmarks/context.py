@@ -244,6 +244,14 @@ class BenchmarkContext:
         Use small subsets (seconds instead of minutes).
     seed : int
         Seed of subsets, simulations, probes and the untrained baseline.
+
+    Examples
+    --------
+    >>> from spectok.benchmarks import BenchmarkContext
+    >>> from spectok.model import CONFIGS, SpectralTokenizer
+    >>> ctx = BenchmarkContext(SpectralTokenizer(CONFIGS["tiny"]), quick=True)
+    >>> [method.name for method in ctx.methods("miles")]   # the model and two baselines
+    ['spectok', 'untrained', 'flux_pca']
     """
 
     def __init__(self, model, quick=False, seed=0):
