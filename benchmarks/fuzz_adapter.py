@@ -193,7 +193,7 @@ def grid(draw, n):
         x[n // 2] = x[n // 2 - 1]
     if kind == "nan" and n:
         x[rng.integers(n)] = np.nan
-    if kind == "negative":
+    if kind == "negative" and n:
         x = x - np.median(x)
     return x
 

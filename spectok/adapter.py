@@ -591,12 +591,20 @@ def _medium_of(item, medium, label):
     return medium
 
 
+def _median(values):
+    """`numpy.median` of a non-empty array of finite values, without overflow.
+
+    numpy averages the two middle values as (a + b) / 2, which overflows near
+    the largest float; a / 2 + b / 2 is the same number everywhere else.
+    """
+    n = len(values)
+    middle = np.partition(values, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
+    return float(middle[0] if n % 2 else middle[0] / 2 + middle[1] / 2)
+
+
 def _flux_scale(abs_flux):
     """Median of ``|flux|``, or its mean when more than half the pixels are exactly zero."""
-    n = len(abs_flux)
-    middle = np.partition(abs_flux, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
-    # np.median's mean of the two middle values overflows near the float limit
-    scale = float(middle[0] if n % 2 else middle[0] / 2 + middle[1] / 2)
+    scale = _median(abs_flux)
     if scale == 0:
         peak = abs_flux.max()
         scale = float(np.mean(abs_flux / peak) * peak) if peak > 0 else 0.0

@@ -104,3 +104,13 @@ def test_arm_and_instrument_validation():
 def test_noise_needs_a_positive_finite_reference_flux(reference):
     with pytest.raises(ValueError, match="reference_flux must be positive and finite"):
         NoiseModel(floor_fraction=0.5).sigma(np.ones(3), snr=10.0, reference_flux=reference)
+
+
+def test_reference_flux_refuses_a_flux_that_is_not_finite():
+    with pytest.raises(ValueError, match="the noiseless flux is not finite"):
+        NoiseModel().reference_flux(np.array([1.0, 1.0, np.inf]))
+
+
+def test_reference_flux_median_does_not_overflow_near_the_float_limit():
+    flux = np.array([1e308, 1.5e308])  # numpy's (a + b) / 2 overflows
+    assert NoiseModel().reference_flux(flux) == 1.25e308

@@ -17,6 +17,7 @@ from functools import cached_property
 import astropy.units as u
 import numpy as np
 
+from ..adapter import _median
 from ._binning import FWHM_PER_SIGMA
 
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument"]
@@ -300,7 +301,7 @@ class NoiseModel:
         ------
         ValueError
             If no pixel is near ``reference_wavelength``, or the flux is all zero
-            or not finite.
+            or has a value that is not finite.
 
         Examples
         --------
@@ -318,11 +319,11 @@ class NoiseModel:
                 raise ValueError(f"no observed pixel within 1 % of the S/N reference wavelength "
                                  f"{self.reference_wavelength} Å")
             flux = flux[near]
+        if not np.all(np.isfinite(flux)):
+            raise ValueError("the noiseless flux is not finite; cannot define the S/N")
         ref = _median(flux) if flux.size else 0.0
         if not ref > 0:
             ref = _median(np.abs(flux)) if flux.size else 0.0
-        if not np.isfinite(ref):
-            raise ValueError(f"the noiseless flux is not finite ({ref}); cannot define the S/N")
         if not ref > 0:
             raise ValueError("the noiseless spectrum has no non-zero flux to define the S/N "
                              "against")
@@ -578,17 +579,6 @@ def _as_angstrom(wavelength):
     if isinstance(wavelength, u.Quantity):
         return np.asarray(wavelength.to_value(u.AA, equivalencies=u.spectral()), dtype=float)
     return np.asarray(wavelength, dtype=float)
-
-
-def _median(values):
-    """`numpy.median` of a non-empty array, without overflowing near the float limit."""
-    with np.errstate(over="ignore"):
-        median = float(np.median(values))
-    if np.isinf(median) and np.all(np.isfinite(values)):  # the mean of the middle two overflowed
-        n = values.size
-        middle = np.partition(values, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
-        median = float(middle[0] / 2 + middle[1] / 2)
-    return median
 
 
 def _check_snr(snr):
