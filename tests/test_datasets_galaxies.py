@@ -211,6 +211,11 @@ def test_bad_arguments(templates):
         simulate_galaxies(1, "hubble", templates=templates)
     with pytest.raises(ValueError, match="range"):
         simulate_galaxies(1, "sdss", z=(1.0, 0.5), templates=templates)
+    for z, message in [("0.5", "a non-negative number, got '0.5'"),
+                       (-2.0, "finite and non-negative, got -2.0"),
+                       (np.nan, "finite and non-negative, got nan")]:
+        with pytest.raises(ValueError, match=f"redshift must be {message}"):
+            galaxy_spectrum(templates, rng=0, redshift=z)
     ageless = [Spectrum(spectral_axis=t.spectral_axis, flux=t.flux) for t in templates]
     with pytest.raises(ValueError, match="age"):
         simulate_galaxies(1, "sdss", templates=ageless)

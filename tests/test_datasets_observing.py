@@ -507,9 +507,14 @@ def test_reference_flux_and_noise_near_the_float_limit():
 def test_a_redshift_or_rng_that_is_not_one_is_named():
     lam, flux = smooth_spectrum(4000.0, 8000.0, 0.5)
     spec = (lam * u.AA, flux * FLAM)
-    for z in (None, "z", [0.1, 0.2]):
+    for z in (None, "z", "0.1", True, [0.1, 0.2]):
         with pytest.raises(ValueError, match="redshift must be a number > -1, got"):
             observe(spec, "sdss", redshift=z)
+    for snr in ("10", np.True_):
+        with pytest.raises(ValueError, match="snr must be a positive number, got"):
+            observe(spec, "sdss", snr=snr)
+    blue = observe(spec, "sdss", redshift=np.float32(-0.1), rng=1)
+    assert blue.meta["redshift"] == pytest.approx(-0.1)
     with pytest.raises(ValueError, match=r"at z=1e\+305 reaches beyond the largest float64 "
                                          r"wavelength .*does not cover any pixel of 'sdss'"):
         observe(spec, "sdss", redshift=1e305)

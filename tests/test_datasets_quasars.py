@@ -173,6 +173,13 @@ def test_quasar_spectrum_and_igm_reject_bad_arguments():
         quasar_spectrum(0, wavelength_range=[3000, 3000] * u.AA)
     with pytest.raises(ValueError, match="non-negative"):
         igm_transmission([1100.0], -1.0)
+    for z in ("2", None, True):
+        with pytest.raises(ValueError, match="redshift must be a non-negative number, got"):
+            quasar_spectrum(0, redshift=z)
+        with pytest.raises(ValueError, match="redshift must be a non-negative number, got"):
+            igm_transmission([1100.0], z)
+    with pytest.raises(ValueError, match="finite and non-negative, got inf"):
+        quasar_spectrum(0, redshift=np.inf)
     from specutils import Spectrum
     ageless = [Spectrum(spectral_axis=np.linspace(3000, 9000, 50) * u.AA, flux=np.ones(50) * u.Jy)]
     with pytest.raises(ValueError, match="age"):

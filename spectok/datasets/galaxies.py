@@ -27,7 +27,8 @@ from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
 from .dataset import SpectrumDataset
-from ._binning import add_gaussian_line, bin_average_linear
+from ._binning import FWHM_PER_SIGMA, add_gaussian_line, bin_average_linear
+from ._checks import check_redshift
 from .observing import ModelArrays, _input_arrays
 from ._population import observe_population, population_arguments
 
@@ -366,7 +367,7 @@ class GalaxyGenerator:
 
     def _draw(self, rng, redshift, wavelength_range):
         rng = np.random.default_rng(rng)
-        max_age = _age_of_universe(redshift) if redshift is not None else None
+        max_age = None if redshift is None else _age_of_universe(check_redshift(redshift))
         library, picks = _pick_components(self._groups, rng, max_age)
 
         # Physical draws (always in the same order, so a seed fixes everything).
@@ -498,7 +499,7 @@ class _BagpipesDraw:
         self.pipes = bagpipes
         lo, hi = instrument.wavelength_range.to_value(u.AA)
         r_max = max(float(np.max(arm.resolving_power())) for arm in instrument.arms)
-        step = 1.0 / (r_max * 2.3548 * 3.0)
+        step = 1.0 / (r_max * FWHM_PER_SIGMA * 3.0)
         step = max(step, math.log(hi / lo) / 60_000)
         self.wavs, _ = _log_grid(lo * 0.98, hi * 1.02, step)
         # BAGPIPES builds spectra at R_spec internally (default 1000): raise it

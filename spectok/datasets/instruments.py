@@ -19,6 +19,7 @@ import numpy as np
 
 from ..adapter import _median
 from ._binning import FWHM_PER_SIGMA
+from ._checks import check_snr
 
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument"]
 
@@ -361,7 +362,7 @@ class NoiseModel:
         ...                                      reference_flux=1.0)
         array([1. , 0.5])
         """
-        snr = _check_snr(snr)
+        snr = check_snr(snr)
         flux = np.asarray(flux, dtype=float)
         ref = self.reference_flux(flux) if reference_flux is None else float(reference_flux)
         if not (math.isfinite(ref) and ref > 0):
@@ -579,14 +580,3 @@ def _as_angstrom(wavelength):
     if isinstance(wavelength, u.Quantity):
         return np.asarray(wavelength.to_value(u.AA, equivalencies=u.spectral()), dtype=float)
     return np.asarray(wavelength, dtype=float)
-
-
-def _check_snr(snr):
-    """``snr`` as a float; ValueError unless it is a positive, finite number."""
-    try:
-        snr = float(snr)
-    except (TypeError, ValueError):
-        raise ValueError(f"snr must be a positive number, got {snr!r}") from None
-    if not (np.isfinite(snr) and snr > 0):
-        raise ValueError(f"snr must be positive and finite, got {snr}")
-    return snr

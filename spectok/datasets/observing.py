@@ -46,7 +46,8 @@ from specutils import Spectrum, SpectrumList
 from ..adapter import canonical_flux, split_masked, wavelength_grid
 from ._binning import (FWHM_PER_SIGMA, bin_average_linear, enclosing, gaussian_spread,
                        hat_average, spread_sparse)
-from .instruments import _check_snr, get_instrument
+from ._checks import check_redshift, check_snr
+from .instruments import get_instrument
 
 __all__ = ["observe", "observe_arrays", "ModelArrays"]
 
@@ -525,13 +526,8 @@ def observe_arrays(model, instrument, snr=20.0, redshift=0.0, rng=None, *, noise
     [2751, 2326, 2881]
     """
     inst = get_instrument(instrument)
-    snr = _check_snr(snr)
-    try:
-        z = float(redshift)
-    except (TypeError, ValueError):
-        raise ValueError(f"redshift must be a number > -1, got {redshift!r}") from None
-    if not (np.isfinite(z) and z > -1):
-        raise ValueError(f"redshift must be finite and > -1, got {redshift}")
+    snr = check_snr(snr)
+    z = check_redshift(redshift, blueshift=True)
     try:
         rng = np.random.default_rng(rng)
     except (TypeError, ValueError) as error:

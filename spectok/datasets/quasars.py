@@ -51,7 +51,8 @@ from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator
 from ..adapter import FLAM
-from ._binning import add_gaussian_line, bin_average_linear
+from ._binning import FWHM_PER_SIGMA, add_gaussian_line, bin_average_linear
+from ._checks import check_redshift
 from .observing import ModelArrays
 from ._population import observe_population, population_arguments
 
@@ -184,8 +185,7 @@ def igm_transmission(wavelength, redshift, rng=None, *, scatter=True):
     """
     lam = np.asarray(u.Quantity(wavelength, u.AA).to_value(u.AA, equivalencies=u.spectral()),
                      dtype=float)
-    if redshift < 0:
-        raise ValueError(f"redshift must be non-negative, got {redshift}")
+    redshift = check_redshift(redshift)
     lam_obs = lam * (1.0 + redshift)
     tau = np.zeros_like(lam)
     for line, coefficient in _MADAU_SERIES:
@@ -354,8 +354,7 @@ class QuasarGenerator:
 
     def _draw(self, rng, redshift, wavelength_range):
         rng = np.random.default_rng(rng)
-        if redshift < 0:
-            raise ValueError(f"redshift must be non-negative, got {redshift}")
+        redshift = check_redshift(redshift)
         lo, hi = 800.0, 30000.0
         if wavelength_range is not None:
             wr = u.Quantity(wavelength_range, u.AA).to_value(u.AA, equivalencies=u.spectral())
@@ -398,8 +397,8 @@ class QuasarGenerator:
         continuum = power + hot_dust + balmer
 
         # Lines, as equivalent widths on the continuum at their wavelength.
-        sigma_broad = fwhm_broad / _C_KMS / 2.3548
-        sigma_narrow = fwhm_narrow / _C_KMS / 2.3548
+        sigma_broad = fwhm_broad / _C_KMS / FWHM_PER_SIGMA
+        sigma_narrow = fwhm_narrow / _C_KMS / FWHM_PER_SIGMA
         lines = np.zeros_like(grid)
         ews = {}
         for (name, (wave, ew, kind)), scatter in zip(QUASAR_LINES.items(), ew_scatter):
