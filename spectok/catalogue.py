@@ -69,6 +69,25 @@ class CatalogueResult:
         encoded (with ``errors="warn"`` or ``"skip"``).
     resumed_chunks : int
         Chunks found complete on disk and not encoded again.
+
+    Examples
+    --------
+    Three inputs, the second a file that is not there: with
+    ``errors="skip"`` the other two are encoded and the missing one is
+    listed by its position.
+
+    >>> import pathlib, tempfile
+    >>> import astropy.units as u, numpy as np
+    >>> from spectok.catalogue import encode_catalogue
+    >>> wave = np.linspace(4000, 7000, 1000) * u.AA
+    >>> spectrum = (wave, np.ones(1000) * u.Jy, np.full(1000, 0.05) * u.Jy)
+    >>> directory = pathlib.Path(tempfile.mkdtemp())
+    >>> result = encode_catalogue([spectrum, directory / "missing.fits", spectrum],
+    ...                           directory / "embeddings.fits", errors="skip")
+    >>> result.path.name, result.n_encoded, result.resumed_chunks
+    ('embeddings.fits', 2, 0)
+    >>> result.skipped  # doctest: +ELLIPSIS
+    [(1, '...missing.fits: no such file')]
     """
 
     path: Path

@@ -59,7 +59,32 @@ _GRIDS = {
 
 
 def grid_token_bins(grid_name):
-    """Wavelength bins of the aligned tokens over the range of a task's grid."""
+    """Wavelength bins of the aligned tokens over the range of a task's grid.
+
+    Parameters
+    ----------
+    grid_name : {"miles", "stars_optical", "spex", "galaxies"}
+        The task's grid.
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+        Ascending bin edges in Å (`token_bins` over the grid's range).
+
+    Raises
+    ------
+    KeyError
+        An unknown grid.
+
+    Examples
+    --------
+    >>> from spectok.benchmarks.context import grid_token_bins
+    >>> edges = grid_token_bins("galaxies")
+    >>> len(edges) - 1, edges[0], edges[-1]
+    (18, <Quantity 3700. Angstrom>, <Quantity 9000. Angstrom>)
+    >>> len(grid_token_bins("miles")) - 1, len(grid_token_bins("spex")) - 1
+    (15, 27)
+    """
     lo, hi, _ = _GRIDS[grid_name]
     return token_bins(lo, hi)
 

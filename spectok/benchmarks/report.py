@@ -43,6 +43,30 @@ class BenchmarkReport:
         Figure name → a function of no arguments that draws it and returns a
         `~matplotlib.figure.Figure` (drawn only when asked, by
         `save_figures`).
+
+    Examples
+    --------
+    Each task adds its metrics, one number per method; a method without a
+    number for a metric gets NaN (printed as –):
+
+    >>> from spectok.benchmarks import BenchmarkReport
+    >>> report = BenchmarkReport(meta={"model": "demo", "seed": 0, "quick": True})
+    >>> report.add("stellar_parameters", "Teff RMSE",
+    ...            {"spectok": 80.0, "untrained": 300.0, "flux_pca": 150.0}, unit="K", n=200)
+    >>> report.add("galaxy_redshifts", "NMAD",
+    ...            {"spectok": 0.004, "flux_pca": 0.01, "template_fit": 0.002}, n=60)
+    >>> report.value("stellar_parameters", "Teff RMSE", "flux_pca")
+    150.0
+    >>> report.value("galaxy_redshifts", "NMAD", "untrained")
+    nan
+    >>> report.table["task"].tolist(), len(report.rows("galaxy_redshifts"))
+    (['stellar_parameters', 'galaxy_redshifts'], 1)
+
+    Printed, it is a markdown table (`format_report`), the best of each row
+    in bold:
+
+    >>> print(str(report).splitlines()[-1])
+    | galaxy_redshifts | NMAD |  | lower | 60 | 0.004 | – | 0.010 | **0.002** |
     """
 
     table: Table = field(default_factory=_empty_table)

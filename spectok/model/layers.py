@@ -36,6 +36,23 @@ class LogWavelengthFeatures(nn.Module):
         Number of frequencies; the output has ``2 * n_frequencies`` features.
     min_period, max_period : float
         Shortest and longest period in ln λ.
+
+    Examples
+    --------
+    Features of three wavelengths (ln λ in float64), and of the same three
+    redshifted to z = 0.5: every pair of wavelengths has the same feature
+    similarity before and after, as it depends only on their ratio.
+
+    >>> import math
+    >>> import torch
+    >>> from spectok.model import LogWavelengthFeatures
+    >>> features = LogWavelengthFeatures(4, min_period=1e-3, max_period=1.0)
+    >>> log_wave = torch.tensor([[4000.0, 4861.0, 6563.0]], dtype=torch.float64).log()
+    >>> rest, shifted = features(log_wave), features(log_wave + math.log1p(0.5))
+    >>> rest.shape, features.n_features
+    (torch.Size([1, 3, 8]), 8)
+    >>> bool(torch.allclose(rest[0] @ rest[0].T, shifted[0] @ shifted[0].T, atol=1e-5))
+    True
     """
 
     def __init__(self, n_frequencies, min_period, max_period):
@@ -68,6 +85,20 @@ def key_distance(query_position, key_position, key_active):
         ``|ln λ_query - ln λ_key|``; the singleton axis broadcasts over heads.
     offset : `~torch.Tensor`, shape (batch, 1, 1, n_key)
         0 for keys that may be attended, ``-inf`` for the others.
+
+    Examples
+    --------
+    Three patches, the last of them inactive, attending to each other:
+
+    >>> import torch
+    >>> from spectok.model import key_distance
+    >>> position = torch.tensor([[0.0, 0.01, 0.03]])
+    >>> active = torch.tensor([[True, True, False]])
+    >>> distance, offset = key_distance(position, position, active)
+    >>> distance.shape, offset.shape
+    (torch.Size([1, 1, 3, 3]), torch.Size([1, 1, 1, 3]))
+    >>> distance[0, 0, 0], offset[0, 0, 0]
+    (tensor([0.0000, 0.0100, 0.0300]), tensor([0., 0., -inf]))
     """
     distance = (query_position.unsqueeze(-1) - key_position.unsqueeze(-2)).abs()
     offset = torch.zeros(key_active.shape, dtype=distance.dtype, device=distance.device)
@@ -124,6 +155,27 @@ class LocalLayout:
         summaries, ``-inf`` for keys that may not be attended.
     segment_weight : `~torch.Tensor`, shape (batch, 1, segments, window // 2, 1)
         Weights that average a segment's active patches.
+
+    Examples
+    --------
+    Six patches in blocks of four are padded to eight (two blocks); each
+    query sees the eight keys of its window and four segment summaries:
+
+    >>> import torch
+    >>> from spectok.model import DistanceBias, LocalLayout
+    >>> position = torch.linspace(0.0, 0.05, 6)[None]
+    >>> active = torch.ones(1, 6, dtype=torch.bool)
+    >>> layout = LocalLayout(position, active, window=4)
+    >>> layout.length, layout.distance.shape
+    (8, torch.Size([1, 1, 2, 4, 12]))
+    >>> layout.pad(torch.ones(1, 6, 16)).shape
+    torch.Size([1, 8, 16])
+
+    The bias of every layer is made from the shared distances and offsets
+    (here for two heads), and goes to `TransformerBlock` with the layout:
+
+    >>> DistanceBias(2).from_distance(layout.distance, layout.offset).shape
+    torch.Size([1, 2, 2, 4, 12])
     """
 
     def __init__(self, position, active, window):
@@ -243,6 +295,25 @@ class DistanceBias(nn.Module):
         Number of attention heads.
     min_slope, max_slope : float
         Range of the initial slopes, per unit of ln λ.
+
+    Examples
+    --------
+    Two heads, with slopes 1 and 100 per unit of ln λ: from the first patch,
+    the second (1 % away in wavelength) costs the steep head 100 times what
+    it costs the shallow one, and the inactive third is never attended.
+
+    >>> import torch
+    >>> from spectok.model import DistanceBias
+    >>> bias = DistanceBias(n_heads=2, min_slope=1.0, max_slope=100.0)
+    >>> position = torch.tensor([[0.0, 0.01, 0.03]])
+    >>> active = torch.tensor([[True, True, False]])
+    >>> with torch.no_grad():
+    ...     b = bias(position, position, active)
+    >>> b.shape
+    torch.Size([1, 2, 3, 3])
+    >>> b[0, :, 0]
+    tensor([[ 0.0000, -0.0100,    -inf],
+            [ 0.0000, -1.0000,    -inf]])
     """
 
     def __init__(self, n_heads, min_slope=1.0, max_slope=1000.0):
@@ -277,6 +348,30 @@ class Attention(nn.Module):
         Model width.
     n_heads : int
         Number of heads; must divide ``width``.
+
+    Examples
+    --------
+    Five queries attend to seven keys; the last key is masked with ``-inf``
+    in the bias, so changing it changes nothing:
+
+    >>> import math
+    >>> import torch
+    >>> from spectok.model import Attention
+    >>> _ = torch.manual_seed(0)
+    >>> attention = Attention(width=16, n_heads=2)
+    >>> x, context = torch.randn(1, 5, 16), torch.randn(1, 7, 16)
+    >>> bias = torch.zeros(1, 1, 1, 7)
+    >>> bias[..., -1] = -math.inf
+    >>> y = attention(x, context, bias)
+    >>> y.shape
+    torch.Size([1, 5, 16])
+    >>> context[:, -1] = 100.0
+    >>> bool(torch.allclose(attention(x, context, bias), y))
+    True
+    >>> Attention(width=16, n_heads=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: width 16 is not divisible by n_heads 3
     """
 
     def __init__(self, width, n_heads):
@@ -363,7 +458,39 @@ def _mlp(width, ratio):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN self-attention block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``."""
+    """Pre-LN self-attention block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``.
+
+    Parameters
+    ----------
+    width : int
+        Model width.
+    n_heads : int
+        Number of attention heads; must divide ``width``.
+    mlp_ratio : int
+        Width of the MLP's hidden layer, in units of ``width``.
+
+    Examples
+    --------
+    Six patch states through one block, with global attention, then with
+    local attention (a `LocalLayout` whose single block holds them all,
+    which sees what global attention sees):
+
+    >>> import torch
+    >>> from spectok.model import DistanceBias, LocalLayout, TransformerBlock
+    >>> _ = torch.manual_seed(0)
+    >>> block, distance_bias = TransformerBlock(width=16, n_heads=2), DistanceBias(2)
+    >>> position = torch.linspace(0.0, 0.05, 6)[None]
+    >>> active = torch.ones(1, 6, dtype=torch.bool)
+    >>> x = torch.randn(1, 6, 16)
+    >>> y = block(x, distance_bias(position, position, active))
+    >>> y.shape
+    torch.Size([1, 6, 16])
+    >>> layout = LocalLayout(position, active, window=8)
+    >>> local = block(layout.pad(x), distance_bias.from_distance(layout.distance, layout.offset),
+    ...               layout)
+    >>> local.shape, bool(torch.allclose(local[:, :6], y, atol=1e-5))
+    (torch.Size([1, 8, 16]), True)
+    """
 
     def __init__(self, width, n_heads, mlp_ratio=4):
         super().__init__()
@@ -386,7 +513,41 @@ class TransformerBlock(nn.Module):
 
 
 class CrossAttentionBlock(nn.Module):
-    """Pre-LN cross-attention block: queries attend to a memory of patch states."""
+    """Pre-LN cross-attention block: queries attend to a memory of patch states.
+
+    Parameters
+    ----------
+    width : int
+        Model width.
+    n_heads : int
+        Number of attention heads; must divide ``width``.
+    mlp_ratio : int
+        Width of the MLP's hidden layer, in units of ``width``.
+
+    Examples
+    --------
+    Ten wavelengths at which to read a spectrum out attend to the states of
+    its six patches, biased by their distances in ln λ;
+    `CrossAttentionBlock.local` gives the same under local attention, a few
+    queries at a time:
+
+    >>> import torch
+    >>> from spectok.model import CrossAttentionBlock, DistanceBias, LocalLayout
+    >>> _ = torch.manual_seed(0)
+    >>> block, distance_bias = CrossAttentionBlock(width=16, n_heads=2), DistanceBias(2)
+    >>> position = torch.linspace(0.0, 0.05, 6)[None]
+    >>> active = torch.ones(1, 6, dtype=torch.bool)
+    >>> memory = torch.randn(1, 6, 16)
+    >>> query_position = torch.linspace(0.0, 0.05, 10)[None]
+    >>> query = torch.randn(1, 10, 16)
+    >>> y = block(query, memory, distance_bias(query_position, position, active))
+    >>> y.shape
+    torch.Size([1, 10, 16])
+    >>> layout = LocalLayout(position, active, window=8)
+    >>> local = block.local(query, memory, query_position, distance_bias, layout, size=4)
+    >>> bool(torch.allclose(local, y, atol=1e-5))
+    True
+    """
 
     def __init__(self, width, n_heads, mlp_ratio=4):
         super().__init__()
@@ -434,7 +595,33 @@ class CrossAttentionBlock(nn.Module):
 
 
 class AttentionPooling(nn.Module):
-    """Pool a set of patch states into one vector with learned queries (one per head)."""
+    """Pool a set of patch states into one vector with learned queries (one per head).
+
+    Parameters
+    ----------
+    width : int
+        Model width.
+    n_heads : int
+        Number of attention heads; must divide ``width``.
+
+    Examples
+    --------
+    Two spectra of six patch states, the second with only three active
+    patches: each pools to one vector, and inactive patches do not count.
+
+    >>> import torch
+    >>> from spectok.model import AttentionPooling
+    >>> _ = torch.manual_seed(0)
+    >>> pooling = AttentionPooling(width=16, n_heads=2)
+    >>> states = torch.randn(2, 6, 16)
+    >>> active = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    >>> pooled = pooling(states, active)
+    >>> pooled.shape
+    torch.Size([2, 16])
+    >>> states[1, 3:] = 0.0
+    >>> bool(torch.allclose(pooling(states, active), pooled))
+    True
+    """
 
     def __init__(self, width, n_heads):
         super().__init__()

@@ -397,6 +397,22 @@ def fit_head(estimator, X, y):
     -------
     estimator
         The fitted estimator.
+
+    Examples
+    --------
+    An MLP head stopped after five epochs, long before it converges: it is
+    fitted (in place) without a warning.
+
+    >>> import numpy as np
+    >>> from spectok.probes import fit_head, make_head
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> y = X @ [1.0, -2.0, 0.5, 0.0]
+    >>> head = make_head("mlp", "regression", n_samples=len(X), random_state=0,
+    ...                  params={"max_iter": 5})
+    >>> fitted = fit_head(head, X, y)
+    >>> fitted is head, fitted.n_iter_, fitted.predict(X[:3]).shape
+    (True, 5, (3,))
     """
     with _quiet_single_thread():
         return estimator.fit(X, y)

@@ -58,6 +58,39 @@ class Source:
         What the decoder learns to reconstruct on this source's spectra (see
         `~spectok.training.SourceConfig`); each view of a batch says so in
         its ``"reconstruct_init_weights"`` entry (a bool).
+
+    Examples
+    --------
+    A source of one's own: rest-frame spectra (here a toy absorption line
+    of random depth, finely sampled from 2000 to 11000 Å), observed through
+    the SDSS and LAMOST presets at redshifts up to 0.5:
+
+    >>> import astropy.units as u
+    >>> import numpy as np
+    >>> from specutils import Spectrum
+    >>> from spectok.training import Source, TrainingConfig, TrainingStream
+    >>> def draw(rng, redshift):
+    ...     wave = np.geomspace(2000, 11000, 20000) * u.AA
+    ...     line = np.exp(-0.5 * ((wave.value - 4000) / 5) ** 2)
+    ...     return Spectrum(spectral_axis=wave, flux=(1 - rng.uniform(0.2, 0.8) * line) * u.Jy)
+    >>> source = Source("lines", draw, instruments=("sdss", "lamost"), snr=(20.0, 50.0),
+    ...                 redshift=(0.0, 0.5))
+    >>> draw(np.random.default_rng(0), 0.0).flux.shape
+    (20000,)
+
+    A `TrainingStream` draws objects from it, each seen twice; views
+    longer than ``max_view_pixels`` are cut to a window of that many pixels:
+
+    >>> config = TrainingConfig(model="tiny", batch_size=2, max_view_pixels=2048)
+    >>> views = TrainingStream([source], config, patch_size=32).batch(0)
+    >>> [view["inputs"][1].shape[0] for view in views]  # two objects per view
+    [2, 2]
+    >>> all(view["inputs"][1].shape[1] <= 2048 for view in views)
+    True
+    >>> Source("lines", draw, weight=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: source 'lines': weight must be a positive number, got -1.0
     """
 
     name: str
@@ -427,6 +460,45 @@ class TrainingStream(torch.utils.data.IterableDataset):
     -----
     With DataLoader workers, worker ``w`` of ``n`` makes the batches of steps
     ``w, w + n, …``; the DataLoader's round-robin returns them in step order.
+
+    Examples
+    --------
+    Batches of four toy spectra of 512 pixels (16 patches), each seen twice
+    as published. A view holds the model's inputs (the first six arguments
+    of `~spectok.model.SpectralTokenizer.encode`), the patches hidden from
+    the encoder and the pixels at which the decoder is queried:
+
+    >>> import astropy.units as u
+    >>> import numpy as np
+    >>> import torch
+    >>> from astropy.nddata import StdDevUncertainty
+    >>> from specutils import Spectrum
+    >>> from spectok.training import Source, TrainingConfig, TrainingStream
+    >>> def draw(rng, redshift):
+    ...     wave = np.geomspace(4000, 7000, 512) * u.AA
+    ...     flux = (1 + 0.3 * np.sin(wave.value / rng.uniform(20, 60))) * u.Jy
+    ...     return Spectrum(spectral_axis=wave, flux=flux,
+    ...                     uncertainty=StdDevUncertainty(0.02 * flux))
+    >>> source = Source("toy", draw, instruments=("native",))
+    >>> config = TrainingConfig(model="tiny", steps=3, batch_size=4, max_query_pixels=128)
+    >>> stream = TrainingStream([source], config, patch_size=32)
+    >>> view_a, view_b = stream.batch(0)
+    >>> sorted(view_a)
+    ['hide', 'inputs', 'query', 'query_valid', 'reconstruct_init_weights']
+    >>> view_a["inputs"][1].shape, view_a["hide"].shape, view_a["query"].shape
+    (torch.Size([4, 512]), torch.Size([4, 16]), torch.Size([4, 128]))
+
+    The stream is the same wherever it is drawn: again, on another rank (half
+    of the batch), or by iterating over the steps:
+
+    >>> again = TrainingStream([source], config, patch_size=32).batch(0)[0]
+    >>> bool(torch.equal(again["inputs"][1], view_a["inputs"][1]))
+    True
+    >>> half = TrainingStream([source], config, 32, rank=1, world_size=2).batch(0)[0]
+    >>> bool(torch.equal(half["inputs"][1], view_a["inputs"][1][2:]))
+    True
+    >>> len(list(stream))  # steps 0, 1 and 2
+    3
     """
 
     def __init__(self, sources, config, patch_size, *, rank=0, world_size=1, start_step=0,

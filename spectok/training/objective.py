@@ -39,6 +39,39 @@ class TrainingObjective(nn.Module):
         Where ``config.trainable`` freezes the encoder and the two models'
         encoders are equal, only the reference's decoder runs on a held
         batch: it decodes the tokens the model under training made.
+
+    Examples
+    --------
+    The loss of the ``tiny`` model on one batch of a toy source (spectra
+    seen twice as published), and one optimiser step's gradient:
+
+    >>> import astropy.units as u
+    >>> import numpy as np
+    >>> import torch
+    >>> from astropy.nddata import StdDevUncertainty
+    >>> from specutils import Spectrum
+    >>> from spectok.model import SpectralTokenizer
+    >>> from spectok.training import Source, TrainingConfig, TrainingObjective, TrainingStream
+    >>> def draw(rng, redshift):
+    ...     wave = np.geomspace(4000, 7000, 512) * u.AA
+    ...     flux = (1 + 0.3 * np.sin(wave.value / rng.uniform(20, 60))) * u.Jy
+    ...     return Spectrum(spectral_axis=wave, flux=flux,
+    ...                     uncertainty=StdDevUncertainty(0.02 * flux))
+    >>> config = TrainingConfig(model="tiny", batch_size=4)
+    >>> views = TrainingStream([Source("toy", draw, instruments=("native",))], config,
+    ...                        patch_size=32).batch(0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = SpectralTokenizer(config.tokenizer_config())
+    >>> loss, terms = TrainingObjective(model, config)(*views)
+    >>> loss.shape, sorted(terms)
+    (torch.Size([]), ['consistency', 'reconstruction'])
+    >>> weighted = (config.reconstruction_weight * terms["reconstruction"]
+    ...             + config.consistency_weight * terms["consistency"])
+    >>> bool(torch.isclose(loss.detach(), weighted))
+    True
+    >>> loss.backward()
+    >>> model.to_token.weight.grad.shape
+    torch.Size([8, 32])
     """
 
     def __init__(self, model, config, reference_pooling=None, reference_model=None):
