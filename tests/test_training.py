@@ -200,6 +200,27 @@ def test_a_source_weight_must_be_a_positive_number(weight, message):
         dataclasses.replace(TOY_SOURCES[0], weight=weight)
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("snr", (10, "100"), r"snr must be a \(low, high\) pair of numbers, got \(10, '100'\)"),
+    ("snr", 10.0, r"snr must be a \(low, high\) pair of numbers, got 10.0"),
+    ("snr", (100.0, 10.0), r"snr must be positive with low <= high, got \(100.0, 10.0\)"),
+    ("snr", (0.0, 10.0), "snr must be positive"),
+    ("redshift", (0.5, 0.1), "redshift must be > -1 with low <= high"),
+    ("redshift", (-1.0, 0.0), "redshift must be > -1"),
+    ("redshift", (0.0, float("nan")), "redshift must be > -1 with low <= high, got"),
+    ("instruments", "sdss", "instruments must be a non-empty list of instrument names, got 'sdss'"),
+    ("instruments", (), "instruments must be a non-empty list"),
+    ("instruments", ("sdss", "hubble"), "unknown instrument 'hubble'; valid names"),
+])
+def test_a_source_range_or_instrument_list_that_cannot_be_drawn_from_is_refused(option, value,
+                                                                                 message):
+    with pytest.raises(ValueError, match=f"source 'miles': {message}"):
+        SourceConfig("miles", **{option: value})
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(TOY_SOURCES[0], **{option: value})
+    SourceConfig("miles", snr=[5, 5.0], redshift=(0.0, 1.5), instruments=["native", "SDSS"])
+
+
 def test_unknown_source_name_is_an_error(tmp_path):
     config = tiny_config(tmp_path, sources=(SourceConfig("nonexistent"),))
     with pytest.raises(ValueError, match="nonexistent"):

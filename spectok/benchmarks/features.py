@@ -472,10 +472,27 @@ class FluxPCAMethod:
         return self._coefficients(self._matrix(_prepare(spectra)))
 
     def reconstruction_chi2(self, prepared, hidden_pixels):
-        """Reduced χ² of the PCA reconstruction, as `EmbeddingMethod.reconstruction_chi2`.
+        """Reduced χ² of the PCA reconstruction: all pixels, and hidden pixels.
 
-        The reconstruction on the grid is interpolated back to the native
-        pixels; only pixels inside the grid's wavelength range count.
+        The PCA counterpart of `EmbeddingMethod.reconstruction_chi2`, which
+        hides patches from the encoder; here the hidden pixels are left out
+        of the fit of the components instead. The reconstruction on the grid
+        is interpolated back to the native pixels; only pixels inside the
+        grid's wavelength range count.
+
+        Parameters
+        ----------
+        prepared : list of `~spectok.adapter.PreparedSpectrum`
+        hidden_pixels : list of list of `~numpy.ndarray` of bool
+            Per spectrum, per arm, the pixels to hide: the second output of
+            `choose_hidden_patches` (`EmbeddingMethod` takes the first, the
+            patch indices).
+
+        Returns
+        -------
+        chi2_all, chi2_hidden : `~numpy.ndarray`
+            Per spectrum, the reduced χ² over all valid pixels inside the
+            grid (nothing hidden) and over the hidden ones.
         """
         chi2_all = np.full(len(prepared), np.nan)
         chi2_hidden = np.full(len(prepared), np.nan)

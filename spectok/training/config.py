@@ -33,13 +33,50 @@ def _check_types(config):
             raise ValueError(f"{spec.name} must be {what}, got {value!r}")
 
 
+def _check_range(source, name, lowest, what):
+    """Refuse a source's ``snr`` or ``redshift`` unless it is a (low, high) pair of finite
+    numbers with ``lowest < low <= high`` (a reversed pair would be drawn from silently)."""
+    pair = getattr(source, name)
+    if (isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in pair)):
+        raise ValueError(f"source {source.name!r}: {name} must be a (low, high) pair of numbers, "
+                         f"got {pair!r}")
+    low, high = pair
+    if not (math.isfinite(low) and math.isfinite(high) and lowest < low <= high):
+        raise ValueError(f"source {source.name!r}: {name} must be {what} with low <= high, "
+                         f"got {tuple(pair)!r}")
+
+
+def _check_instruments(source):
+    """Refuse a source's ``instruments`` unless it is a non-empty sequence of preset names
+    (or `~spectok.datasets.Instrument` objects) and ``"native"``."""
+    from ..datasets import get_instrument
+
+    instruments = source.instruments
+    if isinstance(instruments, (str, bytes)) or not hasattr(instruments, "__len__") \
+            or len(instruments) == 0:
+        raise ValueError(f"source {source.name!r}: instruments must be a non-empty list of "
+                         f"instrument names, got {instruments!r}")
+    for instrument in instruments:
+        if instrument != "native":
+            try:
+                get_instrument(instrument)
+            except ValueError as error:
+                raise ValueError(f"source {source.name!r}: {error}") from None
+
+
 def _check_source(source):
     """Refuse a `SourceConfig` or `~spectok.training.Source` with values of the wrong type,
-    a weight that is not positive, or an unknown reconstruction target."""
+    a weight that is not positive, unknown instruments, an S/N or redshift range that is not
+    an ordered pair of finite numbers (S/N > 0, redshift > -1), or an unknown
+    reconstruction target."""
     _check_types(source)
     if not (source.weight > 0 and math.isfinite(source.weight)):
         raise ValueError(f"source {source.name!r}: weight must be a positive number, got "
                          f"{source.weight!r}")
+    _check_instruments(source)
+    _check_range(source, "snr", 0.0, "positive")
+    _check_range(source, "redshift", -1.0, "> -1")
     if source.reconstruction_target not in RECONSTRUCTION_TARGETS:
         raise ValueError(f"source {source.name!r}: reconstruction_target must be 'data' or "
                          f"'init_weights', got {source.reconstruction_target!r}")
