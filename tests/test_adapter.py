@@ -505,7 +505,8 @@ def test_prepare_spectra_skips_no_oserror_of_its_own(make_pair, monkeypatch):
     def failing(*args):
         raise PermissionError("no access")
 
-    monkeypatch.setattr(adapter, "prepare_spectrum", failing)
+    # (in the submodule where prepare_spectra looks it up)
+    monkeypatch.setattr(adapter.prepare, "prepare_spectrum", failing)
     with pytest.raises(PermissionError, match="no access"):
         prepare_spectra([make_pair()], skip=True)
 

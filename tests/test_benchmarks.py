@@ -135,8 +135,10 @@ def test_context_prepares_each_spectrum_once(tiny_model, make_pair, monkeypatch)
 
     calls = []
     prepare = spectok.adapter.prepare_spectrum
-    monkeypatch.setattr(spectok.adapter, "prepare_spectrum",
-                        lambda item, *a, **k: calls.append(item) or prepare(item, *a, **k))
+    for module in (spectok.adapter, spectok.adapter.prepare, spectok.adapter.batch):
+        # wherever it is looked up: the package, prepare_spectra and to_batch
+        monkeypatch.setattr(module, "prepare_spectrum",
+                            lambda item, *a, **k: calls.append(item) or prepare(item, *a, **k))
     ctx = BenchmarkContext(tiny_model, quick=True)
     train = [make_pair(n=200, seed=s, relative_error=0.01) for s in range(12)]
     test = [make_pair(n=200, seed=100 + s, relative_error=0.01) for s in range(4)]

@@ -158,7 +158,8 @@ def test_resume_does_not_read_finished_chunks_again(tmp_path, tiny_model, make_p
         return original(item, index, *args)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(adapter, "prepare_spectrum", spy)
+        for module in (adapter, adapter.prepare, adapter.batch):  # wherever it is looked up
+            patch.setattr(module, "prepare_spectrum", spy)
         result = encode_catalogue(iter(spectra), output, tiny_model, chunk_size=2, resume=True)
     assert prepared == [4, 5] and result.resumed_chunks == 2
     reference = encode_catalogue(spectra, tmp_path / "reference.h5", tiny_model, chunk_size=2)
