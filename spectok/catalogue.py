@@ -35,8 +35,9 @@ from ._atomic import write_atomically
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, WavelengthRangeWarning,
-                      _check_error_mode, check_wavelength_range, is_single_spectrum,
-                      log_bin_edges, prepare_spectra, warn_skipped)
+                      check_wavelength_range, is_single_spectrum, log_bin_edges,
+                      prepare_spectra, warn_skipped)
+from .adapter.errors import _check_error_mode
 from ._device import resolve_device
 from .encode import encode, get_model
 

@@ -13,9 +13,10 @@ from tqdm.auto import tqdm
 
 from . import conf
 from ._device import autocast, resolve_device
-from .adapter import (NoUncertaintyWarning, WavelengthRangeWarning, _check_error_mode,
-                      check_wavelength_range, flux_in_unit, iter_spectra, prepare_spectra,
-                      to_batch, warn_skipped, wavelength_grid)
+from .adapter import (NoUncertaintyWarning, WavelengthRangeWarning, check_wavelength_range,
+                      flux_in_unit, iter_spectra, prepare_spectra, to_batch, warn_skipped,
+                      wavelength_grid)
+from .adapter.errors import _check_error_mode
 from .model import SpectralTokenizer, WeightsError, load_model
 from .tokens import SpectralTokens, TokenBatch
 

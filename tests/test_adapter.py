@@ -14,9 +14,10 @@ from specutils import Spectrum, SpectrumList
 from spectok import adapter
 from spectok.adapter import (ERROR_MODES, FLAM, NoUncertaintyWarning, PreparedSpectrum,
                              SpectrumInputError, SpectrumInputWarning, canonical_flux,
-                             _check_error_mode, flux_in_unit, is_single_spectrum, iter_spectra,
-                             log_bin_edges, prepare_spectra, prepare_spectrum, to_batch,
-                             warn_skipped, wavelength_grid)
+                             flux_in_unit, is_single_spectrum, iter_spectra, log_bin_edges,
+                             prepare_spectra, prepare_spectrum, to_batch, warn_skipped,
+                             wavelength_grid)
+from spectok.adapter.errors import _check_error_mode
 
 # -- recognising inputs ---------------------------------------------------------------
 

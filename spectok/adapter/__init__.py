@@ -1,7 +1,7 @@
 """The unit-aware adapter: anything spectrum-like → a padded `SpectrumBatch`.
 
-This is the only module of spectok that touches `astropy.units`. Everything
-downstream sees plain tensors:
+Units are handled here, once, for everything the model reads; downstream,
+spectra are plain arrays and tensors:
 
 * wavelengths in vacuum Ångström (air converted with the IAU standard of
   Morton 2000 when asked), ascending within each arm;
@@ -24,18 +24,6 @@ from .inputs import split_masked
 from .prepare import (PreparedSpectrum, is_single_spectrum, iter_spectra, prepare_spectra,
                       prepare_spectrum)
 from .units import canonical_flux, flux_in_unit, log_bin_edges, wavelength_grid
-
-# The private helpers stay importable from here, as from the single module before the
-# split (spectok.adapter._median, _check_error_mode, ...).
-from .batch import _MAX_RELATIVE_SIGMA, _arm_gradient, _SlotLayout  # noqa: F401
-from .errors import _check_error_mode  # noqa: F401
-from .inputs import _arm_arrays, _label, _medium_of, _prepare_arm  # noqa: F401
-from .prepare import (_MAX_DYNAMIC_RANGE, _MIN_RELATIVE_NOISE, _active_patches,  # noqa: F401
-                      _check_length, _der_snr_noise, _flux_scale, _is_pair, _median,
-                      _not_a_spectrum, _prepare, _require_usable_patch)
-from .units import (_COUNT_UNITS, _air_to_vacuum, _canonical_unit,  # noqa: F401
-                    _classify_flux_unit, _conversion_factor, _sigma_quantity,
-                    _wavelength_angstrom)
 
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "prepare_spectra",
            "warn_skipped", "ERROR_MODES", "to_batch", "iter_spectra",

@@ -17,7 +17,7 @@ from functools import cached_property
 import astropy.units as u
 import numpy as np
 
-from ..adapter import _median
+from ..adapter.prepare import _median
 from ._binning import FWHM_PER_SIGMA
 from ._checks import check_snr
 
