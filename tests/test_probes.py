@@ -389,6 +389,61 @@ def test_not_calibrated_and_bad_alpha():
         clf.predict_set(X)
 
 
+@pytest.mark.parametrize("value", ["0.9", True, None, [0.5, 0.9]])
+def test_alpha_q_and_calibration_fraction_that_are_not_one_number_are_named(value):
+    # before: "0.9" was taken as 0.9, True as 1.0 ("got 1.0"), None and lists raised
+    # float()'s TypeError, and predict_quantile compared them with '<' (TypeError, or an
+    # array's "truth value ... is ambiguous")
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    regressor = RedshiftProbe(head="ridge").fit(X, np.abs(X[:, 0]))
+    classifier = SpectralClassProbe().fit(X, (X[:, 0] > 0).astype(int))
+    shown = re.escape(repr(value))
+    with pytest.raises(ValueError, match=rf"alpha .* must be a number in \(0, 1\), got {shown}"):
+        regressor.predict_interval(X, alpha=value)
+    with pytest.raises(ValueError, match=rf"alpha .* must be a number in \(0, 1\), got {shown}"):
+        classifier.predict_set(X, alpha=value)
+    with pytest.raises(ValueError, match=rf"q must be a number in \(0, 1\], got {shown}"):
+        classifier.predict_quantile(X, q=value)
+    if value is not None:   # None is no calibration fraction either, but scikit-learn's checks
+        with pytest.raises(ValueError, match=rf"calibration_fraction must be a number .*"
+                                             rf"got {shown}"):
+            RedshiftProbe(calibration_fraction=value).fit(X, np.abs(X[:, 0]))
+    with pytest.raises(ValueError, match=r"q must be a number in \(0, 1\], got array"):
+        classifier.predict_quantile(X, q=np.array([0.5, 0.6]))
+
+
+@pytest.mark.parametrize("kind", [RedshiftProbe, SpectralClassProbe])
+def test_parameters_of_the_wrong_kind_are_refused(kind):
+    # before: head_params="alpha" raised "dictionary update sequence element #0 has length
+    # 1" (a class probe: "'str' object has no attribute 'get'"), and standardize="no" was
+    # taken as True
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = np.where(X[:, 0] > 0, "a", "b") if kind is SpectralClassProbe else np.abs(X[:, 0])
+    with pytest.raises(ValueError, match="head_params must be a dict .* got 'alpha'"):
+        kind(head_params="alpha").fit(X, y)
+    with pytest.raises(ValueError, match=r"head_params must be a dict .* got \[\('C', 1\)\]"):
+        kind(head_params=[("C", 1)]).fit(X, y)
+    with pytest.raises(ValueError, match="standardize must be True or False, got 'no'"):
+        kind(standardize="no").fit(X, y)
+    kind(standardize=np.False_, head_params={}).fit(X, y)   # still fine
+
+
+def test_stellar_targets_and_as_quantity_of_the_wrong_kind_are_refused():
+    # before: targets=None raised "'NoneType' object is not iterable", and
+    # as_quantity="no" returned a table
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = np.column_stack([5000 + 100 * X[:, 0], 4 + 0.1 * X[:, 1]])
+    for targets in (None, 3):
+        with pytest.raises(ValueError, match=f"targets must be a name or a tuple of names "
+                                             rf"\(strings\), got {targets}"):
+            StellarParameterProbe(targets=targets).fit(X, y)
+    probe = StellarParameterProbe(targets=np.array(["teff", "logg"])).fit(X, y)
+    with pytest.raises(ValueError, match="as_quantity must be True or False, got 'no'"):
+        probe.predict(X, as_quantity="no")
+    with pytest.raises(ValueError, match="as_quantity must be True or False, got 1"):
+        probe.predict_interval(X, as_quantity=1)
+
+
 def test_not_calibrated_messages_say_what_is_missing():
     X = np.random.default_rng(0).normal(size=(40, 3))
     regressor = StellarParameterProbe(targets="logg", calibration_fraction=0).fit(X, X[:, 0])
@@ -736,6 +791,24 @@ def _tree_edit(change):
 def test_a_tampered_probe_file_is_a_probe_file_error(tmp_path, edit):
     with pytest.raises(ProbeFileError, match="probe.safetensors"):
         load_probe(_probe_file_with(tmp_path, edit))
+
+
+def test_a_probe_file_that_holds_no_estimator_is_refused(tmp_path):
+    # before: load_probe returned the number 3 of a file whose description was {"t": "py", "v": 3}
+    def a_number(metadata):
+        return {**metadata, "probe": json.dumps({"t": "py", "v": 3})}
+
+    with pytest.raises(ProbeFileError, match="does not hold an estimator"):
+        load_probe(_probe_file_with(tmp_path, a_number))
+
+
+def test_save_into_a_missing_directory_names_the_directory(tmp_path):
+    # before: safetensors' "I/O error: No such file or directory ... at path .../.tmpXXXX"
+    _, probe = _fitted(RedshiftProbe, "ridge")
+    with pytest.raises(FileNotFoundError, match=f"directory {re.escape(str(tmp_path / 'no'))} "
+                                                "does not exist"):
+        probe.save(tmp_path / "no" / "probe.safetensors")
+    assert not (tmp_path / "no").exists()
 
 
 def test_save_refuses_unknown_objects(tmp_path):

@@ -1,6 +1,7 @@
 """What the probes share: parameters, calibration, input checks, standardisation, persistence."""
 
 import functools
+from collections.abc import Mapping
 
 import astropy.units as u
 import numpy as np
@@ -153,9 +154,15 @@ class _ConformalProbe(_PersistenceMixin):
         self.calibration = calibration
 
     def _check_head(self):
-        """Raise ValueError unless ``head`` is one of `HEADS` or ``"auto"``."""
+        """Raise ValueError unless ``head`` is one of `HEADS` or ``"auto"``, ``head_params``
+        a dict or None and ``standardize`` a bool."""
         if self.head not in (*HEADS, "auto"):
             raise ValueError(f"head must be one of {(*HEADS, 'auto')}, got {self.head!r}")
+        if self.head_params is not None and not isinstance(self.head_params, Mapping):
+            raise ValueError(f"head_params must be a dict of the head's parameters or None, "
+                             f"got {self.head_params!r}")
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ValueError(f"standardize must be True or False, got {self.standardize!r}")
 
     def _calibration_parts(self, n_samples, groups=None):
         """The random state and the samples that fit the head and calibrate it.

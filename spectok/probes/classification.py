@@ -5,6 +5,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import _ConformalProbe, standardizer, validate_data, validated_input
+from ..datasets._checks import as_number
 from .conformal import conformal_quantile
 from .heads import build_head, fit_head, predict_in_blocks, refit_head
 
@@ -101,7 +102,9 @@ class SpectralClassProbe(_ConformalProbe, ClassifierMixin, BaseEstimator):
             ``spectok.encode(spectra).embedding``, or put a `SpectrumEmbedder`
             before the probe in a pipeline).
         ValueError
-            Fewer than two classes, or labels that mix strings and numbers.
+            Fewer than two classes, labels that mix strings and numbers, or
+            an invalid parameter (an unknown ``head``, ``head_params`` that
+            is not a dict, ``standardize`` that is not a bool).
 
         Examples
         --------
@@ -238,7 +241,7 @@ class SpectralClassProbe(_ConformalProbe, ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            ``q`` outside (0, 1], or classes that are not numbers.
+            ``q`` not a number in (0, 1], or classes that are not numbers.
 
         Examples
         --------
@@ -251,6 +254,7 @@ class SpectralClassProbe(_ConformalProbe, ClassifierMixin, BaseEstimator):
         >>> probe.predict_quantile([[0.0, 0.1], [3.1, 2.9]])
         array([0, 3])
         """
+        q = as_number(q, f"q must be a number in (0, 1], got {q!r}")
         if not 0 < q <= 1:
             raise ValueError(f"q must be in (0, 1], got {q}")
         proba = self.predict_proba(X)
@@ -286,7 +290,7 @@ class SpectralClassProbe(_ConformalProbe, ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            If ``alpha`` is not in (0, 1).
+            If ``alpha`` is not a number in (0, 1).
         spectok.probes.NotCalibratedError
             If the probe was fitted with no calibration set.
 

@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from ..datasets._checks import as_number
+
 __all__ = ["conformal_quantile", "calibration_split", "calibration_folds", "CALIBRATIONS",
            "NotCalibratedError"]
 
@@ -33,7 +35,8 @@ class NotCalibratedError(ValueError):
 
 
 def _check_alpha(alpha):
-    alpha = float(alpha)
+    alpha = as_number(alpha, f"alpha is the coverage probability and must be a number in "
+                             f"(0, 1), got {alpha!r}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha is the coverage probability and must be in (0, 1), got {alpha}")
     return alpha
@@ -46,11 +49,8 @@ def _check_calibration(calibration):
 
 
 def _check_fraction(fraction):
-    try:
-        fraction = float(fraction)
-    except (TypeError, ValueError):
-        raise ValueError(f"calibration_fraction must be a number in [0, 1), got "
-                         f"{fraction!r}") from None
+    fraction = as_number(fraction, f"calibration_fraction must be a number in [0, 1), got "
+                                   f"{fraction!r}")
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"calibration_fraction must be in [0, 1), got {fraction}")
     return fraction
@@ -76,7 +76,7 @@ def conformal_quantile(scores, alpha):
     Raises
     ------
     ValueError
-        If ``alpha`` is not in (0, 1).
+        If ``alpha`` is not a number in (0, 1).
     NotCalibratedError
         If there are no scores.
 
@@ -130,7 +130,7 @@ def calibration_folds(n_samples, fraction, random_state, groups=None):
     Raises
     ------
     ValueError
-        If ``fraction`` is not in [0, 1).
+        If ``fraction`` is not a number in [0, 1).
 
     Examples
     --------
@@ -182,7 +182,7 @@ def calibration_split(n_samples, fraction, random_state, groups=None):
     Raises
     ------
     ValueError
-        If ``fraction`` is not in [0, 1).
+        If ``fraction`` is not a number in [0, 1).
 
     Examples
     --------

@@ -244,6 +244,8 @@ def save_probe(probe, path):
     ------
     TypeError
         If the probe holds an object that is not plain data or a trusted type.
+    FileNotFoundError
+        The directory of ``path`` does not exist.
 
     Examples
     --------
@@ -258,9 +260,12 @@ def save_probe(probe, path):
     """
     from safetensors.numpy import save_file
 
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write probe file {path}: directory {path.parent} "
+                                "does not exist")
     writer = _Writer()
     tree = writer.node(probe, type(probe).__name__)
-    path = Path(path)
     metadata = {"format": _FORMAT, "format_version": str(_FORMAT_VERSION),
                 "versions": json.dumps(_versions()), "probe": json.dumps(tree)}
     write_atomically(path, lambda partial: save_file(writer.arrays, str(partial),
@@ -289,7 +294,8 @@ def load_probe(path):
     ------
     ProbeFileError
         The file is not a safetensors probe file (for example a pickle), its
-        description is malformed, or it names a type that is not trusted.
+        description is malformed or holds no estimator, or it names a type
+        that is not trusted.
     FileNotFoundError
         There is no such file.
 
@@ -343,6 +349,10 @@ def load_probe(path):
         raise ProbeFileError(f"{path}: unreadable probe description ({error})") from None
     if not isinstance(written, dict):
         raise ProbeFileError(f"{path}: malformed record of versions {written!r}")
+    if not isinstance(tree, dict) or tree.get("t") != "estimator":
+        raise ProbeFileError(f"{path}: the description does not hold an estimator at its top "
+                             f"(it holds {str(tree)[:60]}); probes are read only from files "
+                             "written by probe.save()")
     current = _versions()
     if written.get("sklearn") != current["sklearn"]:
         warnings.warn(f"{path} was written with scikit-learn {written.get('sklearn')}, this is "

@@ -65,6 +65,11 @@ def _plain_targets(y, names):
     return values[0] if len(names) == 1 else np.column_stack(values)
 
 
+def _check_as_quantity(as_quantity):
+    if not isinstance(as_quantity, (bool, np.bool_)):
+        raise ValueError(f"as_quantity must be True or False, got {as_quantity!r}")
+
+
 def _in_target_unit(column, name):
     import astropy.units as u
 
@@ -138,7 +143,10 @@ class _ConformalRegressor(_ConformalProbe, RegressorMixin, BaseEstimator):
             before the probe in a pipeline).
         ValueError
             Targets that are not finite or out of their range (a redshift
-            ≤ -1; Teff ≤ 0, or below 100 K: log10 Teff, not K).
+            ≤ -1; Teff ≤ 0, or below 100 K: log10 Teff, not K), or an
+            invalid parameter (an unknown ``head``, ``head_params`` that is
+            not a dict, ``standardize`` that is not a bool, ``targets`` that
+            are not names).
         astropy.units.UnitConversionError
             A target given in a unit that does not convert to its own.
         """
@@ -239,7 +247,7 @@ class _ConformalRegressor(_ConformalProbe, RegressorMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            If ``alpha`` is not in (0, 1).
+            If ``alpha`` is not a number in (0, 1).
         spectok.probes.NotCalibratedError
             If the probe was fitted with no calibration set.
         """
@@ -467,7 +475,11 @@ class StellarParameterProbe(_ConformalRegressor):
         self.targets = targets
 
     def _target_names(self):
-        names = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
+        try:
+            names = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
+        except TypeError:   # not iterable: None, a number
+            raise ValueError(f"targets must be a name or a tuple of names (strings), got "
+                             f"{self.targets!r}") from None
         if not all(isinstance(name, str) for name in names):
             raise ValueError(f"targets must be names (strings), got {self.targets!r}")
         if not names or len({name.lower() for name in names}) != len(names):
@@ -530,6 +542,7 @@ class StellarParameterProbe(_ConformalRegressor):
         >>> probe.predict(X[:3], as_quantity=True)["Teff"].unit
         Unit("K")
         """
+        _check_as_quantity(as_quantity)
         values = super().predict(X)
         return self._as_table(values) if as_quantity else values
 
@@ -552,7 +565,7 @@ class StellarParameterProbe(_ConformalRegressor):
         Raises
         ------
         ValueError
-            If ``alpha`` is not in (0, 1).
+            If ``alpha`` is not a number in (0, 1), or ``as_quantity`` not a bool.
         spectok.probes.NotCalibratedError
             If the probe was fitted with no calibration set.
 
@@ -569,6 +582,7 @@ class StellarParameterProbe(_ConformalRegressor):
         >>> probe.predict_interval(X[:1], 0.9, as_quantity=True)[1]["teff"].unit
         Unit("K")
         """
+        _check_as_quantity(as_quantity)
         lower, upper = super().predict_interval(X, alpha)
         if as_quantity:
             return self._as_table(lower), self._as_table(upper)
