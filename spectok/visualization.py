@@ -18,6 +18,8 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
+from .datasets._checks import as_number
+
 __all__ = ["plot_spectrum", "plot_tokens", "plot_reconstruction", "plot_predicted_vs_true",
            "plot_confusion_matrix", "plot_token_similarity", "plot_embedding_map",
            "plot_training_log"]
@@ -35,6 +37,15 @@ def _new_axes(nrows=1, **kwargs):
     return axes
 
 
+def _check_ax(ax):
+    """Refuse an ``ax`` that is neither None nor a matplotlib Axes, naming what it is."""
+    from matplotlib.axes import Axes
+
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (or None for a new figure), got a "
+                        f"{type(ax).__name__}: {ax!r:.60}")
+
+
 def _unit_label(name, unit):
     text = unit.to_string() if unit not in (None, u.dimensionless_unscaled) else ""
     return f"{name} [{text}]" if text else name
@@ -46,18 +57,29 @@ def _arms(spectrum):
     from specutils import Spectrum, SpectrumList
 
     if isinstance(spectrum, tuple):
+        if len(spectrum) not in (2, 3):
+            raise TypeError(f"cannot plot a tuple of {len(spectrum)}: give (wavelength, flux) "
+                            "or (wavelength, flux, uncertainty)")
         wave, flux = spectrum[0], spectrum[1]
         sigma = spectrum[2] if len(spectrum) > 2 else None
-        wave = u.Quantity(wave)
-        flux = u.Quantity(flux)
+        wave = np.atleast_1d(u.Quantity(wave))
+        flux = np.atleast_1d(u.Quantity(flux))
         if wave.shape[0] == flux.shape[0] + 1:  # bin edges
             wave = 0.5 * (wave[1:] + wave[:-1])
+        if wave.shape != flux.shape:
+            raise ValueError(f"wavelength and flux differ in shape: {wave.shape} and "
+                             f"{flux.shape}")
         if sigma is not None:
             sigma = (u.Quantity(sigma).to_value(flux.unit) if hasattr(sigma, "unit")
                      else np.asarray(sigma, dtype=float))
+            if sigma.shape != flux.shape:
+                raise ValueError(f"the uncertainty must have the shape of the flux, "
+                                 f"{flux.shape}; got {sigma.shape}")
         mask = ~np.isfinite(flux.value)
         return [(wave, flux, sigma, mask, "vacuum")]
     if isinstance(spectrum, SpectrumList):
+        if not len(spectrum):
+            raise ValueError("cannot plot an empty SpectrumList: it has no arms")
         arms = [arm for item in spectrum for arm in _arms(item)]
         unit = arms[0][0].unit
         return [(w.to(unit, u.spectral()), f, s, m, medium) for w, f, s, m, medium in arms]
@@ -167,7 +189,10 @@ def plot_spectrum(spectrum, ax=None, *, reconstruction=None, model=None, show_un
     Raises
     ------
     TypeError
-        ``spectrum`` is not a spectrum.
+        ``spectrum`` is not a spectrum, or ``ax`` is not an Axes.
+    ValueError
+        A tuple whose wavelength, flux and uncertainty differ in shape, or
+        an empty SpectrumList.
 
     Examples
     --------
@@ -179,8 +204,9 @@ def plot_spectrum(spectrum, ax=None, *, reconstruction=None, model=None, show_un
     >>> ax.get_xlabel()
     'wavelength [Angstrom]'
     """
-    ax = _new_axes() if ax is None else ax
+    _check_ax(ax)
     arms = _arms(spectrum)
+    ax = _new_axes() if ax is None else ax
     meta = getattr(spectrum, "meta", None) or {}
     label = label if label is not None else str(meta.get("id", "data"))
     line = None
@@ -245,7 +271,8 @@ def plot_reconstruction(spectrum, model=None, *, ax=None, show_mask=True):
     TypeError
         ``spectrum`` is not a spectrum.
     ValueError
-        If ``ax`` is not two Axes.
+        If ``ax`` is not two Axes, or a tuple whose wavelength, flux and
+        uncertainty differ in shape, or an empty SpectrumList.
 
     Examples
     --------
@@ -257,13 +284,18 @@ def plot_reconstruction(spectrum, model=None, *, ax=None, show_mask=True):
     >>> lower.get_ylabel()
     '(data − model) / σ'
     """
+    if ax is not None:
+        from matplotlib.axes import Axes
+
+        panels = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+        if len(panels) != 2 or not all(isinstance(panel, Axes) for panel in panels):
+            raise ValueError(f"ax must be two Axes: the spectra panel and the residual "
+                             f"panel; got {ax!r:.80}")
     arms = _arms(spectrum)
     if ax is None:
         upper, lower = _new_axes(2, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
     else:
-        if len(ax) != 2:
-            raise ValueError("ax must be two Axes: the spectra panel and the residual panel")
-        upper, lower = ax
+        upper, lower = panels
     _, rendered = _render(spectrum, model)
     plot_spectrum(spectrum, ax=upper, reconstruction=rendered, show_mask=show_mask)
     chi2, n = 0.0, 0
@@ -321,7 +353,8 @@ def plot_tokens(tokens, ax=None, *, spectrum=None, cmap="RdBu_r", show_edges=Tru
     ------
     TypeError
         ``tokens`` is not a `~spectok.SpectralTokens` (e.g. a whole
-        `~spectok.TokenBatch`, or a spectrum not yet encoded).
+        `~spectok.TokenBatch`, or a spectrum not yet encoded), or ``ax`` is
+        not an Axes.
 
     Examples
     --------
@@ -338,6 +371,7 @@ def plot_tokens(tokens, ax=None, *, spectrum=None, cmap="RdBu_r", show_edges=Tru
     from matplotlib.colors import Normalize
 
     _check_tokens(tokens)
+    _check_ax(ax)
     ax = _new_axes() if ax is None else ax
     edges = tokens.patch_edges.to_value(u.AA)
     values = np.asarray(tokens.tokens, dtype=float)
@@ -426,10 +460,12 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
     Raises
     ------
     TypeError
-        If ``a`` and ``b`` are not both tokens of one spectrum or both batches/arrays.
+        If ``a`` and ``b`` are not both tokens of one spectrum or both
+        batches/arrays, or ``ax`` is not an Axes.
     ValueError
         If the tokens or embeddings of ``a`` and ``b`` differ in width
-        (different models).
+        (different models), either has no embeddings, or ``labels`` is not
+        two names.
 
     Examples
     --------
@@ -444,6 +480,9 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
     """
     from .tokens import SpectralTokens
 
+    _check_ax(ax)
+    if isinstance(labels, str) or np.ndim(labels) != 1 or len(labels) != 2:
+        raise ValueError(f"labels must be two names, one per view; got {labels!r}")
     ax = _new_axes() if ax is None else ax
     if isinstance(a, SpectralTokens) and isinstance(b, SpectralTokens):
         centre_a = _token_centres(a)
@@ -463,6 +502,9 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
             raise TypeError("give two TokenBatch objects or two (n, d) embedding arrays; got a "
                             f"{type(a).__name__} and a {type(b).__name__} of shapes {ea.shape} "
                             f"and {eb.shape}")
+        if not len(ea) or not len(eb):
+            raise ValueError(f"nothing to compare: a has {len(ea)} embeddings and b "
+                             f"{len(eb)}")
         similarity = _cosine(ea, eb)
         mesh = ax.imshow(similarity, cmap=cmap, vmin=-1, vmax=1, origin="upper",
                          interpolation="nearest", aspect="auto")
@@ -520,10 +562,12 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
 
     Raises
     ------
+    TypeError
+        ``ax`` is not an Axes.
     ValueError
-        If ``y_true`` or ``y_pred`` is not 1-D, they differ in length, the
-        interval bounds do not have their shape, or ``outlier_bound`` is not
-        positive.
+        If ``y_true`` or ``y_pred`` is not 1-D or empty, they differ in
+        length, ``interval`` is not a (lower, upper) pair of their shape with
+        lower ≤ upper, or ``outlier_bound`` is not a positive number.
 
     Examples
     --------
@@ -544,18 +588,29 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
             return x.to_value(unit) if unit is not None else x.value
         return np.asarray(x, dtype=float)
 
+    _check_ax(ax)
     truth, pred = values(y_true), values(y_pred)
     _check_paired(truth, pred)
-    if outlier_bound is not None and not outlier_bound > 0:
+    if not len(truth):
+        raise ValueError("y_true and y_pred are empty: nothing to plot")
+    if outlier_bound is not None and not as_number(
+            outlier_bound, f"outlier_bound must be a positive number, got {outlier_bound!r}") > 0:
         raise ValueError(f"outlier_bound must be positive, got {outlier_bound!r}")
     style = {"fmt": "o", "ms": 3, "alpha": 0.7, "elinewidth": 0.6, "capsize": 0}
     style.update(kwargs)
     yerr = None
     if interval is not None:
+        if isinstance(interval, str) or len(interval) != 2:
+            raise ValueError(f"interval must be a (lower, upper) pair of bounds, got "
+                             f"{interval!r:.80}")
         lower, upper = values(interval[0]), values(interval[1])
         if lower.shape != truth.shape or upper.shape != truth.shape:
             raise ValueError(f"the interval bounds must have the shape of y_true, {truth.shape}; "
                              f"got {lower.shape} and {upper.shape}")
+        if np.any(lower > upper):
+            raise ValueError(f"the interval's lower bound is above its upper bound for "
+                             f"{int(np.sum(lower > upper))} of {len(lower)} values: give "
+                             "(lower, upper)")
         yerr = np.vstack([np.clip(pred - lower, 0, None), np.clip(upper - pred, 0, None)])
     ax = _new_axes() if ax is None else ax
     ax.errorbar(truth, pred, yerr=yerr, **style)
@@ -620,7 +675,8 @@ def plot_embedding_map(embeddings, labels=None, ax=None, *, method="pca", label=
     ------
     TypeError
         ``embeddings`` is not a batch or an array of numbers (a
-        `~spectok.SpectralTokens` holds the embedding of one spectrum only).
+        `~spectok.SpectralTokens` holds the embedding of one spectrum only),
+        or ``ax`` is not an Axes.
     ValueError
         If ``method`` is unknown, there are fewer than 3 embeddings, or
         ``labels`` is not 1-D or has another length.
@@ -639,6 +695,7 @@ def plot_embedding_map(embeddings, labels=None, ax=None, *, method="pca", label=
     """
     from .tokens import SpectralTokens
 
+    _check_ax(ax)
     if isinstance(embeddings, SpectralTokens):
         raise TypeError("a SpectralTokens holds the embedding of one spectrum: give a TokenBatch "
                         "(spectok.encode of several spectra) or an (n, d) array")
@@ -706,6 +763,8 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, ax=None, *, normalize="tr
 
     Raises
     ------
+    TypeError
+        ``ax`` is not an Axes.
     ValueError
         If ``y_true`` or ``y_pred`` is not 1-D, they differ in length, or
         ``normalize`` is unknown.
@@ -722,6 +781,7 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, ax=None, *, normalize="tr
     """
     from sklearn.metrics import confusion_matrix
 
+    _check_ax(ax)
     if normalize not in ("true", "pred", None):
         raise ValueError(f"normalize must be 'true', 'pred' or None, got {normalize!r}")
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -797,7 +857,10 @@ def plot_training_log(log, ax=None, *, columns=None, logy="auto"):
     Raises
     ------
     TypeError
-        ``log`` is not a path or a table.
+        ``log`` is not a path or a table, ``columns`` is a string rather
+        than a list of names, or ``ax`` is not an Axes.
+    ValueError
+        ``logy`` is not True, False or ``"auto"``.
     KeyError
         The log has no ``step`` column or lacks a requested column.
 
@@ -812,8 +875,14 @@ def plot_training_log(log, ax=None, *, columns=None, logy="auto"):
     >>> [line.get_label() for line in ax.get_lines()]
     ['loss', 'val_loss']
     """
-    ax = _new_axes() if ax is None else ax
+    _check_ax(ax)
+    if isinstance(columns, str):
+        raise TypeError(f"columns must be a list of column names, got the string {columns!r} "
+                        f"(for one column: [{columns!r}])")
+    if not (isinstance(logy, (bool, np.bool_)) or (isinstance(logy, str) and logy == "auto")):
+        raise ValueError(f"logy must be True, False or 'auto', got {logy!r}")
     table = _read_log(log)
+    ax = _new_axes() if ax is None else ax
     names = list(getattr(table, "colnames", None) or list(table.columns))
     if "step" not in names:
         raise KeyError(f"the training log has no 'step' column (columns: {names})")
@@ -837,7 +906,8 @@ def plot_training_log(log, ax=None, *, columns=None, logy="auto"):
         else:
             ax.plot(step[have], values[have], "-", color=colour, lw=1.0, label=name)
         drawn.append(values[have])
-    if drawn and (logy is True or (logy == "auto" and all(np.all(v > 0) for v in drawn))):
+    auto = isinstance(logy, str)
+    if drawn and ((not auto and logy) or (auto and all(np.all(v > 0) for v in drawn))):
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

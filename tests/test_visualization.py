@@ -245,3 +245,93 @@ def test_plot_training_log(tmp_path):
     assert [line.get_label() for line in lines] == ["loss", "consistency", "anchor", "val_anchor"]
     assert lines[2].get_color() == lines[3].get_color() not in {lines[0].get_color(),
                                                                 lines[1].get_color()}
+
+
+@pytest.mark.parametrize("ax", ["left", 3, "figure", "two axes"])
+def test_every_plot_refuses_an_ax_that_is_not_an_axes(ax, tiny_model, masked_spectrum):
+    # before: AttributeError ("'str' object has no attribute 'plot'", or 'errorbar',
+    # 'imshow', 'scatter', 'add_collection')
+    if ax == "figure":
+        ax = plt.figure()
+    elif ax == "two axes":
+        ax = plt.subplots(1, 2)[1]
+    tokens = spectok.encode(masked_spectrum, model=tiny_model)
+    embeddings = np.random.default_rng(0).normal(size=(5, 4))
+    calls = [lambda: plot_spectrum(masked_spectrum, ax=ax),
+             lambda: plot_tokens(tokens, ax=ax),
+             lambda: plot_token_similarity(embeddings, embeddings, ax=ax),
+             lambda: plot_predicted_vs_true([1.0, 2.0], [1.0, 2.0], ax=ax),
+             lambda: plot_embedding_map(embeddings, ax=ax),
+             lambda: plot_confusion_matrix([1, 2], [1, 2], ax=ax),
+             lambda: plot_training_log(Table({"step": [1], "loss": [1.0]}), ax=ax)]
+    for call in calls:
+        with pytest.raises(TypeError, match=rf"ax must be a matplotlib Axes \(or None for a new "
+                                            rf"figure\), got a {type(ax).__name__}"):
+            call()
+
+
+def test_plot_reconstruction_refuses_an_ax_that_is_not_two_axes(tiny_model, masked_spectrum):
+    # before: TypeError "object of type 'Axes' has no len()" for one Axes, and
+    # AttributeError "'str' object has no attribute 'plot'" for "ab"
+    for ax in (plt.gca(), "ab", 3):
+        with pytest.raises(ValueError, match="ax must be two Axes: the spectra panel and the "
+                                             "residual panel; got"):
+            plot_reconstruction(masked_spectrum, tiny_model, ax=ax)
+
+
+def test_plot_spectrum_refuses_tuples_that_do_not_pair_up():
+    # before: matplotlib's "x and y must have same first dimension", IndexError "tuple index
+    # out of range", numpy's "operands could not be broadcast", and IndexError "list index
+    # out of range" for an empty SpectrumList
+    wave = np.linspace(4000, 5000, 10) * u.AA
+    with pytest.raises(ValueError, match=r"wavelength and flux differ in shape: \(10,\) and "
+                                         r"\(7,\)"):
+        plot_spectrum((wave, np.ones(7) * u.Jy))
+    with pytest.raises(TypeError, match=r"cannot plot a tuple of 1: give \(wavelength, flux\)"):
+        plot_spectrum((wave,))
+    with pytest.raises(ValueError, match=r"uncertainty must have the shape of the flux, "
+                                         r"\(10,\); got \(3,\)"):
+        plot_spectrum((wave, np.ones(10) * u.Jy, np.ones(3)))
+    with pytest.raises(ValueError, match="empty SpectrumList"):
+        plot_spectrum(SpectrumList([]))
+    edges = np.linspace(4000, 5000, 11) * u.AA   # bin edges are still fine
+    assert plot_spectrum((edges, np.ones(10) * u.Jy, np.ones(10))).get_lines()
+
+
+def test_plot_predicted_vs_true_refuses_bad_intervals_bounds_and_empty_input():
+    # before: an interval of one array raised IndexError "tuple index out of range", a
+    # swapped one was drawn with 0 % coverage, outlier_bound="0.1" raised "'>' not supported
+    # between 'str' and 'int'" (an array: "truth value ... is ambiguous"), and empty input
+    # gave an empty plot
+    z = np.linspace(0.0, 1.0, 5)
+    with pytest.raises(ValueError, match=r"interval must be a \(lower, upper\) pair"):
+        plot_predicted_vs_true(z, z, interval=(z,))
+    with pytest.raises(ValueError, match="lower bound is above its upper bound for 5 of 5"):
+        plot_predicted_vs_true(z, z, interval=(z + 1, z - 1))
+    for bound in ("0.1", np.array([0.1, 0.2])):
+        with pytest.raises(ValueError, match="outlier_bound must be a positive number, got"):
+            plot_predicted_vs_true(z, z, outlier_bound=bound)
+    with pytest.raises(ValueError, match="empty: nothing to plot"):
+        plot_predicted_vs_true([], [])
+
+
+def test_plot_token_similarity_refuses_empty_batches_and_bad_labels():
+    # before: numpy's "attempt to get argmax of an empty sequence", and IndexError for one label
+    e = np.random.default_rng(0).normal(size=(3, 4))
+    with pytest.raises(ValueError, match="nothing to compare: a has 0 embeddings and b 0"):
+        plot_token_similarity(e[:0], e[:0])
+    for labels in (("a",), "ab"):
+        with pytest.raises(ValueError, match="labels must be two names, one per view"):
+            plot_token_similarity(e, e, labels=labels)
+
+
+def test_plot_training_log_refuses_a_string_of_columns_and_an_unknown_logy():
+    # before: columns="loss" was read letter by letter (KeyError "columns ['l', 'o', 's',
+    # 's'] are not in the training log"), and logy="yes" drew a linear axis
+    log = Table({"step": [1, 2], "loss": [1.0, 2.0]})
+    with pytest.raises(TypeError, match=r"columns must be a list of column names, got the "
+                                        r"string 'loss' \(for one column: \['loss'\]\)"):
+        plot_training_log(log, columns="loss")
+    with pytest.raises(ValueError, match="logy must be True, False or 'auto', got 'yes'"):
+        plot_training_log(log, logy="yes")
+    assert plot_training_log(log, logy=np.True_).get_yscale() == "log"
