@@ -17,6 +17,7 @@ from .adapter import (NoUncertaintyWarning, WavelengthRangeWarning, check_wavele
                       flux_in_unit, iter_spectra, prepare_spectra, to_batch, warn_skipped,
                       wavelength_grid)
 from .adapter.errors import _check_error_mode
+from .adapter.prepare import _check_length
 from .model import SpectralTokenizer, WeightsError, load_model
 from .tokens import SpectralTokens, TokenBatch
 
@@ -59,7 +60,7 @@ def get_model(model=None, device=None):
         if parameter is not None and parameter.device == device:
             return model
         return model.to(device)
-    return _cached_model(str(model or conf.default_model), device)
+    return _cached_model(str(conf.default_model if model is None else model), device)
 
 
 def _plan_batches(lengths, batch_size, max_pixels, local_above):
@@ -262,6 +263,9 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
         ``model`` is not the model that made the tokens, or it is not given
         and the model named in the tokens cannot be loaded (a model built in
         memory is ``"unnamed"``).
+    spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
+        A ``wavelength`` grid that is not a strictly monotonic spectral axis
+        of 2 to ``spectok.conf.max_pixels`` values, or an unknown ``medium``.
 
     Examples
     --------
@@ -293,6 +297,7 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
         if net.name != tokens.model:
             raise ValueError(f"these tokens were made by model {tokens.model!r}, not "
                              f"{net.name!r}")
+    _check_length(int(np.size(wavelength)), "requested wavelength grid")
     log_wave, spacing, wave_aa = wavelength_grid(wavelength, medium)
     # arms are ordered by where they start, and one may end inside another
     lo, hi = tokens.patch_edges.min().to_value(u.AA), tokens.patch_edges.max().to_value(u.AA)

@@ -431,6 +431,24 @@ def test_decode_bad_grid(tiny_model, pair):
         spectok.decode(tokens, [1.0, 2.0] * u.s, model=tiny_model)
 
 
+def test_decode_refuses_a_grid_longer_than_max_pixels(tiny_model, pair):
+    # before: no limit: a grid of 10**8 wavelengths was allocated until the process was killed
+    tokens = spectok.encode(pair, model=tiny_model)
+    with spectok.conf.set_temp("max_pixels", 50):
+        spectok.decode(tokens, np.linspace(450, 460, 50) * u.nm, model=tiny_model)
+        with pytest.raises(SpectrumInputError, match=r"requested wavelength grid: 51 pixels is "
+                                                     r"more than the limit of 50 pixels"):
+            spectok.decode(tokens, np.linspace(450, 460, 51) * u.nm, model=tiny_model)
+
+
+@pytest.mark.parametrize("falsy", [0, False, ""])
+def test_a_falsy_model_is_not_taken_for_the_default(falsy):
+    # before: get_model(0), get_model(False) and get_model("") gave the default model
+    with pytest.raises(spectok.model.WeightsError, match="unknown model '0'|unknown model "
+                                                         "'False'|no model named"):
+        get_model(falsy, "cpu")
+
+
 def test_decode_takes_one_spectrums_tokens(tiny_model, pair):
     batch = spectok.encode([pair, pair], model=tiny_model)
     with pytest.raises(TypeError, match="got TokenBatch .*for t in batch"):

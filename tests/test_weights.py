@@ -111,8 +111,62 @@ def test_mismatched_config_refused(saved):
     description = json.loads(saved.read_text())
     description["config"]["width"] = 64
     saved.write_text(json.dumps(description))
-    with pytest.raises(RuntimeError, match="size mismatch"):
+    # a WeightsError naming the files (before: torch's bare RuntimeError)
+    with pytest.raises(WeightsError, match=r"(?s)mine.safetensors does not hold the tensors of the "
+                                           r"model that mine.json describes .*size mismatch"):
         load_model(saved)
+
+
+def _with_matching_hash(saved, tensors):
+    """Replace the tensors of ``saved`` by ``tensors`` (bytes) and record their sha256."""
+    saved.with_suffix(".safetensors").write_bytes(tensors)
+    description = json.loads(saved.read_text())
+    description["sha256"] = hashlib.sha256(tensors).hexdigest()
+    saved.write_text(json.dumps(description))
+
+
+def test_tensors_that_do_not_fit_the_description_are_a_weights_error(saved, tmp_path):
+    # before: a truncated tensor file (with its hash recorded) raised safetensors'
+    # SafetensorError, and another model's tensors torch's RuntimeError "Missing key(s)"
+    whole = saved.with_suffix(".safetensors").read_bytes()
+    _with_matching_hash(saved, whole[:100])
+    with pytest.raises(WeightsError, match="does not hold the tensors .*SafetensorError"):
+        load_model(saved)
+    from safetensors.torch import save as save_tensors
+    _with_matching_hash(saved, save_tensors({"w": torch.zeros(3)}))
+    with pytest.raises(WeightsError, match="(?s)does not hold the tensors .*Missing key"):
+        load_model(saved)
+
+
+def test_a_configuration_the_model_cannot_be_built_from_is_a_weights_error(saved):
+    # before: torch's RuntimeError "Trying to create tensor with negative dimension -1"
+    # and TypeError "empty(): argument 'size' failed to unpack"
+    description = json.loads(saved.read_text())
+    for key, value in (("width", -1), ("patch_size", "32")):
+        saved.write_text(json.dumps({**description,
+                                     "config": {**description["config"], key: value}}))
+        with pytest.raises(WeightsError, match="mine.json: invalid tokenizer configuration, the "
+                                               "model cannot be built"):
+            load_model(saved)
+
+
+def test_a_description_that_is_not_a_json_object_or_no_name_is_a_weights_error(saved):
+    # before: AttributeError "'list' object has no attribute 'get'", and for load_model("")
+    # ValueError "PosixPath('.') has an empty name"
+    saved.write_text("[1, 2]")
+    with pytest.raises(WeightsError, match="mine.json is not a model description: it holds a "
+                                           "JSON list, not an object"):
+        load_model(saved)
+    with pytest.raises(WeightsError, match="no model named: give a shipped name"):
+        load_model("")
+
+
+def test_metadata_json_cannot_hold_is_refused_before_anything_is_written(tiny_model, tmp_path):
+    # before: json's TypeError after the tensors were written, leaving mine.safetensors
+    # without its description
+    with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
+        save_model(tiny_model, tmp_path / "mine", metadata={"when": object()})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_loading_never_unpickles(saved, monkeypatch, pair, tiny_model):

@@ -13,6 +13,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .._atomic import write_atomically
@@ -77,6 +78,11 @@ def save_model(model, path, metadata=None):
     `~pathlib.Path`
         The path of the JSON description.
 
+    Raises
+    ------
+    TypeError
+        ``metadata`` that JSON cannot hold (checked before anything is written).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -89,6 +95,11 @@ def save_model(model, path, metadata=None):
     True
     """
     path = Path(path)
+    try:   # before any file is written: no tensors left without their description
+        metadata = json.loads(json.dumps(metadata or {}))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"metadata must be JSON-serialisable facts (numbers, strings, lists, "
+                        f"dicts): {error}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors_path = path.with_name(path.name + ".safetensors")
     description_path = path.with_name(path.name + ".json")
@@ -99,7 +110,7 @@ def save_model(model, path, metadata=None):
         "name": path.name,
         "config": model.config.to_dict(),
         "sha256": _sha256(tensors_path),
-        "metadata": metadata or {},
+        "metadata": metadata,
     }
     write_atomically(description_path,
                      lambda partial: partial.write_text(json.dumps(description, indent=2) + "\n"))
@@ -110,6 +121,10 @@ def _resolve(name_or_path):
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"a model is given by its shipped name or the path of its .json "
                         f"description, not by {type(name_or_path).__name__} {name_or_path!r}")
+    if not str(name_or_path):
+        raise WeightsError(f"no model named: give a shipped name "
+                           f"({', '.join(available_models()) or 'none'}) or the path of a "
+                           ".json description")
     candidate = Path(name_or_path)
     if candidate.suffix == ".json":
         return candidate
@@ -149,9 +164,10 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     ValueError
         ``device`` is not a device torch knows.
     WeightsError
-        Unknown name, missing tensor file, a tensor file whose sha256 does
-        not match its description (tampered or corrupted), or an invalid
-        configuration in the description.
+        Unknown or empty name, missing tensor file, a description that is
+        not a JSON object, a tensor file whose sha256 does not match its
+        description (tampered or corrupted), an invalid configuration in
+        the description, or tensors that do not fit that configuration.
 
     Examples
     --------
@@ -166,6 +182,9 @@ def load_model(name_or_path="spectok-small", device="cpu"):
         description = json.loads(description_path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise WeightsError(f"cannot read model description {description_path}: {error}") from None
+    if not isinstance(description, dict):
+        raise WeightsError(f"{description_path} is not a model description: it holds a JSON "
+                           f"{type(description).__name__}, not an object")
     if description.get("format_version") != _FORMAT_VERSION:
         raise WeightsError(f"{description_path}: unsupported format_version "
                            f"{description.get('format_version')!r} (expected {_FORMAT_VERSION})")
@@ -181,8 +200,17 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(f"{description_path}: invalid tokenizer configuration "
                            f"({type(error).__name__}: {error})") from None
-    model = SpectralTokenizer(config)
-    model.load_state_dict(load_file(tensors_path))
+    try:
+        model = SpectralTokenizer(config)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise WeightsError(f"{description_path}: invalid tokenizer configuration, the model "
+                           f"cannot be built ({type(error).__name__}: {error})") from None
+    try:
+        model.load_state_dict(load_file(tensors_path))
+    except (RuntimeError, SafetensorError) as error:
+        raise WeightsError(f"{tensors_path} does not hold the tensors of the model that "
+                           f"{description_path.name} describes ({type(error).__name__}: "
+                           f"{str(error)[:300]})") from None
     model.name = description.get("name", description_path.stem)
     model.metadata = description.get("metadata", {})
     return model.to(device).eval()
