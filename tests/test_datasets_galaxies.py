@@ -259,3 +259,30 @@ def test_bagpipes_path():
     for spectrum, row in ds:
         assert spectrum.meta["redshift"] == pytest.approx(row["z"])
         assert np.isfinite(spectrum.flux.value).all() and not spectrum.mask.all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n": 2.7}, "n must be a whole number of objects, at least 1, got 2.7"),
+    ({"n": "5"}, "n must be a whole number of objects, at least 1, got '5'"),
+    ({"n": None}, "n must be a whole number of objects, at least 1, got None"),
+    ({"z": (0.0, np.inf)}, r"z must be finite, got \(0.0, inf\)"),
+    ({"z": np.nan}, "z must be finite, got nan"),
+    ({"z": "0.5"}, r"z must be a number or a \(low, high\) pair of numbers, got '0.5'"),
+    ({"z": (0.1, 0.2, 0.3)}, r"z must be a number or a .* got \(0.1, 0.2, 0.3\)"),
+    ({"z": None}, "z must be a number or a .* got None"),
+    ({"snr": np.inf}, "snr must be finite, got inf"),
+    ({"snr": (5,)}, r"snr must be a number or a \(low, high\) pair of numbers, got \(5,\)"),
+    ({"snr": True}, "snr must be a number .* got True"),
+    ({"seed": -1}, "seed must be a non-negative integer or None, got -1"),
+    ({"seed": 1.5}, "seed must be a non-negative integer or None, got 1.5"),
+    ({"seed": "x"}, "seed must be a non-negative integer or None, got 'x'"),
+])
+def test_population_arguments_of_the_wrong_kind_are_named(templates, kwargs, message):
+    # before: n=2.7 gave 2 galaxies and n='5' five; z=(0, inf) and z=nan were drawn from
+    # (numpy's OverflowError 'high - low range exceeds valid bounds'), z='0.5' was 0.5,
+    # z=(0.1, 0.2, 0.3) and snr=(5,) raised 'too many/not enough values to unpack',
+    # z=None "'NoneType' object is not iterable", snr=True was 1; seed=-1 raised numpy's
+    # 'expected non-negative integer', seed=1.5 'SeedSequence expects int or sequence of ints'
+    arguments = {"n": 1, "instrument": "sdss", "templates": templates, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        simulate_galaxies(**arguments)

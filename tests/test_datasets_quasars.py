@@ -213,3 +213,16 @@ def test_real_quasar_examples_and_glikman_redshifts():
             offsets.append(lam[core][np.argmax(excess)] / QUASAR_LINES[name][0] - 1 - z)
         agree += bool(offsets) and abs(np.median(offsets)) < 0.005
     assert agree >= 24
+
+
+def test_quasar_ranges_of_the_wrong_kind_are_named():
+    # before: z=(0.1, inf) was drawn from, z='2.5' was 2.5, and snr=(3, 10, 30) raised
+    # 'too many values to unpack'
+    for kwargs, message in [({"z": (0.1, np.inf)}, r"z must be finite, got \(0.1, inf\)"),
+                            ({"z": "2.5"}, "z must be a number or a .* got '2.5'"),
+                            ({"snr": (3, 10, 30)}, r"snr must be a number or a \(low, high\) "
+                                                   r"pair of numbers, got \(3, 10, 30\)"),
+                            ({"n": 1.0}, "n must be a whole number of objects")]:
+        arguments = {"n": 1, "instrument": "sdss", "host_templates": [], **kwargs}
+        with pytest.raises(ValueError, match=message):
+            simulate_quasars(**arguments)

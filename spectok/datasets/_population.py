@@ -12,6 +12,7 @@ from numbers import Integral
 import astropy.units as u
 import numpy as np
 
+from ._checks import as_number
 from .instruments import get_instrument
 from .observing import _observed_spectrum, observe_arrays
 
@@ -20,9 +21,16 @@ _REST_MARGIN = 1.05
 
 
 def _draw_range(value, name):
-    if np.isscalar(value):
-        return float(value), float(value)
-    lo, hi = (float(v) for v in value)
+    message = f"{name} must be a number or a (low, high) pair of numbers, got {value!r}"
+    if np.ndim(value) == 0:
+        lo = hi = as_number(value, message)
+    else:
+        pair = list(value)
+        if len(pair) != 2:
+            raise ValueError(message)
+        lo, hi = (as_number(v, message) for v in pair)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
     if not hi >= lo:
         raise ValueError(f"{name} range must be (low, high), got {value}")
     return lo, hi
@@ -33,6 +41,8 @@ def population_arguments(n, instrument, z, snr, n_jobs=None):
 
     Returns ``n``, the `Instrument`, and the (low, high) ranges of ``z`` and ``snr``.
     """
+    if isinstance(n, bool) or not isinstance(n, Integral):
+        raise ValueError(f"n must be a whole number of objects, at least 1, got {n!r}")
     n = int(n)
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -93,8 +103,9 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     Raises
     ------
     ValueError
-        What ``draw_model`` or `observe_arrays` raise, prefixed with the
-        object, its redshift and the instrument.
+        A ``seed`` that is not a non-negative integer or None, or what
+        ``draw_model`` or `observe_arrays` raise, prefixed with the object,
+        its redshift and the instrument.
 
     Examples
     --------
@@ -113,6 +124,9 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     """
     from joblib import Parallel, delayed, effective_n_jobs
 
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)
+                             or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
     streams = np.random.SeedSequence(seed).spawn(n)
     chunks = np.array_split(np.arange(n), max(effective_n_jobs(n_jobs), 1))
     # Processes, whatever backend a surrounding parallel_config names: the work is
