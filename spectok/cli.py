@@ -39,10 +39,14 @@ def _wavelength_bins(values):
     import astropy.units as u
     import numpy as np
 
+    import spectok
+
     lo, hi, n = values
-    if not (n == int(n) and n >= 1):
+    limit = int(spectok.conf.max_pixels)
+    if not (np.isfinite(n) and n == int(n) and 1 <= n <= limit):
         raise SystemExit(f"spectok encode: --wavelength-bins needs a whole number of bins "
-                         f"(at least 1), got {n:g}")
+                         f"from 1 to {limit} (spectok.conf.max_pixels, the most pixels a "
+                         f"spectrum may have), got {n:g}")
     if not (0 < lo < hi):
         raise SystemExit(f"spectok encode: --wavelength-bins needs 0 < LO < HI (Å), got "
                          f"{lo:g} and {hi:g}")
@@ -144,9 +148,24 @@ def _bench(args):
         if unknown:
             raise SystemExit(f"spectok bench: unknown task(s) {', '.join(unknown)}; choose from "
                              f"{', '.join(TASKS)}")
+    if tasks == []:
+        raise SystemExit(f"spectok bench: --tasks names no task; choose from {', '.join(TASKS)}")
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"spectok bench: --threads must be at least 1, got {args.threads}")
+    if args.seed < 0:
+        raise SystemExit(f"spectok bench: --seed must be a non-negative integer, got {args.seed}")
     output = Path(args.output) if args.output else None
     if output is not None and not output.parent.exists():
         raise SystemExit(f"spectok bench: output directory {output.parent} does not exist")
+    if output is not None and output.is_dir():
+        raise SystemExit(f"spectok bench: -o {output} is a directory; give the path of the "
+                         "report file (e.g. report.md)")
+    try:   # before the run: a model that cannot be loaded fails now, not in a traceback
+        from spectok.encode import get_model
+
+        get_model(args.model, "cpu")
+    except (OSError, TypeError, ValueError) as error:
+        raise SystemExit(f"spectok bench: {error}") from None
     report = run_benchmark(model=args.model, tasks=tasks, quick=args.quick, seed=args.seed,
                            num_threads=args.threads)
     text = format_report(report)

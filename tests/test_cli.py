@@ -199,3 +199,37 @@ def test_a_config_that_cannot_be_read_ends_with_one_line(tmp_path, command):
         bad.write_text(f'model = "tiny"\n{text}\n')
         with pytest.raises(SystemExit, match=f"spectok {command}: .*{named}"):
             main([command, str(bad), *models])
+
+
+@pytest.mark.parametrize("bins", ["nan", "inf", "1e12"])
+def test_encode_refuses_a_number_of_bins_that_is_not_finite_or_too_large(tmp_path, bins):
+    # before: nan printed 'spectok encode: cannot convert float NaN to integer', inf raised
+    # OverflowError and 1e12 numpy's _ArrayMemoryError (7.28 TiB), both as tracebacks
+    with pytest.raises(SystemExit, match=r"--wavelength-bins needs a whole number of bins from "
+                                         r"1 to \d+ \(spectok.conf.max_pixels"):
+        main(["encode", str(example_spectrum_path()), "-o", str(tmp_path / "out.h5"),
+              "--wavelength-bins", "3700", "9000", bins])
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--tasks", ""], "--tasks names no task"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
+    (["--threads", "-1"], "--threads must be at least 1, got -1"),
+    (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["--model", "no-such-model"], "spectok bench: unknown model 'no-such-model'"),
+    (["-o", "{tmp_path}"], "is a directory; give the path of the report file"),
+])
+def test_bench_refuses_bad_arguments_before_running(tmp_path, monkeypatch, arguments, message):
+    # before: --tasks '' ran no task and exited 0; --threads 0 or -1 raised torch's
+    # RuntimeError 'set_num_threads expects a positive integer' and --model no-such-model a
+    # WeightsError, as tracebacks; --seed -1 and -o DIRECTORY failed only after the run
+    import spectok.benchmarks
+
+    def no_run(**kwargs):
+        raise AssertionError("the benchmark must not start")
+
+    monkeypatch.setattr(spectok.benchmarks, "run_benchmark", no_run)
+    arguments = [a.format(tmp_path=tmp_path) for a in arguments]
+    with pytest.raises(SystemExit, match=message):
+        main(["bench", "--quick", *arguments])
