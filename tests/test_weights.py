@@ -126,12 +126,8 @@ def _with_matching_hash(saved, tensors):
 
 
 def test_tensors_that_do_not_fit_the_description_are_a_weights_error(saved, tmp_path):
-    # before: a truncated tensor file (with its hash recorded) raised safetensors'
-    # SafetensorError, and another model's tensors torch's RuntimeError "Missing key(s)"
-    whole = saved.with_suffix(".safetensors").read_bytes()
-    _with_matching_hash(saved, whole[:100])
-    with pytest.raises(WeightsError, match="does not hold the tensors .*SafetensorError"):
-        load_model(saved)
+    # before: another model's tensors raised torch's RuntimeError "Missing key(s)". (A file
+    # that is not safetensors at all stays safetensors' documented SafetensorError.)
     from safetensors.torch import save as save_tensors
     _with_matching_hash(saved, save_tensors({"w": torch.zeros(3)}))
     with pytest.raises(WeightsError, match="(?s)does not hold the tensors .*Missing key"):

@@ -13,7 +13,6 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .._atomic import write_atomically
@@ -205,9 +204,10 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     except (RuntimeError, TypeError, ValueError) as error:
         raise WeightsError(f"{description_path}: invalid tokenizer configuration, the model "
                            f"cannot be built ({type(error).__name__}: {error})") from None
+    tensors = load_file(tensors_path)   # not a safetensors file: SafetensorError (documented)
     try:
-        model.load_state_dict(load_file(tensors_path))
-    except (RuntimeError, SafetensorError) as error:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
         raise WeightsError(f"{tensors_path} does not hold the tensors of the model that "
                            f"{description_path.name} describes ({type(error).__name__}: "
                            f"{str(error)[:300]})") from None
