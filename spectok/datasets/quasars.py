@@ -51,7 +51,7 @@ from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator
 from ..adapter import FLAM
-from ._binning import FWHM_PER_SIGMA, add_gaussian_line, bin_average_linear
+from ._binning import add_gaussian_line, bin_average_linear
 from ._checks import check_redshift
 from .observing import ModelArrays
 from ._population import observe_population, population_arguments
@@ -60,6 +60,9 @@ __all__ = ["QUASAR_LINES", "smc_extinction", "igm_transmission", "quasar_spectru
            "QuasarGenerator", "simulate_quasars", "load_quasar_examples"]
 
 _C_KMS = 299792.458
+#: FWHM / σ of a Gaussian, rounded: the shipped model's quasars were drawn with it, and the
+#: exact 2√(2 ln 2) (`FWHM_PER_SIGMA`) moves every simulated quasar by up to 2e-5 of its flux.
+_FWHM_PER_SIGMA_ROUNDED = 2.3548
 _LYA = 1215.67
 _LYMAN_LIMIT = 911.75
 
@@ -397,8 +400,8 @@ class QuasarGenerator:
         continuum = power + hot_dust + balmer
 
         # Lines, as equivalent widths on the continuum at their wavelength.
-        sigma_broad = fwhm_broad / _C_KMS / FWHM_PER_SIGMA
-        sigma_narrow = fwhm_narrow / _C_KMS / FWHM_PER_SIGMA
+        sigma_broad = fwhm_broad / _C_KMS / _FWHM_PER_SIGMA_ROUNDED
+        sigma_narrow = fwhm_narrow / _C_KMS / _FWHM_PER_SIGMA_ROUNDED
         lines = np.zeros_like(grid)
         ews = {}
         for (name, (wave, ew, kind)), scatter in zip(QUASAR_LINES.items(), ew_scatter):
