@@ -18,7 +18,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
-from .datasets._checks import as_number
+from ._checks import as_number
 
 __all__ = ["plot_spectrum", "plot_tokens", "plot_reconstruction", "plot_predicted_vs_true",
            "plot_confusion_matrix", "plot_token_similarity", "plot_embedding_map",

@@ -2,19 +2,7 @@
 
 import numpy as np
 
-
-def as_number(value, message):
-    """``value`` as a float, or ValueError(``message``) unless it is one number.
-
-    A string or a bool is refused although `float` takes it: ``snr="10"`` or
-    ``redshift=True`` is more likely a slip than a number.
-    """
-    if isinstance(value, (str, bytes, bool, np.bool_)):
-        raise ValueError(message)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
+from .._checks import as_number
 
 
 def check_snr(snr):

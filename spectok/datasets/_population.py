@@ -12,7 +12,7 @@ from numbers import Integral
 import astropy.units as u
 import numpy as np
 
-from ._checks import as_number
+from .._checks import as_number
 from .instruments import get_instrument
 from .observing import _observed_spectrum, observe_arrays
 

@@ -5,7 +5,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import _ConformalProbe, standardizer, validate_data, validated_input
-from ..datasets._checks import as_number
+from .._checks import as_number
 from .conformal import conformal_quantile
 from .heads import build_head, fit_head, predict_in_blocks, refit_head
 

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..datasets._checks import as_number
+from .._checks import as_number
 
 __all__ = ["conformal_quantile", "calibration_split", "calibration_folds", "CALIBRATIONS",
            "NotCalibratedError"]
