@@ -214,7 +214,14 @@ class TokenBatch:
         return len(self.items)
 
     def __getitem__(self, index):
-        return self.items[index]
+        if isinstance(index, (bool, np.bool_)):
+            raise TypeError("a TokenBatch is indexed by position or slice, not by a bool")
+        try:
+            return self.items[index]
+        except IndexError:
+            raise IndexError(f"index {index} is out of range for a batch of {len(self.items)} "
+                             "encoded spectra (positions count encoded spectra; "
+                             "`indices` gives each one's position in the input)") from None
 
     def __iter__(self):
         return iter(self.items)

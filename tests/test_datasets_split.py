@@ -55,6 +55,9 @@ def test_bad_inputs(labels):
         train_test_split_by(masked, "g")
     with pytest.raises(ValueError, match="NaN"):
         train_test_split_by(Table({"g": [1.0, np.nan, 2.0]}), "g")
+    for missing in (None, float("nan")):  # an object column took them as the group "None"/"nan"
+        with pytest.raises(ValueError, match=r"column 'g' has 1 missing \(None or NaN\) values"):
+            train_test_split_by({"g": np.array(["a", missing, "b", "a"], dtype=object)}, "g")
     with pytest.raises(ValueError, match="at least two groups"):
         train_test_split_by(Table({"g": [1, 1, 1]}), "g")
     with pytest.raises(ValueError, match="fraction"):
@@ -84,3 +87,5 @@ def test_benchmark_split_is_by_group_and_rejects_unknown_names():
     assert sorted([*train, *test]) == list(range(40))
     with pytest.raises(KeyError, match="no benchmark split 'apogee'"):
         benchmark_split("apogee", labels)
+    with pytest.raises(KeyError, match=r"no benchmark split \['spex'\]"):
+        benchmark_split(["spex"], labels)

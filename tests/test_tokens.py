@@ -104,7 +104,13 @@ def test_token_batch(tiny_model, pair, make_pair, spectrum):
     assert [t.shape for t in batch.tokens] == [(5, 8), (13, 8), (5, 8)]
     assert batch.ids == ["synthetic-0", None, None]
     assert [item.id for item in batch] == batch.ids
-    assert batch[2] is batch.items[2]
+    assert batch[2] is batch.items[2] and batch[-1] is batch.items[-1]
+    assert batch[1:] == batch.items[1:]
+    with pytest.raises(IndexError, match="index 3 is out of range for a batch of 3 encoded "
+                                         "spectra .*`indices` gives each one's position"):
+        batch[3]
+    with pytest.raises(TypeError, match="not by a bool"):
+        batch[True]
     np.testing.assert_array_equal(batch.indices, [0, 1, 3])
     assert repr(batch) == "<TokenBatch 3 spectra, 1 skipped>"
 

@@ -36,7 +36,7 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
     KeyError
         If ``labels`` has no column ``key``.
     ValueError
-        If ``key`` has missing (masked or NaN) values, if there are fewer
+        If ``key`` has missing (masked, NaN or None) values, if there are fewer
         than two groups, or if ``test_size`` is out of range.
 
     Examples
@@ -72,6 +72,11 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
         raise ValueError(f"column {key!r} has {int(np.isnan(values).sum())} NaN values; "
                          "fill or drop those rows first")
     if values.dtype.kind == "O":
+        missing = sum(value is None or (isinstance(value, float) and np.isnan(value))
+                      for value in values)
+        if missing:
+            raise ValueError(f"column {key!r} has {missing} missing (None or NaN) values; "
+                             "fill or drop those rows first")
         values = values.astype(str)
     _, groups = np.unique(values, return_inverse=True)
     n_groups = int(groups.max()) + 1 if groups.size else 0
@@ -120,7 +125,7 @@ def benchmark_split(name, labels, seed=0):
     Raises
     ------
     KeyError
-        An unknown benchmark name.
+        An unknown benchmark name (or one that is not a string).
 
     Examples
     --------
@@ -131,7 +136,7 @@ def benchmark_split(name, labels, seed=0):
     >>> len(train) + len(test)
     4
     """
-    if name not in BENCHMARK_SPLITS:
+    if not isinstance(name, str) or name not in BENCHMARK_SPLITS:
         raise KeyError(f"no benchmark split {name!r}; known: {sorted(BENCHMARK_SPLITS)}")
     key, test_size = BENCHMARK_SPLITS[name]
     return train_test_split_by(labels, key, test_size=test_size, seed=seed)
