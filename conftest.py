@@ -26,4 +26,3 @@ def _close_figures():
 @pytest.fixture(autouse=True)
 def _temporary_files_under_tmp_path(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-

@@ -6,6 +6,10 @@ import sys
 import warnings
 from pathlib import Path
 
+#: Most ``--wavelength-bins``: each bin holds a token per spectrum, and bins much finer
+#: than the model's patches (32 pixels for the shipped model) repeat the same tokens.
+_MAX_WAVELENGTH_BINS = 10_000
+
 __all__ = ["main"]
 
 
@@ -39,14 +43,11 @@ def _wavelength_bins(values):
     import astropy.units as u
     import numpy as np
 
-    import spectok
-
     lo, hi, n = values
-    limit = int(spectok.conf.max_pixels)
-    if not (np.isfinite(n) and n == int(n) and 1 <= n <= limit):
+    if not (np.isfinite(n) and n == int(n) and 1 <= n <= _MAX_WAVELENGTH_BINS):
         raise SystemExit(f"spectok encode: --wavelength-bins needs a whole number of bins "
-                         f"from 1 to {limit} (spectok.conf.max_pixels, the most pixels a "
-                         f"spectrum may have), got {n:g}")
+                         f"from 1 to {_MAX_WAVELENGTH_BINS} (finer bins repeat the tokens of "
+                         f"the patches they fall in), got {n:g}")
     if not (0 < lo < hi):
         raise SystemExit(f"spectok encode: --wavelength-bins needs 0 < LO < HI (Å), got "
                          f"{lo:g} and {hi:g}")

@@ -269,10 +269,12 @@ def plot_reconstruction(spectrum, model=None, *, ax=None, show_mask=True):
     Raises
     ------
     TypeError
-        ``spectrum`` is not a spectrum.
+        ``spectrum`` is not a spectrum, or ``ax`` holds something other than
+        Axes.
     ValueError
-        If ``ax`` is not two Axes, or a tuple whose wavelength, flux and
-        uncertainty differ in shape, or an empty SpectrumList.
+        If ``ax`` is not two Axes, a tuple's wavelength, flux and
+        uncertainty differ in shape, or ``spectrum`` is an empty
+        SpectrumList.
 
     Examples
     --------
@@ -288,9 +290,12 @@ def plot_reconstruction(spectrum, model=None, *, ax=None, show_mask=True):
         from matplotlib.axes import Axes
 
         panels = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
-        if len(panels) != 2 or not all(isinstance(panel, Axes) for panel in panels):
-            raise ValueError(f"ax must be two Axes: the spectra panel and the residual "
-                             f"panel; got {ax!r:.80}")
+        if not all(isinstance(panel, Axes) for panel in panels):
+            raise TypeError(f"ax must be two matplotlib Axes, the spectra panel and the "
+                            f"residual panel (or None for a new figure); got {ax!r:.80}")
+        if len(panels) != 2:
+            raise ValueError(f"ax must be two Axes, the spectra panel and the residual panel; "
+                             f"got {len(panels)}")
     arms = _arms(spectrum)
     if ax is None:
         upper, lower = _new_axes(2, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
@@ -483,8 +488,8 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
     _check_ax(ax)
     if isinstance(labels, str) or np.ndim(labels) != 1 or len(labels) != 2:
         raise ValueError(f"labels must be two names, one per view; got {labels!r}")
-    ax = _new_axes() if ax is None else ax
     if isinstance(a, SpectralTokens) and isinstance(b, SpectralTokens):
+        ax = _new_axes() if ax is None else ax
         centre_a = _token_centres(a)
         centre_b = _token_centres(b)
         order_a, order_b = np.argsort(centre_a), np.argsort(centre_b)
@@ -505,6 +510,7 @@ def plot_token_similarity(a, b, ax=None, *, labels=("view a", "view b"), cmap="v
         if not len(ea) or not len(eb):
             raise ValueError(f"nothing to compare: a has {len(ea)} embeddings and b "
                              f"{len(eb)}")
+        ax = _new_axes() if ax is None else ax
         similarity = _cosine(ea, eb)
         mesh = ax.imshow(similarity, cmap=cmap, vmin=-1, vmax=1, origin="upper",
                          interpolation="nearest", aspect="auto")
@@ -593,9 +599,11 @@ def plot_predicted_vs_true(y_true, y_pred, interval=None, ax=None, *, label=None
     _check_paired(truth, pred)
     if not len(truth):
         raise ValueError("y_true and y_pred are empty: nothing to plot")
-    if outlier_bound is not None and not as_number(
-            outlier_bound, f"outlier_bound must be a positive number, got {outlier_bound!r}") > 0:
-        raise ValueError(f"outlier_bound must be positive, got {outlier_bound!r}")
+    if outlier_bound is not None:
+        outlier_bound = as_number(outlier_bound, f"outlier_bound must be a positive number, "
+                                                 f"got {outlier_bound!r}")
+        if not outlier_bound > 0:
+            raise ValueError(f"outlier_bound must be positive, got {outlier_bound!r}")
     style = {"fmt": "o", "ms": 3, "alpha": 0.7, "elinewidth": 0.6, "capsize": 0}
     style.update(kwargs)
     yerr = None

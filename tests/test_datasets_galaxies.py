@@ -262,9 +262,10 @@ def test_bagpipes_path():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n": 2.7}, "n must be a whole number of objects, at least 1, got 2.7"),
-    ({"n": "5"}, "n must be a whole number of objects, at least 1, got '5'"),
-    ({"n": None}, "n must be a whole number of objects, at least 1, got None"),
+    ({"n": 2.7}, "n must be an integer number of objects, at least 1, got float 2.7"),
+    ({"n": 3.0}, "n must be an integer number of objects, at least 1, got float 3.0"),
+    ({"n": "5"}, "n must be an integer number of objects, at least 1, got str '5'"),
+    ({"n": None}, "n must be an integer number of objects, at least 1, got NoneType None"),
     ({"z": (0.0, np.inf)}, r"z must be finite, got \(0.0, inf\)"),
     ({"z": np.nan}, "z must be finite, got nan"),
     ({"z": "0.5"}, r"z must be a number or a \(low, high\) pair of numbers, got '0.5'"),
@@ -273,9 +274,12 @@ def test_bagpipes_path():
     ({"snr": np.inf}, "snr must be finite, got inf"),
     ({"snr": (5,)}, r"snr must be a number or a \(low, high\) pair of numbers, got \(5,\)"),
     ({"snr": True}, "snr must be a number .* got True"),
-    ({"seed": -1}, "seed must be a non-negative integer or None, got -1"),
-    ({"seed": 1.5}, "seed must be a non-negative integer or None, got 1.5"),
-    ({"seed": "x"}, "seed must be a non-negative integer or None, got 'x'"),
+    ({"seed": -1}, r"seed must be a non-negative integer \(or a sequence of them\) or None, "
+                   "got -1"),
+    ({"seed": 1.5}, "seed must be .* got 1.5"),
+    ({"seed": "x"}, "seed must be .* got 'x'"),
+    ({"seed": True}, "seed must be .* got True"),
+    ({"seed": [1, -2]}, r"seed must be .* got \[1, -2\]"),
 ])
 def test_population_arguments_of_the_wrong_kind_are_named(templates, kwargs, message):
     # before: n=2.7 gave 2 galaxies and n='5' five; z=(0, inf) and z=nan were drawn from
@@ -286,3 +290,12 @@ def test_population_arguments_of_the_wrong_kind_are_named(templates, kwargs, mes
     arguments = {"n": 1, "instrument": "sdss", "templates": templates, **kwargs}
     with pytest.raises(ValueError, match=message):
         simulate_galaxies(**arguments)
+    if "seed" in kwargs:  # refused before the templates are read (they load from PyPI)
+        with pytest.raises(ValueError, match=message):
+            simulate_galaxies(1, "sdss", templates="not templates", seed=kwargs["seed"])
+
+
+def test_population_counts_and_seeds_numpy_can_index_are_taken(templates):
+    one = simulate_galaxies(np.int64(2), "sdss", seed=[3, 7], templates=templates)
+    other = simulate_galaxies(np.array(2), "sdss", seed=[3, 7], templates=templates)
+    np.testing.assert_array_equal(one.labels["z"], other.labels["z"])

@@ -222,7 +222,7 @@ def test_quasar_ranges_of_the_wrong_kind_are_named():
                             ({"z": "2.5"}, "z must be a number or a .* got '2.5'"),
                             ({"snr": (3, 10, 30)}, r"snr must be a number or a \(low, high\) "
                                                    r"pair of numbers, got \(3, 10, 30\)"),
-                            ({"n": 1.0}, "n must be a whole number of objects")]:
+                            ({"n": 1.0}, "n must be an integer number of objects")]:
         arguments = {"n": 1, "instrument": "sdss", "host_templates": [], **kwargs}
         with pytest.raises(ValueError, match=message):
             simulate_quasars(**arguments)

@@ -793,6 +793,16 @@ def test_a_tampered_probe_file_is_a_probe_file_error(tmp_path, edit):
         load_probe(_probe_file_with(tmp_path, edit))
 
 
+@pytest.mark.parametrize("value", [3, [RedshiftProbe(), RedshiftProbe()],
+                                   {"a": RedshiftProbe()}])
+def test_save_probe_refuses_what_load_probe_would_refuse_before_writing(tmp_path, value):
+    path = tmp_path / "probes.safetensors"
+    with pytest.raises(TypeError, match="save_probe writes one probe or scikit-learn estimator, "
+                                        "not a (int|list|dict); save each probe to its own"):
+        save_probe(value, path)
+    assert not path.exists()
+
+
 def test_a_probe_file_that_holds_no_estimator_is_refused(tmp_path):
     # before: load_probe returned the number 3 of a file whose description was {"t": "py", "v": 3}
     def a_number(metadata):

@@ -227,6 +227,11 @@ def test_unknown_source_name_is_an_error(tmp_path):
         train(config, progress=False)
     with pytest.raises(ValueError, match="'galaxies' is simulated and has no 'native' view"):
         check_source_configs([SourceConfig("galaxies", instruments=("sdss", "native"))])
+    # the galaxy and quasar simulators refuse z < 0: found here, not deep in the stream
+    with pytest.raises(ValueError, match=r"'quasars' is simulated at redshifts z >= 0, got "
+                                         r"redshift = \(-0.01, 0.1\)"):
+        check_source_configs([SourceConfig("quasars", redshift=(-0.01, 0.1))])
+    check_source_configs([SourceConfig("miles", redshift=(-0.001, 0.001))])  # a star may approach
 
 
 # -- the data stream ---------------------------------------------------------------------

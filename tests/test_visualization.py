@@ -273,10 +273,12 @@ def test_every_plot_refuses_an_ax_that_is_not_an_axes(ax, tiny_model, masked_spe
 def test_plot_reconstruction_refuses_an_ax_that_is_not_two_axes(tiny_model, masked_spectrum):
     # before: TypeError "object of type 'Axes' has no len()" for one Axes, and
     # AttributeError "'str' object has no attribute 'plot'" for "ab"
-    for ax in (plt.gca(), "ab", 3):
-        with pytest.raises(ValueError, match="ax must be two Axes: the spectra panel and the "
-                                             "residual panel; got"):
+    for ax in ("ab", 3, [plt.gca(), "b"]):
+        with pytest.raises(TypeError, match="ax must be two matplotlib Axes, the spectra panel "
+                                            r"and the residual panel \(or None"):
             plot_reconstruction(masked_spectrum, tiny_model, ax=ax)
+    with pytest.raises(ValueError, match="ax must be two Axes, .*; got 1"):
+        plot_reconstruction(masked_spectrum, tiny_model, ax=plt.gca())
 
 
 def test_plot_spectrum_refuses_tuples_that_do_not_pair_up():
@@ -320,6 +322,7 @@ def test_plot_token_similarity_refuses_empty_batches_and_bad_labels():
     e = np.random.default_rng(0).normal(size=(3, 4))
     with pytest.raises(ValueError, match="nothing to compare: a has 0 embeddings and b 0"):
         plot_token_similarity(e[:0], e[:0])
+    assert not plt.get_fignums()  # refused before a figure was made
     for labels in (("a",), "ab"):
         with pytest.raises(ValueError, match="labels must be two names, one per view"):
             plot_token_similarity(e, e, labels=labels)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,8 +154,9 @@ def test_a_description_that_is_not_a_json_object_or_no_name_is_a_weights_error(s
     with pytest.raises(WeightsError, match="mine.json is not a model description: it holds a "
                                            "JSON list, not an object"):
         load_model(saved)
-    with pytest.raises(WeightsError, match="no model named: give a shipped name"):
-        load_model("")
+    for empty in ("", Path(""), "."):
+        with pytest.raises(WeightsError, match="no model named: give a shipped name"):
+            load_model(empty)
 
 
 def test_metadata_json_cannot_hold_is_refused_before_anything_is_written(tiny_model, tmp_path):

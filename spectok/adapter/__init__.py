@@ -25,6 +25,13 @@ from .prepare import (PreparedSpectrum, is_single_spectrum, iter_spectra, prepar
                       prepare_spectrum)
 from .units import canonical_flux, flux_in_unit, log_bin_edges, wavelength_grid
 
+# Tracebacks and the API docs name the exceptions where users import them from
+# (spectok.adapter.SpectrumInputError), not the submodule that defines them.
+for _public in (SpectrumInputError, SpectrumInputWarning, NoUncertaintyWarning,
+                WavelengthRangeWarning):
+    _public.__module__ = __name__
+del _public
+
 __all__ = ["SpectrumBatch", "PreparedSpectrum", "prepare_spectrum", "prepare_spectra",
            "warn_skipped", "ERROR_MODES", "to_batch", "iter_spectra",
            "is_single_spectrum", "wavelength_grid", "log_bin_edges", "split_masked",

@@ -7,6 +7,7 @@ on how the objects are split between worker processes.
 """
 
 import math
+import operator
 from numbers import Integral
 
 import astropy.units as u
@@ -36,14 +37,30 @@ def _draw_range(value, name):
     return lo, hi
 
 
-def population_arguments(n, instrument, z, snr, n_jobs=None):
-    """Check the arguments shared by the simulators of populations.
+def _check_seed(seed):
+    """Raise ValueError unless ``seed`` is None or what `numpy.random.SeedSequence` takes:
+    a non-negative integer or a sequence of them (a bool is refused, not taken as 0 or 1)."""
+    try:
+        if isinstance(seed, (bool, np.bool_)):
+            raise TypeError
+        np.random.SeedSequence(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be a non-negative integer (or a sequence of them) or "
+                         f"None, got {seed!r}") from None
+
+
+def population_arguments(n, instrument, z, snr, n_jobs=None, seed=None):
+    """Check the arguments shared by the simulators of populations, before any work.
 
     Returns ``n``, the `Instrument`, and the (low, high) ranges of ``z`` and ``snr``.
     """
-    if isinstance(n, bool) or not isinstance(n, Integral):
-        raise ValueError(f"n must be a whole number of objects, at least 1, got {n!r}")
-    n = int(n)
+    try:
+        if isinstance(n, (bool, np.bool_)):
+            raise TypeError
+        n = operator.index(n)
+    except TypeError:
+        raise ValueError(f"n must be an integer number of objects, at least 1, got "
+                         f"{type(n).__name__} {n!r}") from None
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral)
@@ -56,6 +73,7 @@ def population_arguments(n, instrument, z, snr, n_jobs=None):
     snr_range = _draw_range(snr, "snr")
     if not snr_range[0] > 0:
         raise ValueError(f"snr must be positive, got {snr}")
+    _check_seed(seed)
     return n, get_instrument(instrument), z_range, snr_range
 
 
@@ -124,9 +142,7 @@ def observe_population(draw_model, n, instrument, seed, z_range, snr_range, kind
     """
     from joblib import Parallel, delayed, effective_n_jobs
 
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)
-                             or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    _check_seed(seed)
     streams = np.random.SeedSequence(seed).spawn(n)
     chunks = np.array_split(np.arange(n), max(effective_n_jobs(n_jobs), 1))
     # Processes, whatever backend a surrounding parallel_config names: the work is

@@ -280,8 +280,9 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
     Raises
     ------
     ValueError
-        If no template has an age, or the chosen templates do not overlap
-        ``wavelength_range``.
+        If no template has an age, ``redshift`` is not a finite,
+        non-negative number (or None), or the chosen templates do not
+        overlap ``wavelength_range``.
 
     Examples
     --------
@@ -607,10 +608,14 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
     Raises
     ------
     ValueError
-        If ``n`` < 1, ``method`` is unknown, a range is inverted, a template
-        with an age cannot be converted, the templates cannot cover the
-        instrument at a drawn redshift, ``n_jobs`` is not a nonzero integer
-        or None, or it asks for several processes with ``method="bagpipes"``.
+        If ``n`` is not an integer ≥ 1, ``z`` or ``snr`` is not a finite
+        number or an ordered pair of them (``z`` ≥ 0, ``snr`` > 0), ``seed``
+        is not a non-negative integer (or a sequence of them) or None,
+        ``method`` is unknown, a template with an age cannot be converted,
+        the templates cannot cover the instrument at a drawn redshift,
+        ``n_jobs`` is not a nonzero integer or None, or it asks for several
+        processes with ``method="bagpipes"``. Arguments are checked before
+        the templates are read.
     ImportError
         For ``method="bagpipes"`` without BAGPIPES installed.
 
@@ -633,7 +638,8 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
 
     if method not in ("fast", "bagpipes"):
         raise ValueError(f"method must be 'fast' or 'bagpipes', not {method!r}")
-    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = population_arguments(n, instrument, z, snr, n_jobs)
+    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = population_arguments(n, instrument, z, snr,
+                                                                   n_jobs, seed)
     if method == "fast":
         if templates is None:
             from . import load_ssp_templates

@@ -178,6 +178,11 @@ def igm_transmission(wavelength, redshift, rng=None, *, scatter=True):
     `numpy.ndarray`
         Transmission in [0, 1] at each wavelength.
 
+    Raises
+    ------
+    ValueError
+        If ``redshift`` is not a finite, non-negative number.
+
     Examples
     --------
     >>> import numpy as np
@@ -514,8 +519,10 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
     Raises
     ------
     ValueError
-        If ``n`` < 1, a range is inverted or out of bounds, or ``n_jobs`` is
-        not a nonzero integer or None.
+        If ``n`` is not an integer ≥ 1, ``z`` or ``snr`` is not a finite
+        number or an ordered pair of them (``z`` ≥ 0, ``snr`` > 0), ``seed``
+        is not a non-negative integer (or a sequence of them) or None, or
+        ``n_jobs`` is not a nonzero integer or None.
 
     Examples
     --------
@@ -524,7 +531,8 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
     >>> len(ds), bool(((ds.labels["z"] >= 2) & (ds.labels["z"] <= 3)).all())
     (3, True)
     """
-    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = population_arguments(n, instrument, z, snr, n_jobs)
+    n, inst, (z_lo, z_hi), (snr_lo, snr_hi) = population_arguments(n, instrument, z, snr,
+                                                                   n_jobs, seed)
     if host_templates is None:
         from .templates import load_ssp_templates
 

@@ -72,7 +72,7 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
         raise ValueError(f"column {key!r} has {int(np.isnan(values).sum())} NaN values; "
                          "fill or drop those rows first")
     if values.dtype.kind == "O":
-        missing = sum(value is None or (isinstance(value, float) and np.isnan(value))
+        missing = sum(value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
                       for value in values)
         if missing:
             raise ValueError(f"column {key!r} has {missing} missing (None or NaN) values; "

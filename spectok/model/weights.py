@@ -120,7 +120,7 @@ def _resolve(name_or_path):
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"a model is given by its shipped name or the path of its .json "
                         f"description, not by {type(name_or_path).__name__} {name_or_path!r}")
-    if not str(name_or_path):
+    if not Path(name_or_path).name:   # "", Path("") (which is "."), "/"
         raise WeightsError(f"no model named: give a shipped name "
                            f"({', '.join(available_models()) or 'none'}) or the path of a "
                            ".json description")

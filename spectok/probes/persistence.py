@@ -243,7 +243,9 @@ def save_probe(probe, path):
     Raises
     ------
     TypeError
-        If the probe holds an object that is not plain data or a trusted type.
+        If ``probe`` is not an estimator (a list or dict of probes is saved
+        as one file each), or holds an object that is not plain data or a
+        trusted type.
     FileNotFoundError
         The directory of ``path`` does not exist.
 
@@ -266,6 +268,9 @@ def save_probe(probe, path):
                                 "does not exist")
     writer = _Writer()
     tree = writer.node(probe, type(probe).__name__)
+    if tree.get("t") != "estimator":   # load_probe reads an estimator and nothing else
+        raise TypeError(f"save_probe writes one probe or scikit-learn estimator, not a "
+                        f"{type(probe).__name__}; save each probe to its own file")
     metadata = {"format": _FORMAT, "format_version": str(_FORMAT_VERSION),
                 "versions": json.dumps(_versions()), "probe": json.dumps(tree)}
     write_atomically(path, lambda partial: save_file(writer.arrays, str(partial),

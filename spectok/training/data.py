@@ -271,7 +271,8 @@ def check_source_configs(source_configs):
     ------
     ValueError
         A source name that `SOURCES` does not know, or the ``"native"`` view
-        asked of a simulated source (galaxies, quasars), which has none.
+        or a negative redshift asked of a simulated source (galaxies,
+        quasars), which has no view as published and is drawn at z ≥ 0.
 
     Examples
     --------
@@ -289,6 +290,9 @@ def check_source_configs(source_configs):
         if config.name in _SIMULATED_SOURCES and "native" in config.instruments:
             raise ValueError(f"training source {config.name!r} is simulated and has no "
                              "'native' view; list instrument presets only")
+        if config.name in _SIMULATED_SOURCES and config.redshift[0] < 0:
+            raise ValueError(f"training source {config.name!r} is simulated at redshifts "
+                             f"z >= 0, got redshift = {tuple(config.redshift)!r}")
 
 
 def build_sources(source_configs):

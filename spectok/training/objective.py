@@ -43,7 +43,7 @@ class TrainingObjective(nn.Module):
     Examples
     --------
     The loss of the ``tiny`` model on one batch of a toy source (spectra
-    seen twice as published), and one optimiser step's gradient:
+    seen twice as published), and its gradient:
 
     >>> import astropy.units as u
     >>> import numpy as np
