@@ -1,5 +1,7 @@
 """Checks of numeric arguments shared across spectok, so that each is refused the same way."""
 
+import numbers
+
 import numpy as np
 
 
@@ -15,3 +17,8 @@ def as_number(value, message):
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(message) from None
+
+
+def is_integer(value):
+    """Whether ``value`` is an int or a numpy integer, and not a bool (which `int` subclasses)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -1,7 +1,6 @@
 """`encode` and `decode`: spectra to tokens and back, batched by length."""
 
 import functools
-import numbers
 import warnings
 
 import astropy.units as u
@@ -12,6 +11,7 @@ from specutils import Spectrum
 from tqdm.auto import tqdm
 
 from . import conf
+from ._checks import is_integer
 from ._device import autocast, resolve_device
 from .adapter import (NoUncertaintyWarning, WavelengthRangeWarning, check_wavelength_range,
                       flux_in_unit, iter_spectra, prepare_spectra, to_batch, warn_skipped,
@@ -189,8 +189,7 @@ def encode(spectra, model=None, *, batch_size=None, device=None, medium=None, pr
     net = get_model(model, device)
     patch_size = net.config.patch_size
     batch_size = conf.batch_size if batch_size is None else batch_size
-    if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
-            or batch_size < 1):
+    if not is_integer(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     batch_size = int(batch_size)
 

@@ -8,12 +8,11 @@ on how the objects are split between worker processes.
 
 import math
 import operator
-from numbers import Integral
 
 import astropy.units as u
 import numpy as np
 
-from .._checks import as_number
+from .._checks import as_number, is_integer
 from .instruments import get_instrument
 from .observing import _observed_spectrum, observe_arrays
 
@@ -63,8 +62,7 @@ def population_arguments(n, instrument, z, snr, n_jobs=None, seed=None):
                          f"{type(n).__name__} {n!r}") from None
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral)
-                               or n_jobs == 0):
+    if n_jobs is not None and (not is_integer(n_jobs) or n_jobs == 0):
         raise ValueError(f"n_jobs must be a nonzero integer (-1: all cores) or None, "
                          f"got {n_jobs!r}")
     z_range = _draw_range(z, "z")

@@ -41,12 +41,13 @@ training data, and for ``"knn"`` the number of neighbours and for
 ``"kernel"`` the kernel width and the regularisation too (`build_head`).
 """
 
-import numbers
 import warnings
 from contextlib import contextmanager
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+
+from .._checks import is_integer
 
 __all__ = ["HEADS", "AUTO_FOLDS", "make_head", "build_head", "fit_head", "refit_head",
            "predict_in_blocks"]
@@ -161,7 +162,7 @@ def make_head(head, task, n_samples, random_state=None, params=None):
 
 def _count(value, name):
     """A ``head_params`` value that must be a positive integer, checked."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(f"head_params {name!r} must be a positive integer, got {value!r}")
     return int(value)
 
@@ -452,7 +453,7 @@ def predict_in_blocks(method, X, rows=None):
     True
     """
     rows = _PREDICT_BLOCK_ROWS if rows is None else rows
-    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
+    if not is_integer(rows) or rows < 1:
         raise ValueError(f"rows must be a positive integer, got {rows!r}")
     if len(X) <= rows:
         return np.asarray(method(X))
