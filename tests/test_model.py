@@ -507,6 +507,30 @@ def test_config_round_trip():
     assert TokenizerConfig.from_dict(old) == CONFIGS["small"]
     with pytest.raises(ValueError, match="attention_window must be an even"):
         TokenizerConfig(attention_window=7)
+
+
+@pytest.mark.parametrize("fields, message", [
+    # before: width=-1 raised torch's "Trying to create tensor with negative dimension" when
+    # the model was built, width=0, patch_size=0 and token_dim=0 built a model that failed
+    # on its first spectrum, and pixel_periods=(0.0, 1.0) raised "math domain error"
+    ({"width": -1}, "width must be a positive integer, got -1"),
+    ({"width": 0}, "width must be a positive integer, got 0"),
+    ({"patch_size": "32"}, "patch_size must be a positive integer, got '32'"),
+    ({"token_dim": 0}, "token_dim must be a positive integer, got 0"),
+    ({"encoder_depth": True}, "encoder_depth must be a positive integer, got True"),
+    ({"width": 64.0}, "width must be a positive integer, got 64.0"),
+    ({"width": 130, "n_heads": 4}, "n_heads must divide width, got width=130 and n_heads=4"),
+    ({"pixel_periods": (0.0, 1.0)}, r"pixel_periods must be the \(shortest, longest\) period"),
+    ({"position_periods": (10.0, 1e-3)}, "position_periods must be .* got \\(10.0, 0.001\\)"),
+    ({"pixel_periods": 3}, "pixel_periods must be .* got 3"),
+    ({"pixel_basis": 1}, "pixel_basis must be true or false, got 1"),
+])
+def test_a_configuration_that_cannot_make_a_model_is_refused_by_field(fields, message):
+    with pytest.raises(ValueError, match=message):
+        TokenizerConfig(**fields)
+    with pytest.raises(ValueError, match=message):
+        TokenizerConfig.from_dict({**CONFIGS["tiny"].to_dict(), **fields})
+    TokenizerConfig(width=np.int64(64), pixel_periods=[np.float32(1e-4), 3])
     assert CONFIGS["base"].width == 512 and CONFIGS["base"].n_heads == 8
     with pytest.raises(ValueError, match=r"unknown tokenizer configuration keys: \['depth'\]"):
         TokenizerConfig.from_dict({"depth": 3})

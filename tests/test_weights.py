@@ -142,8 +142,8 @@ def test_a_configuration_the_model_cannot_be_built_from_is_a_weights_error(saved
     for key, value in (("width", -1), ("patch_size", "32")):
         saved.write_text(json.dumps({**description,
                                      "config": {**description["config"], key: value}}))
-        with pytest.raises(WeightsError, match="mine.json: invalid tokenizer configuration, the "
-                                               "model cannot be built"):
+        with pytest.raises(WeightsError, match=f"mine.json: invalid tokenizer configuration .*"
+                                               f"{key} must be a positive integer"):
             load_model(saved)
 
 
@@ -164,6 +164,9 @@ def test_metadata_json_cannot_hold_is_refused_before_anything_is_written(tiny_mo
     # without its description
     with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
         save_model(tiny_model, tmp_path / "mine", metadata={"when": object()})
+    # before: AttributeError "'str' object has no attribute 'state_dict'"
+    with pytest.raises(TypeError, match="saves a spectok.model.SpectralTokenizer, not a str"):
+        save_model("mine", tmp_path / "mine")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -32,11 +32,14 @@ Method, in the order the code follows:
    coarser grid the detail averages out instead of being sampled.
 """
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from .._checks import is_integer
 from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias, LocalLayout,
                      LogWavelengthFeatures, TransformerBlock, _bracketing_patches,
                      key_distance)
@@ -100,11 +103,24 @@ class TokenizerConfig:
         beyond the spectrum) get the attention readout alone. Off in models
         trained before it existed.
 
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer (``full_attention_limit``:
+        not a non-negative one), ``n_heads`` that does not
+        divide ``width``, periods that are not two finite numbers with
+        0 < shortest < longest, ``pixel_basis`` that is not a bool, an odd
+        ``attention_window``, or the pixel basis with 1-pixel patches.
+
     Examples
     --------
     >>> from spectok.model import CONFIGS
     >>> CONFIGS["base"].width, CONFIGS["base"].encoder_depth, CONFIGS["base"].n_heads
     (512, 6, 8)
+    >>> TokenizerConfig(width=130)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_heads must divide width, got width=130 and n_heads=4
     """
 
     patch_size: int = 32
@@ -123,6 +139,28 @@ class TokenizerConfig:
     pixel_basis: bool = False
 
     def __post_init__(self):
+        for name in ("patch_size", "width", "n_heads", "encoder_depth", "decoder_depth",
+                     "token_dim", "mlp_ratio", "pixel_frequencies", "position_frequencies",
+                     "attention_window"):
+            value = getattr(self, name)
+            if not is_integer(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not is_integer(self.full_attention_limit) or self.full_attention_limit < 0:
+            raise ValueError(f"full_attention_limit must be a non-negative integer (0: local "
+                             f"attention always), got {self.full_attention_limit!r}")
+        if self.width % self.n_heads:
+            raise ValueError(f"n_heads must divide width, got width={self.width} and "
+                             f"n_heads={self.n_heads}")
+        for name in ("pixel_periods", "position_periods"):
+            periods = getattr(self, name)
+            if not (isinstance(periods, (tuple, list)) and len(periods) == 2
+                    and all(isinstance(p, numbers.Real) and not isinstance(p, bool)
+                            for p in periods)
+                    and 0 < periods[0] < periods[1] < math.inf):
+                raise ValueError(f"{name} must be the (shortest, longest) period in ln λ, two "
+                                 f"finite numbers with 0 < shortest < longest; got {periods!r}")
+        if not isinstance(self.pixel_basis, bool):
+            raise ValueError(f"pixel_basis must be true or false, got {self.pixel_basis!r}")
         if self.pixel_basis and self.patch_size < 2:
             raise ValueError(f"the pixel basis needs patches of at least 2 pixels, got "
                              f"patch_size={self.patch_size}")

@@ -80,7 +80,9 @@ def save_model(model, path, metadata=None):
     Raises
     ------
     TypeError
-        ``metadata`` that JSON cannot hold (checked before anything is written).
+        ``model`` is not a `~spectok.model.SpectralTokenizer`, or
+        ``metadata`` holds what JSON cannot (checked before anything is
+        written).
 
     Examples
     --------
@@ -93,6 +95,9 @@ def save_model(model, path, metadata=None):
     >>> again.config == model.config
     True
     """
+    if not isinstance(model, SpectralTokenizer):
+        raise TypeError(f"save_model saves a spectok.model.SpectralTokenizer, not a "
+                        f"{type(model).__name__}")
     path = Path(path)
     try:   # before any file is written: no tensors left without their description
         metadata = json.loads(json.dumps(metadata or {}))
