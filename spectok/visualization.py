@@ -64,6 +64,10 @@ def _arms(spectrum):
         sigma = spectrum[2] if len(spectrum) > 2 else None
         wave = np.atleast_1d(u.Quantity(wave))
         flux = np.atleast_1d(u.Quantity(flux))
+        if (wave.unit != u.dimensionless_unscaled
+                and not wave.unit.is_equivalent(u.AA, equivalencies=u.spectral())):
+            raise u.UnitConversionError(f"the wavelength must be a spectral axis (a length, "
+                                        f"frequency, energy or wavenumber), got {wave.unit}")
         if wave.shape[0] == flux.shape[0] + 1:  # bin edges
             wave = 0.5 * (wave[1:] + wave[:-1])
         if wave.shape != flux.shape:
@@ -193,6 +197,8 @@ def plot_spectrum(spectrum, ax=None, *, reconstruction=None, model=None, show_un
     ValueError
         A tuple whose wavelength, flux and uncertainty differ in shape, or
         an empty SpectrumList.
+    astropy.units.UnitConversionError
+        A tuple whose wavelength has a unit that is not spectral.
 
     Examples
     --------

@@ -296,6 +296,10 @@ def test_plot_spectrum_refuses_tuples_that_do_not_pair_up():
         plot_spectrum((wave, np.ones(10) * u.Jy, np.ones(3)))
     with pytest.raises(ValueError, match="empty SpectrumList"):
         plot_spectrum(SpectrumList([]))
+    with pytest.raises(u.UnitConversionError, match="wavelength must be a spectral axis .*"
+                                                    "got kg"):   # before: drawn, in kg
+        plot_spectrum((wave.value * u.kg, np.ones(10) * u.Jy))
+    assert plot_spectrum((wave.to(u.THz, u.spectral()), np.ones(10) * u.Jy)).get_lines()
     edges = np.linspace(4000, 5000, 11) * u.AA   # bin edges are still fine
     assert plot_spectrum((edges, np.ones(10) * u.Jy, np.ones(10))).get_lines()
 
