@@ -666,8 +666,9 @@ def plot_embedding_map(embeddings, labels=None, ax=None, *, method="pca", label=
     embeddings : `~spectok.TokenBatch` or array-like, shape (n, d)
         Embeddings, e.g. ``spectok.encode(spectra)`` or its ``.embedding``.
     labels : array-like, shape (n,), optional
-        Numbers (drawn with a colour map and a colour bar) or categories
-        (one colour and legend entry each).
+        Numbers (drawn with a colour map and a colour bar; objects whose
+        label is NaN, such as stars without a measured value, in grey) or
+        categories (one colour and legend entry each).
     ax : `~matplotlib.axes.Axes`, optional
     method : {"pca", "tsne"}
         The projection: the two leading principal components, or
@@ -743,7 +744,11 @@ def plot_embedding_map(embeddings, labels=None, ax=None, *, method="pca", label=
     if values is None:
         ax.scatter(*xy.T, **style)
     elif np.issubdtype(values.dtype, np.number):
-        points = ax.scatter(*xy.T, c=values.astype(float), cmap=cmap, **style)
+        import matplotlib
+
+        unlabelled_grey = matplotlib.colormaps.get_cmap(cmap).with_extremes(bad="0.6")
+        points = ax.scatter(*xy.T, c=values.astype(float), cmap=unlabelled_grey,
+                            plotnonfinite=True, **style)
         ax.figure.colorbar(points, ax=ax, label=label or "")
     else:
         for category in dict.fromkeys(values.tolist()):

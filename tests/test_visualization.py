@@ -163,6 +163,21 @@ def test_plot_embedding_map():
         plot_embedding_map(x, rng.random((30, 3)))
 
 
+def test_objects_without_a_numeric_label_are_drawn_in_grey():
+    # before: matplotlib left points whose colour value is NaN out of the plot
+    x = np.random.default_rng(0).normal(size=(30, 6))
+    teff = np.linspace(3000, 9000, 30)
+    teff[[3, 7]] = np.nan
+    fig, ax = plt.subplots()
+    plot_embedding_map(x, teff, ax=ax)
+    points = ax.collections[0]
+    fig.canvas.draw()
+    colours = points.get_facecolors()
+    assert len(colours) == 30
+    np.testing.assert_allclose(colours[[3, 7], :3], 0.6)
+    assert not np.allclose(colours[0, :3], 0.6)
+
+
 def test_plot_embedding_map_refuses_what_is_not_embeddings(tiny_model, masked_spectrum):
     tokens = spectok.encode(masked_spectrum, model=tiny_model)
     with pytest.raises(TypeError, match="embedding of one spectrum: give a TokenBatch"):
