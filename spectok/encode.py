@@ -23,6 +23,9 @@ from .tokens import SpectralTokens, TokenBatch
 
 __all__ = ["encode", "decode", "get_model", "resolve_device"]
 
+#: Wavelengths `decode` reads out at once.
+_DECODE_CHUNK = 65_536
+
 # Padded pixel slots per forward pass. On a CPU, passes of about a thousand
 # patches keep the activations in cache and run 1.5x faster than
 # larger ones; a GPU wants as much work per launch as fits.
@@ -309,15 +312,23 @@ def decode(tokens, wavelength, model=None, *, medium="vacuum", device=None):
     def tensor(x, dtype=torch.float32):
         return torch.as_tensor(np.asarray(x)[None], dtype=dtype, device=device)
 
+    patches = (tensor(tokens.tokens), tensor(tokens.patch_log_wavelength, torch.float64),
+               tensor(tokens.patch_log_spacing), tensor(tokens.valid, torch.bool))
+    means, scatters = [], []
     with torch.inference_mode():
-        mean, log_scatter = net.decode(
-            tensor(tokens.tokens), tensor(tokens.patch_log_wavelength, torch.float64),
-            tensor(tokens.patch_log_spacing), tensor(tokens.valid, torch.bool),
-            tensor(log_wave, torch.float64), tensor(spacing),
-            tensor(tokens.patch_n_pixels, torch.long))
+        # Wavelengths are decoded independently of one another; in chunks, the memory of a
+        # long grid stays that of one chunk (about 0.5 GB), not 8 kB per wavelength.
+        for start in range(0, len(log_wave), _DECODE_CHUNK):
+            part = slice(start, start + _DECODE_CHUNK)
+            mean, log_scatter = net.decode(*patches, tensor(log_wave[part], torch.float64),
+                                           tensor(spacing[part]),
+                                           tensor(tokens.patch_n_pixels, torch.long))
+            means.append(mean[0].cpu().numpy())
+            scatters.append(log_scatter[0].exp().cpu().numpy())
     scale = tokens.scale.value
-    flux = flux_in_unit(mean[0].cpu().numpy() * scale, tokens.scale.unit, tokens.flux_unit, wave_aa)
-    scatter = flux_in_unit(log_scatter[0].exp().cpu().numpy() * scale, tokens.scale.unit,
+    flux = flux_in_unit(np.concatenate(means) * scale, tokens.scale.unit, tokens.flux_unit,
+                        wave_aa)
+    scatter = flux_in_unit(np.concatenate(scatters) * scale, tokens.scale.unit,
                            tokens.flux_unit, wave_aa)
     return Spectrum(spectral_axis=wavelength, flux=flux, uncertainty=StdDevUncertainty(scatter),
                     mask=beyond, meta={"medium": medium, "decoded_by": net.name})

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import sys
 import warnings
 
 import astropy.units as u
@@ -417,6 +418,17 @@ def test_decode_descending_grid(tiny_model, pair):
     down = spectok.decode(tokens, grid[::-1], model=tiny_model)
     np.testing.assert_allclose(down.flux.value, up.flux.value[::-1], rtol=1e-5)
     np.testing.assert_allclose(down.spectral_axis.value, grid.value[::-1])
+
+
+def test_decode_reads_a_long_grid_out_in_chunks_with_the_same_result(tiny_model, pair,
+                                                                     monkeypatch):
+    tokens = spectok.encode(pair, model=tiny_model)
+    grid = np.linspace(4000, 5000, 1001) * u.AA
+    whole = spectok.decode(tokens, grid, model=tiny_model)
+    monkeypatch.setattr(sys.modules["spectok.encode"], "_DECODE_CHUNK", 128)  # 8 chunks
+    chunked = spectok.decode(tokens, grid, model=tiny_model)
+    np.testing.assert_allclose(chunked.flux.value, whole.flux.value, rtol=1e-6)
+    np.testing.assert_allclose(chunked.uncertainty.array, whole.uncertainty.array, rtol=1e-6)
 
 
 def test_decode_bad_grid(tiny_model, pair):
