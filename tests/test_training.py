@@ -190,6 +190,62 @@ def test_options_of_the_wrong_type_are_refused_by_name(tmp_path, option, value, 
     tiny_config(tmp_path, output_dir=tmp_path / "a path", learning_rate=1)  # these are fine
 
 
+@pytest.mark.parametrize("option, value, message", [
+    # each was accepted and trained on silently (a negative clip reverses the gradient), or
+    # failed later inside numpy or torch (seed -1, max_query_pixels -1, hide_fraction 1)
+    ("learning_rate", 0.0, "learning_rate must be a positive number, got 0.0"),
+    ("learning_rate", float("nan"), "learning_rate must be a positive number, got nan"),
+    ("temperature", -0.1, "temperature must be a positive number, got -0.1"),
+    ("grad_clip", -1.0, r"grad_clip must be a positive number \(inf: no clipping\), got -1.0"),
+    ("grad_clip", float("nan"), "grad_clip must be a positive number"),
+    ("weight_decay", -0.01, "weight_decay must be a number, 0 or more, got -0.01"),
+    ("noise_floor", float("inf"), "noise_floor must be a number, 0 or more, got inf"),
+    ("reconstruction_weight", -1.0, "reconstruction_weight must be a number, 0 or more"),
+    ("consistency_weight", float("nan"), "consistency_weight must be a number, 0 or more"),
+    ("min_learning_ratio", 2.0, "min_learning_ratio must be between 0 and 1, got 2.0"),
+    ("hide_fraction", 1.0, r"hide_fraction must be in \[0, 1\) .*got 1.0"),
+    ("warmup_steps", -5, "warmup_steps must be 0 or more, got -5"),
+    ("seed", -1, "seed must be 0 or more .*got -1"),
+    ("max_query_pixels", 0, "max_query_pixels must be 1 or more, got 0"),
+    ("max_view_pixels", -3, "max_view_pixels must be 1 or more, got -3"),
+    ("anchor_weight", float("inf"), "anchor_weight must be 0 or more, got inf"),
+    ("hold_weight", float("inf"), "hold_weight must be positive, got inf"),
+    ("name", "", "name must not be empty"),   # the model went to OUTPUT_DIR.json, outside it
+    ("output_dir", "", "output_dir must not be empty"),   # the run went to the working dir
+    ("model", 3, r"model must be a preset name .* got 3"),   # 'int' object is not iterable
+    ("model", {"preset": "huge"}, "unknown model preset 'huge'"),   # KeyError in train
+    ("model", {"preset": "tiny", "widht": 64}, "unknown tokenizer configuration keys"),
+    ("sources", "miles", "sources must be a list of SourceConfig"),   # AttributeError
+    ("sources", ({"name": "miles"},), "sources must be a list of SourceConfig"),
+])
+def test_settings_out_of_range_are_refused_when_the_configuration_is_made(tmp_path, option,
+                                                                           value, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tmp_path, **{option: value})
+
+
+def test_a_run_without_a_loss_term_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="reconstruction_weight and consistency_weight are both"):
+        tiny_config(tmp_path, reconstruction_weight=0.0, consistency_weight=0.0)
+    # the edges of the ranges, and what the shipped configurations set, stay fine
+    tiny_config(tmp_path, grad_clip=float("inf"), hide_fraction=0.0, min_learning_ratio=1.0,
+                warmup_steps=0, reconstruction_weight=0.0, seed=0, max_query_pixels=1)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("steps = \n", "r.toml is not a valid TOML file: Invalid value"),   # the file was unnamed
+    ('[sources]\nname = "miles"\n', r"sources must be a list of source tables \(\[\[sources"),
+    ('sources = ["miles"]\n', "each source must be a table .* got 'miles'"),   # letter by letter
+    ("[[sources]]\nweight = 2\n", "a source has no name"),   # SourceConfig.__init__ TypeError
+])
+def test_a_toml_file_that_does_not_hold_a_configuration_is_refused_by_name(tmp_path, text,
+                                                                           message):
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_config(path)
+
+
 @pytest.mark.parametrize("weight, message", [("heavy", "weight must be a number"),
                                              (0.0, "weight must be a positive number"),
                                              (float("nan"), "weight must be a positive number")])
@@ -979,6 +1035,33 @@ def test_exporting_what_is_not_a_checkpoint_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="spectok export: cannot read .*garbage.pt"):
         main(["export", str(tmp_path / "garbage.pt"), str(tmp_path / "out")])
     assert not list(tmp_path.glob("out*"))
+
+
+def test_resuming_from_an_unusable_checkpoint_is_an_error_naming_it(tmp_path):
+    train(tiny_config(tmp_path, steps=1), progress=False, sources=TOY_SOURCES)
+    checkpoint = tmp_path / CHECKPOINT_NAME
+    # another architecture: was torch's 'Error(s) in loading state_dict for SpectralTokenizer'
+    with pytest.raises(ValueError, match="holds the weights of another architecture than this "
+                                         "run's model .* must train the same model"):
+        train(tiny_config(tmp_path, steps=2, model={"preset": "tiny", "encoder_depth": 2}),
+              resume=True, progress=False, sources=TOY_SOURCES)
+    # cut short (copied in part): was torch's RuntimeError 'PytorchStreamReader failed ...'
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cannot read .*checkpoint.pt as a checkpoint"):
+        train(tiny_config(tmp_path, steps=2), resume=True, progress=False, sources=TOY_SOURCES)
+    # not a torch file: torch's message advised weights_only=False, unsafe on unknown files
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a file that spectok.training.train wrote") as caught:
+        train(tiny_config(tmp_path, steps=2), resume=True, progress=False, sources=TOY_SOURCES)
+    assert "weights_only" not in str(caught.value)
+
+
+def test_resume_and_overwrite_must_be_bools(tmp_path):
+    # resume="no" resumed, and overwrite="no" overwrote: a string is true
+    with pytest.raises(ValueError, match="resume must be True or False, got 'no'"):
+        train(tiny_config(tmp_path), resume="no", progress=False, sources=TOY_SOURCES)
+    with pytest.raises(ValueError, match="overwrite must be True or False, got 'no'"):
+        export_checkpoint(tmp_path, tmp_path / "out", overwrite="no")
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path):

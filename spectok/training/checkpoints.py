@@ -76,20 +76,42 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, 
     write_atomically(path, functools.partial(torch.save, state))
 
 
+def _load_state(path, device):
+    """What `_save_checkpoint` wrote to ``path``, or ValueError naming the file."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:   # torch's own message advises weights_only=False
+        raise ValueError(f"cannot read {path} as a checkpoint: it is not a file that "
+                         "spectok.training.train wrote") from None
+    except (EOFError, RuntimeError) as error:
+        raise ValueError(f"cannot read {path} as a checkpoint ({error})") from error
+    needed = ("model", "step", "config")
+    missing = [key for key in needed if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint of spectok.training.train (it has "
+                         f"no {', '.join(missing)})")
+    return state
+
+
 def _restore_checkpoint(path, objective, optimizer, scheduler, config, device):
     """Load what `_save_checkpoint` wrote into a run's objects; (step, wavelength span).
 
     The span is None for a checkpoint from before spans were recorded (with a
     warning pointing at the caller of `train`).
     """
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = _load_state(path, device)
     output_dir = Path(path).parent
     trained_before = json.loads(state["config"]).get("trainable", "all")
     if trained_before != config.trainable:
         raise ValueError(f"the checkpoint in {output_dir} trained {trained_before!r} "
                          f"parameters, this run {config.trainable!r}: a resumed run "
                          "must train the same ones")
-    objective.model.load_state_dict(state["model"])
+    try:
+        objective.model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise ValueError(f"the checkpoint in {output_dir} holds the weights of another "
+                         f"architecture than this run's model ({config.tokenizer_config()}): "
+                         "a resumed run must train the same model") from None
     if "reference_pooling" in state:  # else, as before it was kept: init_weights' own
         objective.reference_pooling.load_state_dict(state["reference_pooling"])
     if objective.reference_model is not None:
@@ -169,7 +191,8 @@ def export_checkpoint(checkpoint, path, *, overwrite=False):
         A model (either of its two files) is already saved at ``path`` and
         ``overwrite`` is false.
     ValueError
-        The file cannot be read or is not a checkpoint of `train`; its
+        ``overwrite`` is not a bool; the file cannot be read or is not a
+        checkpoint of `train`; its
         training configuration is one this version of spectok cannot read;
         or its weights do not fit the architecture that configuration names.
 
@@ -195,6 +218,8 @@ def export_checkpoint(checkpoint, path, *, overwrite=False):
     ...     load_model(export_checkpoint(run, run / "step-2")).metadata["steps"]
     2
     """
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
     checkpoint = Path(checkpoint)
     if not overwrite:
         path = Path(path)
@@ -210,15 +235,7 @@ def export_checkpoint(checkpoint, path, *, overwrite=False):
         checkpoint = found
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
-        raise ValueError(f"cannot read {checkpoint} as a checkpoint ({error})") from error
-    needed = ("model", "step", "config")
-    missing = [key for key in needed if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise ValueError(f"{checkpoint} is not a checkpoint of spectok.training.train (it has "
-                         f"no {', '.join(missing)})")
+    state = _load_state(checkpoint, "cpu")
     try:
         config = TrainingConfig.from_dict(json.loads(state["config"]))
     except (TypeError, ValueError) as error:

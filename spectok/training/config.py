@@ -4,6 +4,7 @@ import math
 import numbers
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -63,6 +64,35 @@ def _check_instruments(source):
                 get_instrument(instrument)
             except ValueError as error:
                 raise ValueError(f"source {source.name!r}: {error}") from None
+
+
+def _finite(low, high=math.inf, *, include_low=True, include_high=False):
+    """A test that a number is finite and within (or on the edges of) [low, high]."""
+    def ok(value):
+        return (math.isfinite(value) and (value >= low if include_low else value > low)
+                and (value <= high if include_high else value < high))
+    return ok
+
+
+#: The numeric settings of a `TrainingConfig` whose range nothing else checks: a learning
+#: rate or temperature of 0 or below, a negative gradient clip or loss weight, or a NaN
+#: anywhere would train silently on nonsense (or fail steps later in numpy or torch).
+_SETTING_RANGES = (
+    ("learning_rate", _finite(0, include_low=False), "a positive number"),
+    ("temperature", _finite(0, include_low=False), "a positive number"),
+    ("grad_clip", lambda v: v > 0, "a positive number (inf: no clipping)"),  # NaN fails
+    ("weight_decay", _finite(0), "a number, 0 or more"),
+    ("noise_floor", _finite(0), "a number, 0 or more"),
+    ("reconstruction_weight", _finite(0), "a number, 0 or more"),
+    ("consistency_weight", _finite(0), "a number, 0 or more"),
+    ("min_learning_ratio", _finite(0, 1, include_high=True), "between 0 and 1"),
+    ("hide_fraction", _finite(0, 1),
+     "in [0, 1) (every spectrum keeps a visible patch)"),
+    ("warmup_steps", _finite(0), "0 or more"),
+    ("seed", _finite(0), "0 or more (it seeds numpy's generators)"),
+    ("max_query_pixels", _finite(1), "1 or more"),
+    ("max_view_pixels", _finite(1), "1 or more"),
+)
 
 
 def _check_source(source):
@@ -305,6 +335,18 @@ class TrainingConfig:
 
     def __post_init__(self):
         _check_types(self)
+        for name, ok, what in _SETTING_RANGES:
+            if not ok(getattr(self, name)):
+                raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
+        for name in ("name", "output_dir"):
+            if not os.fspath(getattr(self, name)):
+                raise ValueError(f"{name} must not be empty (output_dir = '.' writes to the "
+                                 "current directory)")
+        self.tokenizer_config()   # an unknown preset or model field, now rather than in train
+        if (isinstance(self.sources, (str, bytes, Mapping)) or not hasattr(self.sources, "__len__")
+                or not all(isinstance(s, SourceConfig) for s in self.sources)):
+            raise ValueError(f"sources must be a list of SourceConfig ([[sources]] tables in "
+                             f"TOML), got {self.sources!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
         for name in ("log_every", "validate_every", "checkpoint_every", "validation_batches"):
@@ -321,8 +363,11 @@ class TrainingConfig:
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"unknown reconstruction_loss {self.reconstruction_loss!r}; "
                              f"choose from {sorted(RECONSTRUCTION_LOSSES)}")
-        if self.readout_weight < 0:
+        if not _finite(0)(self.readout_weight):
             raise ValueError(f"readout_weight must be 0 or more, got {self.readout_weight}")
+        if not self.reconstruction_weight and not self.consistency_weight:
+            raise ValueError("reconstruction_weight and consistency_weight are both 0: the run "
+                             "would have no loss to train on")
         if self.readout_weight and not self.tokenizer_config().pixel_basis:
             raise ValueError("readout_weight weighs the readout against the pixel basis, "
                              "so it needs a model with pixel_basis = true")
@@ -334,7 +379,7 @@ class TrainingConfig:
                              "consistency term sees, so it needs consistency_weight > 0")
         if not isinstance(self.trim_views, bool):
             raise ValueError(f"trim_views must be true or false, got {self.trim_views!r}")
-        if not self.anchor_weight >= 0:  # NaN too
+        if not _finite(0)(self.anchor_weight):  # NaN too
             raise ValueError(f"anchor_weight must be 0 or more, got {self.anchor_weight}")
         if self.anchor_weight and self.trainable != "pooling":
             raise ValueError("anchor_weight keeps the pooled embedding near that of the "
@@ -343,7 +388,7 @@ class TrainingConfig:
         if self.trainable != "all" and not self.init_weights:
             raise ValueError(f"trainable = {self.trainable!r} freezes trained parameters, so it "
                              "needs init_weights: the trained model to keep them from")
-        if not self.hold_weight > 0:  # NaN too
+        if not _finite(0, include_low=False)(self.hold_weight):  # NaN too
             raise ValueError(f"hold_weight must be positive, got {self.hold_weight}")
         held = _held_sources(self.sources)
         missing = [need for need, met in (("init_weights", self.init_weights),
@@ -364,8 +409,14 @@ class TrainingConfig:
             if self.model not in CONFIGS:
                 raise ValueError(f"unknown model preset {self.model!r}; known: {sorted(CONFIGS)}")
             return CONFIGS[self.model]
+        if not isinstance(self.model, Mapping):
+            raise ValueError(f"model must be a preset name ({sorted(CONFIGS)}) or a dict of "
+                             f"TokenizerConfig fields ([model] in TOML), got {self.model!r}")
         values = dict(self.model)
-        base = CONFIGS[values.pop("preset", "small")]
+        preset = values.pop("preset", "small")
+        if not isinstance(preset, str) or preset not in CONFIGS:
+            raise ValueError(f"unknown model preset {preset!r}; known: {sorted(CONFIGS)}")
+        base = CONFIGS[preset]
         return TokenizerConfig.from_dict({**base.to_dict(), **values})
 
     def to_dict(self):
@@ -402,6 +453,9 @@ class TrainingConfig:
         >>> TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
         True
         """
+        if not isinstance(values, Mapping):
+            raise ValueError(f"training configuration: expected a dict of TrainingConfig "
+                             f"fields, got {values!r}")
         return _from_values(dict(values), "training configuration")
 
 
@@ -412,10 +466,19 @@ def _from_values(values, origin):
         raise ValueError(f"{origin}: unknown training options {sorted(unknown)}")
     source_fields = {f.name for f in fields(SourceConfig)}
     sources = []
-    for table in values.get("sources", ()):
+    tables = values.get("sources", ())
+    if isinstance(tables, (str, bytes, Mapping)) or not isinstance(tables, (list, tuple)):
+        raise ValueError(f"{origin}: sources must be a list of source tables ([[sources]] in "
+                         f"TOML, not [sources]), got {tables!r}")
+    for table in tables:
         if isinstance(table, SourceConfig):
             sources.append(table)
             continue
+        if not isinstance(table, Mapping):
+            raise ValueError(f"{origin}: each source must be a table of SourceConfig fields "
+                             f"([[sources]] in TOML), got {table!r}")
+        if "name" not in table:
+            raise ValueError(f"{origin}: a source has no name: {dict(table)!r}")
         bad = set(table) - source_fields
         if bad:
             raise ValueError(f"{origin}: unknown source options {sorted(bad)}")
@@ -444,7 +507,8 @@ def load_config(path, **overrides):
     Raises
     ------
     ValueError
-        Unknown keys, with their names.
+        Unknown keys, with their names; a file that is not TOML; ``sources``
+        that are not ``[[sources]]`` tables; values the configuration rejects.
 
     Examples
     --------
@@ -458,6 +522,9 @@ def load_config(path, **overrides):
     >>> config.steps, config.sources[0].instruments
     (5, ('sdss', 'lamost'))
     """
-    values = tomllib.loads(Path(path).read_text())
+    try:
+        values = tomllib.loads(Path(path).read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a valid TOML file: {error}") from None
     values.update(overrides)
     return _from_values(values, path)

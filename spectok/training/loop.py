@@ -287,8 +287,9 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         A GPU asked for where none is visible, or a GPU run with more
         processes on a node than visible GPUs (or all of them on one).
     ValueError
-        ``batch_size`` not divisible by the number of processes; a resumed
-        checkpoint that trained other parameters (``trainable``) or held
+        ``resume`` not a bool; ``batch_size`` not divisible by the number of
+        processes; a resumed checkpoint that cannot be read, holds another
+        architecture, trained other parameters (``trainable``) or held
         other sources to ``init_weights``; ``sources`` holding a source to
         ``init_weights`` that ``config.sources`` does not (checked before
         any step).
@@ -318,6 +319,8 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     >>> spectok.encode(spectrum, model=model).tokens.shape
     (143, 8)
     """
+    if not isinstance(resume, bool):   # resume="no" resumed
+        raise ValueError(f"resume must be True or False, got {resume!r}")
     rank, world_size, device = _distributed_setup(device)
     if config.batch_size % world_size:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
