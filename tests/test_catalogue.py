@@ -277,6 +277,14 @@ def test_existing_output_and_bad_arguments(tmp_path, tiny_model, pair):
         encode_catalogue([pair], tmp_path / "out.txt", tiny_model)
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         encode_catalogue([pair], output, tiny_model, chunk_size=0)
+    # 2.7 chunks were 2, "2" was 2 and True was 1; NaN and None raised int()'s errors
+    for bad in (2.7, "2", True, float("nan"), None):
+        with pytest.raises(ValueError, match=r"chunk_size must be at least 1 \(an integer\), "
+                                             f"got {bad!r}"):
+            encode_catalogue([pair], output, tiny_model, chunk_size=bad, overwrite=True)
+    for name in ("resume", "overwrite"):   # resume="no" resumed
+        with pytest.raises(ValueError, match=f"{name} must be True or False, got 'no'"):
+            encode_catalogue([pair], output, tiny_model, **{name: "no"})
     with pytest.raises(ValueError, match="errors must be one of"):
         encode_catalogue([pair], output, tiny_model, errors="ignore")
     with pytest.raises(SpectrumInputError, match="the list is empty"):
