@@ -5,6 +5,8 @@ quick mode on the tiny model, which needs the published data wheels
 (``remote_data``).
 """
 
+import sys
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from astropy.table import Table
 from specutils import Spectrum
 
 from spectok.adapter import prepare_spectrum
-from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod,
+from spectok.benchmarks import (METHODS, TASKS, BenchmarkReport, EmbeddingMethod, benchmark_threads,
                                 FluxPCAMethod, choose_hidden_patches, compare_heads,
                                 diagonal_ranks,
                                 format_report, log_grid, matched_chi2, resample_to_grid,
@@ -186,6 +188,44 @@ def test_unknown_task():
         run_benchmark(tasks=["stellar_parameters", "astrology"])
     with pytest.raises(SystemExit, match="unknown task"):
         main(["bench", "--tasks", "astrology"])
+
+
+@pytest.mark.parametrize("arguments, message", [
+    # each was taken, and the run started (or failed inside it)
+    ({"tasks": "redshift"}, r"tasks must be a list of names .* got 'redshift'"),  # r, e, d, ...
+    ({"tasks": []}, "tasks names none"),   # an empty report
+    ({"quick": "yes"}, "quick must be True or False, got 'yes'"),   # KeyError 'yes'
+    ({"quick": None}, "quick must be True or False, got None"),     # the full run
+    ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),   # seed 1
+    ({"seed": -1}, "seed must be a non-negative integer, got -1"),   # numpy's error, mid-run
+    ({"num_threads": 2.7}, "num_threads must be a positive integer or None, got 2.7"),
+    ({"num_threads": 0}, "num_threads must be a positive integer"),   # torch's RuntimeError
+])
+def test_bad_benchmark_arguments_are_refused_before_any_work(arguments, message, monkeypatch):
+    from spectok.benchmarks import runner
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded: the arguments were not checked first")
+
+    monkeypatch.setattr(sys.modules["spectok.encode"], "get_model", no_model)
+    with pytest.raises(ValueError, match=message):
+        runner.run_benchmark(**{"tasks": ["redshift"], **arguments})
+
+
+def test_bad_head_comparison_arguments_are_refused_before_any_work(monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded: the arguments were not checked first")
+
+    monkeypatch.setattr(sys.modules["spectok.encode"], "get_model", no_model)
+    with pytest.raises(ValueError, match="comparisons must be a list of names .* got 'spex'"):
+        compare_heads(comparisons="spex")
+    with pytest.raises(ValueError, match=r"unknown benchmark heads \['forest'\]"):
+        compare_heads(heads=["ridge", "forest"], comparisons=["spex"])
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got '0'"):
+        compare_heads(seed="0", comparisons=["spex"])
+    with pytest.raises(ValueError, match="num_threads must be a positive integer or None"):
+        with benchmark_threads(-2):
+            pass
 
 
 #: The methods that feed every probe (the template fit only measures redshifts).

@@ -16,7 +16,8 @@ import numpy as np
 from astropy.table import Table
 
 from ..probes import HEADS, RedshiftProbe, SpectralClassProbe, StellarParameterProbe
-from .context import GALAXY_INSTRUMENTS, _Data, _spectra_and_z, grid_token_bins
+from .context import (GALAXY_INSTRUMENTS, _check_names, _check_run_arguments, _Data,
+                      _spectra_and_z, grid_token_bins)
 from .features import EmbeddingMethod
 from .metrics import nmad
 
@@ -61,10 +62,9 @@ def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMP
     from ..adapter import NoUncertaintyWarning
     from ..encode import get_model
 
-    unknown = sorted(set(comparisons) - set(COMPARISONS))
-    if unknown:
-        raise ValueError(f"unknown comparisons {unknown}; choose from {COMPARISONS}")
-    heads = list(heads)
+    comparisons = _check_names(comparisons, "comparisons", COMPARISONS)
+    heads = _check_names(heads, "heads", HEADS)
+    _check_run_arguments(quick, seed)
     net = get_model(model, "cpu")
     cache = {}
 

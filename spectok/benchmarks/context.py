@@ -58,6 +58,32 @@ _GRIDS = {
 }
 
 
+def _check_names(names, what, known):
+    """``names`` as a list, unless it is one string (iterated letter by letter), empty, or
+    holds names not in ``known``: ValueError naming them."""
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+        raise ValueError(f"{what} must be a list of names from {list(known)}, got {names!r}")
+    names = [str(name) for name in names]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown benchmark {what} {unknown}; choose from {list(known)}"
+                         if unknown else f"{what} names none; choose from {list(known)}")
+    return names
+
+
+def _check_run_arguments(quick, seed, num_threads=None):
+    """Refuse, before any work, a ``quick`` that is not a bool, a ``seed`` that is not a
+    non-negative integer or a ``num_threads`` that is not a positive one (None: torch's)."""
+    from .._checks import is_integer
+
+    if not isinstance(quick, bool):   # quick="yes" was a KeyError, None the full run
+        raise ValueError(f"quick must be True or False, got {quick!r}")
+    if not is_integer(seed) or seed < 0:   # 1.5 was 1 and -1 failed in numpy, mid-run
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if num_threads is not None and (not is_integer(num_threads) or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+
+
 def grid_token_bins(grid_name):
     """Wavelength bins of the aligned tokens over the range of a task's grid.
 

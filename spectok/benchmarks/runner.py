@@ -4,7 +4,8 @@ from contextlib import contextmanager
 
 import torch
 
-from .context import BenchmarkContext
+from .._checks import is_integer
+from .context import BenchmarkContext, _check_names, _check_run_arguments
 from .tasks import TASKS, _run_task
 from .template_redshift import TemplateRedshiftFit
 
@@ -108,7 +109,9 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
     Raises
     ------
     ValueError
-        An unknown task name.
+        An unknown task name, ``tasks`` that name none (or one string, not
+        a list), ``quick`` not a bool, ``seed`` not a non-negative integer or
+        ``num_threads`` not a positive integer (checked before any work).
     spectok.datasets.WheelFetchError
         The published data cannot be fetched.
 
@@ -122,10 +125,8 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
     """
     from ..encode import get_model
 
-    names = list(TASKS) if tasks is None else [str(t) for t in tasks]
-    unknown = [t for t in names if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown benchmark task(s) {unknown}; choose from {list(TASKS)}")
+    names = list(TASKS) if tasks is None else _check_names(tasks, "tasks", TASKS)
+    _check_run_arguments(quick, seed, num_threads)
     net = get_model(model, "cpu")
     ctx = BenchmarkContext(net, quick=quick, seed=seed)
     ctx.report.meta["tasks"] = names
@@ -195,6 +196,8 @@ def benchmark_threads(num_threads=None):
     from joblib import parallel_config
     from threadpoolctl import threadpool_limits
 
+    if num_threads is not None and (not is_integer(num_threads) or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
