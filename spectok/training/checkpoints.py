@@ -1,5 +1,6 @@
 """Training checkpoints: their name, finding the last, writing one, resuming from it, export."""
 
+import contextlib
 import functools
 import json
 import math
@@ -76,15 +77,20 @@ def _save_checkpoint(path, objective, optimizer, scheduler, step, config, span, 
     write_atomically(path, functools.partial(torch.save, state))
 
 
-def _load_state(path, device):
-    """What `_save_checkpoint` wrote to ``path``, or ValueError naming the file."""
+@contextlib.contextmanager
+def _reading(path):
+    """Turn the errors of reading ``path`` with `torch.load` into ValueErrors naming it."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        yield
     except pickle.UnpicklingError:   # torch's own message advises weights_only=False
         raise ValueError(f"cannot read {path} as a checkpoint: it is not a file that "
                          "spectok.training.train wrote") from None
     except (EOFError, RuntimeError) as error:
         raise ValueError(f"cannot read {path} as a checkpoint ({error})") from error
+
+
+def _check_state(state, path):
+    """Refuse what `torch.load` read from ``path`` unless `_save_checkpoint` wrote it."""
     needed = ("model", "step", "config")
     missing = [key for key in needed if not isinstance(state, dict) or key not in state]
     if missing:
@@ -99,7 +105,8 @@ def _restore_checkpoint(path, objective, optimizer, scheduler, config, device):
     The span is None for a checkpoint from before spans were recorded (with a
     warning pointing at the caller of `train`).
     """
-    state = _load_state(path, device)
+    with _reading(path):
+        state = _check_state(torch.load(path, map_location=device, weights_only=True), path)
     output_dir = Path(path).parent
     trained_before = json.loads(state["config"]).get("trainable", "all")
     if trained_before != config.trainable:
@@ -235,7 +242,9 @@ def export_checkpoint(checkpoint, path, *, overwrite=False):
         checkpoint = found
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
-    state = _load_state(checkpoint, "cpu")
+    with _reading(checkpoint):
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    _check_state(state, checkpoint)
     try:
         config = TrainingConfig.from_dict(json.loads(state["config"]))
     except (TypeError, ValueError) as error:
