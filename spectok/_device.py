@@ -25,7 +25,8 @@ def resolve_device(device=None):
     Raises
     ------
     ValueError
-        ``device`` is not a device torch knows.
+        ``device`` is not a device torch knows, or a GPU that this machine
+        does not have.
 
     Examples
     --------
@@ -37,10 +38,16 @@ def resolve_device(device=None):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or another torch device such as "
                          f"'cuda:1', got {device!r}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            raise ValueError(f"device {device!r}: torch sees {count} CUDA GPU(s) here; use "
+                             "'cpu', or 'auto' to take a GPU when there is one")
+    return resolved
 
 
 def autocast(device):

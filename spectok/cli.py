@@ -94,7 +94,8 @@ def _read_config(command, path, **overrides):
 
 
 def _train(args):
-    from spectok.training import train
+    from spectok._device import resolve_device
+    from spectok.training import latest_checkpoint, train
 
     overrides = {}
     if args.steps is not None:
@@ -104,7 +105,14 @@ def _train(args):
     if args.num_workers is not None:
         overrides["num_workers"] = args.num_workers
     config = _read_config("train", args.config, **overrides)
-    train(config, resume=args.resume, progress=not args.no_progress, device=args.device)
+    try:   # what would stop the run, found before any data is loaded
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise SystemExit(f"spectok train: {error}") from None
+    if args.resume and latest_checkpoint(config.output_dir) is None:
+        raise SystemExit(f"spectok train: --resume, but there is no checkpoint to resume from "
+                         f"in {config.output_dir}")
+    train(config, resume=args.resume, progress=not args.no_progress, device=device)
     return 0
 
 
@@ -123,9 +131,15 @@ def _export(args):
 def _validate(args):
     from astropy.table import Table
 
+    from spectok.encode import get_model
     from spectok.training import build_sources, validation_loss
 
     config = _read_config("validate", args.config)
+    for name in args.models:   # before the sources are built (minutes)
+        try:
+            get_model(name, "cpu")
+        except (OSError, TypeError, ValueError) as error:
+            raise SystemExit(f"spectok validate: {error}") from None
     sources = build_sources(config.sources)
     rows = [{"model": name, **validation_loss(name, config, sources=sources)}
             for name in args.models]

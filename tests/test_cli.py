@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from astropy.table import Table
 
 from spectok.adapter import SpectrumInputWarning
@@ -185,6 +186,24 @@ name = "unknown-source"
 """)
     with pytest.raises(SystemExit, match="spectok train: .*unknown-source"):
         main(["train", str(config), "--no-progress", "--device", "cpu", "--num-workers", "0"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_train_and_validate_refuse_what_would_stop_them_in_one_line(tmp_path):
+    # before: Python tracebacks (torch's "Torch not compiled with CUDA enabled", the
+    # FileNotFoundError of train and the WeightsError of a model that is not there)
+    config = tmp_path / "run.toml"
+    config.write_text(f'model = "tiny"\noutput_dir = "{tmp_path / "run"}"\n'
+                      '[[sources]]\nname = "miles"\n')
+    for device, named in (("gpu", "device must be .* got 'gpu'"),
+                          ("cuda", r"device 'cuda': torch sees 0 CUDA GPU\(s\)")):
+        with pytest.raises(SystemExit, match=f"spectok train: {named}"):
+            main(["train", str(config), "--device", device])
+    with pytest.raises(SystemExit, match="spectok train: --resume, but there is no checkpoint "
+                                         "to resume from in"):
+        main(["train", str(config), "--resume", "--device", "cpu"])
+    with pytest.raises(SystemExit, match="spectok validate: .*no-such-model"):
+        main(["validate", str(config), "spectok-small", "no-such-model"])
 
 
 @pytest.mark.parametrize("command", ["train", "validate"])

@@ -311,6 +311,10 @@ def test_bad_arguments(tiny_model, pair):
             spectok.encode(pair, model=tiny_model, batch_size=batch_size)
     with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' .* got 'gpu'"):
         spectok.encode(pair, model=tiny_model, device="gpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    # before, without a GPU: torch's AssertionError "Torch not compiled with CUDA enabled"
+    with pytest.raises(ValueError, match=rf"device 'cuda:{count}': torch sees {count} CUDA GPU"):
+        spectok.encode(pair, model=tiny_model, device=f"cuda:{count}")
     with pytest.raises(SpectrumInputError, match="the list is empty"):
         spectok.encode([], model=tiny_model)
     with pytest.raises(SpectrumInputError, match="^spectrum 0: the SpectrumList is empty"):

@@ -1167,7 +1167,7 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path):
 
 def test_gpu_settings_that_cannot_work_are_errors(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="sees no GPU"):
+    with pytest.raises(ValueError, match=r"device 'cuda': torch sees 0 CUDA GPU\(s\) here"):
         _distributed_setup("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -53,10 +53,7 @@ def _distributed_setup(device=None):
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {str(device)!r} asked for, but PyTorch sees no GPU "
-                               f"(torch {torch.__version__}); train with device='cpu'")
+    if device.type == "cuda":   # resolve_device has checked that the GPU exists
         if device.index is not None and world_size > 1:
             raise RuntimeError(f"device {str(device)!r} would put all {world_size} processes "
                                "on one GPU; give 'cuda' and each process takes the GPU of its "
@@ -284,9 +281,10 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
         Not enough free disk space for two checkpoints and the model
         (``errno.ENOSPC``, checked before any work).
     RuntimeError
-        A GPU asked for where none is visible, or a GPU run with more
-        processes on a node than visible GPUs (or all of them on one).
+        A GPU run with more processes on a node than visible GPUs (or all
+        of them on one).
     ValueError
+        A ``device`` torch does not know or a GPU that is not there;
         ``resume`` not a bool; ``batch_size`` not divisible by the number of
         processes; a resumed checkpoint that cannot be read, holds another
         architecture, trained other parameters (``trainable``) or held
