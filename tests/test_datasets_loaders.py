@@ -442,3 +442,34 @@ def test_manga_examples(manga):
         # invalid pixels are exactly the masked ones
         ivar = spectrum.uncertainty.array
         assert np.all(spectrum.mask[ivar <= 0])
+
+
+def _four_spectra():
+    from astropy.table import Table
+
+    spectra = [Spectrum(spectral_axis=np.linspace(4000, 5000, 10) * u.AA,
+                        flux=np.full(10, float(i)) * u.Jy) for i in range(4)]
+    return SpectrumDataset(spectra, Table({"id": list("abcd"), "z": [0.1, 0.9, 0.2, 0.8]}),
+                           name="demo")
+
+
+def test_a_dataset_is_indexed_as_numpy_indexes():
+    ds = _four_spectra()
+    # before: a list of bools picked spectra[True] and spectra[False] (b, a, a, b), and a
+    # numpy mask raised "list indices must be integers or slices, not numpy.bool"
+    for mask in ([True, False, False, True], np.array([True, False, False, True])):
+        sub = ds[mask]
+        assert list(sub.labels["id"]) == ["a", "d"]
+        assert [s.flux.value[0] for s in sub.spectra] == [0.0, 3.0]
+    assert list(ds[ds.labels["z"] > 0.5].labels["id"]) == ["b", "d"]
+    assert list(ds[[3, 0]].labels["id"]) == ["d", "a"] and len(ds[[]]) == 0
+    assert list(ds[1:3].labels["id"]) == ["b", "c"] and ds[-1][1]["id"] == "d"
+    with pytest.raises(IndexError, match="demo: index 5 is out of range for 4 spectra"):
+        ds[5]
+    with pytest.raises(TypeError, match="not by a bool"):
+        ds[True]
+    with pytest.raises(IndexError, match="demo: boolean index did not match"):
+        ds[[True, False]]
+    # before: AttributeError "'dict' object has no attribute 'colnames'"
+    with pytest.raises(TypeError, match=r"demo: labels must be an astropy Table .* got a dict"):
+        SpectrumDataset(ds.spectra, {"id": list("abcd")}, name="demo")

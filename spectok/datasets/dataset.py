@@ -26,8 +26,16 @@ class SpectrumDataset:
 
     Raises
     ------
+    TypeError
+        If ``labels`` is not a `~astropy.table.Table`.
     ValueError
         If ``labels`` does not have one row per spectrum or lacks an ``id`` column.
+
+    Notes
+    -----
+    Indexing follows numpy: an integer gives ``(spectrum, label_row)``; a
+    slice, an array of positions or a boolean mask (``ds[ds.labels["z"] >
+    0.5]``) gives a `SpectrumDataset` of those rows.
 
     Examples
     --------
@@ -49,6 +57,9 @@ class SpectrumDataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.labels, Table):
+            raise TypeError(f"{self.name}: labels must be an astropy Table (Table(columns) "
+                            f"makes one from a dict), got a {type(self.labels).__name__}")
         if "id" not in self.labels.colnames:
             raise ValueError(f"{self.name}: labels need an 'id' column")
         if len(self.labels) != len(self.spectra):
@@ -60,11 +71,25 @@ class SpectrumDataset:
         return len(self.spectra)
 
     def __getitem__(self, index):
-        """``(spectrum, label_row)`` for an integer; a sub-dataset for a slice or index array."""
+        """``(spectrum, label_row)`` for an integer; a sub-dataset for a slice, an index
+        array or a boolean mask (``ds[ds.labels["z"] > 0.5]``), as numpy indexes."""
+        if isinstance(index, (bool, np.bool_)):
+            raise TypeError(f"{self.name}: index a SpectrumDataset by position, slice, index "
+                            "array or boolean mask, not by a bool")
         if isinstance(index, (int, np.integer)):
+            if not -len(self) <= index < len(self):
+                raise IndexError(f"{self.name}: index {index} is out of range for "
+                                 f"{len(self)} spectra")
             return self.spectra[index], self.labels[index]
-        rows = range(len(self))[index] if isinstance(index, slice) else list(index)
-        return SpectrumDataset([self.spectra[i] for i in rows], self.labels[list(rows)],
+        if not isinstance(index, slice):
+            index = np.asarray(index)
+            if index.size == 0:
+                index = index.astype(int)
+        try:
+            rows = np.arange(len(self))[index]
+        except IndexError as error:   # a mask of another length, an index out of range
+            raise IndexError(f"{self.name}: {error}") from None
+        return SpectrumDataset([self.spectra[i] for i in rows], self.labels[rows],
                                name=self.name, meta=dict(self.meta))
 
     def __repr__(self):
