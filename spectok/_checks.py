@@ -22,3 +22,9 @@ def as_number(value, message):
 def is_integer(value):
     """Whether ``value`` is an int or a numpy integer, and not a bool (which `int` subclasses)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_bool(value, name):
+    """Raise ValueError unless ``value`` is a bool (``resume="no"`` would count as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")

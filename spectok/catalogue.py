@@ -32,7 +32,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from ._atomic import write_atomically
-from ._checks import is_integer
+from ._checks import check_bool, is_integer
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, WavelengthRangeWarning,
@@ -485,9 +485,8 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     if not is_integer(chunk_size) or chunk_size < 1:   # 2.7 was taken as 2, "10" as 10
         raise ValueError(f"chunk_size must be at least 1 (an integer), got {chunk_size!r}")
     chunk_size = int(chunk_size)
-    for name, value in (("resume", resume), ("overwrite", overwrite)):
-        if not isinstance(value, bool):   # resume="no" resumed
-            raise ValueError(f"{name} must be True or False, got {value!r}")
+    check_bool(resume, "resume")
+    check_bool(overwrite, "overwrite")
     if _is_path(sources) or is_single_spectrum(sources):
         sources = [sources]
     if hasattr(sources, "__len__") and len(sources) == 0:

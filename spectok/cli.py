@@ -93,6 +93,17 @@ def _read_config(command, path, **overrides):
     return config
 
 
+def _require_model(command, name):
+    """Load the model ``name`` now (it is cached), or exit in one line naming the problem:
+    before the minutes a command spends on its data, not in a traceback after them."""
+    from spectok.encode import get_model
+
+    try:
+        get_model(name, "cpu")
+    except (OSError, TypeError, ValueError) as error:
+        raise SystemExit(f"spectok {command}: {error}") from None
+
+
 def _train(args):
     from spectok._device import resolve_device
     from spectok.training import latest_checkpoint, train
@@ -131,15 +142,11 @@ def _export(args):
 def _validate(args):
     from astropy.table import Table
 
-    from spectok.encode import get_model
     from spectok.training import build_sources, validation_loss
 
     config = _read_config("validate", args.config)
-    for name in args.models:   # before the sources are built (minutes)
-        try:
-            get_model(name, "cpu")
-        except (OSError, TypeError, ValueError) as error:
-            raise SystemExit(f"spectok validate: {error}") from None
+    for name in args.models:
+        _require_model("validate", name)
     sources = build_sources(config.sources)
     rows = [{"model": name, **validation_loss(name, config, sources=sources)}
             for name in args.models]
@@ -175,12 +182,7 @@ def _bench(args):
     if output is not None and output.is_dir():
         raise SystemExit(f"spectok bench: -o {output} is a directory; give the path of the "
                          "report file (e.g. report.md)")
-    try:   # before the run: a model that cannot be loaded fails now, not in a traceback
-        from spectok.encode import get_model
-
-        get_model(args.model, "cpu")
-    except (OSError, TypeError, ValueError) as error:
-        raise SystemExit(f"spectok bench: {error}") from None
+    _require_model("bench", args.model)
     report = run_benchmark(model=args.model, tasks=tasks, quick=args.quick, seed=args.seed,
                            num_threads=args.threads)
     text = format_report(report)

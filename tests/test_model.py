@@ -523,7 +523,7 @@ def test_config_round_trip():
     ({"pixel_periods": (0.0, 1.0)}, r"pixel_periods must be the \(shortest, longest\) period"),
     ({"position_periods": (10.0, 1e-3)}, "position_periods must be .* got \\(10.0, 0.001\\)"),
     ({"pixel_periods": 3}, "pixel_periods must be .* got 3"),
-    ({"pixel_basis": 1}, "pixel_basis must be true or false, got 1"),
+    ({"pixel_basis": 1}, "pixel_basis must be True or False, got 1"),
 ])
 def test_a_configuration_that_cannot_make_a_model_is_refused_by_field(fields, message):
     with pytest.raises(ValueError, match=message):

@@ -12,6 +12,7 @@ import astropy.units as u
 import numpy as np
 import torch
 
+from .._checks import check_bool, is_integer
 from .features import EmbeddingMethod, FluxPCAMethod, log_grid, token_bins
 from .report import BenchmarkReport
 from .template_redshift import TemplateRedshiftFit
@@ -74,10 +75,7 @@ def _check_names(names, what, known):
 def _check_run_arguments(quick, seed, num_threads=None):
     """Refuse, before any work, a ``quick`` that is not a bool, a ``seed`` that is not a
     non-negative integer or a ``num_threads`` that is not a positive one (None: torch's)."""
-    from .._checks import is_integer
-
-    if not isinstance(quick, bool):   # quick="yes" was a KeyError, None the full run
-        raise ValueError(f"quick must be True or False, got {quick!r}")
+    check_bool(quick, "quick")   # quick="yes" was a KeyError, None the full run
     if not is_integer(seed) or seed < 0:   # 1.5 was 1 and -1 failed in numpy, mid-run
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if num_threads is not None and (not is_integer(num_threads) or num_threads < 1):

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .._checks import is_integer
+from .._checks import check_bool, is_integer
 from .layers import (AttentionPooling, CrossAttentionBlock, DistanceBias, LocalLayout,
                      LogWavelengthFeatures, TransformerBlock, _bracketing_patches,
                      key_distance)
@@ -159,8 +159,7 @@ class TokenizerConfig:
                     and 0 < periods[0] < periods[1] < math.inf):
                 raise ValueError(f"{name} must be the (shortest, longest) period in ln λ, two "
                                  f"finite numbers with 0 < shortest < longest; got {periods!r}")
-        if not isinstance(self.pixel_basis, bool):
-            raise ValueError(f"pixel_basis must be true or false, got {self.pixel_basis!r}")
+        check_bool(self.pixel_basis, "pixel_basis")
         if self.pixel_basis and self.patch_size < 2:
             raise ValueError(f"the pixel basis needs patches of at least 2 pixels, got "
                              f"patch_size={self.patch_size}")

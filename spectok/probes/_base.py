@@ -7,6 +7,8 @@ import astropy.units as u
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._checks import check_bool
+
 from .conformal import (NotCalibratedError, _check_calibration, calibration_folds,
                         calibration_split)
 from .heads import HEADS
@@ -161,8 +163,7 @@ class _ConformalProbe(_PersistenceMixin):
         if self.head_params is not None and not isinstance(self.head_params, Mapping):
             raise ValueError(f"head_params must be a dict of the head's parameters or None, "
                              f"got {self.head_params!r}")
-        if not isinstance(self.standardize, (bool, np.bool_)):
-            raise ValueError(f"standardize must be True or False, got {self.standardize!r}")
+        check_bool(self.standardize, "standardize")
 
     def _calibration_parts(self, n_samples, groups=None):
         """The random state and the samples that fit the head and calibrate it.

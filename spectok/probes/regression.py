@@ -5,6 +5,7 @@ from functools import partial
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from .._checks import check_bool
 from ._base import _ConformalProbe, standardizer, validate_data, validated_input
 from .conformal import conformal_quantile
 from .heads import build_head, fit_head, predict_in_blocks, refit_head
@@ -63,11 +64,6 @@ def _plain_targets(y, names):
         return y
     values = [_in_target_unit(column, name) for column, name in zip(columns, names)]
     return values[0] if len(names) == 1 else np.column_stack(values)
-
-
-def _check_as_quantity(as_quantity):
-    if not isinstance(as_quantity, (bool, np.bool_)):
-        raise ValueError(f"as_quantity must be True or False, got {as_quantity!r}")
 
 
 def _in_target_unit(column, name):
@@ -542,7 +538,7 @@ class StellarParameterProbe(_ConformalRegressor):
         >>> probe.predict(X[:3], as_quantity=True)["Teff"].unit
         Unit("K")
         """
-        _check_as_quantity(as_quantity)
+        check_bool(as_quantity, "as_quantity")
         values = super().predict(X)
         return self._as_table(values) if as_quantity else values
 
@@ -582,7 +578,7 @@ class StellarParameterProbe(_ConformalRegressor):
         >>> probe.predict_interval(X[:1], 0.9, as_quantity=True)[1]["teff"].unit
         Unit("K")
         """
-        _check_as_quantity(as_quantity)
+        check_bool(as_quantity, "as_quantity")
         lower, upper = super().predict_interval(X, alpha)
         if as_quantity:
             return self._as_table(lower), self._as_table(upper)

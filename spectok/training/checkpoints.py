@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .._atomic import write_atomically
+from .._checks import check_bool
 from ..model import SpectralTokenizer, load_model, save_model
 from .config import TrainingConfig
 
@@ -225,8 +226,7 @@ def export_checkpoint(checkpoint, path, *, overwrite=False):
     ...     load_model(export_checkpoint(run, run / "step-2")).metadata["steps"]
     2
     """
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+    check_bool(overwrite, "overwrite")
     checkpoint = Path(checkpoint)
     if not overwrite:
         path = Path(path)

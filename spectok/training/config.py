@@ -377,8 +377,6 @@ class TrainingConfig:
         if self.trainable == "pooling" and not self.consistency_weight:
             raise ValueError("trainable = 'pooling' trains the pooled embedding, which only the "
                              "consistency term sees, so it needs consistency_weight > 0")
-        if not isinstance(self.trim_views, bool):
-            raise ValueError(f"trim_views must be true or false, got {self.trim_views!r}")
         if not _finite(0)(self.anchor_weight):  # NaN too
             raise ValueError(f"anchor_weight must be 0 or more, got {self.anchor_weight}")
         if self.anchor_weight and self.trainable != "pooling":

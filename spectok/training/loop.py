@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .._atomic import write_atomically
+from .._checks import check_bool
 from .._preflight import check_free_space, check_writable_directory
 from .._device import autocast, resolve_device
 from ..model import SpectralTokenizer, load_model, save_model
@@ -317,8 +318,7 @@ def train(config, *, resume=False, progress=True, sources=None, device=None):
     >>> spectok.encode(spectrum, model=model).tokens.shape
     (143, 8)
     """
-    if not isinstance(resume, bool):   # resume="no" resumed
-        raise ValueError(f"resume must be True or False, got {resume!r}")
+    check_bool(resume, "resume")
     rank, world_size, device = _distributed_setup(device)
     if config.batch_size % world_size:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
