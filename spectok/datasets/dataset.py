@@ -46,9 +46,12 @@ class SpectrumDataset:
     >>> from spectok.datasets import SpectrumDataset
     >>> s = Spectrum(spectral_axis=np.linspace(4000, 5000, 100) * u.AA,
     ...              flux=np.ones(100) * u.Jy)
-    >>> ds = SpectrumDataset([s], Table({"id": ["star-1"]}), name="demo")
+    >>> ds = SpectrumDataset([s, s, s], Table({"id": ["a", "b", "c"], "teff": [4000, 6000, 9000]}),
+    ...                      name="demo")
     >>> len(ds), ds[0][1]["id"]
-    (1, np.str_('star-1'))
+    (3, np.str_('a'))
+    >>> list(ds[ds.labels["teff"] > 5000].labels["id"])  # a boolean mask, as in numpy
+    [np.str_('b'), np.str_('c')]
     """
 
     spectra: list
