@@ -100,6 +100,55 @@ def test_arm_and_instrument_validation():
         bad.lsf_sigma_at(4500.0)
 
 
+def test_arm_takes_quantities_and_stores_angstrom():
+    arm = Arm("nir", 1.0 * u.um, 1.1 * u.um, 5 * u.AA, lsf_sigma=0.2 * u.nm)
+    plain = Arm("nir", 10000.0, 11000.0, 5.0, lsf_sigma=2.0)
+    assert (arm.start, arm.stop, arm.step, arm.lsf_sigma) == pytest.approx(
+        (plain.start, plain.stop, plain.step, plain.lsf_sigma), rel=1e-15)
+    assert arm.wavelength.unit == u.AA
+    np.testing.assert_allclose(arm.wavelength, plain.wavelength, rtol=1e-15)
+    assert Arm("f", 3.1e14 * u.Hz, 3e14 * u.Hz, 10.0, resolution=100.0).start == pytest.approx(
+        (3.1e14 * u.Hz).to_value(u.AA, equivalencies=u.spectral()))
+    log = Arm("log", 4000.0, 5000.0, 1e-4 * u.dex, "log", resolution=2000 * u.one)
+    assert log == Arm("log", 4000.0, 5000.0, 1e-4, "log", resolution=2000.0)
+    assert NoiseModel(reference_wavelength=0.55 * u.um).reference_wavelength == \
+        pytest.approx(5500.0)
+
+
+@pytest.mark.parametrize("arguments, keywords, match", [
+    (("x", "4000", 5000.0, 1.0), {}, "start must be a number"),   # a numpy ufunc TypeError
+    (("x", True, 5000.0, 1.0), {}, "start must be a number"),     # was taken as 1 Å
+    (("x", 4000 * u.kg, 5000.0, 1.0), {}, "start must be in Å or another spectral unit"),
+    (("x", 4000.0, 5000.0, 1.0 * u.s), {}, "step must be in Å or another length unit"),
+    (("x", 4000.0, 5000.0, 1.0 * u.AA, "log"), {}, "log arm.*must be dimensionless"),
+    (("x", [4000.0] * u.AA, 5000.0, 1.0), {}, "start must be one value"),
+    (("x", 4000.0, 5000.0, 1.0), {"resolution": "2000"}, "resolution must be a number"),
+    (("x", 4000.0, 5000.0, 1.0), {"resolution": -5.0}, "resolution must be positive"),
+    (("x", 4000.0, 5000.0, 1.0), {"lsf_sigma": 0 * u.AA}, "lsf_sigma must be positive"),
+])
+def test_arm_refuses_values_of_the_wrong_kind(arguments, keywords, match):
+    keywords = keywords or {"resolution": 1000.0}
+    with pytest.raises(ValueError, match=match):
+        Arm(*arguments, **keywords)
+
+
+def test_arm_with_a_wavelength_quantity_used_to_mix_units():
+    # 0.4 um, 0.5 um with a step of 1 Å gave wavelengths labelled "Angstrom um"
+    assert Arm("b", 0.4 * u.um, 0.5 * u.um, 1 * u.AA, resolution=1000.0).n_pixels == 1001
+
+
+@pytest.mark.parametrize("keywords, match", [
+    ({"floor_fraction": "0.5"}, "floor_fraction must be in"),
+    ({"floor_fraction": True}, "floor_fraction must be in"),
+    ({"reference_wavelength": "5000"}, "reference_wavelength must be a number"),
+    ({"reference_wavelength": 5 * u.kg}, "reference_wavelength must be in Å"),
+    ({"reference_wavelength": np.nan}, "reference_wavelength must be positive and finite"),
+])
+def test_noise_model_refuses_values_of_the_wrong_kind(keywords, match):
+    with pytest.raises(ValueError, match=match):
+        NoiseModel(**keywords)
+
+
 @pytest.mark.parametrize("reference", [0.0, -1.0, np.nan, np.inf])
 def test_noise_needs_a_positive_finite_reference_flux(reference):
     with pytest.raises(ValueError, match="reference_flux must be positive and finite"):

@@ -13,6 +13,7 @@ import numpy as np
 from specutils import Spectrum, SpectrumList
 
 from .. import conf
+from .._numeric import safe_median
 from ..model.tokenizer import patch_is_active
 from .errors import SpectrumInputError
 from .inputs import _arm_arrays, _label, _medium_of, _prepare_arm
@@ -274,20 +275,9 @@ def iter_spectra(data):
 
 # -- one spectrum -------------------------------------------------------------------
 
-def _median(values):
-    """`numpy.median` of a non-empty array of finite values, without overflow.
-
-    numpy averages the two middle values as (a + b) / 2, which overflows near
-    the largest float; a / 2 + b / 2 is the same number everywhere else.
-    """
-    n = len(values)
-    middle = np.partition(values, [(n - 1) // 2, n // 2])[[(n - 1) // 2, n // 2]]
-    return float(middle[0] if n % 2 else middle[0] / 2 + middle[1] / 2)
-
-
 def _flux_scale(abs_flux):
     """Median of ``|flux|``, or its mean when more than half the pixels are exactly zero."""
-    scale = _median(abs_flux)
+    scale = safe_median(abs_flux)
     if scale == 0:
         peak = abs_flux.max()
         scale = float(np.mean(abs_flux / peak) * peak) if peak > 0 else 0.0

@@ -17,11 +17,43 @@ from functools import cached_property
 import astropy.units as u
 import numpy as np
 
-from ..adapter.prepare import _median
+from .._checks import as_number
+from .._numeric import safe_median
 from ._binning import FWHM_PER_SIGMA
 from ._checks import check_snr
 
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument"]
+
+
+def _in_angstrom(value, what, equivalencies=None):
+    """One length (or, with ``u.spectral()``, one spectral coordinate) as a float in Å: a
+    Quantity in any such unit, or a number, which is taken as Å."""
+    if isinstance(value, u.Quantity):
+        if not value.isscalar:
+            raise ValueError(f"{what} must be one value, got {value!r}")
+        try:
+            return float(value.to_value(u.AA, equivalencies=equivalencies or []))
+        except u.UnitConversionError:
+            kind = "spectral" if equivalencies else "length"
+            raise ValueError(f"{what} must be in Å or another {kind} unit, got {value!r}") \
+                from None
+    return as_number(value, f"{what} must be a number (Å) or a Quantity, got {value!r}")
+
+
+def _in_dex(value, what):
+    """A step in log10 λ as a float: a number, or a Quantity in dex or dimensionless."""
+    if isinstance(value, u.Quantity) and value.isscalar and value.unit == u.dex:
+        return float(value.value)
+    return _dimensionless(value, f"{what} of a log arm (in dex of λ)")
+
+
+def _dimensionless(value, what):
+    if isinstance(value, u.Quantity):
+        try:
+            value = value.to_value(u.one)
+        except u.UnitConversionError:
+            raise ValueError(f"{what} must be dimensionless, got {value!r}") from None
+    return as_number(value, f"{what} must be a number, got {value!r}")
 
 
 # --------------------------------------------------------------------------
@@ -37,26 +69,30 @@ class Arm:
     ----------
     name : str
         Short name, e.g. ``"b"``.
-    start, stop : float
-        First and (at most) last pixel centre, in Å (vacuum).
-    step : float
-        Pixel step: in Å for ``sampling="linear"``, in dex (log10 λ) for
-        ``sampling="log"``.
+    start, stop : float or `~astropy.units.Quantity`
+        First and (at most) last pixel centre (vacuum): a Quantity in any
+        spectral unit, or a number in Å. Stored in Å.
+    step : float or `~astropy.units.Quantity`
+        Pixel step: a length (a number in Å) for ``sampling="linear"``; in
+        dex of λ (a number, or a Quantity in ``u.dex``) for ``sampling="log"``.
     sampling : {"linear", "log"}
         Whether pixel centres are uniform in λ or in log10 λ.
     resolution : float, sequence of (λ, R) pairs, or callable, optional
-        Resolving power R = λ / FWHM. A sequence of ``(wavelength_Å, R)``
+        Resolving power R = λ / FWHM (a positive number). A sequence of ``(wavelength_Å, R)``
         pairs is interpolated linearly (and held constant beyond its ends);
         a callable takes wavelengths in Å (ndarray) and returns R.
-    lsf_sigma : float or callable, optional
-        Alternatively, the Gaussian LSF σ in Å: a constant or a callable of
-        wavelength in Å. Give exactly one of ``resolution`` and ``lsf_sigma``.
+    lsf_sigma : float, `~astropy.units.Quantity` or callable, optional
+        Alternatively, the Gaussian LSF σ: a constant length (a number in
+        Å) or a callable of wavelength in Å that returns Å. Give exactly
+        one of ``resolution`` and ``lsf_sigma``.
 
     Raises
     ------
     ValueError
-        If the grid is empty or ill-defined, ``sampling`` is unknown, or not
-        exactly one of ``resolution`` / ``lsf_sigma`` is given.
+        If the grid is empty or ill-defined, ``sampling`` is unknown, a
+        value is not a number or a Quantity of the right kind (a string is
+        refused), a constant ``resolution`` or ``lsf_sigma`` is not
+        positive, or not exactly one of them is given.
 
     Examples
     --------
@@ -66,6 +102,9 @@ class Arm:
     (1001, <Quantity [4000., 4001.] Angstrom>)
     >>> round(float(arm.lsf_sigma_at(4500.0).value), 4)
     0.9555
+    >>> import astropy.units as u
+    >>> Arm("nir", 1.0 * u.um, 1.1 * u.um, 5 * u.AA, lsf_sigma=2 * u.AA).n_pixels
+    201
     """
 
     name: str
@@ -80,6 +119,18 @@ class Arm:
         if self.sampling not in ("linear", "log"):
             raise ValueError(f"arm {self.name!r}: sampling must be 'linear' or 'log', "
                              f"not {self.sampling!r}")
+        what = f"arm {self.name!r}:"
+        object.__setattr__(self, "start", _in_angstrom(self.start, f"{what} start", u.spectral()))
+        object.__setattr__(self, "stop", _in_angstrom(self.stop, f"{what} stop", u.spectral()))
+        object.__setattr__(self, "step", _in_angstrom(self.step, f"{what} step") if
+                           self.sampling == "linear" else _in_dex(self.step, f"{what} step"))
+        if self.lsf_sigma is not None and not callable(self.lsf_sigma):
+            object.__setattr__(self, "lsf_sigma",
+                               _in_angstrom(self.lsf_sigma, f"{what} lsf_sigma"))
+        if isinstance(self.resolution, u.Quantity) and self.resolution.isscalar \
+                or np.isscalar(self.resolution):
+            object.__setattr__(self, "resolution",
+                               _dimensionless(self.resolution, f"{what} resolution"))
         if not (np.isfinite(self.start) and np.isfinite(self.stop) and np.isfinite(self.step)):
             raise ValueError(f"arm {self.name!r}: start, stop and step must be finite")
         if not 0 < self.start < self.stop:
@@ -89,6 +140,10 @@ class Arm:
             raise ValueError(f"arm {self.name!r}: step must be positive, got {self.step}")
         if (self.resolution is None) == (self.lsf_sigma is None):
             raise ValueError(f"arm {self.name!r}: give exactly one of resolution and lsf_sigma")
+        for constant in ("resolution", "lsf_sigma"):
+            value = getattr(self, constant)
+            if isinstance(value, float) and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{what} {constant} must be positive and finite, got {value}")
         res = self.resolution
         if res is not None and not callable(res) and not np.isscalar(res):
             table = np.asarray(res, dtype=float)
@@ -254,15 +309,16 @@ class NoiseModel:
     ----------
     floor_fraction : float
         ``r`` above, in [0, 1]. 1 gives constant noise.
-    reference_wavelength : float, optional
-        Observed-frame wavelength (Å) where the S/N is defined; default: the
+    reference_wavelength : float or `~astropy.units.Quantity`, optional
+        Observed-frame wavelength where the S/N is defined (a Quantity in
+        any spectral unit, or a number in Å; stored in Å); default: the
         median over all observed pixels.
 
     Raises
     ------
     ValueError
         If ``floor_fraction`` is outside [0, 1] or ``reference_wavelength``
-        is not positive.
+        is not a positive wavelength.
 
     Examples
     --------
@@ -277,10 +333,16 @@ class NoiseModel:
     reference_wavelength: float = None
 
     def __post_init__(self):
-        if not 0.0 <= self.floor_fraction <= 1.0:
-            raise ValueError(f"floor_fraction must be in [0, 1], got {self.floor_fraction}")
-        if self.reference_wavelength is not None and not self.reference_wavelength > 0:
-            raise ValueError("reference_wavelength must be positive")
+        message = f"floor_fraction must be in [0, 1], got {self.floor_fraction!r}"
+        if not 0.0 <= as_number(self.floor_fraction, message) <= 1.0:
+            raise ValueError(message)
+        if self.reference_wavelength is not None:
+            wavelength = _in_angstrom(self.reference_wavelength, "reference_wavelength",
+                                      u.spectral())
+            if not (wavelength > 0 and math.isfinite(wavelength)):
+                raise ValueError(f"reference_wavelength must be positive and finite, got "
+                                 f"{self.reference_wavelength!r}")
+            object.__setattr__(self, "reference_wavelength", wavelength)
 
     def reference_flux(self, flux, wavelength=None):
         """The flux level at which the S/N is defined.
@@ -322,9 +384,9 @@ class NoiseModel:
             flux = flux[near]
         if not np.all(np.isfinite(flux)):
             raise ValueError("the noiseless flux is not finite; cannot define the S/N")
-        ref = _median(flux) if flux.size else 0.0
+        ref = safe_median(flux) if flux.size else 0.0
         if not ref > 0:
-            ref = _median(np.abs(flux)) if flux.size else 0.0
+            ref = safe_median(np.abs(flux)) if flux.size else 0.0
         if not ref > 0:
             raise ValueError("the noiseless spectrum has no non-zero flux to define the S/N "
                              "against")
