@@ -545,3 +545,40 @@ def test_log_bin_edges_any_unit_and_medium():
         log_bin_edges([5000.0] * u.AA)
     with pytest.raises(u.UnitConversionError):
         log_bin_edges([1.0, 2.0] * u.Jy)
+
+
+# -- the model's wavelength range -----------------------------------------------------
+
+
+@pytest.fixture
+def blue_spectrum():
+    wave = np.linspace(3000, 4000, 100) * u.AA
+    return prepare_spectrum((wave, np.ones(100) * u.Jy, np.full(100, 0.1) * u.Jy))
+
+
+@pytest.mark.parametrize("wavelength_range", [
+    (3500.0, 10000.0), [3500, 10000], [0.35, 1.0] * u.um, [3500 * u.AA, 1 * u.um],
+    # in frequency the longer wavelength comes first
+    [(1 * u.um).to(u.Hz, u.spectral()), (3500 * u.AA).to(u.Hz, u.spectral())],
+])
+def test_fraction_outside_takes_quantities_and_angstrom(blue_spectrum, wavelength_range):
+    assert adapter.fraction_outside(blue_spectrum, wavelength_range) == pytest.approx(0.5)
+    with pytest.warns(adapter.WavelengthRangeWarning, match="3500–10000 Å"):
+        assert adapter.check_wavelength_range([blue_spectrum], wavelength_range) == ["spectrum"]
+
+
+@pytest.mark.parametrize("wavelength_range, error, match", [
+    ((10000.0, 3500.0), ValueError, "low then high"),
+    ((3500.0,), ValueError, "two positive"),
+    ("ab", ValueError, "two positive"),
+    ((np.nan, 4000.0), ValueError, "two positive"),
+    (("3500", 9000), ValueError, "two positive"),
+    ([3500 * u.AA, 3], ValueError, "two positive"),
+    ([1, 2] * u.kg, u.UnitConversionError, "kg is not a wavelength"),
+])
+def test_fraction_outside_refuses_a_range_that_is_not_two_wavelengths(
+        blue_spectrum, wavelength_range, error, match):
+    with pytest.raises(error, match=match):
+        adapter.fraction_outside(blue_spectrum, wavelength_range)
+    with pytest.raises(error, match=match):
+        adapter.check_wavelength_range([blue_spectrum], wavelength_range)

@@ -2,9 +2,12 @@
 
 import warnings
 
+import astropy.units as u
 import numpy as np
 
+from .._checks import as_number
 from .errors import WavelengthRangeWarning
+from .units import _wavelength_angstrom
 
 
 # -- the model's wavelength range -----------------------------------------------------
@@ -16,14 +19,21 @@ def fraction_outside(prepared, wavelength_range):
     ----------
     prepared : `PreparedSpectrum`
         The spectrum.
-    wavelength_range : tuple of float
-        Shortest and longest vacuum wavelength in Å (for example the range a
-        model was trained on).
+    wavelength_range : `~astropy.units.Quantity` or tuple of float
+        Shortest and longest vacuum wavelength: a Quantity in any spectral
+        unit, or two numbers in Å (for example the range a model was trained
+        on, ``model.metadata["wavelength_range"]``).
 
     Returns
     -------
     float
         Between 0 (all valid pixels inside) and 1 (none inside).
+
+    Raises
+    ------
+    ValueError, astropy.units.UnitConversionError
+        ``wavelength_range`` is not two positive wavelengths, low before
+        high, or its unit is not spectral.
 
     Examples
     --------
@@ -33,8 +43,10 @@ def fraction_outside(prepared, wavelength_range):
     >>> p = prepare_spectrum((wave, np.ones(100) * u.Jy, np.full(100, 0.1) * u.Jy))
     >>> round(fraction_outside(p, (3500.0, 10000.0)), 2)
     0.5
+    >>> round(fraction_outside(p, [0.35, 1.0] * u.um), 2)
+    0.5
     """
-    low, high = wavelength_range
+    low, high = _range_angstrom(wavelength_range)
     wave = np.concatenate(prepared.wavelength)[np.concatenate(prepared.valid)]
     return float(np.mean((wave < low) | (wave > high)))
 
@@ -50,9 +62,10 @@ def check_wavelength_range(prepared, wavelength_range, stacklevel=2):
     ----------
     prepared : list of `PreparedSpectrum`
         The spectra.
-    wavelength_range : tuple of float or None
-        Shortest and longest vacuum wavelength in Å the model was trained on
-        (``model.metadata["wavelength_range"]``); `None` checks nothing.
+    wavelength_range : `~astropy.units.Quantity`, tuple of float or None
+        Shortest and longest vacuum wavelength the model was trained on, as
+        for `fraction_outside` (``model.metadata["wavelength_range"]``);
+        `None` checks nothing.
     stacklevel : int
         Passed to `warnings.warn`.
 
@@ -84,6 +97,7 @@ its valid pixels); their embeddings are extrapolations
     """
     if wavelength_range is None:
         return []
+    wavelength_range = _range_angstrom(wavelength_range)
     outside = [(p.label, fraction_outside(p, wavelength_range)) for p in prepared]
     outside = [(label, fraction) for label, fraction in outside if fraction > 0]
     if outside:
@@ -95,3 +109,25 @@ its valid pixels); their embeddings are extrapolations
                       f"{', …' if len(outside) > 3 else ''}); their embeddings are "
                       "extrapolations", WavelengthRangeWarning, stacklevel=stacklevel + 1)
     return [label for label, _ in outside]
+
+
+def _range_angstrom(wavelength_range):
+    """(low, high) in vacuum Å from a Quantity in a spectral unit or two numbers in Å."""
+    message = ("wavelength_range must be two positive wavelengths, low then high (a Quantity, "
+               f"or numbers in Å), got {wavelength_range!r}")
+    if not isinstance(wavelength_range, u.Quantity) and (
+            isinstance(wavelength_range, (str, bytes)) or not hasattr(wavelength_range, "__len__")):
+        raise ValueError(message)
+    if isinstance(wavelength_range, u.Quantity) or any(isinstance(value, u.Quantity)
+                                                       for value in wavelength_range):
+        try:
+            quantity = np.atleast_1d(u.Quantity(wavelength_range))
+        except (TypeError, u.UnitsError):
+            raise ValueError(message) from None
+        # in frequency or energy the longer wavelength comes first
+        values = np.sort(_wavelength_angstrom(quantity, "wavelength_range"))
+    else:
+        values = [as_number(value, message) for value in wavelength_range]
+    if len(values) != 2 or not 0 < values[0] < values[1] < np.inf:
+        raise ValueError(message)
+    return float(values[0]), float(values[1])
