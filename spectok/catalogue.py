@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import warnings
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,8 +400,9 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     sources : iterable
         File names (read with `~spectok.catalogue.read_spectrum`) and/or spectrum-like objects
         (anything `spectok.encode` takes), in a list or any iterable (an
-        iterable must give the same items in the same order when resumed);
-        or one file name or spectrum.
+        iterable must give the same items in the same order when resumed;
+        a dict or a set is refused); one file name or spectrum; or a
+        `~spectok.datasets.SpectrumDataset` (its spectra).
     output : str or path-like
         The table to write: ``.h5``/``.hdf5`` (astropy's HDF5 table layout,
         at path ``embeddings``), ``.fits`` or ``.parquet`` (needs pyarrow).
@@ -454,8 +456,8 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
         The output exists (without ``overwrite``), or a partial run exists
         (without ``resume`` or ``overwrite``).
     ValueError
-        The partial run was started with other inputs or settings, or a
-        bad argument.
+        The partial run was started with other inputs or settings, ``sources``
+        is a dict or a set, or a bad argument.
     spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
         A spectrum that cannot be used (with ``errors="raise"``), an empty
         list of sources, or ``wavelength_bins`` that are not bin edges.
@@ -487,6 +489,13 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     chunk_size = int(chunk_size)
     check_bool(resume, "resume")
     check_bool(overwrite, "overwrite")
+    from .datasets import SpectrumDataset   # spectok.datasets imports the adapter, as this does
+
+    if isinstance(sources, SpectrumDataset):   # it iterates as (spectrum, labels) pairs
+        sources = sources.spectra
+    if isinstance(sources, (Mapping, Set)):   # a dict gives its keys, a set no order to resume by
+        raise ValueError(f"sources must be a list (or another ordered iterable) of file names "
+                         f"or spectra, got a {type(sources).__name__}")
     if _is_path(sources) or is_single_spectrum(sources):
         sources = [sources]
     if hasattr(sources, "__len__") and len(sources) == 0:

@@ -170,6 +170,9 @@ def _bench(args):
         if unknown:
             raise SystemExit(f"spectok bench: unknown task(s) {', '.join(unknown)}; choose from "
                              f"{', '.join(TASKS)}")
+        repeated = sorted({t for t in tasks if tasks.count(t) > 1})
+        if repeated:   # each would run, and be reported, twice
+            raise SystemExit(f"spectok bench: --tasks names {', '.join(repeated)} more than once")
     if tasks == []:
         raise SystemExit(f"spectok bench: --tasks names no task; choose from {', '.join(TASKS)}")
     if args.threads is not None and args.threads < 1:

@@ -20,7 +20,7 @@ import spectok
 from spectok import adapter, catalogue
 from spectok.adapter import SpectrumInputError, SpectrumInputWarning
 from spectok.catalogue import encode_catalogue, read_spectrum
-from spectok.datasets import example_spectrum_path
+from spectok.datasets import SpectrumDataset, example_spectrum_path
 from spectok.model import save_model
 
 #: Spectra of the kill-and-resume run, and how many go into one chunk.
@@ -289,6 +289,20 @@ def test_existing_output_and_bad_arguments(tmp_path, tiny_model, pair):
         encode_catalogue([pair], output, tiny_model, errors="ignore")
     with pytest.raises(SpectrumInputError, match="the list is empty"):
         encode_catalogue([], output, tiny_model)
+    # a dict was encoded as its keys (each "not a spectrum", or a file name), and a set in
+    # an order that differs between processes, so resume=True could mix two orders
+    for unordered in ({"a": pair}, {os.fspath(output)}):
+        with pytest.raises(ValueError, match="sources must be a list .* got a (dict|set)"):
+            encode_catalogue(unordered, tmp_path / "unordered.h5", tiny_model)
+
+
+def test_a_dataset_is_encoded_as_its_spectra(tmp_path, tiny_model, make_pair):
+    spectra = [make_pair(100 + 20 * k, seed=k) for k in range(3)]
+    dataset = SpectrumDataset(spectra, Table({"id": ["a", "b", "c"]}), name="toy")
+    # it iterated as (spectrum, labels) pairs, each refused as "not a spectrum"
+    result = encode_catalogue(dataset, tmp_path / "dataset.h5", tiny_model)
+    np.testing.assert_allclose(Table.read(result.path)["embedding"],
+                               spectok.encode(dataset, tiny_model).embedding, rtol=0, atol=1e-6)
 
 
 # -- content ------------------------------------------------------------------------------

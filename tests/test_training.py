@@ -1177,3 +1177,16 @@ def test_gpu_settings_that_cannot_work_are_errors(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(RuntimeError, match="all 2 processes on one GPU"):
         _distributed_setup("cuda:0")
+
+
+def test_latest_checkpoint_refuses_a_file(tmp_path):
+    from spectok.training import latest_checkpoint
+
+    checkpoint = tmp_path / CHECKPOINT_NAME
+    checkpoint.write_bytes(b"")
+    assert latest_checkpoint(tmp_path) == checkpoint
+    assert latest_checkpoint(tmp_path / "no-such-run") is None
+    # the checkpoint itself used to give None, as though the run had none
+    with pytest.raises(NotADirectoryError, match=f"{CHECKPOINT_NAME} is a file; "
+                                                 "latest_checkpoint takes the run directory"):
+        latest_checkpoint(checkpoint)

@@ -38,6 +38,12 @@ def latest_checkpoint(output_dir):
         The checkpoint, or `None` where there is none yet (or no such
         directory).
 
+    Raises
+    ------
+    NotADirectoryError
+        ``output_dir`` is a file (such as the checkpoint itself), which
+        used to give `None`.
+
     Examples
     --------
     >>> import pathlib, tempfile
@@ -51,7 +57,11 @@ def latest_checkpoint(output_dir):
     None
     checkpoint.pt
     """
-    path = Path(output_dir) / CHECKPOINT_NAME
+    output_dir = Path(output_dir)
+    if output_dir.is_file():   # the checkpoint itself, say: a file holds no checkpoint
+        raise NotADirectoryError(f"{output_dir} is a file; latest_checkpoint takes the run "
+                                 f"directory that holds {CHECKPOINT_NAME}")
+    path = output_dir / CHECKPOINT_NAME
     return path if path.exists() else None
 
 
