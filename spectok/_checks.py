@@ -19,6 +19,14 @@ def as_number(value, message):
         raise ValueError(message) from None
 
 
+def as_pair(value, message):
+    """``value`` as two floats ``(low, high)``, or ValueError(``message``) unless it is a
+    sequence of two numbers (`as_number` each: strings and bools are refused)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(message)
+    return tuple(as_number(v, message) for v in value)
+
+
 def is_integer(value):
     """Whether ``value`` is an int or a numpy integer, and not a bool (which `int` subclasses)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

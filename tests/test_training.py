@@ -246,7 +246,7 @@ def test_a_toml_file_that_does_not_hold_a_configuration_is_refused_by_name(tmp_p
         load_config(path)
 
 
-@pytest.mark.parametrize("weight, message", [("heavy", "weight must be a number"),
+@pytest.mark.parametrize("weight, message", [("heavy", "^source '.*': weight must be a number"),
                                              (0.0, "weight must be a positive number"),
                                              (float("nan"), "weight must be a positive number")])
 def test_a_source_weight_must_be_a_positive_number(weight, message):
@@ -254,6 +254,11 @@ def test_a_source_weight_must_be_a_positive_number(weight, message):
         SourceConfig("miles", weight=weight)
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(TOY_SOURCES[0], weight=weight)
+
+
+def test_a_source_name_must_be_a_string():
+    with pytest.raises(ValueError, match="a source's name must be a string, got 5"):
+        SourceConfig(5)
 
 
 @pytest.mark.parametrize("option, value, message", [

@@ -12,7 +12,7 @@ import operator
 import astropy.units as u
 import numpy as np
 
-from .._checks import as_number, is_integer
+from .._checks import as_pair, is_integer
 from .instruments import get_instrument
 from .observing import _observed_spectrum, observe_arrays
 
@@ -22,13 +22,7 @@ _REST_MARGIN = 1.05
 
 def _draw_range(value, name):
     message = f"{name} must be a number or a (low, high) pair of numbers, got {value!r}"
-    if np.ndim(value) == 0:
-        lo = hi = as_number(value, message)
-    else:
-        pair = list(value)
-        if len(pair) != 2:
-            raise ValueError(message)
-        lo, hi = (as_number(v, message) for v in pair)
+    lo, hi = as_pair((value, value) if np.ndim(value) == 0 else value, message)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if not hi >= lo:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .._checks import as_pair
 from ..model import CONFIGS, TokenizerConfig
 from .losses import RECONSTRUCTION_LOSSES
 
@@ -22,27 +23,25 @@ _FIELD_KINDS = {bool: (bool, "true or false"), int: (numbers.Integral, "an integ
                 float: (numbers.Real, "a number"), str: ((str, os.PathLike), "a string")}
 
 
-def _check_types(config):
+def _check_types(config, prefix=""):
     """Refuse a field of a configuration dataclass whose value is not of its declared type
-    (a TOML ``steps = "ten"`` would otherwise fail far from its cause)."""
+    (a TOML ``steps = "ten"`` would otherwise fail far from its cause); ``prefix`` begins
+    the message, to say which configuration it is."""
     for spec in fields(config):
         if spec.type not in _FIELD_KINDS:   # tuples, and fields that take several types
             continue
         value = getattr(config, spec.name)
         accepted, what = _FIELD_KINDS[spec.type]
         if not isinstance(value, accepted) or (spec.type is not bool and isinstance(value, bool)):
-            raise ValueError(f"{spec.name} must be {what}, got {value!r}")
+            raise ValueError(f"{prefix}{spec.name} must be {what}, got {value!r}")
 
 
 def _check_range(source, name, lowest, what):
     """Refuse a source's ``snr`` or ``redshift`` unless it is a (low, high) pair of finite
     numbers with ``lowest < low <= high`` (a reversed pair would be drawn from silently)."""
     pair = getattr(source, name)
-    if (isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in pair)):
-        raise ValueError(f"source {source.name!r}: {name} must be a (low, high) pair of numbers, "
-                         f"got {pair!r}")
-    low, high = pair
+    low, high = as_pair(pair, f"source {source.name!r}: {name} must be a (low, high) pair of "
+                              f"numbers, got {pair!r}")
     if not (math.isfinite(low) and math.isfinite(high) and lowest < low <= high):
         raise ValueError(f"source {source.name!r}: {name} must be {what} with low <= high, "
                          f"got {tuple(pair)!r}")
@@ -100,7 +99,9 @@ def _check_source(source):
     a weight that is not positive, unknown instruments, an S/N or redshift range that is not
     an ordered pair of finite numbers (S/N > 0, redshift > -1), or an unknown
     reconstruction target."""
-    _check_types(source)
+    if not isinstance(source.name, str):
+        raise ValueError(f"a source's name must be a string, got {source.name!r}")
+    _check_types(source, f"source {source.name!r}: ")
     if not (source.weight > 0 and math.isfinite(source.weight)):
         raise ValueError(f"source {source.name!r}: weight must be a positive number, got "
                          f"{source.weight!r}")
