@@ -105,6 +105,14 @@ def test_bad_description_refused(saved):
     saved.write_text("{not json")
     with pytest.raises(WeightsError, match="cannot read model description"):
         load_model(saved)
+    # each was loaded: a model named 5, and metadata that failed at its first .get()
+    saved.write_text(json.dumps({**description, "name": 5}))
+    with pytest.raises(WeightsError, match="mine.json: the model's name must be a non-empty "
+                                           "string, got 5"):
+        load_model(saved)
+    saved.write_text(json.dumps({**description, "metadata": [1, 2]}))
+    with pytest.raises(WeightsError, match="metadata must be a JSON object, got a JSON list"):
+        load_model(saved)
 
 
 def test_mismatched_config_refused(saved):

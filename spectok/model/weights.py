@@ -169,7 +169,8 @@ def load_model(name_or_path="spectok-small", device="cpu"):
         ``device`` is not a device torch knows.
     WeightsError
         Unknown or empty name, missing tensor file, a description that is
-        not a JSON object, a tensor file whose sha256 does not match its
+        not a JSON object (or whose model name is not a string, or whose
+        metadata is not an object), a tensor file whose sha256 does not match its
         description (tampered or corrupted), an invalid configuration in
         the description, or tensors that do not fit that configuration.
 
@@ -192,6 +193,14 @@ def load_model(name_or_path="spectok-small", device="cpu"):
     if description.get("format_version") != _FORMAT_VERSION:
         raise WeightsError(f"{description_path}: unsupported format_version "
                            f"{description.get('format_version')!r} (expected {_FORMAT_VERSION})")
+    name = description.get("name", description_path.stem)
+    if not isinstance(name, str) or not name:
+        raise WeightsError(f"{description_path}: the model's name must be a non-empty string, "
+                           f"got {name!r}")
+    metadata = description.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise WeightsError(f"{description_path}: metadata must be a JSON object, got a JSON "
+                           f"{type(metadata).__name__}")
     tensors_path = description_path.with_suffix(".safetensors")
     if not tensors_path.exists():
         raise WeightsError(f"missing weights file {tensors_path} for {description_path.name}")
@@ -216,6 +225,6 @@ def load_model(name_or_path="spectok-small", device="cpu"):
         raise WeightsError(f"{tensors_path} does not hold the tensors of the model that "
                            f"{description_path.name} describes ({type(error).__name__}: "
                            f"{str(error)[:300]})") from None
-    model.name = description.get("name", description_path.stem)
-    model.metadata = description.get("metadata", {})
+    model.name = name
+    model.metadata = metadata
     return model.to(device).eval()
