@@ -232,6 +232,14 @@ def test_a_run_without_a_loss_term_is_refused(tmp_path):
                 warmup_steps=0, reconstruction_weight=0.0, seed=0, max_query_pixels=1)
 
 
+def test_the_consistency_term_needs_two_pairs_a_batch(tmp_path):
+    # one pair has no other to be told from: its InfoNCE term was 0, and trained nothing
+    with pytest.raises(ValueError, match="needs batch_size 2 or more, got 1"):
+        tiny_config(tmp_path, batch_size=1)
+    tiny_config(tmp_path, batch_size=1, consistency_weight=0.0)
+    tiny_config(tmp_path, batch_size=2)
+
+
 @pytest.mark.parametrize("text, message", [
     ("steps = \n", "r.toml is not a valid TOML file: Invalid value"),   # the file was unnamed
     ('[sources]\nname = "miles"\n', r"sources must be a list of source tables \(\[\[sources"),

@@ -366,6 +366,10 @@ class TrainingConfig:
                              f"choose from {sorted(RECONSTRUCTION_LOSSES)}")
         if not _finite(0)(self.readout_weight):
             raise ValueError(f"readout_weight must be 0 or more, got {self.readout_weight}")
+        if self.consistency_weight and self.batch_size < 2:   # one pair: the loss is 0
+            raise ValueError("the consistency term tells each pair of views from the other "
+                             "pairs of its batch, so it needs batch_size 2 or more, got "
+                             f"{self.batch_size}; or set consistency_weight = 0")
         if not self.reconstruction_weight and not self.consistency_weight:
             raise ValueError("reconstruction_weight and consistency_weight are both 0: the run "
                              "would have no loss to train on")
