@@ -30,3 +30,28 @@ def test_twin_ranks_and_nmad():
     assert twin_ranks(a[:5], np.vstack([noisy, a[5:]])).tolist() == [1] * 5
     assert twin_ranks(a[:5], np.vstack([noisy, a[:5]])).tolist() == [2] * 5
     assert diagonal_ranks([[1, 0, 1], [0, 1, 2]]).tolist() == [1, 2]
+
+
+_EYE = np.eye(3)
+
+
+@pytest.mark.parametrize("function, arguments, message", [
+    # each was taken before: NaN (with numpy's warnings), a string or a bool read as a number,
+    # no ranks at all, every rank 1, or an error about a score the caller never gave
+    (nmad, ([],), "values is empty"),
+    (nmad, (None,), "values must be an array of numbers, got object values: None"),
+    (nmad, (["1", "2"],), "values must be an array of numbers"),
+    (nmad, ([True, False, True],), "values must be an array of numbers, got bool values"),
+    (nmad, ([[1.0, 2.0], [3.0]],), "values must be an array of numbers, got a ragged sequence"),
+    (twin_ranks, (np.zeros((0, 3)), np.zeros((0, 3))), "a has no rows"),
+    (twin_ranks, (np.zeros((3, 0)), np.zeros((3, 0))), "as many features, at least one"),
+    (twin_ranks, (np.where(_EYE == 1, np.nan, 0.0), _EYE), r"a holds NaN or infinity in 3 rows"),
+    (twin_ranks, (_EYE, np.vstack([_EYE, [np.inf, 0, 0]])),
+     r"b holds NaN or infinity in 1 rows \(the first is row 3\)"),
+    (twin_ranks, ("abc", "abc"), "a must be an array of numbers"),
+    (diagonal_ranks, (np.zeros((0, 3)),), "score has no rows"),
+    (diagonal_ranks, ([[True, False], [False, True]],), "score must be an array of numbers"),
+])
+def test_bad_metric_input_is_refused(function, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        function(*arguments)

@@ -194,6 +194,8 @@ def test_unknown_task():
     # each was taken, and the run started (or failed inside it)
     ({"tasks": "redshift"}, r"tasks must be a list of names .* got 'redshift'"),  # r, e, d, ...
     ({"tasks": []}, "tasks names none"),   # an empty report
+    ({"tasks": ["redshift", "spectral_types", "redshift"]},   # it ran, and was reported, twice
+     r"tasks names \['redshift'\] more than once"),
     ({"quick": "yes"}, "quick must be True or False, got 'yes'"),   # KeyError 'yes'
     ({"quick": None}, "quick must be True or False, got None"),     # the full run
     ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),   # seed 1
@@ -221,6 +223,8 @@ def test_bad_head_comparison_arguments_are_refused_before_any_work(monkeypatch):
         compare_heads(comparisons="spex")
     with pytest.raises(ValueError, match=r"unknown benchmark heads \['forest'\]"):
         compare_heads(heads=["ridge", "forest"], comparisons=["spex"])
+    with pytest.raises(ValueError, match=r"heads names \['knn'\] more than once"):
+        compare_heads(heads=["knn", "ridge", "knn"], comparisons=["spex"])
     with pytest.raises(ValueError, match="seed must be a non-negative integer, got '0'"):
         compare_heads(seed="0", comparisons=["spex"])
     with pytest.raises(ValueError, match="num_threads must be a positive integer or None"):
@@ -380,3 +384,81 @@ def test_bench_command(tmp_path, capsys):
     assert set(table["task"]) == {"stellar_parameters"}
     figure = tmp_path / "report-figures" / "stellar_parameters.png"
     assert figure.stat().st_size > 10_000 and "1 figure in" in printed
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    # each was taken (and printed wrong), or failed in astropy or float()
+    ({"values": {"spectk": 1.0}}, ValueError, r"values names unknown methods \['spectk'\]"),
+    ({"values": {"spectok": "1"}}, ValueError, r"values\['spectok'\] must be a number"),
+    ({"values": {"spectok": True}}, ValueError, r"values\['spectok'\] must be a number"),
+    ({"values": {"spectok": None}}, ValueError, r"values\['spectok'\] must be a number"),
+    ({"values": [1.0]}, TypeError, "values must be a dict of method name to number"),
+    ({"n": 2.7}, ValueError, "n must be a non-negative integer .*, got 2.7"),   # n 2
+    ({"n": True}, ValueError, "n must be a non-negative integer .*, got True"),   # n 1
+    ({"n": -1}, ValueError, "n must be a non-negative integer .*, got -1"),
+    ({"better": "best"}, ValueError, "better must be 'lower', 'higher' or '≈' and a number"),
+    ({"better": "≈x"}, ValueError, "better must be 'lower', 'higher' or '≈' and a number"),
+    ({"task": None}, TypeError, "task must be a str, got None"),   # astropy's 'str_len'
+    ({"unit": u.K}, TypeError, r"unit must be a str, got Unit\(\"K\"\)"),
+])
+def test_bad_report_rows_are_refused(arguments, error, message):
+    report = BenchmarkReport()
+    with pytest.raises(error, match=message):
+        report.add(**{"task": "t", "metric": "m", "values": {"spectok": 1.0}, **arguments})
+    assert len(report.table) == 0
+
+
+def test_bad_report_use_is_named(tmp_path):
+    with pytest.raises(TypeError, match="meta must be a dict, got None"):
+        BenchmarkReport(meta=None)   # AttributeError when printed
+    with pytest.raises(ValueError, match=r"table lacks the report columns \['task'"):
+        BenchmarkReport(table=Table())   # KeyError 'spectok' when printed
+    report = BenchmarkReport(meta={"notes": "one paragraph"})
+    report.add("t", "m", {"spectok": 1.0, "flux_pca": 2.0})
+    with pytest.raises(ValueError, match=r"meta\['notes'\] must be a list of paragraphs"):
+        format_report(report)   # printed letter by letter
+    with pytest.raises(TypeError, match="report must be a BenchmarkReport, got Table"):
+        format_report(report.table)
+    with pytest.raises(ValueError, match="unknown method 'spectk'"):
+        report.value("t", "m", "spectk")   # a bare KeyError
+    with pytest.raises(KeyError, match=r"no task 'tt' in the report; it has \['t'\]"):
+        report.rows("tt")   # an empty table
+    with pytest.raises(TypeError, match="draw must be a function"):
+        report.add_figure("a", 3)   # kept, to fail in save_figures
+    report.add_figure("a", lambda: None)
+    with pytest.raises(ValueError, match="dpi must be a positive number, got True"):
+        report.save_figures(tmp_path, dpi=True)
+    with pytest.raises(TypeError, match="figure 'a': its function returned None, not a"):
+        report.save_figures(tmp_path)   # AttributeError 'savefig'
+
+
+def test_bad_figure_panels_are_named():
+    from spectok.benchmarks.figures import panel_figure, reconstruction_figure
+
+    panel = {"title": "z", "label": "z", "truth": [0.1, 0.5], "predicted": [0.1, 0.4]}
+    with pytest.raises(ValueError, match="panels is empty"):   # matplotlib's error
+        panel_figure([], "t")
+    with pytest.raises(TypeError, match="panels must be a list of dicts"):
+        panel_figure(panel, "t")   # its keys were taken for panels
+    with pytest.raises(ValueError, match=r"panels\[0\] lacks \['label'\]"):   # KeyError
+        panel_figure([{k: v for k, v in panel.items() if k != "label"}], "t")
+    with pytest.raises(ValueError, match=r"panels\[1\] has unknown keys \['outlier'\]"):
+        panel_figure([panel, {**panel, "outlier": 0.05}], "t")   # ignored
+    with pytest.raises(ValueError, match="examples must be a non-empty list"):
+        reconstruction_figure([], None, "t")   # matplotlib's error
+
+
+def test_matched_chi2_takes_lists_of_views():
+    from specutils import SpectrumList
+
+    from spectok.datasets import observe
+
+    stars = [_lined_star(c) for c in ([4300, 5200], [5900])]
+    sdss = [observe(s, "sdss", snr=50, rng=i) for i, s in enumerate(stars)]
+    xp = [observe(s, "gaia_xp", snr=50, rng=10 + i) for i, s in enumerate(stars)]
+    with pytest.raises(TypeError, match="views_a must be a list of spectra, got one Spectrum"):
+        matched_chi2(sdss[0], xp, "gaia_xp")   # 'object of type Spectrum has no len()'
+    with pytest.raises(TypeError, match="views_b must be a list of spectra, got one SpectrumList"):
+        matched_chi2(sdss, SpectrumList(xp), "gaia_xp")   # its arms were taken for views
+    np.testing.assert_array_equal(matched_chi2(iter(sdss), xp, "gaia_xp"),
+                                  matched_chi2(sdss, xp, "gaia_xp"))

@@ -120,3 +120,57 @@ def test_parabola_refinement_skips_excluded_neighbours(fitted, monkeypatch):
     z = np.linspace(0.0, 0.07, 8)
     monkeypatch.setattr(fitted, "chi2", lambda spectrum, index=0: (z, chi2))
     assert fitted.predict([None])[0] == pytest.approx(z[5])
+
+
+@pytest.mark.parametrize("parameters, message", [
+    # each was taken, or failed deep inside numpy, astropy or the fit
+    ({"n_templates": 2.7}, "n_templates must be a positive integer, got 2.7"),  # a slice's error
+    ({"n_templates": True}, "n_templates must be a positive integer, got True"),  # 1 template
+    ({"n_templates": "3"}, "n_templates must be a positive integer, got '3'"),
+    ({"poly_degree": 1.5}, "poly_degree must be a non-negative integer, got 1.5"),
+    ({"poly_degree": True}, "poly_degree must be a non-negative integer, got True"),  # degree 1
+    ({"log_step": np.inf}, "log_step must be a positive, finite number"),  # NaN to integer
+    ({"log_step": True}, "log_step must be a positive, finite number"),  # 1 dex
+    ({"log_step": "1e-4"}, "log_step must be a positive, finite number"),
+    ({"min_coverage": True}, r"min_coverage must be in \[0, 1\], got True"),
+    ({"min_coverage": "0.9"}, r"min_coverage must be in \[0, 1\], got '0.9'"),
+    ({"z_range": "05"}, r"z_range must be \(low, high\) .* got '05'"),  # read as (0, 5)
+    ({"z_range": (False, 0.5)}, r"z_range must be \(low, high\)"),
+    ({"z_range": (0.0, np.inf)}, r"z_range must be \(low, high\)"),  # OverflowError
+    ({"z_range": 0.5}, r"z_range must be \(low, high\)"),  # 'float' object is not iterable
+    ({"wavelength_range": (True, 10500.0)}, r"wavelength_range must be \(min, max\)"),  # 1 Å
+    ({"wavelength_range": 3500 * u.AA}, r"wavelength_range must be \(min, max\)"),
+    ({"wavelength_range": (3500.0, np.inf) * u.AA}, r"wavelength_range must be \(min, max\)"),
+])
+def test_bad_parameters_are_named(parameters, message):
+    models = [_rest_model(np.random.default_rng(6))]   # the parameters are checked first
+    with pytest.raises(ValueError, match=message):
+        TemplateRedshiftFit(**{"n_templates": 1, **parameters}).fit(models)
+
+
+def test_wavelength_range_in_any_spectral_unit():
+    models = [_rest_model(np.random.default_rng(7))]
+    with pytest.raises(u.UnitConversionError, match="wavelength_range must be in a spectral"):
+        TemplateRedshiftFit(wavelength_range=(3500.0, 10500.0) * u.s, n_templates=1).fit(models)
+    in_hz = (3500.0, 10500.0) * u.AA
+    fit = TemplateRedshiftFit(wavelength_range=in_hz.to(u.Hz, u.spectral()), n_templates=1)
+    assert fit.fit(models).n_observed_ == TemplateRedshiftFit(n_templates=1).fit(models).n_observed_
+
+
+def test_one_spectrum_instead_of_a_list_is_refused(fitted):
+    from specutils import SpectrumList
+
+    rng = np.random.default_rng(8)
+    models = [_rest_model(rng) for _ in range(2)]
+    # the two were taken as two rest-frame models; list() of one Spectrum never ends
+    with pytest.raises(TypeError, match="rest_spectra must be a list of spectra, got one "
+                                        "SpectrumList: put it in a list"):
+        TemplateRedshiftFit(n_templates=1).fit(SpectrumList(models))
+    spectrum = _observed(models[0], 0.1, rng)
+    pair = (spectrum.spectral_axis, spectrum.flux, spectrum.uncertainty.quantity)
+    with pytest.raises(TypeError, match="spectra must be a list of spectra, got one tuple"):
+        fitted.predict(pair)   # each item was read as a spectrum
+    with pytest.raises(TypeError, match="spectra must be a list of spectra, got 'abc'"):
+        fitted.predict("abc")
+    with pytest.raises(ValueError, match="spectra is empty"):   # was an empty array
+        fitted.predict([])

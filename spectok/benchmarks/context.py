@@ -60,8 +60,8 @@ _GRIDS = {
 
 
 def _check_names(names, what, known):
-    """``names`` as a list, unless it is one string (iterated letter by letter), empty, or
-    holds names not in ``known``: ValueError naming them."""
+    """``names`` as a list, unless it is one string (iterated letter by letter), empty,
+    holds names not in ``known`` or one name twice (run twice): ValueError naming them."""
     if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
         raise ValueError(f"{what} must be a list of names from {list(known)}, got {names!r}")
     names = [str(name) for name in names]
@@ -69,6 +69,9 @@ def _check_names(names, what, known):
     if unknown or not names:
         raise ValueError(f"unknown benchmark {what} {unknown}; choose from {list(known)}"
                          if unknown else f"{what} names none; choose from {list(known)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} names {repeated} more than once; name each once")
     return names
 
 

@@ -17,6 +17,26 @@ def _figure(n_panels, width=4.2, height=4.0, rows=1):
     return fig, fig.subplots(rows, n_panels, squeeze=False)
 
 
+#: Keys of a panel of `panel_figure`: (required, optional), by kind.
+_PANEL_KEYS = {"values": ({"title", "label", "truth", "predicted"}, {"interval", "outlier_bound"}),
+               "classes": ({"title", "classes", "truth", "predicted"}, set())}
+
+
+def _check_panel(index, panel):
+    """Refuse a panel that is not a dict of the keys of its kind (was a bare KeyError, and a
+    misspelt optional key was ignored)."""
+    if not isinstance(panel, dict):
+        raise TypeError(f"panels[{index}] must be a dict, got {panel!r:.80}")
+    required, optional = _PANEL_KEYS["classes" if "classes" in panel else "values"]
+    missing = sorted(required - set(panel))
+    unknown = sorted(set(panel) - required - optional, key=str)
+    problems = ([f"lacks {missing}"] if missing else []) + (
+        [f"has unknown keys {unknown}"] if unknown else [])
+    if problems:
+        raise ValueError(f"panels[{index}] {' and '.join(problems)}; a panel has "
+                         f"{sorted(required)} and optionally {sorted(optional)}")
+
+
 def panel_figure(panels, title):
     """A row of panels: predicted against true values, or confusion matrices.
 
@@ -34,6 +54,14 @@ def panel_figure(panels, title):
     -------
     `~matplotlib.figure.Figure`
 
+    Raises
+    ------
+    TypeError
+        If ``panels`` is not a list of dicts.
+    ValueError
+        If ``panels`` is empty, or a panel lacks a key of its kind or has
+        one that is not.
+
     Examples
     --------
     >>> from spectok.benchmarks.figures import panel_figure
@@ -45,6 +73,12 @@ def panel_figure(panels, title):
     >>> [ax.get_title().splitlines()[0] for ax in fig.axes]
     ['redshift', 'class']
     """
+    if not isinstance(panels, (list, tuple)):   # one panel's keys were taken for panels
+        raise TypeError(f"panels must be a list of dicts, got {panels!r:.80}")
+    if not panels:
+        raise ValueError("panels is empty: a figure needs at least one panel")
+    for index, panel in enumerate(panels):
+        _check_panel(index, panel)
     fig, axes = _figure(len(panels))
     for ax, panel in zip(axes[0], panels):
         if "classes" in panel:
@@ -103,9 +137,17 @@ def reconstruction_figure(examples, model, title):
     `~matplotlib.figure.Figure`
         One column per domain: the spectrum with its reconstruction and
         masked pixels, the residuals in σ, and the tokens on the patch grid.
+
+    Raises
+    ------
+    ValueError
+        If ``examples`` is not a non-empty list.
     """
     from ..encode import encode
 
+    if not isinstance(examples, (list, tuple)) or not examples:   # was matplotlib's error
+        raise ValueError(f"examples must be a non-empty list of (domain name, spectrum) pairs, "
+                         f"got {examples!r:.80}")
     fig, axes = _figure(len(examples), width=4.6, height=2.6, rows=3)
     for column, (name, spectrum) in enumerate(examples):
         upper, lower, tokens = axes[:, column]

@@ -60,6 +60,8 @@ def matched_chi2(views_a, views_b, instrument_b):
 
     Raises
     ------
+    TypeError
+        If ``views_a`` or ``views_b`` is one spectrum rather than a list.
     ValueError
         If either list is empty, a view of ``b`` has no uncertainty, or the
         views of ``b`` are not all on the pixels of ``instrument_b``.
@@ -82,7 +84,10 @@ def matched_chi2(views_a, views_b, instrument_b):
     ((3, 3), [0, 1, 2])
     """
     from ..datasets import observe
+    from .template_redshift import _spectra_list
 
+    # one Spectrum was 'has no len()', a SpectrumList's arms were taken for views
+    views_a, views_b = _spectra_list(views_a, "views_a"), _spectra_list(views_b, "views_b")
     if len(views_a) == 0 or len(views_b) == 0:
         raise ValueError("matched_chi2 needs at least one view of a and one of b")
     data = [_pixels(view, j, need_errors=True) for j, view in enumerate(views_b)]

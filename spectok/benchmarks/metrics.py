@@ -9,6 +9,18 @@ import numpy as np
 __all__ = ["twin_ranks", "diagonal_ranks", "nmad"]
 
 
+def _numbers(values, name):
+    """``values`` as a float array; ValueError unless they are numbers (not text, bools or None)."""
+    try:
+        array = np.asarray(values)
+    except ValueError:   # a ragged sequence
+        raise ValueError(f"{name} must be an array of numbers, got a ragged sequence") from None
+    if array.dtype.kind not in "iuf":   # '1' and True were read as numbers, None as NaN
+        raise ValueError(f"{name} must be an array of numbers, got {array.dtype} values: "
+                         f"{' '.join(repr(values).split()):.80}")
+    return array.astype(float)
+
+
 def nmad(values):
     """Normalised median absolute deviation, 1.4826 · median ``|x - median x|``.
 
@@ -25,13 +37,20 @@ def nmad(values):
     float
         NaN where any value is NaN.
 
+    Raises
+    ------
+    ValueError
+        If ``values`` is empty or holds something other than numbers.
+
     Examples
     --------
     >>> from spectok.benchmarks import nmad
     >>> round(nmad([0.0, 1.0, 2.0, 3.0, 100.0]), 3)
     1.483
     """
-    values = np.asarray(values, dtype=float)
+    values = _numbers(values, "values")
+    if values.size == 0:   # was NaN, with numpy's 'Mean of empty slice' warnings
+        raise ValueError("values is empty: the NMAD of no values is undefined")
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
@@ -56,8 +75,9 @@ def twin_ranks(a, b):
     Raises
     ------
     ValueError
-        If ``a`` and ``b`` are not 2-D arrays with as many features, or
-        ``b`` has fewer rows than ``a``.
+        If ``a`` and ``b`` are not 2-D arrays of numbers with as many
+        features (at least one), ``a`` has no rows, ``b`` has fewer rows than
+        ``a``, or either holds NaN or infinity.
 
     Examples
     --------
@@ -69,11 +89,18 @@ def twin_ranks(a, b):
     >>> twin_ranks(a[:2], [[1, 0, 0], [0, 1, 0], [0.1, 1, 0]]).tolist()  # one more candidate
     [1, 1]
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"a and b must be (objects, features) arrays with as many features; "
-                         f"got shapes {a.shape} and {b.shape}")
+    a = _numbers(a, "a")
+    b = _numbers(b, "b")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.shape[1] == 0:
+        raise ValueError(f"a and b must be (objects, features) arrays with as many features, "
+                         f"at least one; got shapes {a.shape} and {b.shape}")
+    if len(a) == 0:
+        raise ValueError("a has no rows: there is no twin to rank")
+    for name, x in (("a", a), ("b", b)):
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():   # was 'score holds NaN', a score the caller never gave
+            raise ValueError(f"{name} holds NaN or infinity in {int(bad.sum())} rows (the first "
+                             f"is row {int(np.flatnonzero(bad)[0])}); they cannot be ranked")
     if len(b) < len(a):
         raise ValueError(f"b has {len(b)} rows, fewer than the {len(a)} objects of a: row i "
                          f"of each is one object, and extra rows of b are more candidates")
@@ -101,7 +128,8 @@ def diagonal_ranks(score):
     Raises
     ------
     ValueError
-        If ``score`` has fewer columns than rows or holds NaN.
+        If ``score`` is not a 2-D array of numbers, has no rows, has fewer
+        columns than rows or holds NaN.
 
     Examples
     --------
@@ -112,10 +140,12 @@ def diagonal_ranks(score):
     >>> diagonal_ranks(np.array([[0.9, 0.1, 0.95], [0.8, 0.3, 0.1]])).tolist()
     [2, 2]
     """
-    score = np.asarray(score, dtype=float)
+    score = _numbers(score, "score")
     if score.ndim != 2 or score.shape[0] > score.shape[1]:
         raise ValueError(f"score must be objects by candidates, each twin on the diagonal "
                          f"and at least as many candidates as objects; got shape {score.shape}")
+    if len(score) == 0:
+        raise ValueError("score has no rows: there is no twin to rank")
     if np.isnan(score).any():
         raise ValueError(f"score holds NaN in {int(np.isnan(score).any(axis=1).sum())} rows; "
                          "a NaN cannot be ranked")

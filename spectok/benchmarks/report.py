@@ -1,10 +1,13 @@
 """The benchmark's result: a table of metrics per task, spectok beside its baselines."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
+
+from .._checks import as_number, is_integer
 
 __all__ = ["BenchmarkReport", "format_report", "METHODS"]
 
@@ -17,10 +20,11 @@ _METHOD_TITLES = {"spectok": "spectok", "untrained": "untrained (random weights)
                   "flux_pca": "flux + PCA", "template_fit": "template fit",
                   "matched_chi2": "matched χ²"}
 
+_COLUMNS = ("task", "metric", "unit", "better", "n") + METHODS
+
 
 def _empty_table():
-    table = Table(names=("task", "metric", "unit", "better", "n") + METHODS,
-                  dtype=(str, str, str, str, int) + (float,) * len(METHODS))
+    table = Table(names=_COLUMNS, dtype=(str, str, str, str, int) + (float,) * len(METHODS))
     table["better"].description = ("how to read the metric: 'lower', 'higher', or "
                                    "'≈x' for closest to x")
     return table
@@ -43,6 +47,14 @@ class BenchmarkReport:
         Figure name → a function of no arguments that draws it and returns a
         `~matplotlib.figure.Figure` (drawn only when asked, by
         `save_figures`).
+
+    Raises
+    ------
+    TypeError
+        If ``table`` is not a `~astropy.table.Table`, or ``meta`` or
+        ``figures`` not a dict.
+    ValueError
+        If ``table`` lacks a column of the report.
 
     Examples
     --------
@@ -73,13 +85,65 @@ class BenchmarkReport:
     meta: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if not isinstance(self.table, Table):
+            raise TypeError(f"table must be an astropy Table, got {type(self.table).__name__}")
+        missing = [name for name in _COLUMNS if name not in self.table.colnames]
+        if missing:   # was a KeyError when printed
+            raise ValueError(f"table lacks the report columns {missing}")
+        for name in ("meta", "figures"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict, got {getattr(self, name)!r:.80}")
+
     def add(self, task, metric, values, unit="", better="lower", n=0):
-        """Append one metric; ``values`` maps method name to number (missing → NaN)."""
-        self.table.add_row([task, metric, unit, better, int(n)]
-                           + [float(values.get(m, np.nan)) for m in METHODS])
+        """Append one metric; ``values`` maps method name to number (missing → NaN).
+
+        Raises
+        ------
+        TypeError
+            If ``task``, ``metric``, ``unit`` or ``better`` is not a str, or
+            ``values`` is not a dict.
+        ValueError
+            If ``values`` names a method not in `METHODS` or holds something
+            other than a number, ``better`` is none of ``"lower"``,
+            ``"higher"`` and ``"≈"`` followed by a number, or ``n`` is not a
+            non-negative integer.
+        """
+        for name, text in (("task", task), ("metric", metric), ("unit", unit),
+                           ("better", better)):
+            if not isinstance(text, str):
+                raise TypeError(f"{name} must be a str, got {text!r}")
+        if better not in ("lower", "higher"):
+            try:   # '≈x' was taken, and format_report failed on it
+                float(better[1:] if better.startswith("≈") else None)
+            except (TypeError, ValueError):
+                raise ValueError(f"better must be 'lower', 'higher' or '≈' and a number (such "
+                                 f"as '≈0.68'), got {better!r}") from None
+        if not is_integer(n) or n < 0:   # 2.7 was 2, True 1 and -1 kept
+            raise ValueError(f"n must be a non-negative integer (the samples), got {n!r}")
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a dict of method name to number, got {values!r:.80}")
+        unknown = [m for m in values if m not in METHODS]
+        if unknown:   # its number was dropped
+            raise ValueError(f"values names unknown methods {unknown}; the report's methods are "
+                             f"{list(METHODS)}")
+        self.table.add_row([task, metric, unit, better, int(n)] + [
+            as_number(values[m], f"values[{m!r}] must be a number (NaN for none), got "
+                                 f"{values[m]!r:.80}") if m in values else np.nan
+            for m in METHODS])
 
     def add_figure(self, name, draw):
-        """Keep a figure: ``draw()`` returns a `~matplotlib.figure.Figure`."""
+        """Keep a figure: ``draw()`` returns a `~matplotlib.figure.Figure`.
+
+        Raises
+        ------
+        TypeError
+            If ``name`` is not a str or ``draw`` cannot be called.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        if not callable(draw):   # was kept, to fail in save_figures
+            raise TypeError(f"draw must be a function that returns a Figure, got {draw!r:.80}")
         self.figures[name] = draw
 
     def save_figures(self, directory, format="png", dpi=110):
@@ -98,6 +162,13 @@ class BenchmarkReport:
         list of `~pathlib.Path`
             The files written, in the order the tasks made the figures.
 
+        Raises
+        ------
+        ValueError
+            If ``dpi`` is not a positive number.
+        TypeError
+            If a figure's function returns something other than a Figure.
+
         Examples
         --------
         >>> import tempfile
@@ -110,18 +181,37 @@ class BenchmarkReport:
         >>> [path.name for path in report.save_figures(tempfile.mkdtemp())]
         ['z.png']
         """
+        from matplotlib.figure import Figure
+
+        message = f"dpi must be a positive number, got {dpi!r}"
+        if not 0 < as_number(dpi, message) < np.inf:
+            raise ValueError(message)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = []
         for name, draw in self.figures.items():
             path = directory / f"{name}.{format}"
-            draw().savefig(path, dpi=dpi)
+            figure = draw()
+            if not isinstance(figure, Figure):
+                raise TypeError(f"figure {name!r}: its function returned {figure!r:.80}, not a "
+                                "matplotlib Figure")
+            figure.savefig(path, dpi=dpi)
             paths.append(path)
         return paths
 
     def rows(self, task):
-        """The rows of one task, as a `~astropy.table.Table`."""
-        return self.table[self.table["task"] == task]
+        """The rows of one task, as a `~astropy.table.Table`.
+
+        Raises
+        ------
+        KeyError
+            No such task in the report.
+        """
+        match = self.table["task"] == task
+        if not match.any():   # was an empty table
+            raise KeyError(f"no task {task!r} in the report; it has "
+                           f"{list(dict.fromkeys(self.table['task'].tolist()))}")
+        return self.table[match]
 
     def value(self, task, metric, method="spectok"):
         """One number of the report.
@@ -130,7 +220,12 @@ class BenchmarkReport:
         ------
         KeyError
             No such task and metric.
+        ValueError
+            If ``method`` is not one of `METHODS`.
         """
+        if method not in METHODS:   # was a bare KeyError
+            raise ValueError(f"unknown method {method!r}; the report's methods are "
+                             f"{list(METHODS)}")
         match = (self.table["task"] == task) & (self.table["metric"] == metric)
         if not match.any():
             raise KeyError(f"no metric {metric!r} for task {task!r}")
@@ -188,6 +283,13 @@ def format_report(report):
     -------
     str
 
+    Raises
+    ------
+    TypeError
+        If ``report`` is not a `BenchmarkReport`.
+    ValueError
+        If ``report.meta["notes"]`` is a str rather than a list of paragraphs.
+
     Examples
     --------
     >>> from spectok.benchmarks import BenchmarkReport, format_report
@@ -201,7 +303,12 @@ def format_report(report):
     |---|---|---|---|---:|---:|---:|---:|
     | stellar_parameters | Teff RMSE | K | lower | 200 | **80.0** | 300 | 150 |
     """
+    if not isinstance(report, BenchmarkReport):
+        raise TypeError(f"report must be a BenchmarkReport, got {type(report).__name__}")
     meta = report.meta
+    notes = meta.get("notes", ())
+    if isinstance(notes, str):   # was printed letter by letter
+        raise ValueError(f"meta['notes'] must be a list of paragraphs, got a str: {notes!r:.80}")
     mode = "quick" if meta.get("quick") else "full"
     lines = [f"spectok benchmark: model {meta.get('model', '?')}, seed {meta.get('seed', '?')}, "
              f"{mode}", ""]
@@ -217,7 +324,7 @@ def format_report(report):
             cells[best] = f"**{cells[best]}**"
         lines.append("| " + " | ".join([row["task"], row["metric"], row["unit"], row["better"],
                                          str(row["n"])] + cells) + " |")
-    for note in meta.get("notes", ()):
+    for note in notes:
         lines += ["", note]
     heads = meta.get("heads")
     if heads:

@@ -21,11 +21,26 @@ from scipy import fft
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._checks import as_number, as_pair, is_integer
+
 __all__ = ["TemplateRedshiftFit", "NoRedshiftWarning"]
 
 
 class NoRedshiftWarning(AstropyUserWarning):
     """No trial redshift was allowed for a spectrum (see ``min_coverage``); its z is NaN."""
+
+
+def _spectra_list(spectra, name):
+    """``spectra`` as a list; TypeError for one spectrum (or a SpectrumList, the arms of one
+    object), a string or something that cannot be iterated."""
+    from ..adapter import is_single_spectrum
+
+    if is_single_spectrum(spectra):   # list() of a Spectrum iterates its pixels without end
+        raise TypeError(f"{name} must be a list of spectra, got one {type(spectra).__name__}: "
+                        "put it in a list")
+    if isinstance(spectra, (str, bytes)) or not np.iterable(spectra):
+        raise TypeError(f"{name} must be a list of spectra, got {spectra!r:.80}")
+    return list(spectra)
 
 
 def _on_grid(spectrum, index, log_wavelength, return_sigma=False):
@@ -46,8 +61,8 @@ class TemplateRedshiftFit(BaseEstimator):
     z_range : (float, float)
         Lowest and highest trial redshift.
     wavelength_range : `~astropy.units.Quantity`
-        Observed (min, max) wavelength used in the fit; pixels outside it
-        are not used.
+        Observed (min, max) wavelength used in the fit, in any spectral unit
+        (bare numbers are Å); pixels outside it are not used.
     n_templates : int
         Eigen-templates kept (the leading right singular vectors of the
         normalised rest-frame training models, mean not removed, so the
@@ -81,6 +96,14 @@ class TemplateRedshiftFit(BaseEstimator):
         log10 of the rest-frame grid's wavelengths in Å.
     seconds_per_spectrum_ : float
         Wall time per spectrum of the last `predict`.
+
+    Raises
+    ------
+    ValueError
+        From `fit`, if a parameter is out of its range or of the wrong
+        kind (such as ``n_templates=2.7`` or ``z_range="05"``).
+    astropy.units.UnitConversionError
+        From `fit`, if ``wavelength_range`` is not in a spectral unit.
 
     Notes
     -----
@@ -117,19 +140,39 @@ class TemplateRedshiftFit(BaseEstimator):
         self.min_coverage = min_coverage
 
     def _check_parameters(self):
-        z_lo, z_hi = (float(v) for v in self.z_range)
-        if not (0.0 <= z_lo < z_hi):
-            raise ValueError(f"z_range must be (low, high) with 0 <= low < high, "
-                             f"got {self.z_range!r}")
-        lo, hi = u.Quantity(self.wavelength_range, u.AA).to_value(
-            u.AA, equivalencies=u.spectral())
-        if not (0 < lo < hi):
-            raise ValueError(f"wavelength_range must be (min, max) with 0 < min < max, "
-                             f"got {self.wavelength_range!r}")
-        if int(self.n_templates) < 1 or int(self.poly_degree) < 0 or not self.log_step > 0:
-            raise ValueError("n_templates must be >= 1, poly_degree >= 0 and log_step > 0")
-        if not 0 <= self.min_coverage <= 1:
-            raise ValueError(f"min_coverage must be in [0, 1], got {self.min_coverage!r}")
+        message = (f"z_range must be (low, high) with 0 <= low < high, finite, "
+                   f"got {self.z_range!r}")
+        z_lo, z_hi = as_pair(self.z_range, message)
+        if not (0.0 <= z_lo < z_hi < np.inf):
+            raise ValueError(message)
+        message = (f"wavelength_range must be (min, max) with 0 < min < max, finite, "
+                   f"got {self.wavelength_range!r}")
+        try:   # a scalar, or three values, failed to unpack
+            low, high = self.wavelength_range
+        except (TypeError, ValueError):
+            raise ValueError(message) from None
+        # bare numbers are Å (True was 1 Å)
+        low, high = (v if isinstance(v, u.Quantity) else as_number(v, message) * u.AA
+                     for v in (low, high))
+        try:
+            lo, hi = (v.to_value(u.AA, equivalencies=u.spectral()) for v in (low, high))
+        except u.UnitConversionError:
+            raise u.UnitConversionError(f"wavelength_range must be in a spectral unit (Å, nm, "
+                                        f"Hz...), got {self.wavelength_range!r}") from None
+        if not (0 < lo < hi < np.inf):
+            raise ValueError(message)
+        # 2.7 failed in a slice, True was 1 and '3' failed comparing with an int
+        if not is_integer(self.n_templates) or self.n_templates < 1:
+            raise ValueError(f"n_templates must be a positive integer, got {self.n_templates!r}")
+        if not is_integer(self.poly_degree) or self.poly_degree < 0:
+            raise ValueError(f"poly_degree must be a non-negative integer, "
+                             f"got {self.poly_degree!r}")
+        message = f"log_step must be a positive, finite number (dex), got {self.log_step!r}"
+        if not 0 < as_number(self.log_step, message) < np.inf:
+            raise ValueError(message)
+        message = f"min_coverage must be in [0, 1], got {self.min_coverage!r}"
+        if not 0 <= as_number(self.min_coverage, message) <= 1:
+            raise ValueError(message)
         shifts = (int(np.ceil(np.log10(1 + z_lo) / self.log_step)),
                   int(np.floor(np.log10(1 + z_hi) / self.log_step)))
         if shifts[0] > shifts[1]:
@@ -152,10 +195,15 @@ class TemplateRedshiftFit(BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        TypeError
+            If ``rest_spectra`` is one spectrum rather than a list of them.
         """
         self.shift_range_, x_lo, x_hi = self._check_parameters()
         step = self.log_step
-        rest_spectra = list(rest_spectra)
+        rest_spectra = _spectra_list(rest_spectra, "rest_spectra")
         if len(rest_spectra) < self.n_templates:
             raise ValueError(f"need at least n_templates={self.n_templates} rest-frame "
                              f"spectra, got {len(rest_spectra)}")
@@ -292,9 +340,18 @@ class TemplateRedshiftFit(BaseEstimator):
             parabola through it and its two neighbours. NaN, with a
             `NoRedshiftWarning`, for a spectrum at which no trial redshift
             was allowed (``min_coverage``).
+
+        Raises
+        ------
+        TypeError
+            If ``spectra`` is one spectrum rather than a list of them.
+        ValueError
+            If ``spectra`` is empty.
         """
         start = time.perf_counter()
-        spectra = list(spectra)
+        spectra = _spectra_list(spectra, "spectra")
+        if not spectra:   # was an empty result, and a time per spectrum of none
+            raise ValueError("spectra is empty: no spectrum to fit")
         z_best = np.empty(len(spectra))
         for index, spectrum in enumerate(spectra):
             z, chi2 = self.chi2(spectrum, index)
