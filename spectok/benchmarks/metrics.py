@@ -59,7 +59,9 @@ def twin_ranks(a, b):
 
     Row ``i`` of ``a`` and of ``b`` are one object seen two ways; for each
     row of ``a`` every row of ``b`` is a candidate, and the rank of the true
-    twin is 1 + the number of candidates more similar than it. Rows of ``b``
+    twin is 1 + the number of other candidates at least as similar (so a
+    method that gives every object one embedding ranks each twin last, not
+    first). Rows of ``b``
     beyond those of ``a`` are further candidates, objects seen only the
     second way.
 
@@ -85,9 +87,11 @@ def twin_ranks(a, b):
     >>> from spectok.benchmarks import twin_ranks
     >>> a = np.eye(3)
     >>> twin_ranks(a, a).tolist(), twin_ranks(a, a[[1, 0, 2]]).tolist()
-    ([1, 1, 1], [2, 2, 1])
+    ([1, 1, 1], [3, 3, 1])
     >>> twin_ranks(a[:2], [[1, 0, 0], [0, 1, 0], [0.1, 1, 0]]).tolist()  # one more candidate
     [1, 1]
+    >>> twin_ranks(np.ones((3, 2)), np.ones((3, 2))).tolist()  # nothing told apart
+    [3, 3, 3]
     """
     a = _numbers(a, "a")
     b = _numbers(b, "b")
@@ -113,9 +117,11 @@ def diagonal_ranks(score):
     """Rank of each row's diagonal entry among the row, highest score first.
 
     ``score[i, j]`` scores candidate ``j`` for object ``i``, whose twin is
-    candidate ``i``; its rank is 1 + the number of candidates scored higher
-    (ties go to the twin). Columns beyond the rows are candidates that are
-    no object's twin. Infinite scores are allowed (``-inf``: never a match).
+    candidate ``i``; its rank is 1 + the number of other candidates scored
+    at least as high (ties count against the twin, so a score that tells
+    no candidate from another does not rank any twin first). Columns beyond
+    the rows are candidates that are no object's twin. Infinite scores are
+    allowed (``-inf``: never a match).
 
     Parameters
     ----------
@@ -150,7 +156,7 @@ def diagonal_ranks(score):
         raise ValueError(f"score holds NaN in {int(np.isnan(score).any(axis=1).sum())} rows; "
                          "a NaN cannot be ranked")
     twin = score[np.arange(len(score)), np.arange(len(score))]
-    return 1 + np.sum(score > twin[:, None], axis=1)
+    return np.sum(score >= twin[:, None], axis=1)   # the twin itself counts as the 1
 
 
 def _coverage(truth, lower, upper):
