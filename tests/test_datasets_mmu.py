@@ -266,3 +266,91 @@ def test_air_wavelengths_are_stored_in_vacuum(tmp_path):
     np.testing.assert_allclose(back.spectral_axis.to_value(u.AA),
                                wavelength_grid(air, "air")[2], rtol=1e-7)  # stored as float32
     assert back.meta["medium"] == "vacuum"
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"rank": 2.7, "world_size": 3}, ValueError, r"need integers 0 <= rank < world_size.*2\.7"),
+    ({"rank": True, "world_size": 2}, ValueError, "need integers.*rank=True"),
+    ({"rank": "1", "world_size": 2}, ValueError, "need integers.*rank='1'"),
+    ({"shuffle": "no"}, ValueError, "shuffle must be True or False, got 'no'"),
+    ({"seed": 2.7}, ValueError, "seed must be a non-negative integer, got 2.7"),
+    ({"seed": -1}, ValueError, "seed must be a non-negative integer, got -1"),
+    ({"seed": True}, ValueError, "seed must be a non-negative integer, got True"),
+    ({"block_rows": 2.7}, ValueError, "block_rows must be a positive integer, got 2.7"),
+    ({"block_rows": True}, ValueError, "block_rows must be a positive integer, got True"),
+    ({"block_rows": None}, ValueError, "block_rows must be a positive integer, got None"),
+    ({"columns": "flux"}, TypeError, "columns must be a dict of column names by role"),
+    ({"columns": {"flux": 5}}, TypeError, r"columns\['flux'\] must be a column name, got 5"),
+    ({"catalog_columns": "Z"}, TypeError, "catalog_columns must be a list of column names"),
+    ({"catalog_columns": [5]}, TypeError, "catalog_columns must hold column names"),
+    ({"flux_unit": 5}, TypeError, "flux_unit must be an astropy unit or a unit string, got 5"),
+])
+def test_stream_arguments_are_checked_when_made(shards, kwargs, error, message):
+    # 2.7 was truncated, True taken as 1, "no" as true, a string read letter by letter,
+    # flux_unit=5 taken as a bare scale factor, seed=-1 failed in numpy at the first epoch
+    folder, _, _ = shards
+    with pytest.raises(error, match=message):
+        MMUSpectra(folder, **kwargs)
+
+
+@pytest.mark.parametrize("paths", [None, 5, b"shard.hdf5", [None]])
+def test_stream_paths_must_be_paths(paths):
+    with pytest.raises(TypeError, match="paths"):
+        MMUSpectra(paths)
+
+
+def test_epoch_and_position_must_be_integers_in_range(shards):
+    folder, _, _ = shards
+    data = MMUSpectra(folder, shuffle=True)
+    with pytest.raises(TypeError, match="epoch must be an integer, got True"):
+        data.set_epoch(True)
+    with pytest.raises(ValueError, match="epoch must be non-negative, got -1"):
+        data.set_epoch(-1)  # it failed in numpy at the next iteration
+    assert data.epoch == 0
+    for position in [(0.5, 2), ("0", 2), (True, 2), (0, 2.0), (0, 2, True, 2), (None, 2)]:
+        with pytest.raises(ValueError, match="bad position .*need integers"):
+            data.shards_for(*position)
+
+
+def test_read_names_a_missing_file_a_directory_and_bad_arguments(shards, tmp_path):
+    _, paths, _ = shards
+    with pytest.raises(FileNotFoundError, match="missing.hdf5: no such HDF5 shard"):
+        read_mmu_shard(tmp_path / "missing.hdf5")
+    with pytest.raises(IsADirectoryError, match="is a directory, not an HDF5 shard"):
+        read_mmu_shard(tmp_path)
+    with pytest.raises(TypeError, match="path must be a file name or a path, got None"):
+        read_mmu_shard(None)
+    with pytest.raises(TypeError, match="catalog_columns must be a list of column names"):
+        read_mmu_shard(paths[0], catalog_columns="object_id")
+    with pytest.raises(TypeError, match="columns must be a dict"):
+        read_mmu_shard(paths[0], columns=["flux"])
+    with pytest.raises(TypeError, match="flux_unit must be an astropy unit"):
+        read_mmu_shard(paths[0], flux_unit=1e-17)
+
+
+def test_write_refuses_what_it_cannot_store(tmp_path):
+    from astropy.table import MaskedColumn
+
+    s = Spectrum(spectral_axis=[1.0, 2.0] * u.AA, flux=[1.0, 1.0] * FLAM)
+    path = tmp_path / "x.hdf5"
+    cases = [
+        # iterating one Spectrum never ends: this filled memory
+        ({"spectra": s}, TypeError, "wrap a single spectrum in a list"),
+        ({"spectra": [s, 5]}, TypeError, r"spectra\[1\] must be a Spectrum or SpectrumList"),
+        ({"spectra": [s], "catalog": "abc"}, TypeError, "catalog must be a Table or a dict"),
+        ({"spectra": [s], "catalog": {5: [1]}}, TypeError, "column names must be strings, got 5"),
+        ({"spectra": [s], "catalog": {"a": 5}}, ValueError, r"'a' has shape \(\); it needs 1 rows"),
+        ({"spectra": [s], "catalog": {"a": [None]}}, ValueError, "'a' has missing"),
+        ({"spectra": [s, s], "catalog": Table({"z": MaskedColumn([0.1, 0.2], mask=[0, 1])})},
+         ValueError, "'z' has missing"),  # the masked 0.2 was written as a value
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            write_mmu_shard(path, **kwargs)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        write_mmu_shard(tmp_path, [s])
+    with pytest.raises(FileNotFoundError, match="the folder .*no does not exist"):
+        write_mmu_shard(tmp_path / "no" / "x.hdf5", [s])
+    with pytest.raises(TypeError, match="path must be a file name or a path, got None"):
+        write_mmu_shard(None, [s])
+    assert list(tmp_path.iterdir()) == []

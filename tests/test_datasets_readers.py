@@ -1,5 +1,7 @@
 """The specutils reader registered for SpeX prism files."""
 
+import io
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from specutils import Spectrum
 
 import spectok
 from spectok.datasets.fetch import read_member
+from spectok.datasets.readers import read_spex_prism
 
 MEMBER = "splat/resources/Spectra/Public/SPEX-PRISM/10001_10443.fits.gz"
 
@@ -33,3 +36,24 @@ def test_a_file_that_is_not_a_spex_spectrum_is_refused_with_its_name(tmp_path):
     fits.PrimaryHDU(np.zeros((5, 5, 5, 5))).writeto(path)
     with pytest.raises(ValueError, match="image.fits: not a readable SpeX prism spectrum"):
         Spectrum.read(path, format="spex-prism")
+
+
+def _spex_fits_bytes():
+    wave = np.linspace(0.7, 2.5, 40)
+    hdu = fits.PrimaryHDU(np.array([wave, np.ones(40), np.full(40, 0.1)]))
+    hdu.header["XUNITS"] = "um"
+    buffer = io.BytesIO()
+    hdu.writeto(buffer)
+    return buffer.getvalue()
+
+
+def test_a_file_object_without_a_name_is_read():
+    # Path(BytesIO) failed: "expected str, bytes or os.PathLike object, not BytesIO"
+    spectrum = read_spex_prism(io.BytesIO(_spex_fits_bytes()))
+    assert spectrum.spectral_axis.unit == u.um and len(spectrum.flux) == 40
+
+
+@pytest.mark.parametrize("file_obj", [None, 5, b"spectrum.fits"])
+def test_what_is_neither_a_path_nor_a_file_is_refused(file_obj):
+    with pytest.raises(TypeError, match="file_obj must be a path or a file object"):
+        read_spex_prism(file_obj)

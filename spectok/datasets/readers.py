@@ -54,6 +54,8 @@ def read_spex_prism(file_obj, **kwargs):
 
     Raises
     ------
+    TypeError
+        ``file_obj`` is neither a path nor a file object.
     ValueError
         The file is not a SpeX prism spectrum, or is corrupt (the message
         says why).
@@ -75,9 +77,11 @@ def read_spex_prism(file_obj, **kwargs):
     ...     print(spectrum.spectral_axis.unit, spectrum.meta["instrument"])
     um IRTF/SpeX prism
     """
-    name = Path(getattr(file_obj, "name", file_obj)).name
-    stem = name.split(".")[0]
     is_path = isinstance(file_obj, (str, PathLike))
+    if not (is_path or hasattr(file_obj, "read")):
+        raise TypeError(f"file_obj must be a path or a file object, got {file_obj!r}")
+    name = Path(file_obj if is_path else str(getattr(file_obj, "name", "file object"))).name
+    stem = name.split(".")[0]
     if is_path:
         check_fits_header(file_obj)  # a corrupt header could make astropy loop for hours
     try:

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from ._checks import check_names
 from .dataset import SpectrumDataset
 from .fetch import (DATA_WHEELS, _open_zip, _quiet_fits_headers, _read_fits_bytes, list_members,
                     read_member)
@@ -445,9 +446,6 @@ def _model_atmospheres(models):
     from astropy.table import MaskedColumn, Table
     from specutils import Spectrum
 
-    unknown = sorted(set(models) - set(_MODEL_SETS))
-    if unknown:
-        raise ValueError(f"unknown model sets {unknown}; choose from {sorted(_MODEL_SETS)}")
     unit = u.erg / u.s / u.cm ** 2 / u.um
     spectra, rows = [], []
     with _open_zip("splat") as zf:
@@ -495,8 +493,8 @@ def load_model_atmospheres(models=tuple(_MODEL_SETS)):
 
     Parameters
     ----------
-    models : sequence of str, optional
-        Model sets to load. Default: all three.
+    models : str or sequence of str, optional
+        Model sets to load, each once. Default: all three.
 
     Returns
     -------
@@ -508,8 +506,12 @@ def load_model_atmospheres(models=tuple(_MODEL_SETS)):
 
     Raises
     ------
+    TypeError
+        If ``models`` is not a name or a sequence of names (bytes, a set or
+        a mapping is refused too).
     ValueError
-        If an unknown model set is asked for or a file name cannot be parsed.
+        If ``models`` is empty, names an unknown model set or one twice, or a
+        file name cannot be parsed.
     WheelFetchError
         If the ``splat`` wheel is not cached and cannot be fetched.
 
@@ -520,7 +522,7 @@ def load_model_atmospheres(models=tuple(_MODEL_SETS)):
     >>> len(ds), sorted(set(ds.labels["cloud"].tolist()))  # doctest: +REMOTE_DATA
     (252, ['f100', 'nc'])
     """
-    models = (models,) if isinstance(models, str) else tuple(models)
+    models = check_names(models, _MODEL_SETS, "models", "model sets")
     spectra, labels = _model_atmospheres(models)
     return SpectrumDataset(list(spectra), labels.copy(), name="model_atmospheres",
                            meta={"distribution": "splat",

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .._checks import is_integer
+
 __all__ = ["train_test_split_by", "benchmark_split", "BENCHMARK_SPLITS"]
 
 
@@ -24,7 +26,7 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
         Fraction of the *groups* (float in (0, 1)) or number of groups
         (int) put in the test set. Default 0.25.
     seed : int, optional
-        Random seed; the same seed gives the same split.
+        Random seed, from 0 to 2**32 - 1; the same seed gives the same split.
 
     Returns
     -------
@@ -37,7 +39,8 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
         If ``labels`` has no column ``key``.
     ValueError
         If ``key`` has missing (masked, NaN or None) values, if there are fewer
-        than two groups, or if ``test_size`` is out of range.
+        than two groups, if ``test_size`` is out of range or not a number (a
+        bool is refused), or if ``seed`` is not an integer from 0 to 2**32 - 1.
 
     Examples
     --------
@@ -52,6 +55,9 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
     """
     from sklearn.model_selection import GroupShuffleSplit
 
+    # None drew a new split each call, True was 1; others failed inside sklearn
+    if not is_integer(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
     names = getattr(labels, "colnames", None)
     if names is None:
         names = list(labels.keys()) if hasattr(labels, "keys") else []
@@ -86,7 +92,7 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
     if isinstance(test_size, (float, np.floating)):
         if not 0 < test_size < 1:
             raise ValueError(f"test_size as a fraction must be in (0, 1), got {test_size}")
-    elif isinstance(test_size, (int, np.integer)):
+    elif is_integer(test_size):  # True failed inside sklearn
         if not 1 <= test_size < n_groups:
             raise ValueError(f"test_size as a count must be in [1, {n_groups - 1}], "
                              f"got {test_size}")
@@ -126,6 +132,9 @@ def benchmark_split(name, labels, seed=0):
     ------
     KeyError
         An unknown benchmark name (or one that is not a string).
+    ValueError
+        As for `train_test_split_by` (a ``seed`` that is not an integer
+        from 0 to 2**32 - 1, a labels column with missing values).
 
     Examples
     --------

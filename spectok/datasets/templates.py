@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from ._checks import check_names
 from .dataset import SpectrumDataset
 from .fetch import (DATA_WHEELS, _open_zip, _quiet_fits_headers, _read_fits_bytes, list_members,
                     read_member)
@@ -138,10 +139,6 @@ def _load_library_files(libraries, names, kind):
     """Read every file of the chosen libraries; return spectra, per-file info, meta."""
     import astropy.units as u
 
-    unknown = sorted(set(names) - set(libraries))
-    if unknown:
-        raise ValueError(f"unknown {kind} librar{'ies' if len(unknown) > 1 else 'y'} "
-                         f"{unknown}; choose from {sorted(libraries)}")
     spectra, rows = [], []
     with _open_zip("sdss-mangadap") as zf:
         for library in names:
@@ -195,9 +192,9 @@ def load_stellar_templates(libraries=("mastarhc_v2", "mastarhc", "mileshc_v2", "
 
     Parameters
     ----------
-    libraries : sequence of str, optional
-        Which libraries to load, from ``"mastarhc_v2"``, ``"mastarhc"``,
-        ``"mileshc_v2"``, ``"miles_cluster"``. Default: all four.
+    libraries : str or sequence of str, optional
+        Which libraries to load, each once, from ``"mastarhc_v2"``,
+        ``"mastarhc"``, ``"mileshc_v2"``, ``"miles_cluster"``. Default: all four.
 
     Returns
     -------
@@ -208,8 +205,11 @@ def load_stellar_templates(libraries=("mastarhc_v2", "mastarhc", "mileshc_v2", "
 
     Raises
     ------
+    TypeError
+        If ``libraries`` is not a name or a sequence of names (bytes, a set
+        or a mapping is refused too).
     ValueError
-        If an unknown library is asked for.
+        If ``libraries`` is empty, names an unknown library or one twice.
     WheelFetchError
         If the ``sdss-mangadap`` wheel is not cached and cannot be fetched.
 
@@ -220,7 +220,8 @@ def load_stellar_templates(libraries=("mastarhc_v2", "mastarhc", "mileshc_v2", "
     >>> len(ds), ds.spectra[0].meta["medium"]  # doctest: +REMOTE_DATA
     (63, 'air')
     """
-    libraries = (libraries,) if isinstance(libraries, str) else tuple(libraries)
+    libraries = check_names(libraries, _STELLAR_LIBRARIES, "libraries",
+                            "stellar template libraries")
     spectra, labels = _stellar_templates(libraries)
     return SpectrumDataset(list(spectra), labels.copy(), name="stellar_templates",
                            meta={"distribution": "sdss-mangadap",
@@ -335,8 +336,8 @@ def load_ssp_templates(libraries=tuple(_SSP_LIBRARIES)):
 
     Parameters
     ----------
-    libraries : sequence of str, optional
-        Libraries to load (see the table). Default: all of them.
+    libraries : str or sequence of str, optional
+        Libraries to load, each once (see the table). Default: all of them.
 
     Returns
     -------
@@ -348,8 +349,11 @@ def load_ssp_templates(libraries=tuple(_SSP_LIBRARIES)):
 
     Raises
     ------
+    TypeError
+        If ``libraries`` is not a name or a sequence of names (bytes, a set
+        or a mapping is refused too).
     ValueError
-        If an unknown library is asked for.
+        If ``libraries`` is empty, names an unknown library or one twice.
     WheelFetchError
         If the ``sdss-mangadap`` wheel is not cached and cannot be fetched.
 
@@ -360,7 +364,7 @@ def load_ssp_templates(libraries=tuple(_SSP_LIBRARIES)):
     >>> len(ds), float(ds.labels["age"].max())  # doctest: +REMOTE_DATA
     (40, 10.0)
     """
-    libraries = (libraries,) if isinstance(libraries, str) else tuple(libraries)
+    libraries = check_names(libraries, _SSP_LIBRARIES, "libraries", "SSP libraries")
     spectra, labels = _ssp_templates(libraries)
     return SpectrumDataset(list(spectra), labels.copy(), name="ssp_templates",
                            meta={"distribution": "sdss-mangadap",
