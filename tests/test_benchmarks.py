@@ -121,6 +121,10 @@ def test_methods_on_synthetic_spectra(tiny_model, make_pair):
     assert x.shape == (6, c.width + 4 * c.token_dim) and len(model.cache) == 6   # no re-encoding
     np.testing.assert_array_equal(x[:, :c.width], model.transform(test))
     assert aligned.transform([]).shape == (0, c.width + 4 * c.token_dim)
+    # one spectrum, not a list: its parts were taken for spectra (a Spectrum's pixels, without end)
+    for call in (pca.fit, pca.transform, model.transform):
+        with pytest.raises(TypeError, match="spectra must be a list of spectra, got one tuple"):
+            call(test[0])
     prepared = [prepare_spectrum(s, patch_size=32) for s in test]
     patches, pixels = choose_hidden_patches(prepared, 0.2, 32, seed=1)
     for method, hidden in ((model, patches), (pca, pixels)):

@@ -87,10 +87,24 @@ def token_bins(lo, hi, width=TOKEN_BIN_WIDTH):
     return np.geomspace(lo, hi, n_bins + 1) * u.AA
 
 
+def _spectra_list(spectra, name):
+    """``spectra`` as a list; TypeError for one spectrum (or a SpectrumList, the arms of one
+    object), a string or something that cannot be iterated."""
+    from ..adapter import is_single_spectrum
+
+    if is_single_spectrum(spectra):   # list() of a Spectrum iterates its pixels without end
+        raise TypeError(f"{name} must be a list of spectra, got one {type(spectra).__name__}: "
+                        "put it in a list")
+    if isinstance(spectra, (str, bytes)) or not np.iterable(spectra):
+        raise TypeError(f"{name} must be a list of spectra, got {spectra!r:.80}")
+    return list(spectra)
+
+
 def _prepare(spectra, patch_size=None):
     from ..adapter import prepare_spectrum
 
-    return [prepare_spectrum(s, i, None, patch_size) for i, s in enumerate(spectra)]
+    return [prepare_spectrum(s, i, None, patch_size)
+            for i, s in enumerate(_spectra_list(spectra, "spectra"))]
 
 
 def _flat(prepared, hidden=None):
@@ -308,7 +322,7 @@ class EmbeddingMethod:
         from ..probes import token_features
         from ..tokens import TokenBatch
 
-        spectra = list(spectra)
+        spectra = _spectra_list(spectra, "spectra")
         missing = list({id(s): s for s in spectra if id(s) not in self.cache}.values())
         if missing:
             with warnings.catch_warnings():

@@ -84,7 +84,7 @@ def matched_chi2(views_a, views_b, instrument_b):
     ((3, 3), [0, 1, 2])
     """
     from ..datasets import observe
-    from .template_redshift import _spectra_list
+    from .features import _spectra_list
 
     # one Spectrum was 'has no len()', a SpectrumList's arms were taken for views
     views_a, views_b = _spectra_list(views_a, "views_a"), _spectra_list(views_b, "views_b")

@@ -22,25 +22,13 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._checks import as_number, as_pair, is_integer
+from .features import _spectra_list
 
 __all__ = ["TemplateRedshiftFit", "NoRedshiftWarning"]
 
 
 class NoRedshiftWarning(AstropyUserWarning):
     """No trial redshift was allowed for a spectrum (see ``min_coverage``); its z is NaN."""
-
-
-def _spectra_list(spectra, name):
-    """``spectra`` as a list; TypeError for one spectrum (or a SpectrumList, the arms of one
-    object), a string or something that cannot be iterated."""
-    from ..adapter import is_single_spectrum
-
-    if is_single_spectrum(spectra):   # list() of a Spectrum iterates its pixels without end
-        raise TypeError(f"{name} must be a list of spectra, got one {type(spectra).__name__}: "
-                        "put it in a list")
-    if isinstance(spectra, (str, bytes)) or not np.iterable(spectra):
-        raise TypeError(f"{name} must be a list of spectra, got {spectra!r:.80}")
-    return list(spectra)
 
 
 def _on_grid(spectrum, index, log_wavelength, return_sigma=False):

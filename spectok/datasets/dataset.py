@@ -27,7 +27,8 @@ class SpectrumDataset:
     Raises
     ------
     TypeError
-        If ``labels`` is not a `~astropy.table.Table`.
+        If ``spectra`` is not a list (or tuple) of spectra, or ``labels`` is
+        not a `~astropy.table.Table`.
     ValueError
         If ``labels`` does not have one row per spectrum or lacks an ``id`` column.
 
@@ -60,6 +61,13 @@ class SpectrumDataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        from ..adapter import is_single_spectrum
+
+        if is_single_spectrum(self.spectra) or not isinstance(self.spectra, (list, tuple)):
+            raise TypeError(f"{self.name}: spectra must be a list of spectra, one per label row "
+                            f"(put a single spectrum in a list), got a "
+                            f"{type(self.spectra).__name__}")
+        self.spectra = list(self.spectra)
         if not isinstance(self.labels, Table):
             raise TypeError(f"{self.name}: labels must be an astropy Table (Table(columns) "
                             f"makes one from a dict), got a {type(self.labels).__name__}")
