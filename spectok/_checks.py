@@ -1,6 +1,7 @@
 """Checks of numeric arguments shared across spectok, so that each is refused the same way."""
 
 import numbers
+from collections.abc import Iterable, Mapping, Set
 
 import numpy as np
 
@@ -36,3 +37,33 @@ def check_bool(value, name):
     """Raise ValueError unless ``value`` is a bool (``resume="no"`` would count as true)."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_names(names, known, argument, what, *, single=True):
+    """``names`` as a tuple of distinct names from ``known``, in the order given.
+
+    With ``single``, one string is one name; without, it is refused, since a
+    list was expected (``tasks="redshift"`` would otherwise be read letter by
+    letter). Bytes, a set (no order), a mapping or a name that is not a string
+    is a TypeError; an empty selection, an unknown name or one given twice
+    (its work would be done twice) a ValueError. ``what`` names the kind in
+    the unknown-name message, e.g. ``"model sets"``.
+    """
+    expected = "a name or a sequence of names" if single else "a list of names"
+    if isinstance(names, str) and single:
+        names = (names,)
+    elif isinstance(names, (str, bytes, Set, Mapping)) or not isinstance(names, Iterable):
+        raise TypeError(f"{argument} must be {expected} from {sorted(known)}, got {names!r}")
+    names = tuple(names)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"{argument} must hold names (strings), got {name!r}")
+    if not names:
+        raise ValueError(f"{argument} is empty; choose from {sorted(known)}")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"{argument}: unknown {what} {unknown}; choose from {sorted(known)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{argument} lists {repeated} more than once")
+    return names

@@ -15,8 +15,9 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
+from .._checks import check_names
 from ..probes import HEADS, RedshiftProbe, SpectralClassProbe, StellarParameterProbe
-from .context import (GALAXY_INSTRUMENTS, _check_names, _check_run_arguments, _Data,
+from .context import (GALAXY_INSTRUMENTS, _check_run_arguments, _Data,
                       _spectra_and_z, grid_token_bins)
 from .features import EmbeddingMethod
 from .metrics import nmad
@@ -51,6 +52,15 @@ def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMP
         Columns ``probe``, ``metric``, ``better``, then one column per head,
         and ``best`` (the winning head).
 
+    Raises
+    ------
+    TypeError
+        ``heads`` or ``comparisons`` is one string rather than a list.
+    ValueError
+        An unknown, repeated or empty list of heads or comparisons, or
+        ``quick`` / ``seed`` as for `run_benchmark` (all checked before any
+        work).
+
     Examples
     --------
     >>> from spectok.benchmarks import compare_heads
@@ -62,8 +72,9 @@ def compare_heads(model=None, quick=False, seed=0, heads=HEADS, comparisons=COMP
     from ..adapter import NoUncertaintyWarning
     from ..encode import get_model
 
-    comparisons = _check_names(comparisons, "comparisons", COMPARISONS)
-    heads = _check_names(heads, "heads", HEADS)
+    comparisons = list(check_names(comparisons, COMPARISONS, "comparisons", "comparisons",
+                                   single=False))
+    heads = list(check_names(heads, HEADS, "heads", "benchmark heads", single=False))
     _check_run_arguments(quick, seed)
     net = get_model(model, "cpu")
     cache = {}

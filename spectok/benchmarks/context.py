@@ -59,22 +59,6 @@ _GRIDS = {
 }
 
 
-def _check_names(names, what, known):
-    """``names`` as a list, unless it is one string (iterated letter by letter), empty,
-    holds names not in ``known`` or one name twice (run twice): ValueError naming them."""
-    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
-        raise ValueError(f"{what} must be a list of names from {list(known)}, got {names!r}")
-    names = [str(name) for name in names]
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise ValueError(f"unknown benchmark {what} {unknown}; choose from {list(known)}"
-                         if unknown else f"{what} names none; choose from {list(known)}")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"{what} names {repeated} more than once; name each once")
-    return names
-
-
 def _check_run_arguments(quick, seed, num_threads=None):
     """Refuse, before any work, a ``quick`` that is not a bool, a ``seed`` that is not a
     non-negative integer or a ``num_threads`` that is not a positive one (None: torch's)."""

@@ -5,7 +5,8 @@ from contextlib import contextmanager
 import torch
 
 from .._checks import is_integer
-from .context import BenchmarkContext, _check_names, _check_run_arguments
+from .._checks import check_names
+from .context import BenchmarkContext, _check_run_arguments
 from .tasks import TASKS, _run_task
 from .template_redshift import TemplateRedshiftFit
 
@@ -108,10 +109,12 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
 
     Raises
     ------
+    TypeError
+        ``tasks`` is one string (or another non-list), or holds a non-string.
     ValueError
-        An unknown task name, ``tasks`` that name none (or one string, not
-        a list), ``quick`` not a bool, ``seed`` not a non-negative integer or
-        ``num_threads`` not a positive integer (checked before any work).
+        An unknown task name, ``tasks`` that name none or one twice,
+        ``quick`` not a bool, ``seed`` not a non-negative integer or
+        ``num_threads`` not a positive integer (all checked before any work).
     spectok.datasets.WheelFetchError
         The published data cannot be fetched.
 
@@ -125,7 +128,8 @@ def run_benchmark(model=None, tasks=None, quick=False, seed=0, num_threads=None)
     """
     from ..encode import get_model
 
-    names = list(TASKS) if tasks is None else _check_names(tasks, "tasks", TASKS)
+    names = list(TASKS if tasks is None else
+                 check_names(tasks, TASKS, "tasks", "benchmark tasks", single=False))
     _check_run_arguments(quick, seed, num_threads)
     net = get_model(model, "cpu")
     ctx = BenchmarkContext(net, quick=quick, seed=seed)

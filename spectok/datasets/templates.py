@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from ._checks import check_names
+from .._checks import check_names
 from .dataset import SpectrumDataset
 from .fetch import (DATA_WHEELS, _open_zip, _quiet_fits_headers, _read_fits_bytes, list_members,
                     read_member)
