@@ -23,7 +23,8 @@ def as_number(value, message):
 def as_pair(value, message):
     """``value`` as two floats ``(low, high)``, or ValueError(``message``) unless it is a
     sequence of two numbers (`as_number` each: strings and bools are refused)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__") \
+            or len(value) != 2:   # a dict's keys are no pair
         raise ValueError(message)
     return tuple(as_number(v, message) for v in value)
 
@@ -67,3 +68,27 @@ def check_names(names, known, argument, what, *, single=True):
     if repeated:
         raise ValueError(f"{argument} lists {repeated} more than once")
     return names
+
+
+def check_spectra(spectra, argument):
+    """``spectra`` as an iterable of spectra, one per object, or TypeError naming ``argument``.
+
+    A `~spectok.datasets.SpectrumDataset` gives its spectra. One spectrum (a
+    `~specutils.Spectrum`, whose iteration never ends; a
+    `~specutils.SpectrumList`, the arms of one object; a ``(wavelength,
+    flux)`` tuple), a string, a dict (its keys), a set (no order) or what
+    cannot be iterated is refused. The iterable itself is returned, so that a
+    generator stays lazy.
+    """
+    from .adapter import is_single_spectrum
+    from .datasets import SpectrumDataset
+
+    if isinstance(spectra, SpectrumDataset):
+        return spectra.spectra
+    if is_single_spectrum(spectra):
+        raise TypeError(f"{argument} must be a list of spectra, got one "
+                        f"{type(spectra).__name__}: put it in a list")
+    if isinstance(spectra, (str, bytes, Mapping, Set)) or not isinstance(spectra, Iterable):
+        raise TypeError(f"{argument} must be a list (or another ordered iterable) of spectra, "
+                        f"got a {type(spectra).__name__}")
+    return spectra

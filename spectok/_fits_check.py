@@ -10,6 +10,7 @@ the file is left to the readers.
 """
 
 import gzip
+from contextlib import nullcontext
 
 __all__ = ["check_fits_header"]
 
@@ -65,33 +66,46 @@ def _headers(f):
             return
 
 
-def check_fits_header(path):
-    """Raise if a FITS header of ``path`` claims more axes or columns than the standard allows.
+def check_fits_header(source):
+    """Raise if a FITS header of ``source`` claims more axes or columns than the standard allows.
 
     Files that are not FITS (nor gzip-compressed FITS) are left alone.
 
     Parameters
     ----------
-    path : str or path-like
+    source : str, path-like or binary file object
+        A file object must be seekable; it is left at the position it had.
 
     Raises
     ------
     OSError
         A header with ``NAXIS`` or ``TFIELDS`` above 999; the message names the file.
     """
-    with open(path, "rb") as raw:
-        magic = raw.read(9)
-    opener = gzip.open if magic[:2] == b"\x1f\x8b" else open
+    if hasattr(source, "read"):
+        start = source.tell()
+        try:
+            _check(source, getattr(source, "name", "file object"))
+        finally:
+            source.seek(start)
+        return
+    with open(source, "rb") as raw:
+        _check(raw, source)
+
+
+def _check(raw, name):
+    start = raw.tell()
+    magic = raw.read(9)
+    raw.seek(start)
     try:
-        with opener(path, "rb") as f:
+        with gzip.GzipFile(fileobj=raw) if magic[:2] == b"\x1f\x8b" else nullcontext(raw) as f:
             if f.read(9) != b"SIMPLE  =":
                 return
-            f.seek(0)
+            f.seek(0 if f is not raw else start)
             for n, cards in enumerate(_headers(f)):
                 for keyword, limit in _MAX_COUNTS.items():
                     count = _value(cards.get(keyword, b""))
                     if count is not None and count > limit:
-                        raise OSError(f"{path}: HDU {n} claims {keyword.decode()} = {count} "
+                        raise OSError(f"{name}: HDU {n} claims {keyword.decode()} = {count} "
                                       f"(the FITS standard allows at most {limit}): corrupt "
                                       "FITS file")
     except (EOFError, gzip.BadGzipFile, ValueError):

@@ -23,7 +23,6 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from ._atomic import write_atomically
-from ._checks import check_bool, is_integer
+from ._checks import check_bool, check_spectra, is_integer
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, WavelengthRangeWarning,
@@ -455,9 +454,11 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     FileExistsError
         The output exists (without ``overwrite``), or a partial run exists
         (without ``resume`` or ``overwrite``).
+    TypeError
+        ``sources`` is a dict or a set (no order to resume by).
     ValueError
-        The partial run was started with other inputs or settings, ``sources``
-        is a dict or a set, or a bad argument.
+        The partial run was started with other inputs or settings, or a
+        bad argument.
     spectok.adapter.SpectrumInputError, astropy.units.UnitConversionError
         A spectrum that cannot be used (with ``errors="raise"``), an empty
         list of sources, or ``wavelength_bins`` that are not bin edges.
@@ -489,15 +490,10 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     chunk_size = int(chunk_size)
     check_bool(resume, "resume")
     check_bool(overwrite, "overwrite")
-    from .datasets import SpectrumDataset   # spectok.datasets imports the adapter, as this does
-
-    if isinstance(sources, SpectrumDataset):   # it iterates as (spectrum, labels) pairs
-        sources = sources.spectra
-    if isinstance(sources, (Mapping, Set)):   # a dict gives its keys, a set no order to resume by
-        raise ValueError(f"sources must be a list (or another ordered iterable) of file names "
-                         f"or spectra, got a {type(sources).__name__}")
     if _is_path(sources) or is_single_spectrum(sources):
         sources = [sources]
+    # a dataset iterates as (spectrum, labels) pairs, a dict as its keys, a set in no order
+    sources = check_spectra(sources, "sources")
     if hasattr(sources, "__len__") and len(sources) == 0:
         raise SpectrumInputError("no spectra given: the list is empty")
     output = Path(output)

@@ -161,20 +161,16 @@ def _validate(args):
 
 def _bench(args):
     from spectok._atomic import write_atomically
+    from spectok._checks import check_names
     from spectok.benchmarks import TASKS, benchmark_threads, format_report, run_benchmark
 
     tasks = None
     if args.tasks:
         tasks = [t.strip() for item in args.tasks for t in item.split(",") if t.strip()]
-        unknown = [t for t in tasks if t not in TASKS]
-        if unknown:
-            raise SystemExit(f"spectok bench: unknown task(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(TASKS)}")
-        repeated = sorted({t for t in tasks if tasks.count(t) > 1})
-        if repeated:   # each would run, and be reported, twice
-            raise SystemExit(f"spectok bench: --tasks names {', '.join(repeated)} more than once")
-    if tasks == []:
-        raise SystemExit(f"spectok bench: --tasks names no task; choose from {', '.join(TASKS)}")
+        try:   # unknown, repeated (run twice) or no task ("--tasks ''")
+            check_names(tasks, TASKS, "--tasks", "tasks", single=False)
+        except ValueError as error:
+            raise SystemExit(f"spectok bench: {error}") from None
     if args.threads is not None and args.threads < 1:
         raise SystemExit(f"spectok bench: --threads must be at least 1, got {args.threads}")
     if args.seed < 0:

@@ -574,7 +574,9 @@ def test_fraction_outside_takes_quantities_and_angstrom(blue_spectrum, wavelengt
     ((np.nan, 4000.0), ValueError, "two positive"),
     (("3500", 9000), ValueError, "two positive"),
     ([3500 * u.AA, 3], ValueError, "two positive"),
-    ([1, 2] * u.kg, u.UnitConversionError, "kg is not a wavelength"),
+    ([1, 2] * u.kg, ValueError, "two positive"),
+    ([1.0, 0.35] * u.um, ValueError, "got <Quantity"),   # was sorted and taken
+    ([-1, 1] * u.um, ValueError, "two positive"),
 ])
 def test_fraction_outside_refuses_a_range_that_is_not_two_wavelengths(
         blue_spectrum, wavelength_range, error, match):

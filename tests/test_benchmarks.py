@@ -125,6 +125,8 @@ def test_methods_on_synthetic_spectra(tiny_model, make_pair):
     for call in (pca.fit, pca.transform, model.transform):
         with pytest.raises(TypeError, match="spectra must be a list of spectra, got one tuple"):
             call(test[0])
+    with pytest.raises(ValueError, match="spectra is empty"):   # numpy's "need at least one"
+        FluxPCAMethod(grid).fit([])
     prepared = [prepare_spectrum(s, patch_size=32) for s in test]
     patches, pixels = choose_hidden_patches(prepared, 0.2, 32, seed=1)
     for method, hidden in ((model, patches), (pca, pixels)):
@@ -401,8 +403,9 @@ def test_bench_command(tmp_path, capsys):
     ({"n": 2.7}, ValueError, "n must be a non-negative integer .*, got 2.7"),   # n 2
     ({"n": True}, ValueError, "n must be a non-negative integer .*, got True"),   # n 1
     ({"n": -1}, ValueError, "n must be a non-negative integer .*, got -1"),
-    ({"better": "best"}, ValueError, "better must be 'lower', 'higher' or '≈' and a number"),
-    ({"better": "≈x"}, ValueError, "better must be 'lower', 'higher' or '≈' and a number"),
+    ({"better": "best"}, ValueError, "better must be 'lower', 'higher' or '≈' and a finite"),
+    ({"better": "≈x"}, ValueError, "better must be 'lower', 'higher' or '≈' and a finite"),
+    ({"better": "≈nan"}, ValueError, "better must be 'lower', 'higher' or '≈' and a finite"),
     ({"task": None}, TypeError, "task must be a str, got None"),   # astropy's 'str_len'
     ({"unit": u.K}, TypeError, r"unit must be a str, got Unit\(\"K\"\)"),
 ])
@@ -449,8 +452,10 @@ def test_bad_figure_panels_are_named():
         panel_figure([{k: v for k, v in panel.items() if k != "label"}], "t")
     with pytest.raises(ValueError, match=r"panels\[1\] has unknown keys \['outlier'\]"):
         panel_figure([panel, {**panel, "outlier": 0.05}], "t")   # ignored
-    with pytest.raises(ValueError, match="examples must be a non-empty list"):
+    with pytest.raises(ValueError, match="examples is empty"):
         reconstruction_figure([], None, "t")   # matplotlib's error
+    with pytest.raises(TypeError, match="examples must be a list of"):
+        reconstruction_figure(None, None, "t")
 
 
 def test_matched_chi2_takes_lists_of_views():

@@ -292,7 +292,7 @@ def test_existing_output_and_bad_arguments(tmp_path, tiny_model, pair):
     # a dict was encoded as its keys (each "not a spectrum", or a file name), and a set in
     # an order that differs between processes, so resume=True could mix two orders
     for unordered in ({"a": pair}, {os.fspath(output)}):
-        with pytest.raises(ValueError, match="sources must be a list .* got a (dict|set)"):
+        with pytest.raises(TypeError, match="sources must be a list .* got a (dict|set)"):
             encode_catalogue(unordered, tmp_path / "unordered.h5", tiny_model)
 
 

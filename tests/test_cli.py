@@ -232,8 +232,9 @@ def test_encode_refuses_a_number_of_bins_that_is_not_finite_or_too_large(tmp_pat
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--tasks", ""], "--tasks names no task"),
-    (["--tasks", "redshift,spectral_types", "redshift"], "--tasks names redshift more than once"),
+    (["--tasks", ""], "--tasks is empty"),
+    (["--tasks", "redshift,spectral_types", "redshift"],
+     r"--tasks lists \['redshift'\] more than once"),
     (["--threads", "0"], "--threads must be at least 1, got 0"),
     (["--threads", "-1"], "--threads must be at least 1, got -1"),
     (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),

@@ -113,6 +113,10 @@ def test_arm_takes_quantities_and_stores_angstrom():
     assert log == Arm("log", 4000.0, 5000.0, 1e-4, "log", resolution=2000.0)
     assert NoiseModel(reference_wavelength=0.55 * u.um).reference_wavelength == \
         pytest.approx(5500.0)
+    assert NoiseModel(floor_fraction=30 * u.percent).floor_fraction == pytest.approx(0.3)
+    # a resolution table's wavelengths as Quantities (astropy's TypeError before)
+    table = Arm("t", 4000.0, 5000.0, 1.0, resolution=[(400 * u.nm, 1000), (0.5 * u.um, 2000)])
+    assert table.resolving_power(4500.0) == pytest.approx(1500.0)
 
 
 @pytest.mark.parametrize("arguments, keywords, match", [
@@ -125,11 +129,25 @@ def test_arm_takes_quantities_and_stores_angstrom():
     (("x", 4000.0, 5000.0, 1.0), {"resolution": "2000"}, "resolution must be a number"),
     (("x", 4000.0, 5000.0, 1.0), {"resolution": -5.0}, "resolution must be positive"),
     (("x", 4000.0, 5000.0, 1.0), {"lsf_sigma": 0 * u.AA}, "lsf_sigma must be positive"),
+    # a table with a non-positive R failed only when first used; a flat list is not a table
+    (("x", 4000.0, 5000.0, 1.0), {"resolution": [(4000, -1), (5000, 100)]},
+     "resolution table R must be positive"),
+    (("x", 4000.0, 5000.0, 1.0), {"resolution": [4000, 1000]}, "sequence of .wavelength, R"),
+    (("x", 4000.0, 5000.0, 1.0), {"resolution": [(4000 * u.s, 1000)]},
+     "resolution table wavelength must be in Å or another spectral unit"),
 ])
 def test_arm_refuses_values_of_the_wrong_kind(arguments, keywords, match):
     keywords = keywords or {"resolution": 1000.0}
     with pytest.raises(ValueError, match=match):
         Arm(*arguments, **keywords)
+
+
+def test_an_instrument_takes_a_list_of_arms_and_a_noise_model():
+    arm = Arm("b", 4000.0, 5000.0, 1.0, resolution=1000.0)
+    with pytest.raises(TypeError, match="arms must be a list of Arm; put a single arm in a list"):
+        Instrument("one", arm)   # "'Arm' object is not iterable"
+    with pytest.raises(TypeError, match="noise must be a NoiseModel, got 0.3"):
+        Instrument("one", [arm], 0.3)   # an AttributeError inside observe
 
 
 def test_arm_with_a_wavelength_quantity_used_to_mix_units():
@@ -138,8 +156,9 @@ def test_arm_with_a_wavelength_quantity_used_to_mix_units():
 
 
 @pytest.mark.parametrize("keywords, match", [
-    ({"floor_fraction": "0.5"}, "floor_fraction must be in"),
-    ({"floor_fraction": True}, "floor_fraction must be in"),
+    ({"floor_fraction": "0.5"}, "floor_fraction must be a number, got '0.5'"),
+    ({"floor_fraction": True}, "floor_fraction must be a number, got True"),
+    ({"floor_fraction": 1.5}, r"floor_fraction must be in \[0, 1\], got 1.5"),
     ({"reference_wavelength": "5000"}, "reference_wavelength must be a number"),
     ({"reference_wavelength": 5 * u.kg}, "reference_wavelength must be in Å"),
     ({"reference_wavelength": np.nan}, "reference_wavelength must be positive and finite"),

@@ -511,5 +511,5 @@ def test_a_dataset_is_indexed_as_numpy_indexes():
         SpectrumDataset(ds.spectra, {"id": list("abcd")}, name="demo")
     # before: "object of type 'Spectrum' has no len()", and a (wave, flux) pair was two spectra
     for single in (ds.spectra[0], (np.arange(3.0) * u.AA, np.ones(3) * u.Jy)):
-        with pytest.raises(TypeError, match="demo: spectra must be a list of spectra, one per"):
+        with pytest.raises(TypeError, match="demo: spectra must be a list of spectra, got one"):
             SpectrumDataset(single, ds.labels[:1], name="demo")

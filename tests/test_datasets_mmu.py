@@ -299,6 +299,15 @@ def test_stream_paths_must_be_paths(paths):
         MMUSpectra(paths)
 
 
+def test_stream_paths_must_have_an_order(shards):
+    # a set's order follows string hashing, which differs between processes, so two ranks
+    # could take different shard lists and read a shard twice or never
+    _, paths, _ = shards
+    with pytest.raises(TypeError, match="paths must be a path or a sequence of paths"):
+        MMUSpectra(set(paths))
+    assert MMUSpectra(tuple(paths)).paths == [str(p) for p in paths]
+
+
 def test_epoch_and_position_must_be_integers_in_range(shards):
     folder, _, _ = shards
     data = MMUSpectra(folder, shuffle=True)
@@ -335,7 +344,9 @@ def test_write_refuses_what_it_cannot_store(tmp_path):
     path = tmp_path / "x.hdf5"
     cases = [
         # iterating one Spectrum never ends: this filled memory
-        ({"spectra": s}, TypeError, "wrap a single spectrum in a list"),
+        ({"spectra": s}, TypeError, "spectra must be a list of spectra, got one Spectrum"),
+        # the arms of one object were written as three objects
+        ({"spectra": SpectrumList([s, s])}, TypeError, "got one SpectrumList: put it in a list"),
         ({"spectra": [s, 5]}, TypeError, r"spectra\[1\] must be a Spectrum or SpectrumList"),
         ({"spectra": [s], "catalog": "abc"}, TypeError, "catalog must be a Table or a dict"),
         ({"spectra": [s], "catalog": {5: [1]}}, TypeError, "column names must be strings, got 5"),

@@ -57,3 +57,20 @@ def test_a_file_object_without_a_name_is_read():
 def test_what_is_neither_a_path_nor_a_file_is_refused(file_obj):
     with pytest.raises(TypeError, match="file_obj must be a path or a file object"):
         read_spex_prism(file_obj)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_file_object_is_checked_before_astropy_reads_it(compress):
+    import gzip
+
+    # a header claiming 10¹¹ axes sends astropy into an hours-long loop; file objects went to
+    # astropy unchecked
+    data = bytearray(_spex_fits_bytes())
+    card = data.index(b"NAXIS   =")
+    data[card:card + 80] = b"NAXIS   = 99999999999".ljust(80)
+    data = gzip.compress(bytes(data)) if compress else bytes(data)
+    buffer = io.BytesIO(data)
+    buffer.seek(0)
+    with pytest.raises(OSError, match="claims NAXIS = 99999999999"):
+        read_spex_prism(buffer)
+    assert len(read_spex_prism(io.BytesIO(_spex_fits_bytes())).flux) == 40

@@ -170,7 +170,7 @@ def test_one_spectrum_instead_of_a_list_is_refused(fitted):
     pair = (spectrum.spectral_axis, spectrum.flux, spectrum.uncertainty.quantity)
     with pytest.raises(TypeError, match="spectra must be a list of spectra, got one tuple"):
         fitted.predict(pair)   # each item was read as a spectrum
-    with pytest.raises(TypeError, match="spectra must be a list of spectra, got 'abc'"):
+    with pytest.raises(TypeError, match=r"spectra must be a list .* of spectra, got a str"):
         fitted.predict("abc")
     with pytest.raises(ValueError, match="spectra is empty"):   # was an empty array
         fitted.predict([])

@@ -7,7 +7,6 @@ import numpy as np
 
 from .._checks import as_number
 from .errors import WavelengthRangeWarning
-from .units import _wavelength_angstrom
 
 
 # -- the model's wavelength range -----------------------------------------------------
@@ -21,8 +20,10 @@ def fraction_outside(prepared, wavelength_range):
         The spectrum.
     wavelength_range : `~astropy.units.Quantity` or tuple of float
         Shortest and longest vacuum wavelength: a Quantity in any spectral
-        unit, or two numbers in Å (for example the range a model was trained
-        on, ``model.metadata["wavelength_range"]``).
+        unit, ascending in that unit (so a frequency range goes from the
+        longer wavelength to the shorter), or two numbers in Å (for
+        example the range a model was trained on,
+        ``model.metadata["wavelength_range"]``).
 
     Returns
     -------
@@ -31,9 +32,9 @@ def fraction_outside(prepared, wavelength_range):
 
     Raises
     ------
-    ValueError, astropy.units.UnitConversionError
-        ``wavelength_range`` is not two positive wavelengths, low before
-        high, or its unit is not spectral.
+    ValueError
+        ``wavelength_range`` is not two positive, finite values, ascending,
+        or its unit is not spectral.
 
     Examples
     --------
@@ -113,8 +114,8 @@ its valid pixels); their embeddings are extrapolations
 
 def _range_angstrom(wavelength_range):
     """(low, high) in vacuum Å from a Quantity in a spectral unit or two numbers in Å."""
-    message = ("wavelength_range must be two positive wavelengths, low then high (a Quantity, "
-               f"or numbers in Å), got {wavelength_range!r}")
+    message = ("wavelength_range must be two positive, finite wavelengths, low then high (a "
+               f"Quantity, or numbers in Å), got {wavelength_range!r}")
     if not isinstance(wavelength_range, u.Quantity) and (
             isinstance(wavelength_range, (str, bytes)) or not hasattr(wavelength_range, "__len__")):
         raise ValueError(message)
@@ -122,10 +123,11 @@ def _range_angstrom(wavelength_range):
                                                        for value in wavelength_range):
         try:
             quantity = np.atleast_1d(u.Quantity(wavelength_range))
+            values = quantity.to_value(u.AA, equivalencies=u.spectral())
         except (TypeError, u.UnitsError):
             raise ValueError(message) from None
-        # in frequency or energy the longer wavelength comes first
-        values = np.sort(_wavelength_angstrom(quantity, "wavelength_range"))
+        if quantity.unit.physical_type != "length":   # in frequency or energy, high comes first
+            values = values[::-1]
     else:
         values = [as_number(value, message) for value in wavelength_range]
     if len(values) != 2 or not 0 < values[0] < values[1] < np.inf:

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from .._checks import check_spectra
+
 __all__ = ["EmbeddingMethod", "FluxPCAMethod", "log_grid", "token_bins", "resample_to_grid",
            "choose_hidden_patches"]
 
@@ -87,24 +89,11 @@ def token_bins(lo, hi, width=TOKEN_BIN_WIDTH):
     return np.geomspace(lo, hi, n_bins + 1) * u.AA
 
 
-def _spectra_list(spectra, name):
-    """``spectra`` as a list; TypeError for one spectrum (or a SpectrumList, the arms of one
-    object), a string or something that cannot be iterated."""
-    from ..adapter import is_single_spectrum
-
-    if is_single_spectrum(spectra):   # list() of a Spectrum iterates its pixels without end
-        raise TypeError(f"{name} must be a list of spectra, got one {type(spectra).__name__}: "
-                        "put it in a list")
-    if isinstance(spectra, (str, bytes)) or not np.iterable(spectra):
-        raise TypeError(f"{name} must be a list of spectra, got {spectra!r:.80}")
-    return list(spectra)
-
-
 def _prepare(spectra, patch_size=None):
     from ..adapter import prepare_spectrum
 
     return [prepare_spectrum(s, i, None, patch_size)
-            for i, s in enumerate(_spectra_list(spectra, "spectra"))]
+            for i, s in enumerate(check_spectra(spectra, "spectra"))]
 
 
 def _flat(prepared, hidden=None):
@@ -316,13 +305,19 @@ class EmbeddingMethod:
         Tokens are cached per spectrum object (which the cache keeps alive,
         so its ``id`` cannot be reused), so a spectrum used by several tasks
         is encoded once.
+
+        Raises
+        ------
+        TypeError
+            ``spectra`` is one spectrum rather than a list of them (or a
+            string, a dict or a set).
         """
         from ..adapter import NoUncertaintyWarning
         from ..encode import encode
         from ..probes import token_features
         from ..tokens import TokenBatch
 
-        spectra = _spectra_list(spectra, "spectra")
+        spectra = list(check_spectra(spectra, "spectra"))
         missing = list({id(s): s for s in spectra if id(s) not in self.cache}.values())
         if missing:
             with warnings.catch_warnings():
@@ -444,10 +439,22 @@ class FluxPCAMethod:
                          for i, p in enumerate(prepared)])
 
     def fit(self, spectra):
-        """Fit the mean spectrum and components on training spectra. Returns self."""
+        """Fit the mean spectrum and components on training spectra. Returns self.
+
+        Raises
+        ------
+        TypeError
+            ``spectra`` is one spectrum rather than a list of them (or a
+            string, a dict or a set).
+        ValueError
+            ``spectra`` is empty.
+        """
         from sklearn.decomposition import PCA
 
-        matrix = self._matrix(_prepare(spectra))
+        prepared = _prepare(spectra)
+        if not prepared:   # numpy's "need at least one array to stack"
+            raise ValueError("spectra is empty: the components need training spectra")
+        matrix = self._matrix(prepared)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
             fill = np.nanmean(matrix, axis=0)
@@ -482,7 +489,13 @@ class FluxPCAMethod:
         return out
 
     def transform(self, spectra):
-        """Gappy-PCA coefficients, shape (n, n_components)."""
+        """Gappy-PCA coefficients, shape (n, n_components).
+
+        Raises
+        ------
+        TypeError
+            As for `fit`.
+        """
         return self._coefficients(self._matrix(_prepare(spectra)))
 
     def reconstruction_chi2(self, prepared, hidden_pixels):

@@ -140,14 +140,18 @@ def reconstruction_figure(examples, model, title):
 
     Raises
     ------
+    TypeError
+        If ``examples`` is not a list.
     ValueError
-        If ``examples`` is not a non-empty list.
+        If ``examples`` is empty.
     """
     from ..encode import encode
 
-    if not isinstance(examples, (list, tuple)) or not examples:   # was matplotlib's error
-        raise ValueError(f"examples must be a non-empty list of (domain name, spectrum) pairs, "
-                         f"got {examples!r:.80}")
+    if not isinstance(examples, (list, tuple)):
+        raise TypeError(f"examples must be a list of (domain name, spectrum) pairs, "
+                        f"got {examples!r:.80}")
+    if not examples:   # was matplotlib's error
+        raise ValueError("examples is empty: a figure needs at least one domain")
     fig, axes = _figure(len(examples), width=4.6, height=2.6, rows=3)
     for column, (name, spectrum) in enumerate(examples):
         upper, lower, tokens = axes[:, column]

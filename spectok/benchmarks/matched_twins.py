@@ -13,6 +13,8 @@ element that both instruments see.
 
 import numpy as np
 
+from .._checks import check_spectra
+
 __all__ = ["matched_chi2"]
 
 
@@ -84,10 +86,10 @@ def matched_chi2(views_a, views_b, instrument_b):
     ((3, 3), [0, 1, 2])
     """
     from ..datasets import observe
-    from .features import _spectra_list
 
     # one Spectrum was 'has no len()', a SpectrumList's arms were taken for views
-    views_a, views_b = _spectra_list(views_a, "views_a"), _spectra_list(views_b, "views_b")
+    views_a, views_b = (list(check_spectra(views, name))
+                        for views, name in ((views_a, "views_a"), (views_b, "views_b")))
     if len(views_a) == 0 or len(views_b) == 0:
         raise ValueError("matched_chi2 needs at least one view of a and one of b")
     data = [_pixels(view, j, need_errors=True) for j, view in enumerate(views_b)]

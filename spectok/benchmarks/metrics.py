@@ -121,7 +121,8 @@ def diagonal_ranks(score):
     at least as high (ties count against the twin, so a score that tells
     no candidate from another does not rank any twin first). Columns beyond
     the rows are candidates that are no object's twin. Infinite scores are
-    allowed (``-inf``: never a match).
+    allowed (``-inf``: never a match; a twin scored ``-inf`` ranks below
+    every other candidate, ``-inf`` ones included).
 
     Parameters
     ----------

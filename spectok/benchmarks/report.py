@@ -115,10 +115,12 @@ class BenchmarkReport:
                 raise TypeError(f"{name} must be a str, got {text!r}")
         if better not in ("lower", "higher"):
             try:   # '≈x' was taken, and format_report failed on it
-                float(better[1:] if better.startswith("≈") else None)
+                target = float(better[1:] if better.startswith("≈") else None)
             except (TypeError, ValueError):
-                raise ValueError(f"better must be 'lower', 'higher' or '≈' and a number (such "
-                                 f"as '≈0.68'), got {better!r}") from None
+                target = np.nan
+            if not np.isfinite(target):
+                raise ValueError(f"better must be 'lower', 'higher' or '≈' and a finite number "
+                                 f"(such as '≈0.68'), got {better!r}")
         if not is_integer(n) or n < 0:   # 2.7 was 2, True 1 and -1 kept
             raise ValueError(f"n must be a non-negative integer (the samples), got {n!r}")
         if not isinstance(values, Mapping):

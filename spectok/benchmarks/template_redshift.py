@@ -21,8 +21,7 @@ from scipy import fft
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._checks import as_number, as_pair, is_integer
-from .features import _spectra_list
+from .._checks import as_number, as_pair, check_spectra, is_integer
 
 __all__ = ["TemplateRedshiftFit", "NoRedshiftWarning"]
 
@@ -191,7 +190,7 @@ class TemplateRedshiftFit(BaseEstimator):
         """
         self.shift_range_, x_lo, x_hi = self._check_parameters()
         step = self.log_step
-        rest_spectra = _spectra_list(rest_spectra, "rest_spectra")
+        rest_spectra = list(check_spectra(rest_spectra, "rest_spectra"))
         if len(rest_spectra) < self.n_templates:
             raise ValueError(f"need at least n_templates={self.n_templates} rest-frame "
                              f"spectra, got {len(rest_spectra)}")
@@ -337,7 +336,7 @@ class TemplateRedshiftFit(BaseEstimator):
             If ``spectra`` is empty.
         """
         start = time.perf_counter()
-        spectra = _spectra_list(spectra, "spectra")
+        spectra = list(check_spectra(spectra, "spectra"))
         if not spectra:   # was an empty result, and a time per spectrum of none
             raise ValueError("spectra is empty: no spectrum to fit")
         z_best = np.empty(len(spectra))

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
+from .._checks import check_spectra
+
 __all__ = ["SpectrumDataset"]
 
 
@@ -27,8 +29,9 @@ class SpectrumDataset:
     Raises
     ------
     TypeError
-        If ``spectra`` is not a list (or tuple) of spectra, or ``labels`` is
-        not a `~astropy.table.Table`.
+        If ``spectra`` is one spectrum rather than a list of them (or a
+        string, a dict or a set), or ``labels`` is not a
+        `~astropy.table.Table`.
     ValueError
         If ``labels`` does not have one row per spectrum or lacks an ``id`` column.
 
@@ -43,6 +46,8 @@ class SpectrumDataset:
     >>> import astropy.units as u
     >>> import numpy as np
     >>> from astropy.table import Table
+
+from .._checks import check_spectra
     >>> from specutils import Spectrum
     >>> from spectok.datasets import SpectrumDataset
     >>> s = Spectrum(spectral_axis=np.linspace(4000, 5000, 100) * u.AA,
@@ -61,13 +66,7 @@ class SpectrumDataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from ..adapter import is_single_spectrum
-
-        if is_single_spectrum(self.spectra) or not isinstance(self.spectra, (list, tuple)):
-            raise TypeError(f"{self.name}: spectra must be a list of spectra, one per label row "
-                            f"(put a single spectrum in a list), got a "
-                            f"{type(self.spectra).__name__}")
-        self.spectra = list(self.spectra)
+        self.spectra = list(check_spectra(self.spectra, f"{self.name}: spectra"))
         if not isinstance(self.labels, Table):
             raise TypeError(f"{self.name}: labels must be an astropy Table (Table(columns) "
                             f"makes one from a dict), got a {type(self.labels).__name__}")

@@ -78,9 +78,11 @@ class Arm:
     sampling : {"linear", "log"}
         Whether pixel centres are uniform in λ or in log10 λ.
     resolution : float, sequence of (λ, R) pairs, or callable, optional
-        Resolving power R = λ / FWHM (a positive number). A sequence of ``(wavelength_Å, R)``
-        pairs is interpolated linearly (and held constant beyond its ends);
-        a callable takes wavelengths in Å (ndarray) and returns R.
+        Resolving power R = λ / FWHM: a positive number (or dimensionless
+        Quantity); a table of ``(λ, R)`` pairs, λ increasing (a Quantity in
+        any spectral unit, or a number in Å), interpolated linearly and held
+        constant beyond its ends; or a callable that takes wavelengths in Å
+        (ndarray) and returns R.
     lsf_sigma : float, `~astropy.units.Quantity` or callable, optional
         Alternatively, the Gaussian LSF σ: a constant length (a number in
         Å) or a callable of wavelength in Å that returns Å. Give exactly
@@ -146,13 +148,19 @@ class Arm:
                 raise ValueError(f"{what} {constant} must be positive and finite, got {value}")
         res = self.resolution
         if res is not None and not callable(res) and not np.isscalar(res):
-            table = np.asarray(res, dtype=float)
-            if table.ndim != 2 or table.shape[1] != 2 or len(table) < 1:
-                raise ValueError(f"arm {self.name!r}: a resolution table is a sequence of "
-                                 "(wavelength, R) pairs")
-            if np.any(np.diff(table[:, 0]) <= 0):
+            message = (f"{what} a resolution table is a sequence of (wavelength, R) pairs, "
+                       f"got {res!r:.80}")
+            if isinstance(res, (str, bytes)) or not hasattr(res, "__len__") or not len(res) \
+                    or not all(hasattr(pair, "__len__") and len(pair) == 2 for pair in res):
+                raise ValueError(message)
+            table = tuple((_in_angstrom(lam, f"{what} resolution table wavelength", u.spectral()),
+                           _dimensionless(r, f"{what} resolution table R")) for lam, r in res)
+            lam, r = np.array(table).T
+            if np.any(np.diff(lam) <= 0):
                 raise ValueError(f"arm {self.name!r}: resolution table wavelengths must increase")
-            object.__setattr__(self, "resolution", tuple(map(tuple, table.tolist())))
+            if not np.all(np.isfinite(r) & (r > 0)):   # refused only when first used, before
+                raise ValueError(f"{what} resolution table R must be positive and finite")
+            object.__setattr__(self, "resolution", table)
         if self.n_pixels < 2:
             raise ValueError(f"arm {self.name!r}: the grid has fewer than 2 pixels")
 
@@ -333,9 +341,10 @@ class NoiseModel:
     reference_wavelength: float = None
 
     def __post_init__(self):
-        message = f"floor_fraction must be in [0, 1], got {self.floor_fraction!r}"
-        if not 0.0 <= as_number(self.floor_fraction, message) <= 1.0:
-            raise ValueError(message)
+        fraction = _dimensionless(self.floor_fraction, "floor_fraction")
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"floor_fraction must be in [0, 1], got {self.floor_fraction!r}")
+        object.__setattr__(self, "floor_fraction", fraction)
         if self.reference_wavelength is not None:
             wavelength = _in_angstrom(self.reference_wavelength, "reference_wavelength",
                                       u.spectral())
@@ -464,6 +473,9 @@ class Instrument:
 
     Raises
     ------
+    TypeError
+        If ``arms`` is one `Arm` rather than a list of them, or ``noise`` is
+        not a `NoiseModel`.
     ValueError
         If there are no arms or two arms share a name.
 
@@ -481,9 +493,15 @@ class Instrument:
     reference: str = ""
 
     def __post_init__(self):
+        if isinstance(self.arms, Arm):   # "'Arm' object is not iterable"
+            raise TypeError(f"instrument {self.name!r}: arms must be a list of Arm; put a single "
+                            "arm in a list")
         arms = tuple(self.arms)
         if not arms or not all(isinstance(a, Arm) for a in arms):
             raise ValueError(f"instrument {self.name!r}: arms must be a non-empty sequence of Arm")
+        if not isinstance(self.noise, NoiseModel):   # 0.3 failed in observe, AttributeError
+            raise TypeError(f"instrument {self.name!r}: noise must be a NoiseModel, got "
+                            f"{self.noise!r}")
         names = [a.name for a in arms]
         if len(set(names)) != len(names):
             raise ValueError(f"instrument {self.name!r}: arm names must be unique, got {names}")

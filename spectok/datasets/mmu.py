@@ -22,7 +22,7 @@ to exactly one DataLoader worker of one distributed rank and yields
 
 import numbers
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from pathlib import Path
 
 import astropy.units as u
@@ -32,7 +32,7 @@ from torch.utils.data import IterableDataset
 
 from .._atomic import write_atomically
 from .._preflight import check_writable_directory
-from .._checks import check_bool, is_integer
+from .._checks import check_bool, check_spectra, is_integer
 from ..adapter import FLAM, canonical_flux, wavelength_grid
 
 __all__ = ["MMU_COLUMNS", "MMUSpectra", "read_mmu_shard", "write_mmu_shard"]
@@ -371,7 +371,8 @@ class MMUSpectra(IterableDataset):
     FileNotFoundError
         If a path does not exist or no shard is found.
     TypeError
-        If ``paths`` are not paths, ``columns`` is not a dict of names,
+        If ``paths`` are not paths (or are a set, whose order differs
+        between processes), ``columns`` is not a dict of names,
         ``catalog_columns`` not a list of names, ``flux_unit`` a number or
         ``transform`` not callable.
     ValueError
@@ -404,7 +405,8 @@ class MMUSpectra(IterableDataset):
         super().__init__()
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        elif isinstance(paths, (bytes, Mapping)) or not isinstance(paths, Iterable):
+        elif isinstance(paths, (bytes, Mapping, Set)) or not isinstance(paths, Iterable):
+            # a set's order differs between processes, so ranks would split different lists
             raise TypeError(f"paths must be a path or a sequence of paths, got {paths!r}")
         paths = list(paths)
         files = []
@@ -631,8 +633,9 @@ def write_mmu_shard(path, spectra, catalog=None, *, compression=None):
     ------
     TypeError
         If ``path`` is not a path, ``spectra`` is not a sequence of spectra
-        (a single `~specutils.Spectrum` included), or ``catalog`` is not a
-        table or dict of columns named by strings.
+        (one `~specutils.Spectrum` or `~specutils.SpectrumList`, a dict or a
+        set is refused), or ``catalog`` is not a table or dict of columns
+        named by strings.
     FileNotFoundError, NotADirectoryError, PermissionError
         If the folder ``path`` goes in does not exist or cannot be written.
     IsADirectoryError
@@ -670,12 +673,9 @@ def write_mmu_shard(path, spectra, catalog=None, *, compression=None):
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path}: is a directory; give the shard's file name")
     check_writable_directory(Path(os.path.abspath(path)).parent, f"the folder of {path}")
-    # iterating one Spectrum never ends (each index past the end gives an empty one)
-    if isinstance(spectra, Spectrum) or not isinstance(spectra, Iterable):
-        raise TypeError(f"spectra must be a sequence of spectra, one per object (wrap a single "
-                        f"spectrum in a list), got {type(spectra).__name__}")
+    # one Spectrum (whose iteration never ends) or SpectrumList (one object's arms) is refused
+    spectra = list(check_spectra(spectra, "spectra"))
     h5py = _h5py()
-    spectra = list(spectra)
     if not spectra:
         raise ValueError("write_mmu_shard needs at least one spectrum")
     for i, spectrum in enumerate(spectra):
