@@ -92,3 +92,40 @@ def check_spectra(spectra, argument):
         raise TypeError(f"{argument} must be a list (or another ordered iterable) of spectra, "
                         f"got a {type(spectra).__name__}")
     return spectra
+
+
+def as_wavelength_range(value, argument):
+    """``value`` as (shortest, longest) vacuum wavelength in Å, or ValueError naming ``argument``.
+
+    ``value`` is a Quantity (or a pair of them) in any spectral unit, or two
+    numbers in Å. In a length unit the pair must ascend, so that a reversed
+    range is caught; in frequency, energy or wavenumber either order is read,
+    since the shorter wavelength is the larger value there.
+    """
+    import astropy.units as u
+
+    message = (f"{argument} must be two positive, finite wavelengths, shortest first (a "
+               f"Quantity in any spectral unit, or numbers in Å), got {value!r}")
+    if isinstance(value, u.Quantity):
+        quantity = value
+    elif isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+        raise ValueError(message)
+    elif any(isinstance(v, u.Quantity) for v in value):
+        try:
+            quantity = u.Quantity(list(value))
+        except (TypeError, u.UnitsError):
+            raise ValueError(message) from None
+    else:
+        quantity = u.Quantity([as_number(v, message) for v in value], u.AA)
+    if quantity.shape != (2,):
+        raise ValueError(message)
+    try:
+        values = quantity.to_value(u.AA, equivalencies=u.spectral())
+    except u.UnitsError:
+        raise ValueError(message) from None
+    if quantity.unit.physical_type != "length":
+        values = np.sort(values)
+    low, high = values
+    if not 0 < low < high < np.inf:
+        raise ValueError(message)
+    return float(low), float(high)

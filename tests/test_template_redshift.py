@@ -138,9 +138,9 @@ def test_parabola_refinement_skips_excluded_neighbours(fitted, monkeypatch):
     ({"z_range": (False, 0.5)}, r"z_range must be \(low, high\)"),
     ({"z_range": (0.0, np.inf)}, r"z_range must be \(low, high\)"),  # OverflowError
     ({"z_range": 0.5}, r"z_range must be \(low, high\)"),  # 'float' object is not iterable
-    ({"wavelength_range": (True, 10500.0)}, r"wavelength_range must be \(min, max\)"),  # 1 Å
-    ({"wavelength_range": 3500 * u.AA}, r"wavelength_range must be \(min, max\)"),
-    ({"wavelength_range": (3500.0, np.inf) * u.AA}, r"wavelength_range must be \(min, max\)"),
+    ({"wavelength_range": (True, 10500.0)}, "wavelength_range must be two positive"),  # 1 Å
+    ({"wavelength_range": 3500 * u.AA}, "wavelength_range must be two positive"),
+    ({"wavelength_range": (3500.0, np.inf) * u.AA}, "wavelength_range must be two positive"),
 ])
 def test_bad_parameters_are_named(parameters, message):
     models = [_rest_model(np.random.default_rng(6))]   # the parameters are checked first
@@ -150,7 +150,7 @@ def test_bad_parameters_are_named(parameters, message):
 
 def test_wavelength_range_in_any_spectral_unit():
     models = [_rest_model(np.random.default_rng(7))]
-    with pytest.raises(u.UnitConversionError, match="wavelength_range must be in a spectral"):
+    with pytest.raises(ValueError, match="wavelength_range must be two positive, finite"):
         TemplateRedshiftFit(wavelength_range=(3500.0, 10500.0) * u.s, n_templates=1).fit(models)
     in_hz = (3500.0, 10500.0) * u.AA
     fit = TemplateRedshiftFit(wavelength_range=in_hz.to(u.Hz, u.spectral()), n_templates=1)

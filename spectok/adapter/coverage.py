@@ -2,10 +2,9 @@
 
 import warnings
 
-import astropy.units as u
 import numpy as np
 
-from .._checks import as_number
+from .._checks import as_wavelength_range
 from .errors import WavelengthRangeWarning
 
 
@@ -20,8 +19,8 @@ def fraction_outside(prepared, wavelength_range):
         The spectrum.
     wavelength_range : `~astropy.units.Quantity` or tuple of float
         Shortest and longest vacuum wavelength: a Quantity in any spectral
-        unit, ascending in that unit (so a frequency range goes from the
-        longer wavelength to the shorter), or two numbers in Å (for
+        unit (shortest wavelength first in a length unit, either order in
+        frequency or energy), or two numbers in Å (for
         example the range a model was trained on,
         ``model.metadata["wavelength_range"]``).
 
@@ -33,8 +32,8 @@ def fraction_outside(prepared, wavelength_range):
     Raises
     ------
     ValueError
-        ``wavelength_range`` is not two positive, finite values, ascending,
-        or its unit is not spectral.
+        ``wavelength_range`` is not two positive, finite wavelengths,
+        shortest first, or its unit is not spectral.
 
     Examples
     --------
@@ -47,7 +46,7 @@ def fraction_outside(prepared, wavelength_range):
     >>> round(fraction_outside(p, [0.35, 1.0] * u.um), 2)
     0.5
     """
-    low, high = _range_angstrom(wavelength_range)
+    low, high = as_wavelength_range(wavelength_range, "wavelength_range")
     wave = np.concatenate(prepared.wavelength)[np.concatenate(prepared.valid)]
     return float(np.mean((wave < low) | (wave > high)))
 
@@ -98,7 +97,7 @@ its valid pixels); their embeddings are extrapolations
     """
     if wavelength_range is None:
         return []
-    wavelength_range = _range_angstrom(wavelength_range)
+    wavelength_range = as_wavelength_range(wavelength_range, "wavelength_range")
     outside = [(p.label, fraction_outside(p, wavelength_range)) for p in prepared]
     outside = [(label, fraction) for label, fraction in outside if fraction > 0]
     if outside:
@@ -111,25 +110,3 @@ its valid pixels); their embeddings are extrapolations
                       "extrapolations", WavelengthRangeWarning, stacklevel=stacklevel + 1)
     return [label for label, _ in outside]
 
-
-def _range_angstrom(wavelength_range):
-    """(low, high) in vacuum Å from a Quantity in a spectral unit or two numbers in Å."""
-    message = ("wavelength_range must be two positive, finite wavelengths, low then high (a "
-               f"Quantity, or numbers in Å), got {wavelength_range!r}")
-    if not isinstance(wavelength_range, u.Quantity) and (
-            isinstance(wavelength_range, (str, bytes)) or not hasattr(wavelength_range, "__len__")):
-        raise ValueError(message)
-    if isinstance(wavelength_range, u.Quantity) or any(isinstance(value, u.Quantity)
-                                                       for value in wavelength_range):
-        try:
-            quantity = np.atleast_1d(u.Quantity(wavelength_range))
-            values = quantity.to_value(u.AA, equivalencies=u.spectral())
-        except (TypeError, u.UnitsError):
-            raise ValueError(message) from None
-        if quantity.unit.physical_type != "length":   # in frequency or energy, high comes first
-            values = values[::-1]
-    else:
-        values = [as_number(value, message) for value in wavelength_range]
-    if len(values) != 2 or not 0 < values[0] < values[1] < np.inf:
-        raise ValueError(message)
-    return float(values[0]), float(values[1])

@@ -21,7 +21,7 @@ from scipy import fft
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._checks import as_number, as_pair, check_spectra, is_integer
+from .._checks import as_number, as_pair, as_wavelength_range, check_spectra, is_integer
 
 __all__ = ["TemplateRedshiftFit", "NoRedshiftWarning"]
 
@@ -49,7 +49,9 @@ class TemplateRedshiftFit(BaseEstimator):
         Lowest and highest trial redshift.
     wavelength_range : `~astropy.units.Quantity`
         Observed (min, max) wavelength used in the fit, in any spectral unit
-        (bare numbers are Å); pixels outside it are not used.
+        (bare numbers are Å; see `fraction_outside
+        <spectok.adapter.fraction_outside>` for the order); pixels outside it
+        are not used.
     n_templates : int
         Eigen-templates kept (the leading right singular vectors of the
         normalised rest-frame training models, mean not removed, so the
@@ -88,9 +90,8 @@ class TemplateRedshiftFit(BaseEstimator):
     ------
     ValueError
         From `fit`, if a parameter is out of its range or of the wrong
-        kind (such as ``n_templates=2.7`` or ``z_range="05"``).
-    astropy.units.UnitConversionError
-        From `fit`, if ``wavelength_range`` is not in a spectral unit.
+        kind (such as ``n_templates=2.7``, ``z_range="05"`` or a
+        ``wavelength_range`` in seconds).
 
     Notes
     -----
@@ -132,22 +133,7 @@ class TemplateRedshiftFit(BaseEstimator):
         z_lo, z_hi = as_pair(self.z_range, message)
         if not (0.0 <= z_lo < z_hi < np.inf):
             raise ValueError(message)
-        message = (f"wavelength_range must be (min, max) with 0 < min < max, finite, "
-                   f"got {self.wavelength_range!r}")
-        try:   # a scalar, or three values, failed to unpack
-            low, high = self.wavelength_range
-        except (TypeError, ValueError):
-            raise ValueError(message) from None
-        # bare numbers are Å (True was 1 Å)
-        low, high = (v if isinstance(v, u.Quantity) else as_number(v, message) * u.AA
-                     for v in (low, high))
-        try:
-            lo, hi = (v.to_value(u.AA, equivalencies=u.spectral()) for v in (low, high))
-        except u.UnitConversionError:
-            raise u.UnitConversionError(f"wavelength_range must be in a spectral unit (Å, nm, "
-                                        f"Hz...), got {self.wavelength_range!r}") from None
-        if not (0 < lo < hi < np.inf):
-            raise ValueError(message)
+        lo, hi = as_wavelength_range(self.wavelength_range, "wavelength_range")
         # 2.7 failed in a slice, True was 1 and '3' failed comparing with an int
         if not is_integer(self.n_templates) or self.n_templates < 1:
             raise ValueError(f"n_templates must be a positive integer, got {self.n_templates!r}")
