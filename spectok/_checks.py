@@ -1,4 +1,5 @@
-"""Checks of numeric arguments shared across spectok, so that each is refused the same way."""
+"""Checks of arguments shared across spectok (numbers, ranges, names, lists of spectra), so
+that each is refused the same way everywhere."""
 
 import numbers
 from collections.abc import Iterable, Mapping, Set
