@@ -4,8 +4,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .._checks import is_integer
-from .._checks import check_names
+from .._checks import check_names, is_integer
 from .context import BenchmarkContext, _check_run_arguments
 from .tasks import TASKS, _run_task
 from .template_redshift import TemplateRedshiftFit

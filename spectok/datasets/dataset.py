@@ -46,8 +46,6 @@ class SpectrumDataset:
     >>> import astropy.units as u
     >>> import numpy as np
     >>> from astropy.table import Table
-
-from .._checks import check_spectra
     >>> from specutils import Spectrum
     >>> from spectok.datasets import SpectrumDataset
     >>> s = Spectrum(spectral_axis=np.linspace(4000, 5000, 100) * u.AA,

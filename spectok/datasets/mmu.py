@@ -31,8 +31,8 @@ from astropy.nddata import InverseVariance
 from torch.utils.data import IterableDataset
 
 from .._atomic import write_atomically
-from .._preflight import check_writable_directory
 from .._checks import check_bool, check_spectra, is_integer
+from .._preflight import check_writable_directory
 from ..adapter import FLAM, canonical_flux, wavelength_grid
 
 __all__ = ["MMU_COLUMNS", "MMUSpectra", "read_mmu_shard", "write_mmu_shard"]
