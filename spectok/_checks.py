@@ -71,7 +71,7 @@ def check_names(names, known, argument, what, *, single=True):
     return names
 
 
-def check_spectra(spectra, argument):
+def check_spectra(spectra, argument, what="spectra"):
     """``spectra`` as an iterable of spectra, one per object, or TypeError naming ``argument``.
 
     A `~spectok.datasets.SpectrumDataset` gives its spectra. One spectrum (a
@@ -79,7 +79,7 @@ def check_spectra(spectra, argument):
     `~specutils.SpectrumList`, the arms of one object; a ``(wavelength,
     flux)`` tuple), a string, a dict (its keys), a set (no order) or what
     cannot be iterated is refused. The iterable itself is returned, so that a
-    generator stays lazy.
+    generator stays lazy. ``what`` says what the items are, for the message.
     """
     from .adapter import is_single_spectrum
     from .datasets import SpectrumDataset
@@ -87,10 +87,13 @@ def check_spectra(spectra, argument):
     if isinstance(spectra, SpectrumDataset):
         return spectra.spectra
     if is_single_spectrum(spectra):
-        raise TypeError(f"{argument} must be a list of spectra, got one "
+        raise TypeError(f"{argument} must be a list of {what}, got one "
                         f"{type(spectra).__name__}: put it in a list")
-    if isinstance(spectra, (str, bytes, Mapping, Set)) or not isinstance(spectra, Iterable):
-        raise TypeError(f"{argument} must be a list (or another ordered iterable) of spectra, "
+    # a torch Dataset iterates through __getitem__ alone; a 0-d array does not iterate
+    iterable = isinstance(spectra, Iterable) or hasattr(spectra, "__getitem__")
+    if isinstance(spectra, (str, bytes, Mapping, Set)) or not iterable \
+            or getattr(spectra, "ndim", 1) == 0:
+        raise TypeError(f"{argument} must be a list (or another ordered iterable) of {what}, "
                         f"got a {type(spectra).__name__}")
     return spectra
 
@@ -98,35 +101,30 @@ def check_spectra(spectra, argument):
 def as_wavelength_range(value, argument):
     """``value`` as (shortest, longest) vacuum wavelength in Å, or ValueError naming ``argument``.
 
-    ``value`` is a Quantity (or a pair of them) in any spectral unit, or two
-    numbers in Å. In a length unit the pair must ascend, so that a reversed
-    range is caught; in frequency, energy or wavenumber either order is read,
-    since the shorter wavelength is the larger value there.
+    ``value`` holds two values, each a Quantity in any spectral unit or a
+    number in Å (a Quantity of two values will do). Where both are lengths
+    (or numbers) they must ascend, so that a reversed range is caught; where
+    one is a frequency, energy or wavenumber either order is read, since the
+    shorter wavelength is the larger value there.
     """
     import astropy.units as u
 
     message = (f"{argument} must be two positive, finite wavelengths, shortest first (a "
                f"Quantity in any spectral unit, or numbers in Å), got {value!r}")
-    if isinstance(value, u.Quantity):
-        quantity = value
-    elif isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+    if isinstance(value, (str, bytes, Mapping, Set)) or not hasattr(value, "__len__") \
+            or getattr(value, "ndim", 1) != 1 or len(value) != 2:   # a set has no order
         raise ValueError(message)
-    elif any(isinstance(v, u.Quantity) for v in value):
-        try:
-            quantity = u.Quantity(list(value))
-        except (TypeError, u.UnitsError):
-            raise ValueError(message) from None
-    else:
-        quantity = u.Quantity([as_number(v, message) for v in value], u.AA)
-    if quantity.shape != (2,):
-        raise ValueError(message)
-    try:
-        values = quantity.to_value(u.AA, equivalencies=u.spectral())
-    except u.UnitsError:
-        raise ValueError(message) from None
-    if quantity.unit.physical_type != "length":
-        values = np.sort(values)
-    low, high = values
+    values, lengths = [], True
+    for item in value:
+        if isinstance(item, u.Quantity):
+            try:
+                values.append(float(item.to_value(u.AA, equivalencies=u.spectral())))
+            except (TypeError, u.UnitsError):
+                raise ValueError(message) from None
+            lengths = lengths and item.unit.physical_type == "length"
+        else:
+            values.append(as_number(item, message))
+    low, high = values if lengths else sorted(values)
     if not 0 < low < high < np.inf:
         raise ValueError(message)
-    return float(low), float(high)
+    return low, high

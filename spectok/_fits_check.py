@@ -66,7 +66,7 @@ def _headers(f):
             return
 
 
-def check_fits_header(source):
+def check_fits_header(source, name=None):
     """Raise if a FITS header of ``source`` claims more axes or columns than the standard allows.
 
     Files that are not FITS (nor gzip-compressed FITS) are left alone.
@@ -75,6 +75,9 @@ def check_fits_header(source):
     ----------
     source : str, path-like or binary file object
         A file object must be seekable; it is left at the position it had.
+    name : str, optional
+        What to call the file in the message (default: the path, or the
+        file object's ``name``).
 
     Raises
     ------
@@ -84,12 +87,12 @@ def check_fits_header(source):
     if hasattr(source, "read"):
         start = source.tell()
         try:
-            _check(source, getattr(source, "name", "file object"))
+            _check(source, name or getattr(source, "name", "file object"))
         finally:
             source.seek(start)
         return
     with open(source, "rb") as raw:
-        _check(raw, source)
+        _check(raw, name or source)
 
 
 def _check(raw, name):

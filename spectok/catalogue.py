@@ -455,7 +455,8 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
         The output exists (without ``overwrite``), or a partial run exists
         (without ``resume`` or ``overwrite``).
     TypeError
-        ``sources`` is a dict or a set (no order to resume by).
+        ``sources`` is a dict or a set (no order to resume by), bytes, or
+        something that cannot be iterated.
     ValueError
         The partial run was started with other inputs or settings, or a
         bad argument.
@@ -493,7 +494,7 @@ def encode_catalogue(sources, output, model=None, *, chunk_size=1024, batch_size
     if _is_path(sources) or is_single_spectrum(sources):
         sources = [sources]
     # a dataset iterates as (spectrum, labels) pairs, a dict as its keys, a set in no order
-    sources = check_spectra(sources, "sources")
+    sources = check_spectra(sources, "sources", "file names or spectra")
     if hasattr(sources, "__len__") and len(sources) == 0:
         raise SpectrumInputError("no spectra given: the list is empty")
     output = Path(output)

@@ -127,6 +127,9 @@ def test_methods_on_synthetic_spectra(tiny_model, make_pair):
             call(test[0])
     with pytest.raises(ValueError, match="spectra is empty"):   # numpy's "need at least one"
         FluxPCAMethod(grid).fit([])
+    # a map-style torch Dataset iterates through __getitem__ alone: taken as before
+    subset = torch.utils.data.Subset(train, range(10))
+    assert FluxPCAMethod(grid, n_components=4).fit(subset).transform(subset).shape == (10, 4)
     prepared = [prepare_spectrum(s, patch_size=32) for s in test]
     patches, pixels = choose_hidden_patches(prepared, 0.2, 32, seed=1)
     for method, hidden in ((model, patches), (pca, pixels)):

@@ -117,6 +117,11 @@ def test_arm_takes_quantities_and_stores_angstrom():
     # a resolution table's wavelengths as Quantities (astropy's TypeError before)
     table = Arm("t", 4000.0, 5000.0, 1.0, resolution=[(400 * u.nm, 1000), (0.5 * u.um, 2000)])
     assert table.resolving_power(4500.0) == pytest.approx(1500.0)
+    # a 0-d array is a constant; a table as one dimensionless array, λ in Å, as before
+    assert Arm("t", 4000.0, 5000.0, 1.0, resolution=np.array(2000.0)).resolution == 2000.0
+    as_quantity = Arm("t", 4000.0, 5000.0, 1.0,
+                      resolution=np.array([[4000.0, 1000.0], [5000.0, 2000.0]]) * u.one)
+    assert as_quantity.resolving_power(4500.0) == pytest.approx(1500.0)
 
 
 @pytest.mark.parametrize("arguments, keywords, match", [

@@ -74,3 +74,21 @@ def test_a_file_object_is_checked_before_astropy_reads_it(compress):
     with pytest.raises(OSError, match="claims NAXIS = 99999999999"):
         read_spex_prism(buffer)
     assert len(read_spex_prism(io.BytesIO(_spex_fits_bytes())).flux) == 40
+
+
+def test_a_stream_that_cannot_seek_is_read_and_checked():
+    class Stream:   # read() only, as a pipe or a socket gives
+        name = "piped.fits"
+
+        def __init__(self, data):
+            self._buffer = io.BytesIO(data)
+
+        def read(self, *size):
+            return self._buffer.read(*size)
+
+    assert len(read_spex_prism(Stream(_spex_fits_bytes())).flux) == 40
+    data = bytearray(_spex_fits_bytes())
+    card = data.index(b"NAXIS   =")
+    data[card:card + 80] = b"NAXIS   = 99999999999".ljust(80)
+    with pytest.raises(OSError, match="piped.fits: HDU 0 claims NAXIS"):
+        read_spex_prism(Stream(bytes(data)))

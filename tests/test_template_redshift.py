@@ -152,6 +152,12 @@ def test_wavelength_range_in_any_spectral_unit():
     models = [_rest_model(np.random.default_rng(7))]
     with pytest.raises(ValueError, match="wavelength_range must be two positive, finite"):
         TemplateRedshiftFit(wavelength_range=(3500.0, 10500.0) * u.s, n_templates=1).fit(models)
+    # mixed pairs (a number is Å), as before the ranges were read in one place
+    for mixed in [(3500.0, 1.05 * u.um), (0.35 * u.um, 10500.0)]:
+        np.testing.assert_allclose(TemplateRedshiftFit(wavelength_range=mixed)._check_parameters()[1:],
+                                   TemplateRedshiftFit()._check_parameters()[1:], rtol=1e-12)
+    with pytest.raises(ValueError, match="wavelength_range must be two positive"):
+        TemplateRedshiftFit(wavelength_range={3500.0, 10500.0}).fit(models)   # no order
     in_hz = (3500.0, 10500.0) * u.AA
     fit = TemplateRedshiftFit(wavelength_range=in_hz.to(u.Hz, u.spectral()), n_templates=1)
     assert fit.fit(models).n_observed_ == TemplateRedshiftFit(n_templates=1).fit(models).n_observed_

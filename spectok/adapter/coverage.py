@@ -32,8 +32,9 @@ def fraction_outside(prepared, wavelength_range):
     Raises
     ------
     ValueError
-        ``wavelength_range`` is not two positive, finite wavelengths,
-        shortest first, or its unit is not spectral.
+        ``wavelength_range`` is not two positive, finite wavelengths
+        (shortest first, unless given in frequency or energy), or its unit
+        is not spectral.
 
     Examples
     --------

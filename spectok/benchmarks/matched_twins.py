@@ -63,7 +63,8 @@ def matched_chi2(views_a, views_b, instrument_b):
     Raises
     ------
     TypeError
-        If ``views_a`` or ``views_b`` is one spectrum rather than a list.
+        If ``views_a`` or ``views_b`` is one spectrum rather than a list, or
+        a string, a dict or a set.
     ValueError
         If either list is empty, a view of ``b`` has no uncertainty, or the
         views of ``b`` are not all on the pixels of ``instrument_b``.

@@ -48,10 +48,9 @@ class TemplateRedshiftFit(BaseEstimator):
     z_range : (float, float)
         Lowest and highest trial redshift.
     wavelength_range : `~astropy.units.Quantity`
-        Observed (min, max) wavelength used in the fit, in any spectral unit
-        (bare numbers are Å; see `fraction_outside
-        <spectok.adapter.fraction_outside>` for the order); pixels outside it
-        are not used.
+        Observed (min, max) wavelength used in the fit: two values, each a
+        Quantity in any spectral unit or a number in Å (in frequency or
+        energy either order is read); pixels outside it are not used.
     n_templates : int
         Eigen-templates kept (the leading right singular vectors of the
         normalised rest-frame training models, mean not removed, so the
@@ -172,7 +171,8 @@ class TemplateRedshiftFit(BaseEstimator):
         Raises
         ------
         TypeError
-            If ``rest_spectra`` is one spectrum rather than a list of them.
+            If ``rest_spectra`` is one spectrum rather than a list of them,
+            or a string, a dict or a set.
         """
         self.shift_range_, x_lo, x_hi = self._check_parameters()
         step = self.log_step
@@ -317,7 +317,8 @@ class TemplateRedshiftFit(BaseEstimator):
         Raises
         ------
         TypeError
-            If ``spectra`` is one spectrum rather than a list of them.
+            If ``spectra`` is one spectrum rather than a list of them, or a
+            string, a dict or a set.
         ValueError
             If ``spectra`` is empty.
         """

@@ -47,6 +47,13 @@ def _in_dex(value, what):
     return _dimensionless(value, f"{what} of a log arm (in dex of λ)")
 
 
+def _dimensionless_array(value, what):
+    try:
+        return value.to_value(u.one)
+    except u.UnitConversionError:
+        raise ValueError(f"{what} must be dimensionless, got {value!r:.80}") from None
+
+
 def _dimensionless(value, what):
     if isinstance(value, u.Quantity):
         try:
@@ -94,7 +101,9 @@ class Arm:
         If the grid is empty or ill-defined, ``sampling`` is unknown, a
         value is not a number or a Quantity of the right kind (a string is
         refused), a constant ``resolution`` or ``lsf_sigma`` is not
-        positive, or not exactly one of them is given.
+        positive, a resolution table is not a sequence of pairs with
+        increasing wavelengths and positive R, or not exactly one of
+        ``resolution`` and ``lsf_sigma`` is given.
 
     Examples
     --------
@@ -129,10 +138,11 @@ class Arm:
         if self.lsf_sigma is not None and not callable(self.lsf_sigma):
             object.__setattr__(self, "lsf_sigma",
                                _in_angstrom(self.lsf_sigma, f"{what} lsf_sigma"))
-        if isinstance(self.resolution, u.Quantity) and self.resolution.isscalar \
-                or np.isscalar(self.resolution):
-            object.__setattr__(self, "resolution",
-                               _dimensionless(self.resolution, f"{what} resolution"))
+        res = self.resolution
+        if isinstance(res, np.ndarray) and res.ndim == 0 or np.isscalar(res):   # Quantity too
+            object.__setattr__(self, "resolution", _dimensionless(res, f"{what} resolution"))
+        elif isinstance(res, u.Quantity):   # a table as one dimensionless Quantity: λ in Å
+            object.__setattr__(self, "resolution", _dimensionless_array(res, f"{what} resolution"))
         if not (np.isfinite(self.start) and np.isfinite(self.stop) and np.isfinite(self.step)):
             raise ValueError(f"arm {self.name!r}: start, stop and step must be finite")
         if not 0 < self.start < self.stop:
@@ -147,7 +157,7 @@ class Arm:
             if isinstance(value, float) and not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{what} {constant} must be positive and finite, got {value}")
         res = self.resolution
-        if res is not None and not callable(res) and not np.isscalar(res):
+        if res is not None and not callable(res) and not isinstance(res, float):
             message = (f"{what} a resolution table is a sequence of (wavelength, R) pairs, "
                        f"got {res!r:.80}")
             if isinstance(res, (str, bytes)) or not hasattr(res, "__len__") or not len(res) \

@@ -83,9 +83,9 @@ def read_spex_prism(file_obj, **kwargs):
         raise TypeError(f"file_obj must be a path or a file object, got {file_obj!r}")
     name = Path(file_obj if is_path else str(getattr(file_obj, "name", "file object"))).name
     stem = name.split(".")[0]
-    if not is_path and not file_obj.seekable():   # the header is looked at, then read again
-        file_obj = io.BytesIO(file_obj.read())
-    check_fits_header(file_obj)  # a corrupt header could make astropy loop for hours
+    if not is_path and not getattr(file_obj, "seekable", lambda: False)():
+        file_obj = io.BytesIO(file_obj.read())   # the header is looked at, then read again
+    check_fits_header(file_obj, None if is_path else name)  # astropy could loop for hours
     try:
         with ExitStack() as opened:
             if is_path:  # opened here so that it is closed even when astropy fails half-way
