@@ -299,3 +299,15 @@ def test_population_counts_and_seeds_numpy_can_index_are_taken(templates):
     one = simulate_galaxies(np.int64(2), "sdss", seed=[3, 7], templates=templates)
     other = simulate_galaxies(np.array(2), "sdss", seed=[3, 7], templates=templates)
     np.testing.assert_array_equal(one.labels["z"], other.labels["z"])
+
+
+def test_one_template_instead_of_a_list_is_refused():
+    # list() of one Spectrum never ends: without an age in its meta, GalaxyGenerator (and so
+    # simulate_galaxies and QuasarGenerator's hosts) looped over empty spectra for ever; a
+    # SpectrumList, one object's arms, was taken for several templates
+    wave = np.linspace(3000, 7000, 50) * u.AA
+    one = Spectrum(spectral_axis=wave, flux=np.ones(50) * u.Jy, meta={"age_gyr": 1.0})
+    for single in (SpectrumList([one, one]), (wave, np.ones(50) * u.Jy)):
+        with pytest.raises(TypeError, match="templates must be a list of template spectra, "
+                                            "got one"):
+            GalaxyGenerator(single)

@@ -226,3 +226,13 @@ def test_quasar_ranges_of_the_wrong_kind_are_named():
         arguments = {"n": 1, "instrument": "sdss", "host_templates": [], **kwargs}
         with pytest.raises(ValueError, match=message):
             simulate_quasars(**arguments)
+
+
+def test_one_host_template_instead_of_a_list_is_refused():
+    from specutils import Spectrum, SpectrumList
+
+    wave = np.linspace(3000, 7000, 50) * u.AA
+    one = Spectrum(spectral_axis=wave, flux=np.ones(50) * u.Jy, meta={"age_gyr": 1.0})
+    with pytest.raises(TypeError, match="host_templates must be a list of template spectra"):
+        QuasarGenerator(SpectrumList([one, one]))   # its arms were taken for two templates
+    assert QuasarGenerator([])._hosts is None   # no hosts, as before

@@ -26,6 +26,7 @@ import numpy as np
 from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
+from .._checks import check_spectra
 from .dataset import SpectrumDataset
 from ._binning import FWHM_PER_SIGMA, add_gaussian_line, bin_average_linear
 from ._checks import check_redshift
@@ -172,7 +173,7 @@ def _usable_templates(templates):
 
     Every such template is converted here, so an unusable one fails at once.
     """
-    spectra = getattr(templates, "spectra", templates)
+    spectra = check_spectra(templates, "templates", "template spectra")   # one would never end
     groups = {}
     for k, s in enumerate(spectra):
         age = _template_age(s)
@@ -279,6 +280,8 @@ def galaxy_spectrum(templates, rng=None, *, redshift=None, wavelength_range=None
 
     Raises
     ------
+    TypeError
+        If ``templates`` is one spectrum rather than a list of them.
     ValueError
         If no template has an age, ``redshift`` is not a finite,
         non-negative number (or None), or the chosen templates do not
@@ -317,6 +320,8 @@ class GalaxyGenerator:
 
     Raises
     ------
+    TypeError
+        If ``templates`` is one spectrum rather than a list of them.
     ValueError
         If no template has a positive age.
 
@@ -607,6 +612,8 @@ def simulate_galaxies(n, instrument, z=(0.0, 1.5), seed=0, snr=(5.0, 50.0), temp
 
     Raises
     ------
+    TypeError
+        If ``templates`` is one spectrum rather than a list of them.
     ValueError
         If ``n`` is not an integer ≥ 1, ``z`` or ``snr`` is not a finite
         number or an ordered pair of them (``z`` ≥ 0, ``snr`` > 0), ``seed``

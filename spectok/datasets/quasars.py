@@ -47,6 +47,7 @@ import numpy as np
 from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
+from .._checks import check_spectra
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator
@@ -291,6 +292,8 @@ def quasar_spectrum(rng=None, *, redshift=1.0, wavelength_range=None, host_templ
 
     Raises
     ------
+    TypeError
+        If ``host_templates`` is one spectrum rather than a list of them.
     ValueError
         If ``redshift`` is negative, ``wavelength_range`` is empty, or no
         host template has an age (see `~spectok.datasets.galaxy_spectrum`).
@@ -318,6 +321,8 @@ class QuasarGenerator:
 
     Raises
     ------
+    TypeError
+        If ``host_templates`` is one spectrum rather than a list of them.
     ValueError
         If no host template has a positive age.
 
@@ -334,6 +339,9 @@ class QuasarGenerator:
     """
 
     def __init__(self, host_templates=None):
+        if host_templates is not None:   # one Spectrum would be iterated without end
+            host_templates = list(check_spectra(host_templates, "host_templates",
+                                                "template spectra"))
         self._hosts = GalaxyGenerator(host_templates) if host_templates else None
 
     def model(self, rng=None, *, redshift=1.0, wavelength_range=None):
@@ -518,6 +526,8 @@ def simulate_quasars(n, instrument, z=(0.1, 4.5), seed=0, snr=(3.0, 50.0), host_
 
     Raises
     ------
+    TypeError
+        If ``host_templates`` is one spectrum rather than a list of them.
     ValueError
         If ``n`` is not an integer ≥ 1, ``z`` or ``snr`` is not a finite
         number or an ordered pair of them (``z`` ≥ 0, ``snr`` > 0), ``seed``
