@@ -585,3 +585,14 @@ def test_fraction_outside_refuses_a_range_that_is_not_two_wavelengths(
         adapter.fraction_outside(blue_spectrum, wavelength_range)
     with pytest.raises(error, match=match):
         adapter.check_wavelength_range([blue_spectrum], wavelength_range)
+
+
+def test_one_spectrum_where_a_list_is_expected_is_refused(spectrum, pair):
+    # it was taken pixel by pixel ("spectrum 0: a spectrum needs at least 2 pixels"), and
+    # with skip=True each pixel was skipped in turn, without end
+    with pytest.raises(TypeError, match="items must be a list of spectra, got one Spectrum"):
+        prepare_spectra(spectrum)
+    with pytest.raises(TypeError, match="spectra must be a list of spectra, got one tuple"):
+        to_batch(pair)
+    with pytest.raises(TypeError, match="got one PreparedSpectrum: put it in a list"):
+        to_batch(prepare_spectrum(pair))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._checks import check_spectra
 from .errors import NoUncertaintyWarning, SpectrumInputError
 from .prepare import PreparedSpectrum, prepare_spectrum
 
@@ -134,6 +135,8 @@ def to_batch(spectra, patch_size=32, medium=None, warn_missing_uncertainty=True)
 
     Raises
     ------
+    TypeError
+        ``spectra`` is one spectrum rather than a list of them.
     SpectrumInputError, astropy.units.UnitConversionError
         As `prepare_spectrum`, naming the offending spectrum.
 
@@ -149,7 +152,7 @@ def to_batch(spectra, patch_size=32, medium=None, warn_missing_uncertainty=True)
     """
     prepared = [s if isinstance(s, PreparedSpectrum) else prepare_spectrum(s, i, medium,
                                                                            patch_size)
-                for i, s in enumerate(spectra)]
+                for i, s in enumerate(check_spectra(spectra, "spectra"))]
     if not prepared:
         raise SpectrumInputError("no spectra given: the list is empty")
     missing = [p.label for p in prepared if not p.has_uncertainty]

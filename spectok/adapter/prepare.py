@@ -13,6 +13,7 @@ import numpy as np
 from specutils import Spectrum, SpectrumList
 
 from .. import conf
+from .._checks import check_spectra
 from .._numeric import safe_median
 from ..model.tokenizer import patch_is_active
 from .errors import SpectrumInputError
@@ -418,6 +419,8 @@ def prepare_spectra(items, medium=None, patch_size=None, *, skip=False, start=0,
 
     Raises
     ------
+    TypeError
+        ``items`` is one spectrum rather than a list of them.
     SpectrumInputError, astropy.units.UnitConversionError
         An item that cannot be used (unless ``skip``).
     OSError
@@ -434,7 +437,8 @@ def prepare_spectra(items, medium=None, patch_size=None, *, skip=False, start=0,
     ([0, 2], 1)
     """
     prepared, skipped = [], []
-    for index, item in enumerate(items, start=start):
+    # one spectrum would be taken pixel by pixel (and, skipping each, without end)
+    for index, item in enumerate(check_spectra(items, "items"), start=start):
         try:
             spectrum = item if read is None else read(item)
         except OSError as error:
