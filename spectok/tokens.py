@@ -182,6 +182,13 @@ class TokenBatch:
         batch with no items (every spectrum skipped) still have the model's
         widths; (0, 0) where unknown. `encode` sets it.
 
+    Raises
+    ------
+    TypeError
+        ``items`` is not a list of `SpectralTokens`.
+    ValueError
+        ``indices`` is not one integer per item.
+
     Examples
     --------
     `spectok.encode` of a list of spectra gives a batch; with
@@ -209,6 +216,16 @@ class TokenBatch:
     indices: np.ndarray
     skipped: list = field(default_factory=list)
     widths: tuple = (0, 0)
+
+    def __post_init__(self):
+        if not (isinstance(self.items, list)
+                and all(isinstance(item, SpectralTokens) for item in self.items)):
+            raise TypeError(f"items must be a list of SpectralTokens, got "
+                            f"{type(self.items).__name__}")
+        self.indices = np.asarray(self.indices)
+        if self.indices.shape != (len(self.items),) or self.indices.dtype.kind not in "iu":
+            raise ValueError(f"indices must be {len(self.items)} integers, one per item, got "
+                             f"{self.indices!r:.80}")
 
     def __len__(self):
         return len(self.items)

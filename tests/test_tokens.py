@@ -214,3 +214,16 @@ def test_token_batch_aligned_stacks_each_spectrum(tiny_model, make_pair):
         np.testing.assert_array_equal(row.filled(0), item.aligned(edges).filled(0))
     assert grid.mask[0, -1].all() and not grid.mask[1, -1].any()   # 5000-6000 Å: second only
     assert TokenBatch([], np.array([], int)).aligned(edges).shape[:2] == (0, 8)
+
+
+def test_a_batch_is_made_of_tokens_with_one_index_each(tiny_model, make_pair):
+    tokens = spectok.encode(make_pair(), tiny_model)
+    # a spectrum, or tokens not in a list, made a batch that failed on first use
+    for items in (make_pair(), tokens, (tokens,)):
+        with pytest.raises(TypeError, match="items must be a list of SpectralTokens"):
+            TokenBatch(items, [0])
+    with pytest.raises(ValueError, match="indices must be 1 integers, one per item"):
+        TokenBatch([tokens], [0, 1])
+    with pytest.raises(ValueError, match="indices must be 1 integers"):
+        TokenBatch([tokens], [0.5])
+    assert TokenBatch([tokens], [3]).indices.tolist() == [3]
