@@ -1,5 +1,6 @@
 """Tests of the benchmark's scores (`spectok.benchmarks.metrics`)."""
 
+import astropy.units as u
 import numpy as np
 import pytest
 
@@ -46,6 +47,7 @@ _EYE = np.eye(3)
     (nmad, (["1", "2"],), "values must be an array of numbers"),
     (nmad, ([True, False, True],), "values must be an array of numbers, got bool values"),
     (nmad, ([[1.0, 2.0], [3.0]],), "values must be an array of numbers, got a ragged sequence"),
+    (nmad, ([1 * u.K, 2 * u.K],), "values must be an array of numbers"),   # astropy's TypeError
     (twin_ranks, (np.zeros((0, 3)), np.zeros((0, 3))), "a has no rows"),
     (twin_ranks, (np.zeros((3, 0)), np.zeros((3, 0))), "as many features, at least one"),
     (twin_ranks, (np.where(_EYE == 1, np.nan, 0.0), _EYE), r"a holds NaN or infinity in 3 rows"),

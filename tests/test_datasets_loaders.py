@@ -239,6 +239,13 @@ def test_split_refuses_a_bool_size_and_a_seed_that_is_not_an_integer(kwargs, mes
         train_test_split_by(labels, "source", **kwargs)
 
 
+@pytest.mark.parametrize("labels", [None, [1, 2, 3, 4]])
+def test_split_labels_must_be_a_table(labels):
+    # it said "no column 'source' to split by; available columns: []"
+    with pytest.raises(TypeError, match="labels must be a Table or a dict of columns"):
+        train_test_split_by(labels, "source")
+
+
 # -- remote data: the published spectra -------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,9 @@ def _numbers(values, name):
         array = np.asarray(values)
     except ValueError:   # a ragged sequence
         raise ValueError(f"{name} must be an array of numbers, got a ragged sequence") from None
+    except TypeError:   # Quantities with units, which numpy cannot make one array of
+        raise ValueError(f"{name} must be an array of numbers, got "
+                         f"{' '.join(repr(values).split()):.80}") from None
     if array.dtype.kind not in "iuf":   # '1' and True were read as numbers, None as NaN
         raise ValueError(f"{name} must be an array of numbers, got {array.dtype} values: "
                          f"{' '.join(repr(values).split()):.80}")

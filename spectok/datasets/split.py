@@ -35,6 +35,8 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
 
     Raises
     ------
+    TypeError
+        If ``labels`` is neither a table nor a dict of columns.
     KeyError
         If ``labels`` has no column ``key``.
     ValueError
@@ -60,7 +62,10 @@ def train_test_split_by(labels, key, test_size=0.25, seed=0):
         raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
     names = getattr(labels, "colnames", None)
     if names is None:
-        names = list(labels.keys()) if hasattr(labels, "keys") else []
+        if not hasattr(labels, "keys"):   # it said "no column 'id'; available columns: []"
+            raise TypeError(f"labels must be a Table or a dict of columns, got "
+                            f"{type(labels).__name__}")
+        names = list(labels.keys())
     if key not in names:
         raise KeyError(f"no column {key!r} to split by; available columns: {list(names)}")
     column = labels[key]
