@@ -1,5 +1,6 @@
-"""Checks of arguments shared across spectok (numbers, ranges, names, lists of spectra), so
-that each is refused the same way everywhere."""
+"""Checks of plain arguments shared across spectok (numbers, pairs, bools, names), so that
+each is refused the same way everywhere. Spectra and wavelengths are the adapter's
+(`spectok.adapter.prepare.check_spectra`, `spectok.adapter.units.as_wavelength_range`)."""
 
 import numbers
 from collections.abc import Iterable, Mapping, Set
@@ -24,8 +25,8 @@ def as_number(value, message):
 def as_pair(value, message):
     """``value`` as two floats ``(low, high)``, or ValueError(``message``) unless it is a
     sequence of two numbers (`as_number` each: strings and bools are refused)."""
-    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__") \
-            or len(value) != 2:   # a dict's keys are no pair
+    if isinstance(value, (str, bytes, Mapping, Set)) or not hasattr(value, "__len__") \
+            or len(value) != 2:   # a dict's keys are no pair, a set has no order
         raise ValueError(message)
     return tuple(as_number(v, message) for v in value)
 
@@ -70,61 +71,3 @@ def check_names(names, known, argument, what, *, single=True):
         raise ValueError(f"{argument} lists {repeated} more than once")
     return names
 
-
-def check_spectra(spectra, argument, what="spectra"):
-    """``spectra`` as an iterable of spectra, one per object, or TypeError naming ``argument``.
-
-    A `~spectok.datasets.SpectrumDataset` gives its spectra. One spectrum (a
-    `~specutils.Spectrum`, whose iteration never ends; a
-    `~specutils.SpectrumList`, the arms of one object; a ``(wavelength,
-    flux)`` tuple), a string, a dict (its keys), a set (no order) or what
-    cannot be iterated is refused. The iterable itself is returned, so that a
-    generator stays lazy. ``what`` says what the items are, for the message.
-    """
-    from .adapter import is_single_spectrum
-    from .datasets import SpectrumDataset
-
-    if isinstance(spectra, SpectrumDataset):
-        return spectra.spectra
-    if is_single_spectrum(spectra):
-        raise TypeError(f"{argument} must be a list of {what}, got one "
-                        f"{type(spectra).__name__}: put it in a list")
-    # a torch Dataset iterates through __getitem__ alone; a 0-d array does not iterate
-    iterable = isinstance(spectra, Iterable) or hasattr(spectra, "__getitem__")
-    if isinstance(spectra, (str, bytes, Mapping, Set)) or not iterable \
-            or getattr(spectra, "ndim", 1) == 0:
-        raise TypeError(f"{argument} must be a list (or another ordered iterable) of {what}, "
-                        f"got a {type(spectra).__name__}")
-    return spectra
-
-
-def as_wavelength_range(value, argument):
-    """``value`` as (shortest, longest) vacuum wavelength in Å, or ValueError naming ``argument``.
-
-    ``value`` holds two values, each a Quantity in any spectral unit or a
-    number in Å (a Quantity of two values will do). Where both are lengths
-    (or numbers) they must ascend, so that a reversed range is caught; where
-    one is a frequency, energy or wavenumber either order is read, since the
-    shorter wavelength is the larger value there.
-    """
-    import astropy.units as u
-
-    message = (f"{argument} must be two positive, finite wavelengths, shortest first (a "
-               f"Quantity in any spectral unit, or numbers in Å), got {value!r}")
-    if isinstance(value, (str, bytes, Mapping, Set)) or not hasattr(value, "__len__") \
-            or getattr(value, "ndim", 1) != 1 or len(value) != 2:   # a set has no order
-        raise ValueError(message)
-    values, lengths = [], True
-    for item in value:
-        if isinstance(item, u.Quantity):
-            try:
-                values.append(float(item.to_value(u.AA, equivalencies=u.spectral())))
-            except (TypeError, u.UnitsError):
-                raise ValueError(message) from None
-            lengths = lengths and item.unit.physical_type == "length"
-        else:
-            values.append(as_number(item, message))
-    low, high = values if lengths else sorted(values)
-    if not 0 < low < high < np.inf:
-        raise ValueError(message)
-    return low, high

@@ -32,13 +32,14 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from ._atomic import write_atomically
-from ._checks import check_bool, check_spectra, is_integer
+from ._checks import check_bool, is_integer
 from ._fits_check import check_fits_header
 from ._preflight import check_free_space, check_writable_directory
 from .adapter import (NoUncertaintyWarning, SpectrumInputError, WavelengthRangeWarning,
                       check_wavelength_range, is_single_spectrum, log_bin_edges,
                       prepare_spectra, warn_skipped)
 from .adapter.errors import _check_error_mode
+from .adapter.prepare import check_spectra
 from ._device import resolve_device
 from .encode import encode, get_model
 

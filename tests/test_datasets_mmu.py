@@ -348,6 +348,10 @@ def test_write_refuses_what_it_cannot_store(tmp_path):
         # the arms of one object were written as three objects
         ({"spectra": SpectrumList([s, s])}, TypeError, "got one SpectrumList: put it in a list"),
         ({"spectra": [s, 5]}, TypeError, r"spectra\[1\] must be a Spectrum or SpectrumList"),
+        # a width in GHz was converted as a wavelength and written as 1.5e9 Å
+        ({"spectra": [Spectrum(spectral_axis=[1.0, 2.0] * u.AA, flux=[1.0, 1.0] * FLAM,
+                               meta={"lsf_sigma": 2 * u.GHz})]},
+         ValueError, r"meta\['lsf_sigma'\] must be a length"),
         ({"spectra": [s], "catalog": "abc"}, TypeError, "catalog must be a Table or a dict"),
         ({"spectra": [s], "catalog": {5: [1]}}, TypeError, "column names must be strings, got 5"),
         ({"spectra": [s], "catalog": {"a": 5}}, ValueError, r"'a' has shape \(\); it needs 1 rows"),

@@ -169,8 +169,14 @@ def test_simulate_quasars_rejects_bad_arguments(kwargs, match):
 def test_quasar_spectrum_and_igm_reject_bad_arguments():
     with pytest.raises(ValueError, match="non-negative"):
         quasar_spectrum(0, redshift=-0.1)
-    with pytest.raises(ValueError, match="empty rest-frame range"):
+    with pytest.raises(ValueError, match="wavelength_range must be two positive"):
         quasar_spectrum(0, wavelength_range=[3000, 3000] * u.AA)
+    # a reversed pair was sorted, three values were taken as a range, kg failed in astropy
+    for bad in ((5000, 3000), (3000, 5000, 7000), [1, 2] * u.kg):
+        with pytest.raises(ValueError, match="wavelength_range must be two positive"):
+            quasar_spectrum(0, wavelength_range=bad)
+    with pytest.raises(ValueError, match="empty rest-frame range"):
+        quasar_spectrum(0, wavelength_range=(100, 500))   # below the 500 Å the model starts at
     with pytest.raises(ValueError, match="non-negative"):
         igm_transmission([1100.0], -1.0)
     for z in ("2", None, True):

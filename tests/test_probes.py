@@ -280,6 +280,14 @@ def test_stellar_targets_must_match_y():
         StellarParameterProbe(head="ridge").fit(X, np.column_stack([X[:, 0], X[:, 1], X[:, 2]]))
 
 
+@pytest.mark.parametrize("targets", [{"teff", "logg", "feh"}, {"teff": 0}, b"teff"])
+def test_stellar_targets_must_be_ordered_names(targets):
+    # a set's order varies between processes, so names could be paired with other columns
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match="targets must be a name or a tuple of names"):
+        StellarParameterProbe(targets=targets, head="ridge").fit(X, np.abs(X) + 1)
+
+
 def test_stellar_target_names_ignore_case():
     rng = np.random.default_rng(9)
     X = rng.normal(size=(120, 4))

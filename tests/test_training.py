@@ -279,6 +279,8 @@ def test_a_source_name_must_be_a_string():
     ("redshift", (0.0, float("nan")), "redshift must be > -1 with low <= high, got"),
     ("instruments", "sdss", "instruments must be a non-empty list of instrument names, got 'sdss'"),
     ("instruments", (), "instruments must be a non-empty list"),
+    # a set's order varies between processes: one seed drew other instruments in each
+    ("instruments", {"sdss", "lamost"}, "instruments must be a non-empty list of instrument"),
     ("instruments", ("sdss", "hubble"), "unknown instrument 'hubble'; valid names"),
 ])
 def test_a_source_range_or_instrument_list_that_cannot_be_drawn_from_is_refused(option, value,

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._checks import check_spectra
 from .errors import NoUncertaintyWarning, SpectrumInputError
-from .prepare import PreparedSpectrum, prepare_spectrum
+from .prepare import PreparedSpectrum, check_spectra, prepare_spectrum
 
 #: Largest normalised error passed on (the model clips log σ far below it).
 _MAX_RELATIVE_SIGMA = 1e30

@@ -4,8 +4,8 @@ import warnings
 
 import numpy as np
 
-from .._checks import as_wavelength_range
 from .errors import WavelengthRangeWarning
+from .units import as_wavelength_range
 
 
 # -- the model's wavelength range -----------------------------------------------------

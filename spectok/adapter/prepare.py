@@ -6,6 +6,7 @@ flux (DER_SNR). `iter_spectra` splits the input of `~spectok.encode` into single
 spectra.
 """
 
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 import astropy.units as u
@@ -13,7 +14,6 @@ import numpy as np
 from specutils import Spectrum, SpectrumList
 
 from .. import conf
-from .._checks import check_spectra
 from .._numeric import safe_median
 from ..model.tokenizer import patch_is_active
 from .errors import SpectrumInputError
@@ -272,6 +272,32 @@ def iter_spectra(data):
             raise SpectrumInputError("no spectra given: the list is empty")
         return list(data), False
     raise SpectrumInputError(_not_a_spectrum(data))
+
+
+def check_spectra(spectra, argument, what="spectra"):
+    """``spectra`` as an iterable of spectra, one per object, or TypeError naming ``argument``.
+
+    A `~spectok.datasets.SpectrumDataset` gives its spectra. One spectrum (a
+    `~specutils.Spectrum`, whose iteration never ends; a
+    `~specutils.SpectrumList`, the arms of one object; a ``(wavelength,
+    flux)`` tuple), a string, a dict (its keys), a set (no order) or what
+    cannot be iterated is refused. The iterable itself is returned, so that a
+    generator stays lazy. ``what`` says what the items are, for the message.
+    """
+    from ..datasets import SpectrumDataset   # the datasets build on this module
+
+    if isinstance(spectra, SpectrumDataset):
+        return spectra.spectra
+    if is_single_spectrum(spectra):
+        raise TypeError(f"{argument} must be a list of {what}, got one "
+                        f"{type(spectra).__name__}: put it in a list")
+    # a torch Dataset iterates through __getitem__ alone; a 0-d array does not iterate
+    iterable = isinstance(spectra, Iterable) or hasattr(spectra, "__getitem__")
+    if isinstance(spectra, (str, bytes, Mapping, Set)) or not iterable \
+            or getattr(spectra, "ndim", 1) == 0:
+        raise TypeError(f"{argument} must be a list (or another ordered iterable) of {what}, "
+                        f"got a {type(spectra).__name__}")
+    return spectra
 
 
 # -- one spectrum -------------------------------------------------------------------

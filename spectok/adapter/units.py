@@ -7,6 +7,7 @@ IAU standard (Morton 2000); uncertainties of any astropy kind become a 1σ error
 """
 
 import functools
+from collections.abc import Mapping, Set
 
 import astropy.units as u
 import numpy as np
@@ -14,6 +15,7 @@ from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertain
 from astropy.utils.masked import Masked
 from specutils.utils.wcs_utils import air_to_vac
 
+from .._checks import as_number
 from .errors import SpectrumInputError
 
 FLAM = u.erg / u.s / u.cm**2 / u.AA
@@ -274,3 +276,51 @@ def flux_in_unit(values, canonical, unit, wavelength_aa):
     """
     return (np.asarray(values) * canonical).to(unit, equivalencies=u.spectral_density(
         wavelength_aa * u.AA))
+
+
+# -- single values and ranges ----------------------------------------------------------
+
+def as_angstrom(value, what, *, spectral=True):
+    """One wavelength (or, with ``spectral=False``, one length such as a line width) in Å.
+
+    A Quantity in any spectral unit (any length unit without ``spectral``)
+    or a number, which is taken as Å; a string, a bool or an array is a
+    ValueError naming ``what``. A width is never converted from a frequency:
+    2 GHz is no number of Å.
+    """
+    if isinstance(value, u.Quantity):
+        if not value.isscalar:
+            raise ValueError(f"{what} must be one value, got {value!r}")
+        try:
+            return float(value.to_value(u.AA, equivalencies=u.spectral() if spectral else []))
+        except u.UnitConversionError:
+            kind = "spectral" if spectral else "length"
+            raise ValueError(f"{what} must be in Å or another {kind} unit, got {value!r}") \
+                from None
+    return as_number(value, f"{what} must be a number (Å) or a Quantity, got {value!r}")
+
+
+def as_wavelength_range(value, argument):
+    """``value`` as (shortest, longest) vacuum wavelength in Å, or ValueError naming ``argument``.
+
+    ``value`` holds two values, each a Quantity in any spectral unit or a
+    number in Å (a Quantity of two values will do). Where both are lengths
+    (or numbers) they must ascend, so that a reversed range is caught; where
+    one is a frequency, energy or wavenumber either order is read, since the
+    shorter wavelength is the larger value there.
+    """
+    message = (f"{argument} must be two positive, finite wavelengths, shortest first (a "
+               f"Quantity in any spectral unit, or numbers in Å), got {value!r}")
+    if isinstance(value, (str, bytes, Mapping, Set)) or not hasattr(value, "__len__") \
+            or getattr(value, "ndim", 1) != 1 or len(value) != 2:   # a set has no order
+        raise ValueError(message)
+    try:
+        values = [as_angstrom(item, argument) for item in value]
+    except ValueError:
+        raise ValueError(message) from None
+    lengths = all(not isinstance(item, u.Quantity) or item.unit.physical_type == "length"
+                  for item in value)
+    low, high = values if lengths else sorted(values)
+    if not 0 < low < high < np.inf:
+        raise ValueError(message)
+    return low, high

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from .._checks import check_spectra
+from ..adapter.prepare import check_spectra
 
 __all__ = ["EmbeddingMethod", "FluxPCAMethod", "log_grid", "token_bins", "resample_to_grid",
            "choose_hidden_patches"]

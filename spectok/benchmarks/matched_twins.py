@@ -13,7 +13,7 @@ element that both instruments see.
 
 import numpy as np
 
-from .._checks import check_spectra
+from ..adapter.prepare import check_spectra
 
 __all__ = ["matched_chi2"]
 

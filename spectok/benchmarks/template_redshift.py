@@ -21,7 +21,9 @@ from scipy import fft
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._checks import as_number, as_pair, as_wavelength_range, check_spectra, is_integer
+from .._checks import as_number, as_pair, is_integer
+from ..adapter.prepare import check_spectra
+from ..adapter.units import as_wavelength_range
 
 __all__ = ["TemplateRedshiftFit", "NoRedshiftWarning"]
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
-from .._checks import check_spectra
+from ..adapter.prepare import check_spectra
 
 __all__ = ["SpectrumDataset"]
 

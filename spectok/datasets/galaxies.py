@@ -26,7 +26,8 @@ import numpy as np
 from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
-from .._checks import check_spectra
+from ..adapter.prepare import check_spectra
+from ..adapter.units import as_wavelength_range
 from .dataset import SpectrumDataset
 from ._binning import FWHM_PER_SIGMA, add_gaussian_line, bin_average_linear
 from ._checks import check_redshift
@@ -399,8 +400,8 @@ class GalaxyGenerator:
         lo = max(lam[0] for lam, _ in arrays)
         hi = min(lam[-1] for lam, _ in arrays)
         if wavelength_range is not None:
-            wr = u.Quantity(wavelength_range).to_value(u.AA, equivalencies=u.spectral())
-            lo, hi = max(lo, float(np.min(wr))), min(hi, float(np.max(wr)))
+            wr = as_wavelength_range(wavelength_range, "wavelength_range")
+            lo, hi = max(lo, wr[0]), min(hi, wr[1])
         if not hi > lo:
             raise ValueError(f"templates of library {library!r} do not cover the requested rest "
                              f"wavelengths {wavelength_range}")

@@ -19,25 +19,11 @@ import numpy as np
 
 from .._checks import as_number
 from .._numeric import safe_median
+from ..adapter.units import as_angstrom
 from ._binning import FWHM_PER_SIGMA
 from ._checks import check_snr
 
 __all__ = ["Arm", "NoiseModel", "Instrument", "INSTRUMENTS", "get_instrument"]
-
-
-def _in_angstrom(value, what, equivalencies=None):
-    """One length (or, with ``u.spectral()``, one spectral coordinate) as a float in Å: a
-    Quantity in any such unit, or a number, which is taken as Å."""
-    if isinstance(value, u.Quantity):
-        if not value.isscalar:
-            raise ValueError(f"{what} must be one value, got {value!r}")
-        try:
-            return float(value.to_value(u.AA, equivalencies=equivalencies or []))
-        except u.UnitConversionError:
-            kind = "spectral" if equivalencies else "length"
-            raise ValueError(f"{what} must be in Å or another {kind} unit, got {value!r}") \
-                from None
-    return as_number(value, f"{what} must be a number (Å) or a Quantity, got {value!r}")
 
 
 def _in_dex(value, what):
@@ -131,13 +117,13 @@ class Arm:
             raise ValueError(f"arm {self.name!r}: sampling must be 'linear' or 'log', "
                              f"not {self.sampling!r}")
         what = f"arm {self.name!r}:"
-        object.__setattr__(self, "start", _in_angstrom(self.start, f"{what} start", u.spectral()))
-        object.__setattr__(self, "stop", _in_angstrom(self.stop, f"{what} stop", u.spectral()))
-        object.__setattr__(self, "step", _in_angstrom(self.step, f"{what} step") if
+        object.__setattr__(self, "start", as_angstrom(self.start, f"{what} start"))
+        object.__setattr__(self, "stop", as_angstrom(self.stop, f"{what} stop"))
+        object.__setattr__(self, "step", as_angstrom(self.step, f"{what} step", spectral=False) if
                            self.sampling == "linear" else _in_dex(self.step, f"{what} step"))
         if self.lsf_sigma is not None and not callable(self.lsf_sigma):
             object.__setattr__(self, "lsf_sigma",
-                               _in_angstrom(self.lsf_sigma, f"{what} lsf_sigma"))
+                               as_angstrom(self.lsf_sigma, f"{what} lsf_sigma", spectral=False))
         res = self.resolution
         if isinstance(res, np.ndarray) and res.ndim == 0 or np.isscalar(res):   # Quantity too
             object.__setattr__(self, "resolution", _dimensionless(res, f"{what} resolution"))
@@ -163,7 +149,7 @@ class Arm:
             if isinstance(res, (str, bytes)) or not hasattr(res, "__len__") or not len(res) \
                     or not all(hasattr(pair, "__len__") and len(pair) == 2 for pair in res):
                 raise ValueError(message)
-            table = tuple((_in_angstrom(lam, f"{what} resolution table wavelength", u.spectral()),
+            table = tuple((as_angstrom(lam, f"{what} resolution table wavelength"),
                            _dimensionless(r, f"{what} resolution table R")) for lam, r in res)
             lam, r = np.array(table).T
             if np.any(np.diff(lam) <= 0):
@@ -356,8 +342,7 @@ class NoiseModel:
             raise ValueError(f"floor_fraction must be in [0, 1], got {self.floor_fraction!r}")
         object.__setattr__(self, "floor_fraction", fraction)
         if self.reference_wavelength is not None:
-            wavelength = _in_angstrom(self.reference_wavelength, "reference_wavelength",
-                                      u.spectral())
+            wavelength = as_angstrom(self.reference_wavelength, "reference_wavelength")
             if not (wavelength > 0 and math.isfinite(wavelength)):
                 raise ValueError(f"reference_wavelength must be positive and finite, got "
                                  f"{self.reference_wavelength!r}")

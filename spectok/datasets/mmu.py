@@ -31,9 +31,10 @@ from astropy.nddata import InverseVariance
 from torch.utils.data import IterableDataset
 
 from .._atomic import write_atomically
-from .._checks import check_bool, check_spectra, is_integer
+from .._checks import check_bool, is_integer
 from .._preflight import check_writable_directory
 from ..adapter import FLAM, canonical_flux, wavelength_grid
+from ..adapter.prepare import check_spectra
 
 __all__ = ["MMU_COLUMNS", "MMUSpectra", "read_mmu_shard", "write_mmu_shard"]
 
@@ -589,8 +590,12 @@ def _spectrum_columns(spectrum):
         mask = np.zeros(lam.size, bool) if s.mask is None else np.asarray(s.mask, bool).copy()
         mask |= ~np.isfinite(flux) | ~np.isfinite(ivar) | (ivar <= 0)
         lsf = s.meta.get("lsf_sigma", s.meta.get("mmu_lsf_sigma"))
-        if isinstance(lsf, u.Quantity):
-            lsf = lsf.to_value(u.AA, equivalencies=u.spectral())
+        if isinstance(lsf, u.Quantity):   # a width: 2 GHz is no number of Å
+            try:
+                lsf = lsf.to_value(u.AA)
+            except u.UnitConversionError:
+                raise ValueError(f"write_mmu_shard: meta['lsf_sigma'] must be a length (a "
+                                 f"line-spread σ), got unit {lsf.unit}") from None
         if lsf is None:
             lsf = np.zeros(lam.size)
         lsf = np.broadcast_to(np.asarray(lsf, dtype=float), lam.shape)

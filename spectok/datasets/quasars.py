@@ -47,11 +47,12 @@ import numpy as np
 from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 
-from .._checks import check_spectra
 from .dataset import SpectrumDataset
 from .fetch import _open_zip, list_members, read_member
 from .galaxies import GalaxyGenerator
 from ..adapter import FLAM
+from ..adapter.prepare import check_spectra
+from ..adapter.units import as_wavelength_range
 from ._binning import add_gaussian_line, bin_average_linear
 from ._checks import check_redshift
 from .observing import ModelArrays
@@ -373,8 +374,8 @@ class QuasarGenerator:
         redshift = check_redshift(redshift)
         lo, hi = 800.0, 30000.0
         if wavelength_range is not None:
-            wr = u.Quantity(wavelength_range, u.AA).to_value(u.AA, equivalencies=u.spectral())
-            lo, hi = max(float(np.min(wr)), 500.0), float(np.max(wr))
+            wr = as_wavelength_range(wavelength_range, "wavelength_range")
+            lo, hi = max(wr[0], 500.0), wr[1]
         if not hi > lo * 1.01:
             raise ValueError(f"empty rest-frame range {wavelength_range}")
         step = 1e-4

@@ -1,5 +1,6 @@
 """Regression probes: redshift and stellar parameters, with conformal intervals."""
 
+from collections.abc import Mapping, Set
 from functools import partial
 
 import numpy as np
@@ -471,6 +472,9 @@ class StellarParameterProbe(_ConformalRegressor):
         self.targets = targets
 
     def _target_names(self):
+        if isinstance(self.targets, (bytes, Mapping, Set)):   # a set's order varies by process
+            raise ValueError(f"targets must be a name or a tuple of names (strings), got "
+                             f"{self.targets!r}")
         try:
             names = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
         except TypeError:   # not iterable: None, a number

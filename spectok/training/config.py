@@ -4,7 +4,7 @@ import math
 import numbers
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -53,8 +53,9 @@ def _check_instruments(source):
     from ..datasets import get_instrument
 
     instruments = source.instruments
-    if isinstance(instruments, (str, bytes)) or not hasattr(instruments, "__len__") \
-            or len(instruments) == 0:
+    # a set's order varies between processes, so one seed would draw other instruments
+    if isinstance(instruments, (str, bytes, Mapping, Set)) \
+            or not hasattr(instruments, "__len__") or len(instruments) == 0:
         raise ValueError(f"source {source.name!r}: instruments must be a non-empty list of "
                          f"instrument names, got {instruments!r}")
     for instrument in instruments:
