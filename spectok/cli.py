@@ -43,14 +43,17 @@ def _wavelength_bins(values):
     import astropy.units as u
     import numpy as np
 
+    from spectok.adapter.units import as_wavelength_range
+
     lo, hi, n = values
     if not (np.isfinite(n) and n == int(n) and 1 <= n <= _MAX_WAVELENGTH_BINS):
         raise SystemExit(f"spectok encode: --wavelength-bins needs a whole number of bins "
                          f"from 1 to {_MAX_WAVELENGTH_BINS} (finer bins repeat the tokens of "
                          f"the patches they fall in), got {n:g}")
-    if not (0 < lo < hi):
-        raise SystemExit(f"spectok encode: --wavelength-bins needs 0 < LO < HI (Å), got "
-                         f"{lo:g} and {hi:g}")
+    try:
+        lo, hi = as_wavelength_range((lo, hi), "--wavelength-bins LO HI")
+    except ValueError as error:   # HI = inf made bins [3700, inf, inf, ...]
+        raise SystemExit(f"spectok encode: {error}") from None
     return np.geomspace(lo, hi, int(n) + 1) * u.AA
 
 
@@ -162,6 +165,7 @@ def _validate(args):
 def _bench(args):
     from spectok._atomic import write_atomically
     from spectok._checks import check_names
+    from spectok._preflight import check_writable_directory
     from spectok.benchmarks import TASKS, benchmark_threads, format_report, run_benchmark
 
     tasks = None
@@ -176,8 +180,11 @@ def _bench(args):
     if args.seed < 0:
         raise SystemExit(f"spectok bench: --seed must be a non-negative integer, got {args.seed}")
     output = Path(args.output) if args.output else None
-    if output is not None and not output.parent.exists():
-        raise SystemExit(f"spectok bench: output directory {output.parent} does not exist")
+    if output is not None:   # a read-only folder too, before a run of minutes
+        try:
+            check_writable_directory(output.parent, "output directory")
+        except OSError as error:
+            raise SystemExit(f"spectok bench: {error}") from None
     if output is not None and output.is_dir():
         raise SystemExit(f"spectok bench: -o {output} is a directory; give the path of the "
                          "report file (e.g. report.md)")

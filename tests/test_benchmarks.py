@@ -424,6 +424,12 @@ def test_bad_report_use_is_named(tmp_path):
         BenchmarkReport(meta=None)   # AttributeError when printed
     with pytest.raises(ValueError, match=r"table lacks the report columns \['task'"):
         BenchmarkReport(table=Table())   # KeyError 'spectok' when printed
+    with pytest.raises(TypeError, match="table must be an astropy Table, got list"):
+        BenchmarkReport(table=[])
+    with pytest.raises(TypeError, match="figures must be a dict, got None"):
+        BenchmarkReport(figures=None)
+    with pytest.raises(TypeError, match="name must be a str, got 5"):
+        BenchmarkReport().add_figure(5, lambda: None)
     report = BenchmarkReport(meta={"notes": "one paragraph"})
     report.add("t", "m", {"spectok": 1.0, "flux_pca": 2.0})
     with pytest.raises(ValueError, match=r"meta\['notes'\] must be a list of paragraphs"):

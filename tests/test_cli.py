@@ -71,7 +71,8 @@ def test_encode_writes_aligned_tokens(tmp_path, tiny_model_path):
     assert table["aligned_valid"].all()   # the MaNGA spectrum covers 3600-10300 Å
     np.testing.assert_allclose(table.meta["binedges"], np.geomspace(3700, 9000, 19))
     for bad, message in ((["3700", "9000", "2.5"], "whole number of bins"),
-                         (["9000", "3700", "4"], "0 < LO < HI")):
+                         (["9000", "3700", "4"], "LO HI must be two positive"),
+                         (["3700", "inf", "4"], "LO HI must be two positive")):   # inf bins
         with pytest.raises(SystemExit, match=message):
             main(["encode", path, "-o", str(tmp_path / "bad.h5"), "--model",
                   str(tiny_model_path), "--wavelength-bins", *bad])
@@ -240,6 +241,7 @@ def test_encode_refuses_a_number_of_bins_that_is_not_finite_or_too_large(tmp_pat
     (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
     (["--model", "no-such-model"], "spectok bench: unknown model 'no-such-model'"),
     (["-o", "{tmp_path}"], "is a directory; give the path of the report file"),
+    (["-o", "{tmp_path}/no/report.md"], "output directory .*no does not exist"),
 ])
 def test_bench_refuses_bad_arguments_before_running(tmp_path, monkeypatch, arguments, message):
     # before: --tasks '' ran no task and exited 0; --threads 0 or -1 raised torch's

@@ -524,6 +524,7 @@ def test_config_round_trip():
     ({"position_periods": (10.0, 1e-3)}, "position_periods must be .* got \\(10.0, 0.001\\)"),
     ({"pixel_periods": 3}, "pixel_periods must be .* got 3"),
     ({"pixel_basis": 1}, "pixel_basis must be True or False, got 1"),
+    ({"full_attention_limit": -1}, "full_attention_limit must be a non-negative integer"),
 ])
 def test_a_configuration_that_cannot_make_a_model_is_refused_by_field(fields, message):
     with pytest.raises(ValueError, match=message):

@@ -1205,3 +1205,9 @@ def test_latest_checkpoint_refuses_a_file(tmp_path):
     with pytest.raises(NotADirectoryError, match=f"{CHECKPOINT_NAME} is a file; "
                                                  "latest_checkpoint takes the run directory"):
         latest_checkpoint(checkpoint)
+
+
+def test_from_dict_takes_a_mapping():
+    with pytest.raises(ValueError, match="training configuration: expected a dict of "
+                                         "TrainingConfig fields, got"):
+        TrainingConfig.from_dict([("steps", 5)])

@@ -239,3 +239,16 @@ def test_shipped_model_was_trained_by_its_committed_configs():
                      "spectok-small-stage5.toml", "spectok-small-stage4.toml",
                      "spectok-small-stage3.toml", "spectok-small-stage2.toml",
                      "spectok-small-stage1.toml"]
+
+
+def test_a_model_that_cannot_be_built_is_a_weights_error(saved, monkeypatch):
+    # a valid configuration too large to allocate: torch's RuntimeError named no file
+    import spectok.model.weights as weights
+
+    def out_of_memory(config):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(weights, "SpectralTokenizer", out_of_memory)
+    with pytest.raises(WeightsError, match="mine.json: invalid tokenizer configuration, the "
+                                           "model cannot be built"):
+        load_model(saved)

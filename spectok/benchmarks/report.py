@@ -113,14 +113,10 @@ class BenchmarkReport:
                            ("better", better)):
             if not isinstance(text, str):
                 raise TypeError(f"{name} must be a str, got {text!r}")
-        if better not in ("lower", "higher"):
-            try:   # '≈x' was taken, and format_report failed on it
-                target = float(better[1:] if better.startswith("≈") else None)
-            except (TypeError, ValueError):
-                target = np.nan
-            if not np.isfinite(target):
-                raise ValueError(f"better must be 'lower', 'higher' or '≈' and a finite number "
-                                 f"(such as '≈0.68'), got {better!r}")
+        if better not in ("lower", "higher") and _target(better) is None:
+            # '≈x' was taken, and format_report failed on it
+            raise ValueError(f"better must be 'lower', 'higher' or '≈' and a finite number "
+                             f"(such as '≈0.68'), got {better!r}")
         if not is_integer(n) or n < 0:   # 2.7 was 2, True 1 and -1 kept
             raise ValueError(f"n must be a non-negative integer (the samples), got {n!r}")
         if not isinstance(values, Mapping):
@@ -254,6 +250,15 @@ def _format_value(value):
     return f"{value:.2g}"
 
 
+def _target(better):
+    """The number x of a ``better`` of ``"≈x"``, or None where it is not one (finite)."""
+    try:
+        target = float(better[1:]) if better.startswith("≈") else np.nan
+    except ValueError:
+        return None
+    return target if np.isfinite(target) else None
+
+
 def _best(row, methods):
     values = np.array([row[m] for m in methods], dtype=float)
     finite = np.isfinite(values)
@@ -264,8 +269,8 @@ def _best(row, methods):
         score = values
     elif better == "higher":
         score = -values
-    elif better.startswith("≈"):
-        score = np.abs(values - float(better[1:]))
+    elif _target(better) is not None:
+        score = np.abs(values - _target(better))
     else:
         return None
     score = np.where(finite, score, np.inf)

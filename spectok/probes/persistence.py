@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import write_atomically
+from .._preflight import check_writable_directory
 
 __all__ = ["save_probe", "load_probe", "trusted_types", "ProbeFileError",
            "ProbeVersionWarning"]
@@ -246,8 +247,9 @@ def save_probe(probe, path):
         If ``probe`` is not an estimator (a list or dict of probes is saved
         as one file each), or holds an object that is not plain data or a
         trusted type.
-    FileNotFoundError
-        The directory of ``path`` does not exist.
+    FileNotFoundError, NotADirectoryError, PermissionError
+        The directory of ``path`` does not exist, is a file, or cannot be
+        written.
 
     Examples
     --------
@@ -263,9 +265,7 @@ def save_probe(probe, path):
     from safetensors.numpy import save_file
 
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write probe file {path}: directory {path.parent} "
-                                "does not exist")
+    check_writable_directory(path.parent, f"cannot write probe file {path}: directory")
     writer = _Writer()
     tree = writer.node(probe, type(probe).__name__)
     if tree.get("t") != "estimator":   # load_probe reads an estimator and nothing else
