@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Set
 
 import numpy as np
 
+__all__ = ["as_number", "as_pair", "is_integer", "check_bool", "check_names"]
+
 
 def as_number(value, message):
     """``value`` as a float, or ValueError(``message``) unless it is one number.

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+__all__ = ["safe_median"]
+
 
 def safe_median(values):
     """`numpy.median` of a non-empty array of finite values, without overflow.

@@ -13,6 +13,8 @@ import torch
 from .errors import NoUncertaintyWarning, SpectrumInputError
 from .prepare import PreparedSpectrum, check_spectra, prepare_spectrum
 
+__all__ = ["SpectrumBatch", "to_batch"]
+
 #: Largest normalised error passed on (the model clips log σ far below it).
 _MAX_RELATIVE_SIGMA = 1e30
 

@@ -7,6 +7,8 @@ import numpy as np
 from .errors import WavelengthRangeWarning
 from .units import as_wavelength_range
 
+__all__ = ["fraction_outside", "check_wavelength_range"]
+
 
 # -- the model's wavelength range -----------------------------------------------------
 

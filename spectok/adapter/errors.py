@@ -9,6 +9,9 @@ import warnings
 
 from astropy.utils.exceptions import AstropyUserWarning
 
+__all__ = ["ERROR_MODES", "SpectrumInputError", "SpectrumInputWarning", "NoUncertaintyWarning",
+           "WavelengthRangeWarning", "warn_skipped"]
+
 #: What `spectok.encode` and `spectok.encode_catalogue` can do with a spectrum that
 #: cannot be used: raise its error, or leave it out with a warning or silently.
 ERROR_MODES = ("raise", "warn", "skip")

@@ -14,6 +14,8 @@ from specutils import Spectrum, SpectrumList
 from .errors import SpectrumInputError
 from .units import _air_to_vacuum, _sigma_quantity, _wavelength_angstrom
 
+__all__ = ["split_masked"]
+
 
 # -- one arm --------------------------------------------------------------------------
 

@@ -20,6 +20,9 @@ from .errors import SpectrumInputError
 from .inputs import _arm_arrays, _label, _medium_of, _prepare_arm
 from .units import _canonical_unit, _conversion_factor
 
+__all__ = ["PreparedSpectrum", "is_single_spectrum", "iter_spectra", "check_spectra",
+           "prepare_spectrum", "prepare_spectra"]
+
 _MIN_RELATIVE_NOISE = 1e-3
 #: Pixels whose |flux| exceeds this many times the flux scale are invalid: no
 #: spectrum has that dynamic range, and such values would overflow float32.

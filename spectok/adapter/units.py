@@ -18,6 +18,9 @@ from specutils.utils.wcs_utils import air_to_vac
 from .._checks import as_number
 from .errors import SpectrumInputError
 
+__all__ = ["FLAM", "wavelength_grid", "log_bin_edges", "canonical_flux", "flux_in_unit",
+           "as_angstrom", "as_wavelength_range"]
+
 FLAM = u.erg / u.s / u.cm**2 / u.AA
 """Canonical unit of spectral flux density (f_λ)."""
 

@@ -4,6 +4,8 @@ import numpy as np
 
 from .._checks import as_number
 
+__all__ = ["check_snr", "check_redshift"]
+
 
 def check_snr(snr):
     """``snr`` as a float; ValueError unless it is a positive, finite number."""
